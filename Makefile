@@ -1,0 +1,64 @@
+# The commands the README names. Everything runs from the checkout, in a virtualenv at .venv.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# pytest's own cache and Ansible's temp files stay inside the checkout.
+export ANSIBLE_LOCAL_TEMP := $(CURDIR)/build/ansible-tmp
+
+.PHONY: help venv collections lab-up lab-down lab-env demo test test-unit test-lab test-integration build constraints clean
+
+help:
+	@echo "make demo   - virtualenv, pinned dependencies, the lab, and a first playbook on it"
+	@echo "make test   - unit tests, lab tests and integration tests against the lab"
+	@echo "make build  - build the collection tarball"
+	@echo "make lab-up / lab-down / lab-env - the local lab on its own"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Ansible finds this checkout as palette.vmo through build/collections (see ansible.cfg).
+collections:
+	@mkdir -p build/collections/ansible_collections/palette build/ansible-tmp
+	@ln -sfn ../../../.. build/collections/ansible_collections/palette/vmo
+
+lab-up: venv
+	$(PY) -m tests.lab up
+
+lab-down:
+	@if [ -x $(PY) ]; then $(PY) -m tests.lab down; fi
+
+lab-env:
+	@$(PY) -m tests.lab env
+
+demo: venv collections lab-up
+	$(VENV)/bin/ansible-playbook playbooks/lab_demo.yml
+	@echo "The lab keeps running. Its kubeconfig: $(CURDIR)/.lab/kubeconfig"
+	@echo "Use it from a shell with: eval \"\$$($(PY) -m tests.lab env)\"; stop it with: make lab-down"
+
+test-unit: venv collections
+	$(PY) -m pytest tests/unit
+
+test-lab: venv collections lab-up
+	$(PY) -m pytest tests/lab/tests
+
+test-integration: venv collections lab-up
+	$(PY) -m pytest tests/integration
+
+test: venv collections lab-up
+	$(PY) -m pytest tests/unit tests/lab/tests tests/integration
+
+build: venv
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path build/
+
+constraints: venv
+	(echo "# Every transitive Python dependency, pinned: pip install -r requirements-dev.txt -c constraints.txt"; \
+	 echo "# Regenerate with: make constraints"; \
+	 $(VENV)/bin/pip freeze --all | grep -v -E "^(pip|setuptools|wheel)==") > constraints.txt
+
+clean: lab-down
+	rm -rf build .pytest_cache

@@ -1,0 +1,105 @@
+"""What the lab puts in a fresh cluster: Nodes, the operator CRDs, KubeVirt and CDI deployed."""
+
+import time
+from typing import List
+
+from . import processes
+from .kube import JSON, Kube, KubeError, object_path
+from .kubevirt import crds
+
+FIELD_MANAGER = "lab-bootstrap"
+NODES = ("lab-node-1", "lab-node-2", "lab-node-3")
+KUBEVIRT_NAMESPACE = "kubevirt"
+CDI_NAMESPACE = "cdi"
+# The VMO pack's default KubeVirt feature gates.
+VMO_FEATURE_GATES = ["LiveMigration", "Snapshot", "HotplugVolumes", "VMExport", "ExpandDisks",
+                     "HotplugNICs", "VMLiveUpdateFeatures"]
+
+
+def _node(name: str) -> JSON:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {
+        "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+        "kubevirt.io/schedulable": "true", "topology.kubernetes.io/zone": "lab"}}}
+
+
+def _node_status() -> JSON:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    # No devices.kubevirt.io/kvm: like a cloud VM without nested virtualisation, the lab needs useEmulation.
+    capacity = {"cpu": "16", "memory": "64Gi", "pods": "110"}
+    return {"status": {"capacity": capacity, "allocatable": capacity, "conditions": [
+        {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "lab node",
+         "lastHeartbeatTime": now, "lastTransitionTime": now}]}}
+
+
+def ensure_nodes(kube: Kube) -> None:
+    for name in NODES:
+        path = object_path("v1", "nodes", name)
+        kube.apply(path, _node(name), FIELD_MANAGER, force=True)
+        kube.merge_patch(path + "/status", _node_status())
+
+
+def ensure_namespace(kube: Kube, name: str) -> None:
+    kube.apply(object_path("v1", "namespaces", name),
+               {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, FIELD_MANAGER, force=True)
+
+
+def wait_established(kube: Kube, names: List[str], timeout: float = 60) -> None:
+    def established() -> bool:
+        for name in names:
+            crd = kube.get(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions", name))
+            if not any(c["type"] == "Established" and c["status"] == "True"
+                       for c in crd.get("status", {}).get("conditions", [])):
+                return False
+        return True
+    processes.wait_until(established, timeout, f"CRDs {', '.join(names)} to be Established")
+
+
+def install_operator_crds(kube: Kube) -> None:
+    """What applying the operators' manifests registers before any CR exists."""
+    for crd in (crds.by_name(crds.kubevirt_crds(), crds.KUBEVIRT_OPERATOR_CRD),
+                crds.by_name(crds.cdi_crds(), crds.CDI_OPERATOR_CRD)):
+        kube.apply(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions", crd["metadata"]["name"]),
+                   crd, FIELD_MANAGER, force=True)
+    wait_established(kube, [crds.KUBEVIRT_OPERATOR_CRD, crds.CDI_OPERATOR_CRD])
+
+
+def kubevirt_cr(feature_gates: List[str], use_emulation: bool = True) -> JSON:
+    return {"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
+            "metadata": {"name": "kubevirt", "namespace": KUBEVIRT_NAMESPACE},
+            "spec": {"certificateRotateStrategy": {}, "workloadUpdateStrategy": {},
+                     "configuration": {"developerConfiguration": {
+                         "featureGates": feature_gates, "useEmulation": use_emulation}}}}
+
+
+def deploy_kubevirt(kube: Kube, timeout: float = 120) -> None:
+    ensure_namespace(kube, KUBEVIRT_NAMESPACE)
+    ensure_namespace(kube, CDI_NAMESPACE)
+    kube.apply(object_path("kubevirt.io/v1", "kubevirts", "kubevirt", KUBEVIRT_NAMESPACE),
+               kubevirt_cr(VMO_FEATURE_GATES), FIELD_MANAGER)
+    kube.apply(object_path("cdi.kubevirt.io/v1beta1", "cdis", "cdi"),
+               {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "CDI", "metadata": {"name": "cdi"},
+                "spec": {"config": {}}}, FIELD_MANAGER)
+    wait_deployed(kube, timeout)
+
+
+def wait_deployed(kube: Kube, timeout: float = 120) -> None:
+    def deployed() -> bool:
+        kv = kube.get(object_path("kubevirt.io/v1", "kubevirts", "kubevirt", KUBEVIRT_NAMESPACE))
+        cdi = kube.get(object_path("cdi.kubevirt.io/v1beta1", "cdis", "cdi"))
+        service = kube.get(object_path("apiregistration.k8s.io/v1", "apiservices", "v1.subresources.kubevirt.io"))
+        available = any(c["type"] == "Available" and c["status"] == "True"
+                        for c in service.get("status", {}).get("conditions", []))
+        return (kv.get("status", {}).get("phase") == "Deployed"
+                and cdi.get("status", {}).get("phase") == "Deployed" and available)
+    processes.wait_until(deployed, timeout, "KubeVirt and CDI Deployed and the subresources APIService Available")
+
+
+def wait_controller_manager(kube: Kube, timeout: float = 60) -> None:
+    """The service-account controller creates `default` in every namespace: proof it runs."""
+    def has_default_sa() -> bool:
+        try:
+            kube.get(object_path("v1", "serviceaccounts", "default", "default"))
+            return True
+        except KubeError:
+            return False
+    processes.wait_until(has_default_sa, timeout, "kube-controller-manager to create the default ServiceAccount")

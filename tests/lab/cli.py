@@ -1,0 +1,146 @@
+"""`python -m tests.lab up|down|status|env|build`: the lab's command line."""
+
+import argparse
+import shlex
+import shutil
+import sys
+import time
+from typing import Dict, List
+
+from . import bootstrap, controlplane, gobuild, paths, processes, state as lab_state
+from .kube import Kube
+from .kubevirt import crds
+from .state import LabState
+
+# Started in this order, stopped in the reverse one.
+PROCESS_ORDER = ("etcd", "apiserver", "controller-manager", "kubevirt-standin")
+PORTS = ("etcd", "etcd-peer", "apiserver", "controller-manager", "virt-api")
+
+
+def _running(state: LabState) -> Dict[str, bool]:
+    return {name: processes.is_running(int(info["pid"]), str(info["marker"]))
+            for name, info in state.processes.items()}
+
+
+def admin_client(state: LabState) -> Kube:
+    return Kube(state.apiserver_url, state.token(lab_state.ADMIN_USER), str(state.ca_file))
+
+
+def environment(state: LabState) -> Dict[str, str]:
+    env = {
+        "KUBECONFIG": str(state.kubeconfig),
+        "LAB_APISERVER": state.apiserver_url,
+        "LAB_CA_FILE": str(state.ca_file),
+        "LAB_AUDIT_LOG": str(state.audit_log),
+        "LAB_TOKEN_ADMIN": state.token(lab_state.ADMIN_USER),
+    }
+    for user in lab_state.TEST_USERS:
+        env[f"LAB_TOKEN_{user.upper()}"] = state.token(user)
+    return env
+
+
+def build_all() -> None:
+    for family in gobuild.FAMILIES:
+        gobuild.build(family)
+    # Generate and parse the CRDs now, so the stand-in starts without waiting for it.
+    crds.kubevirt_crds()
+    crds.cdi_crds()
+
+
+def start_standin(state: LabState) -> None:
+    argv = [sys.executable, "-m", "tests.lab.kubevirt"]
+    pid = processes.start(argv, state.dir / "logs" / "kubevirt-standin.log", cwd=paths.REPO_ROOT)
+    state.processes["kubevirt-standin"] = {"pid": pid, "marker": "tests.lab.kubevirt"}
+    state.save()
+
+
+def up(_args: argparse.Namespace) -> int:
+    existing = LabState.load()
+    if existing and existing.ready and all(_running(existing).values()):
+        print(f"lab already running: {existing.apiserver_url} (kubeconfig {existing.kubeconfig})")
+        return 0
+    if existing:
+        down(_args)
+    started = time.monotonic()
+    build_all()
+    built = time.monotonic()
+    state = LabState(tokens=lab_state.new_tokens(), ports={name: processes.free_port() for name in PORTS})
+    state.dir.mkdir(parents=True, exist_ok=True)
+    state.save()
+    controlplane.write_config(state)
+    controlplane.start(state)
+    kube = admin_client(state)
+    bootstrap.wait_controller_manager(kube)
+    bootstrap.ensure_nodes(kube)
+    bootstrap.install_operator_crds(kube)
+    start_standin(state)
+    bootstrap.deploy_kubevirt(kube)
+    env_file = state.dir / "env"
+    env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in environment(state).items()))
+    env_file.chmod(0o600)
+    state.ready = True
+    state.save()
+    print(f"lab up in {time.monotonic() - built:.1f}s (build check {built - started:.1f}s)")
+    for name in PROCESS_ORDER:
+        info = state.processes.get(name)
+        if info:
+            print(f"  {name}: pid {info['pid']}")
+    print(f"  apiserver: {state.apiserver_url}")
+    print(f"  kubeconfig: {state.kubeconfig}")
+    print(f"  env: eval \"$(python -m tests.lab env)\"  (or source {env_file})")
+    return 0
+
+
+def down(_args: argparse.Namespace) -> int:
+    state = LabState.load()
+    if state is None:
+        print("lab is not running")
+        return 0
+    for name in reversed(PROCESS_ORDER):
+        info = state.processes.get(name)
+        if info:
+            processes.stop(int(info["pid"]), str(info["marker"]))
+            print(f"stopped {name}")
+    shutil.rmtree(state.dir, ignore_errors=True)
+    return 0
+
+
+def status(_args: argparse.Namespace) -> int:
+    state = LabState.load()
+    if state is None:
+        print("lab is not running")
+        return 1
+    running = _running(state)
+    for name in PROCESS_ORDER:
+        if name in running:
+            print(f"{name}: {'running' if running[name] else 'stopped'} (pid {state.processes[name]['pid']})")
+    print(f"apiserver: {state.apiserver_url}")
+    return 0 if running and all(running.values()) else 1
+
+
+def env(_args: argparse.Namespace) -> int:
+    state = LabState.load()
+    if state is None:
+        print("lab is not running: python -m tests.lab up", file=sys.stderr)
+        return 1
+    for key, value in environment(state).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def build(_args: argparse.Namespace) -> int:
+    build_all()
+    return 0
+
+
+def main(argv: List[str] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.lab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, text in (("up", up, "build if needed and start the lab (idempotent)"),
+                             ("down", down, "stop what `up` started and remove the lab's state"),
+                             ("status", status, "show the lab's processes"),
+                             ("env", env, "print export lines for a shell to eval"),
+                             ("build", build, "build and cache the lab's programs and CRDs")):
+        sub.add_parser(name, help=text).set_defaults(func=func)
+    args = parser.parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,195 @@
+"""Stand-ins for virt-operator and cdi-operator.
+
+On a KubeVirt CR the stand-in registers KubeVirt's CRDs and the subresources APIService (served by
+the stand-in virt-api), then reports `status.phase: Deployed`; on a CDI CR it registers CDI's CRDs.
+Deleting the CR removes what it registered, as the real operators do.
+"""
+
+import base64
+import logging
+from datetime import datetime, timezone
+from typing import Callable, List, Optional
+
+from .. import versions
+from ..kube import JSON, Kube, object_path
+from . import crds
+from .runtime import Manager
+
+log = logging.getLogger("standin.operator")
+
+FIELD_MANAGER = "lab-virt-operator"
+KUBEVIRT_FINALIZER = "foregroundDeleteKubeVirt"
+CDI_FINALIZER = "operator.cdi.kubevirt.io"
+SUBRESOURCE_VERSIONS = ("v1", "v1alpha3")
+VIRT_API_SERVICE = "virt-api"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _conditions(deployed: bool, message: str) -> List[JSON]:
+    now = _now()
+    state = "True" if deployed else "False"
+    return [
+        {"type": "Available", "status": state, "reason": "AllComponentsReady" if deployed else "Deploying",
+         "message": message, "lastProbeTime": now, "lastTransitionTime": now},
+        {"type": "Progressing", "status": "False" if deployed else "True",
+         "reason": "AllComponentsReady" if deployed else "Deploying", "message": message,
+         "lastProbeTime": now, "lastTransitionTime": now},
+        {"type": "Degraded", "status": "False", "reason": "AllComponentsReady", "message": message,
+         "lastProbeTime": now, "lastTransitionTime": now},
+    ]
+
+
+class Operators:
+    def __init__(self, manager: Manager, kube: Kube, virt_api_port: int, ca_bundle: bytes):
+        self.kube = kube
+        self.virt_api_port = virt_api_port
+        self.ca_bundle = base64.b64encode(ca_bundle).decode()
+        self.applied: set = set()
+        self.kubevirts = manager.informer(
+            "kubevirts", object_path("kubevirt.io/v1", "kubevirts"), ("KubeVirt",))
+        self.cdis = manager.informer("cdis", object_path("cdi.kubevirt.io/v1beta1", "cdis"), ("CDI",))
+        manager.reconciler("KubeVirt", self.reconcile_kubevirt)
+        manager.reconciler("CDI", self.reconcile_cdi)
+
+    # -- what other stand-ins ask of the KubeVirt configuration --------------------------------
+
+    def active_kubevirt(self) -> Optional[JSON]:
+        for kv in self.kubevirts.list():
+            if kv.get("status", {}).get("phase") == "Deployed":
+                return kv
+        return None
+
+    def feature_gates(self) -> List[str]:
+        kv = self.active_kubevirt() or {}
+        config = kv.get("spec", {}).get("configuration", {})
+        return list(config.get("developerConfiguration", {}).get("featureGates") or [])
+
+    def use_emulation(self) -> bool:
+        kv = self.active_kubevirt() or {}
+        config = kv.get("spec", {}).get("configuration", {})
+        return bool(config.get("developerConfiguration", {}).get("useEmulation"))
+
+    # -- reconcile ------------------------------------------------------------------------------
+
+    def _apply_crds(self, wanted: List[JSON], skip: str) -> bool:
+        """Applies CRDs (once per process: they are large); True once every one is Established."""
+        established = True
+        for crd in wanted:
+            name = crd["metadata"]["name"]
+            if name == skip:
+                continue
+            path = object_path("apiextensions.k8s.io/v1", "customresourcedefinitions", name)
+            if name not in self.applied:
+                self.kube.apply(path, crd, FIELD_MANAGER, force=True)
+                self.applied.add(name)
+            live = self.kube.get(path)
+            conditions = {c["type"]: c["status"] for c in live.get("status", {}).get("conditions") or []}
+            established = established and conditions.get("Established") == "True"
+        return established
+
+    def _delete_crds(self, wanted: List[JSON], skip: str) -> None:
+        for crd in wanted:
+            if crd["metadata"]["name"] != skip:
+                self.applied.discard(crd["metadata"]["name"])
+                self.kube.delete(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions",
+                                             crd["metadata"]["name"]))
+
+    def _register_virt_api(self, namespace: str) -> None:
+        # An ExternalName Service lets the aggregator reach a process on loopback: it dials
+        # https://localhost:<port> and verifies the certificate for virt-api.<namespace>.svc.
+        service = {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": VIRT_API_SERVICE, "namespace": namespace, "labels": {"kubevirt.io": "virt-api"}},
+            "spec": {"type": "ExternalName", "externalName": "localhost",
+                     "ports": [{"name": "https", "port": self.virt_api_port, "protocol": "TCP"}]},
+        }
+        self.kube.apply(object_path("v1", "services", VIRT_API_SERVICE, namespace), service,
+                        FIELD_MANAGER, force=True)
+        for version in SUBRESOURCE_VERSIONS:
+            name = f"{version}.subresources.kubevirt.io"
+            api_service = {
+                "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                "metadata": {"name": name, "labels": {"kubevirt.io": "virt-api"}},
+                "spec": {"group": "subresources.kubevirt.io", "version": version,
+                         "service": {"namespace": namespace, "name": VIRT_API_SERVICE,
+                                     "port": self.virt_api_port},
+                         "caBundle": self.ca_bundle, "groupPriorityMinimum": 1000, "versionPriority": 15},
+            }
+            self.kube.apply(object_path("apiregistration.k8s.io/v1", "apiservices", name), api_service,
+                            FIELD_MANAGER, force=True)
+
+    def _unregister_virt_api(self, namespace: str) -> None:
+        for version in SUBRESOURCE_VERSIONS:
+            self.kube.delete(object_path("apiregistration.k8s.io/v1", "apiservices",
+                                         f"{version}.subresources.kubevirt.io"))
+        self.kube.delete(object_path("v1", "services", VIRT_API_SERVICE, namespace))
+
+    def _finalize(self, path: str, obj: JSON, finalizer: str, cleanup: Callable[[], None]) -> None:
+        if finalizer in obj["metadata"].get("finalizers", []):
+            cleanup()
+            remaining = [f for f in obj["metadata"]["finalizers"] if f != finalizer]
+            self.kube.json_patch(path, [
+                {"op": "test", "path": "/metadata/finalizers", "value": obj["metadata"]["finalizers"]},
+                {"op": "replace", "path": "/metadata/finalizers", "value": remaining}])
+
+    def _ensure_finalizer(self, path: str, obj: JSON, finalizer: str) -> bool:
+        """Adds the finalizer; True if it had to (the watch brings the updated object back)."""
+        finalizers = obj["metadata"].get("finalizers", [])
+        if finalizer in finalizers:
+            return False
+        self.kube.merge_patch(path, {"metadata": {"finalizers": finalizers + [finalizer]}})
+        return True
+
+    def reconcile_kubevirt(self, namespace: str, name: str) -> Optional[float]:
+        kv = self.kubevirts.get(namespace, name)
+        if kv is None:
+            return None
+        path = object_path("kubevirt.io/v1", "kubevirts", name, namespace)
+        if kv["metadata"].get("deletionTimestamp"):
+            def cleanup():
+                self._unregister_virt_api(namespace)
+                self._delete_crds(crds.kubevirt_crds(), crds.KUBEVIRT_OPERATOR_CRD)
+            self._finalize(path, kv, KUBEVIRT_FINALIZER, cleanup)
+            return None
+        if self._ensure_finalizer(path, kv, KUBEVIRT_FINALIZER):
+            return None
+        ready = self._apply_crds(crds.kubevirt_crds(), crds.KUBEVIRT_OPERATOR_CRD)
+        self._register_virt_api(namespace)
+        status = kv.get("status", {})
+        phase = "Deployed" if ready else "Deploying"
+        generation = kv["metadata"].get("generation", 1)
+        if status.get("phase") == phase and status.get("observedGeneration") == generation:
+            return None if ready else 0.5
+        message = "All components are ready." if ready else "Deploying version " + versions.KUBEVIRT
+        self.kube.merge_patch(path + "/status", {"status": {
+            "phase": phase, "conditions": _conditions(ready, message),
+            "observedKubeVirtVersion": versions.KUBEVIRT, "targetKubeVirtVersion": versions.KUBEVIRT,
+            "operatorVersion": versions.KUBEVIRT, "observedGeneration": generation,
+            "defaultArchitecture": "amd64",
+        }})
+        return None if ready else 0.5
+
+    def reconcile_cdi(self, _namespace: str, name: str) -> Optional[float]:
+        cdi = self.cdis.get("", name)
+        if cdi is None:
+            return None
+        path = object_path("cdi.kubevirt.io/v1beta1", "cdis", name)
+        if cdi["metadata"].get("deletionTimestamp"):
+            self._finalize(path, cdi, CDI_FINALIZER,
+                           lambda: self._delete_crds(crds.cdi_crds(), crds.CDI_OPERATOR_CRD))
+            return None
+        if self._ensure_finalizer(path, cdi, CDI_FINALIZER):
+            return None
+        ready = self._apply_crds(crds.cdi_crds(), crds.CDI_OPERATOR_CRD)
+        phase = "Deployed" if ready else "Deploying"
+        if cdi.get("status", {}).get("phase") == phase:
+            return None if ready else 0.5
+        # The CDI CRD has no status subresource: status is part of the object.
+        self.kube.merge_patch(path, {"status": {
+            "phase": phase, "conditions": _conditions(ready, "Deployment Completed" if ready else "Deploying"),
+            "observedVersion": versions.CDI, "targetVersion": versions.CDI, "operatorVersion": versions.CDI,
+        }})
+        return None if ready else 0.5

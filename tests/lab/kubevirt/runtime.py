@@ -1,0 +1,183 @@
+"""The controller machinery the stand-ins share: informers (list + watch into a cache) and a work queue.
+
+A new stand-in behaviour (migrations, snapshots, DataVolumes, ...) is one more informer and one more
+reconcile function registered on a `Manager`; nothing here needs to change for it.
+"""
+
+import heapq
+import logging
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+from ..kube import JSON, Kube, KubeError
+
+log = logging.getLogger("standin")
+
+Key = Tuple[str, str, str]  # (kind, namespace, name)
+
+
+def object_key(obj: JSON) -> Tuple[str, str]:
+    meta = obj.get("metadata", {})
+    return meta.get("namespace", ""), meta["name"]
+
+
+class Informer(threading.Thread):
+    """Keeps an up-to-date cache of one resource across all namespaces and reports changes."""
+
+    def __init__(self, kube: Kube, path: str, on_change: Callable[[JSON], None], name: str):
+        super().__init__(daemon=True, name=f"informer-{name}")
+        self.kube, self.path, self.on_change = kube, path, on_change
+        self.cache: Dict[Tuple[str, str], JSON] = {}
+        self.lock = threading.Lock()
+        self.synced = threading.Event()
+
+    def get(self, namespace: str, name: str) -> Optional[JSON]:
+        with self.lock:
+            return self.cache.get((namespace, name))
+
+    def list(self) -> List[JSON]:
+        with self.lock:
+            return list(self.cache.values())
+
+    def _relist(self) -> str:
+        listing = self.kube.get(self.path)
+        items = {object_key(item): item for item in listing.get("items", [])}
+        with self.lock:
+            gone = [obj for key, obj in self.cache.items() if key not in items]
+            self.cache = items
+        for obj in list(items.values()) + gone:
+            self.on_change(obj)
+        self.synced.set()
+        return listing["metadata"]["resourceVersion"]
+
+    def run(self) -> None:
+        while True:
+            try:
+                version = self._relist()
+                for event in self.kube.watch(self.path, version):
+                    version = self._apply(event) or version
+            except KubeError as err:
+                # 404 until the CRD is registered; 410 when our version is too old: list again.
+                if err.status not in (404, 410):
+                    log.warning("watch %s: %s", self.path, err)
+                time.sleep(0.5)
+            except Exception as err:  # noqa: BLE001 - keep watching through connection drops
+                log.warning("watch %s: %s", self.path, err)
+                time.sleep(0.5)
+
+    def _apply(self, event: JSON) -> Optional[str]:
+        kind, obj = event["type"], event["object"]
+        if kind == "ERROR":
+            raise KubeError(obj.get("code", 500), obj, "WATCH", self.path)
+        version = obj.get("metadata", {}).get("resourceVersion")
+        if kind == "BOOKMARK":
+            return version
+        with self.lock:
+            if kind == "DELETED":
+                self.cache.pop(object_key(obj), None)
+            else:
+                self.cache[object_key(obj)] = obj
+        self.on_change(obj)
+        return version
+
+
+class WorkQueue:
+    """Deduplicating queue with delayed adds; a key is never worked on by two threads at once."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.ready: List[Key] = []
+        self.queued: set = set()
+        self.active: set = set()
+        self.delayed: List[Tuple[float, Key]] = []
+
+    def add(self, key: Key, after: float = 0.0) -> None:
+        with self.cond:
+            if after > 0:
+                heapq.heappush(self.delayed, (time.monotonic() + after, key))
+            elif key not in self.queued:
+                self.queued.add(key)
+                self.ready.append(key)
+            self.cond.notify()
+
+    def _promote_due(self) -> None:
+        now = time.monotonic()
+        while self.delayed and self.delayed[0][0] <= now:
+            _, key = heapq.heappop(self.delayed)
+            if key not in self.queued:
+                self.queued.add(key)
+                self.ready.append(key)
+
+    def get(self) -> Key:
+        with self.cond:
+            while True:
+                self._promote_due()
+                for i, key in enumerate(self.ready):
+                    if key not in self.active:
+                        del self.ready[i]
+                        self.queued.discard(key)
+                        self.active.add(key)
+                        return key
+                wait = self.delayed[0][0] - time.monotonic() if self.delayed else None
+                self.cond.wait(timeout=wait if wait is None else max(wait, 0.01))
+
+    def done(self, key: Key) -> None:
+        with self.cond:
+            self.active.discard(key)
+            self.cond.notify_all()
+
+
+Reconcile = Callable[[str, str], Optional[float]]  # returns seconds until it wants to look again
+
+
+class Manager:
+    """Runs informers and reconcile functions; each kind has one reconcile function."""
+
+    def __init__(self, kube: Kube, workers: int = 4):
+        self.kube = kube
+        self.queue = WorkQueue()
+        self.reconcilers: Dict[str, Reconcile] = {}
+        self.informers: Dict[str, Informer] = {}
+        self.workers = workers
+
+    def informer(self, name: str, path: str, enqueue_kinds: Tuple[str, ...] = ()) -> Informer:
+        """Watches `path`; every change enqueues the same namespace/name for each of enqueue_kinds."""
+
+        def on_change(obj: JSON) -> None:
+            namespace, obj_name = object_key(obj)
+            for kind in enqueue_kinds:
+                self.queue.add((kind, namespace, obj_name))
+
+        informer = Informer(self.kube, path, on_change, name)
+        self.informers[name] = informer
+        return informer
+
+    def reconciler(self, kind: str, func: Reconcile) -> None:
+        self.reconcilers[kind] = func
+
+    def _work(self) -> None:
+        while True:
+            key = self.queue.get()
+            kind, namespace, name = key
+            again: Optional[float] = None
+            try:
+                again = self.reconcilers[kind](namespace, name)
+            except KubeError as err:
+                # 409: our cached copy was stale; the watch brings the new one and we retry.
+                if err.status != 409:
+                    log.warning("reconcile %s %s/%s: %s", kind, namespace, name, err)
+                again = 0.2
+            except Exception:  # noqa: BLE001 - one bad object must not stop the controller
+                log.exception("reconcile %s %s/%s", kind, namespace, name)
+                again = 1.0
+            finally:
+                self.queue.done(key)
+            if again is not None:
+                self.queue.add(key, after=again)
+
+    def start(self) -> None:
+        for informer in self.informers.values():
+            informer.start()
+        for i in range(self.workers):
+            threading.Thread(target=self._work, daemon=True, name=f"worker-{i}").start()

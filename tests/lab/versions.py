@@ -1,0 +1,14 @@
+"""Every version the lab runs, pinned in this one place.
+
+The Go programs are built from the Go module proxy at exactly these versions; the build
+cache is keyed by them, so changing a pin here rebuilds only what it names.
+"""
+
+KUBERNETES = "v1.36.3"
+# The etcd release that Kubernetes 1.36 itself pins in its go.mod.
+ETCD = "v3.6.8"
+KUBEVIRT = "v1.9.0"
+CDI = "v1.65.0"
+
+# The Go toolchain the wrapper modules declare (Kubernetes 1.36 needs go >= 1.26.0).
+GO_DIRECTIVE = "1.26.0"
