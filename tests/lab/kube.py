@@ -55,7 +55,7 @@ class Kube:
         resp = self.session.request(method, self.server + path, data=data, params=params,
                                     headers=headers, timeout=self.timeout)
         payload: Any = resp.text
-        if resp.headers.get("Content-Type", "").startswith("application/json"):
+        if resp.content and resp.headers.get("Content-Type", "").startswith("application/json"):
             payload = resp.json()
         if resp.status_code >= 400:
             raise KubeError(resp.status_code, payload, method, path)

@@ -73,6 +73,40 @@ def is_paused(vmi: Optional[JSON]) -> bool:
     return bool(cond) and cond.get("status") == "True"
 
 
+def start_expected(vm: JSON, vmi: Optional[JSON]) -> bool:
+    """KubeVirt's isVMIStartExpected."""
+    strategy = run_strategy(vm)
+    if vm["metadata"].get("deletionTimestamp"):
+        return False
+    return {
+        "Always": True,
+        "Halted": False,
+        "Manual": has_start_request(vm),
+        "RerunOnFailure": vmi is None or phase(vmi) != "Succeeded",
+        "Once": vmi is None,
+    }.get(strategy, False)
+
+def printable_status(vm: JSON, vmi: Optional[JSON]) -> str:
+    """KubeVirt's setPrintableStatus, for the states the stand-in produces (first match wins)."""
+    if vm["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    if vmi is not None and not is_final(vmi) and (
+            vmi["metadata"].get("deletionTimestamp") or has_stop_request_for(vm, vmi)
+            or run_strategy(vm) == "Halted"):
+        return "Stopping"
+    if vmi is not None and phase(vmi) == "Running":
+        return "Paused" if is_paused(vmi) else "Running"
+    scheduled = condition(vmi, "PodScheduled")
+    if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        return "ErrorUnschedulable"
+    if (vmi is None and start_expected(vm, vmi)) or (vmi is not None and phase(vmi) in STARTING_PHASES):
+        return "Starting"
+    if vmi is None or is_final(vmi):
+        return "Stopped"
+    return "Unknown"
+
+
+
 class VirtController:
     def __init__(self, manager: Manager, kube: Kube, operators: Operators, step_seconds: float):
         self.kube = kube
@@ -147,7 +181,8 @@ class VirtController:
 
     def _append_request(self, vm: JSON, request: JSON) -> None:
         self.kube.json_patch(self._vm_path(vm) + "/status", [
-            {"op": "test", "path": "/status/stateChangeRequests", "value": _requests(vm)},
+            {"op": "test", "path": "/status/stateChangeRequests",
+             "value": vm.get("status", {}).get("stateChangeRequests")},
             {"op": "add", "path": "/status/stateChangeRequests", "value": _requests(vm) + [request]}])
 
     def _start_vmi(self, vm: JSON) -> None:
@@ -194,39 +229,11 @@ class VirtController:
                  and not vmi["metadata"].get("deletionTimestamp"))
                 or (first.get("action") == "Stop" and (vmi is None or vmi["metadata"]["uid"] != first.get("uid"))))
         if done:
+            # KubeVirt omits an empty list, so the last request goes with its field.
+            rest = ({"op": "replace", "path": "/status/stateChangeRequests", "value": reqs[1:]} if reqs[1:]
+                    else {"op": "remove", "path": "/status/stateChangeRequests"})
             self.kube.json_patch(self._vm_path(vm) + "/status", [
-                {"op": "test", "path": "/status/stateChangeRequests", "value": reqs},
-                {"op": "replace", "path": "/status/stateChangeRequests", "value": reqs[1:]}])
-
-    def _start_expected(self, vm: JSON, vmi: Optional[JSON]) -> bool:
-        strategy = run_strategy(vm)
-        if vm["metadata"].get("deletionTimestamp"):
-            return False
-        return {
-            "Always": True,
-            "Halted": False,
-            "Manual": has_start_request(vm),
-            "RerunOnFailure": vmi is None or phase(vmi) != "Succeeded",
-            "Once": vmi is None,
-        }.get(strategy, False)
-
-    def printable_status(self, vm: JSON, vmi: Optional[JSON]) -> str:
-        if vm["metadata"].get("deletionTimestamp"):
-            return "Terminating"
-        if vmi is not None and not is_final(vmi) and (
-                vmi["metadata"].get("deletionTimestamp") or has_stop_request_for(vm, vmi)
-                or run_strategy(vm) == "Halted"):
-            return "Stopping"
-        if vmi is not None and phase(vmi) == "Running":
-            return "Paused" if is_paused(vmi) else "Running"
-        scheduled = condition(vmi, "PodScheduled")
-        if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
-            return "ErrorUnschedulable"
-        if (vmi is None and self._start_expected(vm, vmi)) or (vmi is not None and phase(vmi) in STARTING_PHASES):
-            return "Starting"
-        if vmi is None or is_final(vmi):
-            return "Stopped"
-        return "Unknown"
+                {"op": "test", "path": "/status/stateChangeRequests", "value": reqs}, rest])
 
     def _ready_condition(self, vm: JSON, vmi: Optional[JSON]) -> JSON:
         if vmi is None:
@@ -244,7 +251,7 @@ class VirtController:
         return {**cond, "lastProbeTime": None, "lastTransitionTime": stamp}
 
     def _update_vm_status(self, vm: JSON, vmi: Optional[JSON]) -> None:
-        printable = self.printable_status(vm, vmi)
+        printable = printable_status(vm, vmi)
         conditions = [self._ready_condition(vm, vmi)]
         if is_paused(vmi):
             paused = condition(vmi, "Paused")

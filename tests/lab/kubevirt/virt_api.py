@@ -100,7 +100,8 @@ class SubresourceHandlers:
         if not status:
             return [{"op": "add", "path": "/status", "value": {"stateChangeRequests": list(changes)}}]
         current = status.get("stateChangeRequests") or []
-        ops: list = [{"op": "test", "path": "/status/stateChangeRequests", "value": current or None}]
+        ops: list = [{"op": "test", "path": "/status/stateChangeRequests",
+                      "value": status.get("stateChangeRequests")}]
         if not current:
             ops.append({"op": "add", "path": "/status/stateChangeRequests", "value": list(changes)})
         elif len(changes) == 1 and changes[0]["action"] == "Stop":

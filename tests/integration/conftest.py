@@ -1,0 +1,40 @@
+"""Running playbooks from the checkout the way a user does, against the lab."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+                   r"\s+failed=(?P<failed>\d+)", re.M)
+
+
+class PlaybookRun:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.rc, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
+        self.recap = {m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
+                      for m in RECAP.finditer(self.stdout)}
+
+    def __repr__(self) -> str:
+        return f"rc={self.rc}\n{self.stdout[-4000:]}\n{self.stderr[-2000:]}"
+
+
+@pytest.fixture(scope="session")
+def ansible_playbook(lab):
+    binary = Path(sys.executable).parent / "ansible-playbook"
+    (REPO_ROOT / "build" / "ansible-tmp").mkdir(parents=True, exist_ok=True)
+
+    def run(playbook: str, *args: str) -> PlaybookRun:
+        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), KUBECONFIG=str(lab.kubeconfig),
+                   ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_FORCE_COLOR="0")
+        proc = subprocess.run([str(binary), playbook, *args], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+        return PlaybookRun(proc)
+
+    return run
