@@ -38,3 +38,31 @@ def ansible_playbook(lab):
         return PlaybookRun(proc)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def run_module(lab):
+    """Runs one module as an ad-hoc task, the way Ansible runs it, and returns its result dict."""
+    import json as _json
+
+    binary = Path(sys.executable).parent / "ansible"
+
+    def run(module: str, args: dict, check: bool = False, diff: bool = False, env_extra: dict = None) -> dict:
+        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), KUBECONFIG=str(lab.kubeconfig),
+                   ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                   ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", **(env_extra or {}))
+        argv = [str(binary), "localhost", "-m", module, "-a", _json.dumps(args)]
+        if check:
+            argv.append("--check")
+        if diff:
+            argv.append("--diff")
+        proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+        try:
+            report = _json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError(f"no JSON from ansible (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        result["_stdout"] = proc.stdout
+        return result
+
+    return run

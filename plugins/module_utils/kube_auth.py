@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Kubernetes connection options, named and resolved as kubernetes.core does.
+
+Options come from the task, then the K8S_AUTH_* environment, then a kubeconfig (the `kubeconfig`
+option, K8S_AUTH_KUBECONFIG, KUBECONFIG or ~/.kube/config), then the in-cluster service account (an
+execution environment running in a pod). The kubeconfig is read by the `kubernetes` client library,
+so exec plugins, tokens and embedded certificates work as they do for kubectl.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible.module_utils.basic import env_fallback
+
+try:
+    from kubernetes.client import Configuration
+    from kubernetes.config import ConfigException, kube_config, incluster_config
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as import_error:  # pragma: no cover - reported by the module
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = import_error
+
+AUTH_ARG_SPEC = dict(
+    kubeconfig=dict(type="raw", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
+    context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
+    host=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_HOST"])),
+    api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["K8S_AUTH_API_KEY"])),
+    username=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_USERNAME"])),
+    password=dict(type="str", no_log=True, fallback=(env_fallback, ["K8S_AUTH_PASSWORD"])),
+    client_cert=dict(type="path", aliases=["cert_file"], fallback=(env_fallback, ["K8S_AUTH_CERT_FILE"])),
+    client_key=dict(type="path", aliases=["key_file"], no_log=False,
+                    fallback=(env_fallback, ["K8S_AUTH_KEY_FILE"])),
+    ca_cert=dict(type="path", aliases=["ssl_ca_cert"], fallback=(env_fallback, ["K8S_AUTH_SSL_CA_CERT"])),
+    validate_certs=dict(type="bool", aliases=["verify_ssl"], fallback=(env_fallback, ["K8S_AUTH_VERIFY_SSL"])),
+    proxy=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_PROXY"])),
+    impersonate_user=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_USER"])),
+    impersonate_groups=dict(type="list", elements="str",
+                            fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"])),
+)
+
+AUTH_PARAMS = tuple(AUTH_ARG_SPEC)
+
+
+class AuthError(Exception):
+    """The options do not give a usable way to reach a cluster."""
+
+
+class Connection(object):
+    """Everything a client needs to talk to one apiserver."""
+
+    def __init__(self, configuration, impersonate_user=None, impersonate_groups=None):
+        self.configuration = configuration
+        self.server = configuration.host.rstrip("/")
+        self.impersonate_user = impersonate_user
+        self.impersonate_groups = impersonate_groups or []
+
+    @property
+    def verify(self):
+        return bool(self.configuration.verify_ssl)
+
+    def auth_headers(self):
+        """Fresh on every call: an exec plugin or a rotating token may have renewed it."""
+        headers = {}
+        for setting in self.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        if self.configuration.username and self.configuration.password and "authorization" not in headers:
+            headers["authorization"] = self.configuration.get_basic_auth_token()
+        if self.impersonate_user:
+            headers["Impersonate-User"] = self.impersonate_user
+        return headers
+
+    def impersonate_group_headers(self):
+        return [("Impersonate-Group", group) for group in self.impersonate_groups]
+
+
+def _kubeconfig_path(value):
+    if value:
+        return value
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return env.split(os.pathsep)[0]
+    default = os.path.expanduser("~/.kube/config")
+    return default if os.path.exists(default) else None
+
+
+def _load_kubeconfig(params, configuration):
+    source = _kubeconfig_path(params.get("kubeconfig"))
+    if isinstance(source, dict):
+        kube_config.load_kube_config_from_dict(source, context=params.get("context"),
+                                               client_configuration=configuration, persist_config=False)
+        return True
+    if source:
+        if not os.path.exists(source):
+            raise AuthError("kubeconfig %s does not exist" % source)
+        kube_config.load_kube_config(config_file=source, context=params.get("context"),
+                                     client_configuration=configuration, persist_config=False)
+        return True
+    return False
+
+
+def _load_in_cluster(configuration):
+    try:
+        incluster_config.InClusterConfigLoader(
+            token_filename=incluster_config.SERVICE_TOKEN_FILENAME,
+            cert_filename=incluster_config.SERVICE_CERT_FILENAME,
+        ).load_and_set(configuration)
+        return True
+    except ConfigException:
+        return False
+
+
+def resolve_connection(params):
+    """Builds a Connection from module parameters; raises AuthError with the reason when it cannot."""
+    if not HAS_KUBERNETES:
+        raise AuthError("the kubernetes Python library is required: %s" % KUBERNETES_IMPORT_ERROR)
+    configuration = Configuration()
+    explicit_credentials = params.get("api_key") or params.get("client_cert") or params.get("username")
+    loaded = False
+    if not (params.get("host") and explicit_credentials):
+        try:
+            loaded = _load_kubeconfig(params, configuration) or _load_in_cluster(configuration)
+        except (ConfigException, OSError, ValueError, KeyError) as err:
+            raise AuthError("cannot read kubeconfig: %s" % err)
+    if params.get("host"):
+        configuration.host = params["host"]
+    if params.get("api_key"):
+        configuration.api_key = {"BearerToken": "Bearer %s" % params["api_key"]}
+        configuration.refresh_api_key_hook = None
+    for option, attribute in (("client_cert", "cert_file"), ("client_key", "key_file"),
+                              ("ca_cert", "ssl_ca_cert"), ("username", "username"),
+                              ("password", "password"), ("proxy", "proxy")):
+        if params.get(option):
+            setattr(configuration, attribute, params[option])
+    if params.get("validate_certs") is not None:
+        configuration.verify_ssl = params["validate_certs"]
+    if not loaded and not (params.get("host") and explicit_credentials):
+        raise AuthError(
+            "no Kubernetes credentials: set kubeconfig (or K8S_AUTH_KUBECONFIG / KUBECONFIG), or host with "
+            "api_key or client_cert, or run inside a pod with a service account")
+    if not configuration.host or configuration.host == "http://localhost":
+        raise AuthError("no Kubernetes API server: set host (or K8S_AUTH_HOST) or a kubeconfig with a server")
+    for path_option in ("ssl_ca_cert", "cert_file", "key_file"):
+        path = getattr(configuration, path_option)
+        if path and not os.path.exists(path):
+            raise AuthError("%s file %s does not exist" % (path_option, path))
+    return Connection(configuration, params.get("impersonate_user"), params.get("impersonate_groups"))

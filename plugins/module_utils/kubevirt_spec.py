@@ -1,0 +1,302 @@
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Builds a KubeVirt VirtualMachine object from the typed options of one VM (pure, no network).
+
+Every problem found is a `VmInputError` naming the VM and the option, raised before anything is sent.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import re
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "palette.vmo"
+RUN_STRATEGIES = ("Always", "Halted", "Manual", "RerunOnFailure", "Once")
+EVICTION_STRATEGIES = ("LiveMigrate", "LiveMigrateIfPossible", "External", "None")
+DISK_BUSES = ("virtio", "sata", "scsi", "usb")
+NIC_MODELS = ("virtio", "e1000", "e1000e", "igb", "ne2k_pci", "pcnet", "rtl8139")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[kMGTPE]|([eE][+-]?\d+))?$")
+DISK_SOURCES = ("container_disk", "pvc", "data_volume", "empty_disk")
+
+
+class VmInputError(Exception):
+    """A bad option of one VM; the message names the VM and the option."""
+
+    def __init__(self, vm, option, reason):
+        self.vm, self.option, self.reason = vm, option, reason
+        super(VmInputError, self).__init__("VM %s: %s: %s" % (vm, option, reason))
+
+
+def vm_label(params):
+    return "%s/%s" % (params.get("namespace") or "?", params.get("name") or "?")
+
+
+def check_name(vm, option, value, max_length=63):
+    if not value or len(value) > max_length or not DNS_LABEL.match(value):
+        raise VmInputError(vm, option, "%r is not a valid name (lowercase letters, digits and '-', "
+                                       "starting and ending with a letter or digit, at most %d characters)"
+                           % (value, max_length))
+
+
+def check_quantity(vm, option, value):
+    if value is None:
+        return
+    if not QUANTITY.match(str(value)):
+        raise VmInputError(vm, option, "%r is not a Kubernetes quantity (for example 2Gi or 512Mi)" % (value,))
+
+
+def _matcher(vm, option, value, default_kind):
+    """instancetype/preference: a name, or a dict with name and kind."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or not value.get("name"):
+        raise VmInputError(vm, option, "must be a name or a dict with name and kind")
+    unknown = set(value) - {"name", "kind"}
+    if unknown:
+        raise VmInputError(vm, option, "unknown keys %s (name, kind)" % ", ".join(sorted(unknown)))
+    return {"name": value["name"], "kind": value.get("kind") or default_kind}
+
+
+def _check_keys(vm, option, value, allowed):
+    if not isinstance(value, dict):
+        raise VmInputError(vm, option, "must be a dict")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise VmInputError(vm, option, "unknown key(s) %s (allowed: %s)" % (", ".join(unknown), ", ".join(allowed)))
+
+
+def _data_volume(vm, disk, source):
+    option = "disks[%s].data_volume" % disk["name"]
+    _check_keys(vm, option, source, ("name", "size", "storage_class", "access_modes", "registry", "http",
+                                     "clone", "blank"))
+    size = source.get("size")
+    check_quantity(vm, option + ".size", size)
+    kinds = [k for k in ("registry", "http", "clone", "blank") if source.get(k)]
+    if len(kinds) != 1:
+        raise VmInputError(vm, option, "needs exactly one of registry, http, clone or blank (got %s)"
+                           % (", ".join(kinds) or "none"))
+    if not size:
+        raise VmInputError(vm, option + ".size", "is required")
+    kind = kinds[0]
+    if kind == "registry":
+        dv_source = {"registry": {"url": source["registry"]}}
+    elif kind == "http":
+        dv_source = {"http": {"url": source["http"]}}
+    elif kind == "clone":
+        clone = source["clone"]
+        if not isinstance(clone, dict) or not clone.get("name"):
+            raise VmInputError(vm, option + ".clone", "needs the name (and namespace) of the golden-image PVC")
+        dv_source = {"pvc": {"name": clone["name"], "namespace": clone.get("namespace") or "default"}}
+    else:
+        dv_source = {"blank": {}}
+    storage = {"resources": {"requests": {"storage": str(size)}}}
+    if source.get("storage_class"):
+        storage["storageClassName"] = source["storage_class"]
+    if source.get("access_modes"):
+        storage["accessModes"] = list(source["access_modes"])
+    name = source.get("name") or "%s-%s" % (vm.split("/")[-1], disk["name"])
+    check_name(vm, option + ".name", name, max_length=253)
+    return {"metadata": {"name": name}, "spec": {"source": dv_source, "storage": storage}}
+
+
+def _disk(vm, disk):
+    """A typed disk: (disk device, volume, optional dataVolumeTemplate)."""
+    name = disk.get("name")
+    check_name(vm, "disks[].name", name)
+    _check_keys(vm, "disks[%s]" % name, disk, ("name", "bus", "boot_order") + DISK_SOURCES)
+    sources = [s for s in DISK_SOURCES if disk.get(s)]
+    if len(sources) != 1:
+        raise VmInputError(vm, "disks[%s]" % name, "needs exactly one of %s (got %s)"
+                           % (", ".join(DISK_SOURCES), ", ".join(sources) or "none"))
+    bus = disk.get("bus") or "virtio"
+    if bus not in DISK_BUSES:
+        raise VmInputError(vm, "disks[%s].bus" % name, "%r is not one of %s" % (bus, ", ".join(DISK_BUSES)))
+    device = {"name": name, "disk": {"bus": bus}}
+    if disk.get("boot_order") is not None:
+        device["bootOrder"] = int(disk["boot_order"])
+    source, template = sources[0], None
+    if source == "container_disk":
+        volume = {"name": name, "containerDisk": {"image": disk["container_disk"]}}
+    elif source == "pvc":
+        volume = {"name": name, "persistentVolumeClaim": {"claimName": disk["pvc"]}}
+    elif source == "empty_disk":
+        check_quantity(vm, "disks[%s].empty_disk" % name, disk["empty_disk"])
+        volume = {"name": name, "emptyDisk": {"capacity": str(disk["empty_disk"])}}
+    else:
+        template = _data_volume(vm, disk, disk["data_volume"])
+        volume = {"name": name, "dataVolume": {"name": template["metadata"]["name"]}}
+    return device, volume, template
+
+
+def _nic(vm, nic, networks_known):
+    name = nic.get("name")
+    check_name(vm, "nics[].name", name)
+    _check_keys(vm, "nics[%s]" % name, nic, ("name", "network", "binding", "model", "mac_address"))
+    network = nic.get("network") or "pod"
+    iface = {"name": name}
+    if network == "pod":
+        iface[nic.get("binding") or "masquerade"] = {}
+        net = {"name": name, "pod": {}}
+    else:
+        if networks_known is not None and network not in networks_known:
+            raise VmInputError(vm, "nics[%s].network" % name, "unknown network %r (known: pod, %s)"
+                               % (network, ", ".join(sorted(networks_known)) or "no Multus networks"))
+        iface[nic.get("binding") or "bridge"] = {}
+        net = {"name": name, "multus": {"networkName": network}}
+    if nic.get("binding") not in (None, "masquerade", "bridge", "sriov"):
+        raise VmInputError(vm, "nics[%s].binding" % name, "%r is not one of masquerade, bridge, sriov" % nic["binding"])
+    if nic.get("model"):
+        if nic["model"] not in NIC_MODELS:
+            raise VmInputError(vm, "nics[%s].model" % name, "%r is not one of %s" % (nic["model"], ", ".join(NIC_MODELS)))
+        iface["model"] = nic["model"]
+    if nic.get("mac_address"):
+        if not re.match(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$", nic["mac_address"]):
+            raise VmInputError(vm, "nics[%s].mac_address" % name, "%r is not a MAC address" % nic["mac_address"])
+        iface["macAddress"] = nic["mac_address"]
+    return iface, net
+
+
+def _cloud_init(vm, options):
+    user_data = options.get("user_data")
+    keys = options.get("ssh_authorized_keys") or []
+    if keys and user_data:
+        raise VmInputError(vm, "cloud_init.ssh_authorized_keys",
+                           "cannot be combined with user_data; put the keys in user_data")
+    if keys:
+        user_data = "#cloud-config\nssh_authorized_keys:\n" + "".join("  - %s\n" % key for key in keys)
+    source = {}
+    if user_data:
+        source["userData"] = user_data
+    if options.get("network_data"):
+        source["networkData"] = options["network_data"]
+    if not source:
+        raise VmInputError(vm, "cloud_init", "needs user_data, network_data or ssh_authorized_keys")
+    return {"name": "cloudinitdisk", "disk": {"bus": "virtio"}}, {"name": "cloudinitdisk", "cloudInitNoCloud": source}
+
+
+def _merge_named(vm, option, base, extra):
+    """Appends named items; a name that is both raw and typed is ambiguous, so it is an error."""
+    names = {item.get("name") for item in base}
+    for item in extra:
+        if item["name"] in names:
+            raise VmInputError(vm, option, "%r is given both in spec and as a typed option" % item["name"])
+        base.append(item)
+    return base
+
+
+def build_vm(params, api_version="kubevirt.io/v1", base_spec=None, networks_known=None):
+    """The VirtualMachine object one VM's options describe.
+
+    `base_spec` is a VM spec (from a VmTemplate) that the options override; `params["spec"]` is a raw
+    VMI template spec that typed options extend.
+    """
+    vm = vm_label(params)
+    check_name(vm, "name", params.get("name"))
+    check_name(vm, "namespace", params.get("namespace"))
+    strategy = params.get("run_strategy")
+    if strategy is not None and strategy not in RUN_STRATEGIES:
+        raise VmInputError(vm, "run_strategy", "%r is not one of %s" % (strategy, ", ".join(RUN_STRATEGIES)))
+
+    spec = copy.deepcopy(base_spec or {})
+    spec.pop("running", None)
+    template = spec.setdefault("template", {})
+    tspec = template.setdefault("spec", {})
+    if params.get("spec"):
+        if not isinstance(params["spec"], dict):
+            raise VmInputError(vm, "spec", "must be a VMI template spec (a dict)")
+        tspec.update(copy.deepcopy(params["spec"]))
+    domain = tspec.setdefault("domain", {})
+    devices = domain.setdefault("devices", {})
+
+    instancetype = _matcher(vm, "instancetype", params.get("instancetype"), "VirtualMachineClusterInstancetype")
+    preference = _matcher(vm, "preference", params.get("preference"), "VirtualMachineClusterPreference")
+    if instancetype:
+        if params.get("cpu") or params.get("memory"):
+            raise VmInputError(vm, "instancetype", "cannot be combined with cpu or memory: the instancetype sets them")
+        spec["instancetype"] = instancetype
+    if preference:
+        spec["preference"] = preference
+
+    cpu = params.get("cpu")
+    if cpu:
+        for key in cpu:
+            if key not in ("cores", "sockets", "threads"):
+                raise VmInputError(vm, "cpu.%s" % key, "unknown key (cores, sockets, threads)")
+            if not isinstance(cpu[key], int) or cpu[key] < 1:
+                raise VmInputError(vm, "cpu.%s" % key, "must be a whole number of at least 1")
+        domain["cpu"] = dict(cpu)
+    if params.get("memory"):
+        check_quantity(vm, "memory", params["memory"])
+        domain["memory"] = {"guest": str(params["memory"])}
+    if not instancetype and not domain.get("memory") and not (domain.get("resources") or {}).get("requests"):
+        raise VmInputError(vm, "memory", "is required unless an instancetype, template or spec sets it")
+
+    disks, volumes, dv_templates = [], [], list(spec.get("dataVolumeTemplates") or [])
+    for disk in params.get("disks") or []:
+        device, volume, dv_template = _disk(vm, disk)
+        disks.append(device)
+        volumes.append(volume)
+        if dv_template:
+            dv_templates.append(dv_template)
+    if params.get("cloud_init"):
+        device, volume = _cloud_init(vm, params["cloud_init"])
+        disks.append(device)
+        volumes.append(volume)
+    devices["disks"] = _merge_named(vm, "disks", list(devices.get("disks") or []), disks)
+    tspec["volumes"] = _merge_named(vm, "disks", list(tspec.get("volumes") or []), volumes)
+
+    nics = params.get("nics")
+    if nics is not None or not devices.get("interfaces"):
+        ifaces, nets = [], []
+        for nic in nics if nics is not None else [{"name": "default", "network": "pod"}]:
+            iface, net = _nic(vm, nic, networks_known)
+            ifaces.append(iface)
+            nets.append(net)
+        devices["interfaces"] = _merge_named(vm, "nics", list(devices.get("interfaces") or []), ifaces)
+        tspec["networks"] = _merge_named(vm, "nics", list(tspec.get("networks") or []), nets)
+
+    if params.get("data_volume_templates"):
+        dv_templates.extend(copy.deepcopy(params["data_volume_templates"]))
+    if dv_templates:
+        spec["dataVolumeTemplates"] = dv_templates
+    if params.get("node_selector"):
+        tspec["nodeSelector"] = dict(params["node_selector"])
+    if params.get("eviction_strategy"):
+        if params["eviction_strategy"] not in EVICTION_STRATEGIES:
+            raise VmInputError(vm, "eviction_strategy", "%r is not one of %s"
+                               % (params["eviction_strategy"], ", ".join(EVICTION_STRATEGIES)))
+        tspec["evictionStrategy"] = params["eviction_strategy"]
+    _check_volume_references(vm, devices, tspec)
+
+    labels = dict(params.get("labels") or {})
+    labels[MANAGED_BY_LABEL] = MANAGED_BY
+    template_meta = template.setdefault("metadata", {})
+    template_meta["labels"] = dict(template_meta.get("labels") or {}, **(params.get("labels") or {}))
+    template_meta["labels"].setdefault("kubevirt.io/domain", params["name"])
+    if params.get("annotations"):
+        template_meta["annotations"] = dict(template_meta.get("annotations") or {}, **params["annotations"])
+    if strategy is not None:
+        spec["runStrategy"] = strategy
+
+    metadata = {"name": params["name"], "namespace": params["namespace"], "labels": labels}
+    if params.get("annotations"):
+        metadata["annotations"] = dict(params["annotations"])
+    return {"apiVersion": api_version, "kind": "VirtualMachine", "metadata": metadata, "spec": spec}
+
+
+def _check_volume_references(vm, devices, tspec):
+    volumes = {v.get("name") for v in tspec.get("volumes") or []}
+    for disk in devices.get("disks") or []:
+        if disk.get("name") not in volumes:
+            raise VmInputError(vm, "disks[%s]" % disk.get("name"), "has no volume of the same name in spec.volumes")
+    networks = {n.get("name") for n in tspec.get("networks") or []}
+    for iface in devices.get("interfaces") or []:
+        if iface.get("name") not in networks:
+            raise VmInputError(vm, "nics[%s]" % iface.get("name"), "has no network of the same name in spec.networks")

@@ -1,0 +1,331 @@
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""kubevirt_vm, end to end: validate every VM, plan the whole batch, then apply, power and wait.
+
+Nothing is written until every VM has passed both our own checks and the apiserver's dry run; check
+mode returns the plan itself. Writes, deletions and power verbs run concurrently (bounded), and one
+shared watch waits for all the VMs at the end.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.palette.vmo.plugins.module_utils import kube_apply, kubevirt_power
+from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import PlannedObject, comparable
+from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AuthError, resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
+    KubeApiError, KubeClient, KubeConnectionError, object_path)
+from ansible_collections.palette.vmo.plugins.module_utils.kube_discovery import DiscoveryError, preferred_version
+from ansible_collections.palette.vmo.plugins.module_utils.kube_wait import WaitTarget, WaitTimeout, wait_for
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_power import PowerConflict
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_spec import (
+    MANAGED_BY, MANAGED_BY_LABEL, VmInputError, build_vm, vm_label)
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_options import ItemError, vm_requests
+from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+
+PRESENT_STATES = ("present",) + kubevirt_power.POWER_STATES
+
+
+class TaskFailure(Exception):
+    """Ends the task with a message (and, for input errors, the list of every problem found)."""
+
+    def __init__(self, message, errors=None):
+        super(TaskFailure, self).__init__(message)
+        self.errors = errors or []
+
+
+class VmPlan(object):
+    """Everything decided for one declared VM."""
+
+    def __init__(self, request):
+        self.request = request
+        self.state = request["state"]
+        self.namespace, self.name = request.get("namespace"), request.get("name")
+        self.label = vm_label(request)
+        self.desired = None
+        self.apply = None  # PlannedObject
+        self.live = None
+        self.vmi = None
+        self.migrate_running = None  # the runStrategy that replaces a deprecated spec.running
+        self.delete = False
+        self.verb = None
+        self.pause_when_running = False
+        self.strategy = None
+
+    @property
+    def key(self):
+        return (self.namespace, self.name)
+
+
+# -- validation (no network) -----------------------------------------------------------------------
+
+def validate_requests(requests):
+    plans, errors, seen = [], [], set()
+    for request in requests:
+        plan = VmPlan(request)
+        try:
+            if not request.get("name") or not request.get("namespace"):
+                raise VmInputError(plan.label, "name" if not request.get("name") else "namespace", "is required")
+            if plan.key in seen:
+                raise VmInputError(plan.label, "name", "is declared more than once in this task")
+            seen.add(plan.key)
+            if plan.state in PRESENT_STATES:
+                kubevirt_power.check_power_options(plan.state, request.get("run_strategy"))
+                plan.desired = build_vm(request)
+        except VmInputError as err:
+            errors.append(str(err))
+        except PowerConflict as err:
+            errors.append("VM %s: state: %s" % (plan.label, err))
+        plans.append(plan)
+    if errors:
+        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+    return plans
+
+
+# -- reading the cluster ------------------------------------------------------------------------------
+
+def connect(params):
+    try:
+        connection = resolve_connection(params)
+    except AuthError as err:
+        raise TaskFailure(str(err))
+    return KubeClient(connection, concurrency=params["concurrency"])
+
+
+def _list_namespace(client, api_version, namespace):
+    vms, _ = client.list_all(object_path(api_version, "virtualmachines", namespace=namespace))
+    vmis, _ = client.list_all(object_path(api_version, "virtualmachineinstances", namespace=namespace))
+    return namespace, vms, vmis
+
+
+def read_live(client, api_version, namespaces, concurrency):
+    """The VMs and VMIs of every namespace involved: one list each, concurrently."""
+    vms, vmis = {}, {}
+    outcomes = kube_apply.run_concurrently(lambda ns: _list_namespace(client, api_version, ns),
+                                           sorted(namespaces), concurrency)
+    for namespace, outcome in zip(sorted(namespaces), outcomes):
+        if isinstance(outcome, KubeApiError) and outcome.status == 404:
+            continue  # the namespace does not exist yet; the dry run will say so per VM
+        if isinstance(outcome, Exception):
+            raise outcome
+        _, ns_vms, ns_vmis = outcome
+        vms.update({(namespace, vm["metadata"]["name"]): vm for vm in ns_vms})
+        vmis.update({(namespace, vmi["metadata"]["name"]): vmi for vmi in ns_vmis})
+    return vms, vmis
+
+
+# -- planning ------------------------------------------------------------------------------------------
+
+def _resolve_run_strategy(plan):
+    """Declared, else kept from the live VM (so apply never drops it), else the default for the state."""
+    declared = plan.request.get("run_strategy")
+    live_spec = (plan.live or {}).get("spec") or {}
+    if declared:
+        strategy = declared
+    elif live_spec.get("runStrategy"):
+        strategy = live_spec["runStrategy"]
+    elif plan.live is not None:
+        strategy = kubevirt_power.effective_run_strategy(plan.live)
+    else:
+        strategy = kubevirt_power.default_run_strategy(plan.state)
+    if "running" in live_spec:
+        # spec.running is deprecated and may not stand beside runStrategy: it is migrated away.
+        plan.migrate_running = strategy
+    plan.strategy = strategy
+    plan.desired["spec"]["runStrategy"] = strategy
+
+
+def plan_batch(client, plans, params, live_vms, live_vmis, api_version):
+    for plan in plans:
+        plan.live, plan.vmi = live_vms.get(plan.key), live_vmis.get(plan.key)
+        if plan.state == "absent":
+            plan.delete = plan.live is not None
+            continue
+        plan.desired["apiVersion"] = api_version
+        _resolve_run_strategy(plan)
+        path = object_path(api_version, "virtualmachines", plan.name, plan.namespace)
+        plan.apply = PlannedObject(plan.label, path, plan.desired, plan.live)
+    applying = [plan.apply for plan in plans if plan.apply]
+    kube_apply.plan_apply(client, applying, params["field_manager"], params["force_conflicts"], params["concurrency"])
+    errors = ["VM %s: %s" % (item.label, item.error) for item in applying if item.error]
+    if errors:
+        raise TaskFailure("the apiserver rejected the batch in a dry run, nothing was changed: " + "; ".join(errors),
+                          errors)
+    for plan in plans:
+        if plan.state in kubevirt_power.POWER_STATES:
+            plan.verb, plan.pause_when_running = kubevirt_power.plan_power(plan.state, plan.strategy, plan.vmi)
+    return plans
+
+
+def plan_exclusive(plans, live_vms, namespaces):
+    """Managed VMs in the task's namespaces that the task does not declare: to be deleted."""
+    declared = {plan.key for plan in plans}
+    extra = []
+    for key, vm in sorted(live_vms.items()):
+        labels = (vm.get("metadata") or {}).get("labels") or {}
+        if key[0] in namespaces and key not in declared and labels.get(MANAGED_BY_LABEL) == MANAGED_BY:
+            plan = VmPlan({"name": key[1], "namespace": key[0], "state": "absent"})
+            plan.live, plan.delete = vm, True
+            extra.append(plan)
+    return extra
+
+
+def plan_changed(plan):
+    return bool(plan.delete or plan.verb or plan.pause_when_running or plan.migrate_running
+                or (plan.apply and plan.apply.action in ("create", "update")))
+
+
+def plan_diff(plan):
+    before = comparable(plan.live)
+    after = None if plan.delete else comparable(plan.apply.after if plan.apply else plan.live)
+    if plan.apply and plan.migrate_running and after:
+        after.get("spec", {}).pop("running", None)
+    return {"before_header": "VirtualMachine %s" % plan.label, "after_header": "VirtualMachine %s" % plan.label,
+            "before": before or {}, "after": after or {}}
+
+
+# -- acting --------------------------------------------------------------------------------------------
+
+def _migrate_running(client, plan):
+    path = object_path(plan.desired["apiVersion"], "virtualmachines", plan.name, plan.namespace)
+    client.merge_patch(path, {"spec": {"running": None, "runStrategy": plan.migrate_running}})
+    # The migration changed the object; apply it against the new state.
+    plan.apply.before = client.get(path)
+
+
+def _power(client, plan, verb, subresource_version):
+    plural = "virtualmachineinstances" if verb in ("pause", "unpause") else "virtualmachines"
+    path = "/apis/%s/namespaces/%s/%s/%s/%s" % (subresource_version, plan.namespace, plural, plan.name, verb)
+    try:
+        client.request("PUT", path, body={})
+    except KubeApiError as err:
+        raise TaskFailure("VM %s: %s failed: %s" % (plan.label, verb, err.message or err))
+
+
+def _raise_failures(outcomes, plans, what):
+    errors = []
+    for plan, outcome in zip(plans, outcomes):
+        if isinstance(outcome, TaskFailure):
+            errors.append(str(outcome))
+        elif isinstance(outcome, KubeApiError):
+            errors.append("VM %s: %s: %s" % (plan.label, what, kube_apply.describe_api_error(outcome)))
+        elif isinstance(outcome, Exception):
+            errors.append("VM %s: %s: %s" % (plan.label, what, outcome))
+    if errors:
+        raise TaskFailure("; ".join(errors), errors)
+
+
+def execute(client, plans, params, subresource_version):
+    concurrency = params["concurrency"]
+    migrations = [p for p in plans if p.migrate_running]
+    _raise_failures(kube_apply.run_concurrently(lambda p: _migrate_running(client, p), migrations, concurrency),
+                    migrations, "migrating spec.running to runStrategy")
+    applying = [p.apply for p in plans if p.apply]
+    failed = kube_apply.apply_planned(client, applying, params["field_manager"], params["force_conflicts"],
+                                      concurrency)
+    if failed:
+        raise TaskFailure("; ".join("VM %s: %s" % (item.label, item.error) for item in failed))
+    deleting = [p for p in plans if p.delete]
+    _raise_failures(kube_apply.run_concurrently(
+        lambda p: client.delete(object_path(p.live["apiVersion"], "virtualmachines", p.name, p.namespace),
+                                propagation_policy=params["propagation_policy"]), deleting, concurrency),
+        deleting, "delete")
+    powering = [p for p in plans if p.verb]
+    _raise_failures(kube_apply.run_concurrently(lambda p: _power(client, p, p.verb, subresource_version),
+                                                powering, concurrency), powering, "power")
+    pausing = [p for p in plans if p.pause_when_running]
+    if pausing:
+        wait_vms(client, pausing, params, expectation="ready")
+        _raise_failures(kube_apply.run_concurrently(lambda p: _power(client, p, "pause", subresource_version),
+                                                    pausing, concurrency), pausing, "pause")
+
+
+def _wait_target(plan, params, expectation=None):
+    if plan.state == "absent":
+        return WaitTarget(plan.namespace, plan.name, lambda vm: vm is None, "deletion", kubevirt_power.describe_vm)
+    condition = params.get("wait_condition")
+    if condition and expectation is None:
+        def has_condition(vm):
+            for cond in ((vm or {}).get("status") or {}).get("conditions") or []:
+                if cond.get("type") == condition["type"] and cond.get("status") == condition.get("status", "True") \
+                        and (not condition.get("reason") or cond.get("reason") == condition["reason"]):
+                    return True
+            return False
+        return WaitTarget(plan.namespace, plan.name, has_condition, "condition %s" % condition,
+                          kubevirt_power.describe_vm)
+    expectation = expectation or kubevirt_power.expected_state(plan.state, plan.strategy)
+    return WaitTarget(plan.namespace, plan.name, lambda vm: kubevirt_power.vm_matches(vm, expectation),
+                      expectation or "existence", kubevirt_power.describe_vm)
+
+
+def wait_vms(client, plans, params, expectation=None):
+    targets = [_wait_target(plan, params, expectation) for plan in plans]
+    api_version = next((p.desired["apiVersion"] for p in plans if p.desired), "kubevirt.io/v1")
+    try:
+        return wait_for(client, api_version, "virtualmachines", targets, params["wait_timeout"])
+    except WaitTimeout as err:
+        raise TaskFailure(str(err))
+
+
+# -- results -------------------------------------------------------------------------------------------
+
+def _action(plan):
+    if plan.delete:
+        return "deleted"
+    if plan.state == "absent":
+        return "absent"
+    return {"create": "created", "update": "updated"}.get(plan.apply.action, "unchanged")
+
+
+def vm_result(plan, vm, vmi):
+    status = (vm or {}).get("status") or {}
+    vmi_status = (vmi or {}).get("status") or {}
+    addresses = [i.get("ipAddress") for i in vmi_status.get("interfaces") or [] if i.get("ipAddress")]
+    return {
+        "name": plan.name, "namespace": plan.namespace, "action": _action(plan), "power": plan.verb,
+        "run_strategy": plan.strategy, "printable_status": status.get("printableStatus"),
+        "ready": bool(status.get("ready")), "node": vmi_status.get("nodeName"),
+        "ip_address": addresses[0] if addresses else None, "ip_addresses": addresses,
+    }
+
+
+def run(module):
+    params = module.params
+    try:
+        try:
+            requests = vm_requests(params)
+        except ItemError as err:
+            raise TaskFailure("invalid input, nothing was changed: %s" % err, [str(err)])
+        plans = validate_requests(requests)
+        client = connect(params)
+        api_version = preferred_version(client, "kubevirt.io", params.get("api_version"))
+        namespaces = {plan.namespace for plan in plans}
+        live_vms, live_vmis = read_live(client, api_version, namespaces, params["concurrency"])
+        plan_batch(client, plans, params, live_vms, live_vmis, api_version)
+        if params["exclusive"]:
+            plans += plan_exclusive(plans, live_vms, namespaces)
+        changed = any(plan_changed(plan) for plan in plans)
+        result = {"changed": changed, "api_version": api_version}
+        if module._diff:
+            result["diff"] = [plan_diff(plan) for plan in plans if plan_changed(plan)]
+        if not module.check_mode and changed:
+            subresources = preferred_version(client, "subresources.kubevirt.io")
+            execute(client, plans, params, subresources)
+        observed = {}
+        if params["wait"] and not module.check_mode:
+            observed = wait_vms(client, plans, params)
+        vmis = {}
+        if not module.check_mode and any(plan.state != "absent" for plan in plans):
+            live_vms2, vmis = read_live(client, api_version, namespaces, params["concurrency"])
+            fresh = dict(live_vms2)
+            fresh.update((k, v) for k, v in observed.items() if v is not None)
+            observed = fresh
+        result["vms"] = [vm_result(plan, observed.get(plan.key) or (plan.apply.after if plan.apply else None),
+                                   vmis.get(plan.key)) for plan in plans]
+        module.exit_json(**result)
+    except TaskFailure as err:
+        module.fail_json(msg=str(err), errors=err.errors)
+    except (KubeConnectionError, KubeApiError, TransientError, DiscoveryError) as err:
+        module.fail_json(msg=str(err))

@@ -1,0 +1,402 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: kubevirt_vm
+short_description: Declare KubeVirt virtual machines, one or many per task, and their power state
+version_added: 0.1.0
+description:
+  - Creates, updates and deletes KubeVirt C(VirtualMachine) objects with server-side apply under the field
+    manager O(field_manager), and drives their power through KubeVirt's C(subresources.kubevirt.io) API.
+  - One VM (O(name), O(namespace) and its options) or many (O(vms), a list of the same options; options given at
+    the task level are defaults for every item). The batch is validated first, by the module and then by a
+    server-side dry run of every VM; if anything is invalid, nothing is written and the error names the VM and
+    the field.
+  - Only the VMs whose dry run differs from the live object are written, so a second run reports C(changed=false).
+    Power verbs are sent only when the VM is not already in the declared state.
+  - Writes run concurrently (O(concurrency)); one shared watch waits for all VMs (O(wait)).
+  - Never writes the deprecated C(spec.running); a VM that has it is migrated to C(spec.runStrategy).
+  - The served C(kubevirt.io) version is discovered, not assumed.
+author:
+  - palette.vmo contributors
+extends_documentation_fragment:
+  - palette.vmo.kube_auth
+attributes:
+  check_mode:
+    support: full
+    details: Server-side dry run of every write; C(changed) is predicted exactly and nothing is persisted.
+  diff_mode:
+    support: full
+    details: Before and after of every VM that would change.
+options:
+  name:
+    description: Name of the VM (a DNS label). Required unless O(vms) is given.
+    type: str
+  namespace:
+    description: Namespace of the VM; with O(vms), the default namespace of every item.
+    type: str
+  vms:
+    description:
+      - Many VMs in one task. Each item takes the per-VM options of this module (O(name), O(namespace), O(state),
+        O(run_strategy), O(labels), O(annotations), O(cpu), O(memory), O(disks), O(nics), O(cloud_init),
+        O(instancetype), O(preference), O(node_selector), O(eviction_strategy), O(spec),
+        O(data_volume_templates)); an option missing from an item takes the task-level value.
+    type: list
+    elements: dict
+  state:
+    description:
+      - V(present) (the default) declares the VM; V(absent) deletes it.
+      - V(started), V(stopped), V(restarted), V(paused) and V(unpaused) declare it and bring it to that power state.
+        A state that already holds reports no change; V(restarted) always restarts.
+    type: str
+    choices: [present, absent, started, stopped, restarted, paused, unpaused]
+  run_strategy:
+    description:
+      - C(spec.runStrategy). Unset on an existing VM keeps its current strategy; a new VM gets V(Halted) for
+        O(state=stopped) and V(Always) otherwise.
+      - Must agree with O(state) (for example V(Halted) with O(state=started) is an error).
+    type: str
+    choices: [Always, Halted, Manual, RerunOnFailure, Once]
+  labels:
+    description: Labels of the VM and of its instances. The module adds C(app.kubernetes.io/managed-by=palette.vmo).
+    type: dict
+  annotations:
+    description: Annotations of the VM and of its instances.
+    type: dict
+  cpu:
+    description: Guest CPU topology.
+    type: dict
+    suboptions:
+      cores:
+        description: Cores per socket.
+        type: int
+      sockets:
+        description: Sockets.
+        type: int
+      threads:
+        description: Threads per core.
+        type: int
+  memory:
+    description: Guest memory, a Kubernetes quantity such as V(2Gi). Required unless O(instancetype) or O(spec) sets it.
+    type: str
+  disks:
+    description: Disks, each with exactly one source.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Disk (and volume) name.
+        type: str
+        required: true
+      bus:
+        description: Disk bus, V(virtio) by default.
+        type: str
+      boot_order:
+        description: Boot order of this disk.
+        type: int
+      container_disk:
+        description: A container image holding the disk.
+        type: str
+      pvc:
+        description: An existing PersistentVolumeClaim.
+        type: str
+      empty_disk:
+        description: An ephemeral empty disk of this size.
+        type: str
+      data_volume:
+        description: A DataVolume created with the VM (a C(dataVolumeTemplates) entry).
+        type: dict
+        suboptions:
+          name:
+            description: DataVolume name; V(<vm>-<disk>) by default.
+            type: str
+          size:
+            description: Requested size, a Kubernetes quantity.
+            type: str
+          storage_class:
+            description: Storage class.
+            type: str
+          access_modes:
+            description: Access modes, such as V(ReadWriteMany) for live migration.
+            type: list
+            elements: str
+          registry:
+            description: Import from a container registry URL (V(docker://...)).
+            type: str
+          http:
+            description: Import from an HTTP(S) URL.
+            type: str
+          clone:
+            description: Clone a golden-image PVC.
+            type: dict
+            suboptions:
+              name:
+                description: PVC name.
+                type: str
+                required: true
+              namespace:
+                description: PVC namespace, V(default) when unset.
+                type: str
+          blank:
+            description: A blank disk.
+            type: bool
+  nics:
+    description:
+      - Network interfaces. Unset means one interface on the pod network with masquerade binding.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Interface (and network) name.
+        type: str
+        required: true
+      network:
+        description: V(pod), or the Multus network attachment (V(namespace/name) or V(name)).
+        type: str
+        default: pod
+      binding:
+        description: V(masquerade) (pod network default), V(bridge) (Multus default) or V(sriov).
+        type: str
+      model:
+        description: NIC model, V(virtio) by default.
+        type: str
+      mac_address:
+        description: A fixed MAC address.
+        type: str
+  cloud_init:
+    description: Cloud-init NoCloud data, as a C(cloudinitdisk) disk.
+    type: dict
+    suboptions:
+      user_data:
+        description: User data.
+        type: str
+      network_data:
+        description: Network data.
+        type: str
+      ssh_authorized_keys:
+        description: SSH public keys; written as a C(#cloud-config) user data when O(cloud_init.user_data) is unset.
+        type: list
+        elements: str
+  instancetype:
+    description: An instancetype, by name or as C({name, kind}); the kind defaults to C(VirtualMachineClusterInstancetype).
+    type: raw
+  preference:
+    description: A preference, by name or as C({name, kind}); the kind defaults to C(VirtualMachineClusterPreference).
+    type: raw
+  node_selector:
+    description: Node labels the VM must run on.
+    type: dict
+  eviction_strategy:
+    description: What happens on node drain.
+    type: str
+    choices: [LiveMigrate, LiveMigrateIfPossible, External, None]
+  spec:
+    description:
+      - A raw VMI template spec (C(spec.template.spec)) that the typed options extend. A disk or NIC name given
+        both here and as a typed option is an error.
+    type: dict
+  data_volume_templates:
+    description: Raw C(spec.dataVolumeTemplates) entries, added to those the typed disks make.
+    type: list
+    elements: dict
+  api_version:
+    description: The C(kubevirt.io) version to use; discovered from the cluster when unset.
+    type: str
+  wait:
+    description:
+      - Wait until every VM reaches its declared state, with one watch for all of them. Running states wait for
+        C(printableStatus=Running) and C(ready); stopped for C(Stopped); paused for C(Paused); absent until gone.
+    type: bool
+    default: false
+  wait_timeout:
+    description: How long to wait, in seconds. On timeout the error lists every VM still pending and its last status.
+    type: int
+    default: 300
+  wait_condition:
+    description: Wait for this VM condition instead of the state's default.
+    type: dict
+    suboptions:
+      type:
+        description: Condition type, such as V(Ready) or V(LiveMigratable).
+        type: str
+        required: true
+      status:
+        description: Condition status.
+        type: str
+        default: "True"
+      reason:
+        description: Condition reason, if it matters.
+        type: str
+  propagation_policy:
+    description: How dependents (the VMI, DataVolumes) are deleted with O(state=absent).
+    type: str
+    choices: [Foreground, Background, Orphan]
+    default: Background
+  exclusive:
+    description:
+      - Delete the VMs this collection manages (label C(app.kubernetes.io/managed-by=palette.vmo)) in the task's
+        namespaces that the task does not declare. Other VMs are never touched.
+    type: bool
+    default: false
+  field_manager:
+    description: Server-side apply field manager.
+    type: str
+    default: palette.vmo
+  force_conflicts:
+    description:
+      - Take ownership of fields another manager set (for example C(spec.runStrategy) after a C(virtctl stop)), so
+        the declared value wins. Set to V(false) to fail on such conflicts instead.
+    type: bool
+    default: true
+  concurrency:
+    description: Requests in flight at once for the batch.
+    type: int
+    default: 8
+seealso:
+  - module: palette.vmo.kubevirt_vm_info
+"""
+
+EXAMPLES = r"""
+- name: One VM from a container disk, running
+  palette.vmo.kubevirt_vm:
+    name: web-1
+    namespace: vms
+    state: started
+    cpu: {cores: 2}
+    memory: 2Gi
+    disks:
+      - name: root
+        container_disk: quay.io/containerdisks/fedora:41
+    cloud_init:
+      ssh_authorized_keys: ["{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519.pub') }}"]
+    wait: true
+
+- name: Many VMs in one task, with defaults for all
+  palette.vmo.kubevirt_vm:
+    namespace: vms
+    memory: 1Gi
+    run_strategy: Always
+    vms:
+      - name: app-1
+        disks: [{name: root, data_volume: {size: 20Gi, clone: {name: ubuntu-2404, namespace: vmo-golden-images}}}]
+      - name: app-2
+        disks: [{name: root, data_volume: {size: 20Gi, registry: "docker://quay.io/containerdisks/ubuntu:24.04"}}]
+      - name: db-1
+        memory: 8Gi
+        nics:
+          - {name: default}
+          - {name: storage, network: vms/storage-vlan}
+    wait: true
+    wait_timeout: 600
+
+- name: Stop a VM (no change if it is already stopped)
+  palette.vmo.kubevirt_vm:
+    name: app-2
+    namespace: vms
+    state: stopped
+
+- name: Remove VMs this collection manages in the namespace that are not listed
+  palette.vmo.kubevirt_vm:
+    namespace: vms
+    memory: 1Gi
+    exclusive: true
+    vms: "{{ vm_list }}"
+"""
+
+RETURN = r"""
+api_version:
+  description: The C(kubevirt.io) version used.
+  returned: success
+  type: str
+  sample: kubevirt.io/v1
+vms:
+  description: One entry per declared VM (and per VM removed by O(exclusive)).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: VM name.
+      type: str
+    namespace:
+      description: VM namespace.
+      type: str
+    action:
+      description: What was done to the object.
+      type: str
+      sample: created
+      choices: [created, updated, unchanged, deleted, absent]
+    power:
+      description: The power verb sent (start, stop, restart, pause, unpause), or null.
+      type: str
+    run_strategy:
+      description: The VM's runStrategy.
+      type: str
+    printable_status:
+      description: The VM's C(status.printableStatus) when last seen.
+      type: str
+      sample: Running
+    ready:
+      description: Whether the VM is ready.
+      type: bool
+    node:
+      description: Node the VM's instance runs on.
+      type: str
+    ip_address:
+      description: First IP address of the instance.
+      type: str
+    ip_addresses:
+      description: All IP addresses of the instance.
+      type: list
+      elements: str
+errors:
+  description: Every problem found, one per VM and field, when the task fails on bad input.
+  returned: failure
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AUTH_ARG_SPEC
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_options import VM_OPTIONS
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_runner import run
+
+
+def argument_spec():
+    spec = dict(AUTH_ARG_SPEC)
+    spec.update(VM_OPTIONS)
+    spec["run_strategy"] = dict(VM_OPTIONS["run_strategy"], choices=["Always", "Halted", "Manual", "RerunOnFailure", "Once"])
+    spec["eviction_strategy"] = dict(VM_OPTIONS["eviction_strategy"],
+                                     choices=["LiveMigrate", "LiveMigrateIfPossible", "External", "None"])
+    spec.update(
+        vms=dict(type="list", elements="dict"),
+        api_version=dict(type="str"),
+        wait=dict(type="bool", default=False),
+        wait_timeout=dict(type="int", default=300),
+        wait_condition=dict(type="dict", options=dict(type=dict(type="str", required=True),
+                                                      status=dict(type="str", default="True"),
+                                                      reason=dict(type="str"))),
+        propagation_policy=dict(type="str", choices=["Foreground", "Background", "Orphan"], default="Background"),
+        exclusive=dict(type="bool", default=False),
+        field_manager=dict(type="str", default="palette.vmo"),
+        force_conflicts=dict(type="bool", default=True),
+        concurrency=dict(type="int", default=8),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[("name", "vms")])
+    run(module)
+
+
+if __name__ == "__main__":
+    main()
