@@ -159,6 +159,31 @@ def plan_batch(client, plans, params, live_vms, live_vmis, api_version):
     return plans
 
 
+def check_networks(client, plans, concurrency):
+    """Every Multus network a typed NIC names must exist as a NetworkAttachmentDefinition."""
+    wanted = {}
+    for plan in plans:
+        for nic in plan.request.get("nics") or []:
+            network = nic.get("network") or "pod"
+            if network != "pod":
+                namespace, _, name = network.rpartition("/")
+                wanted.setdefault((namespace or plan.namespace, name), []).append((plan, nic["name"], network))
+    keys = sorted(wanted)
+
+    def exists(key):
+        path = object_path("k8s.cni.cncf.io/v1", "network-attachment-definitions", key[1], key[0])
+        return client.get_or_none(path) is not None
+
+    errors = []
+    for key, found in zip(keys, kube_apply.run_concurrently(exists, keys, concurrency)):
+        if found is not True:
+            for plan, nic, network in wanted[key]:
+                errors.append("VM %s: nics[%s].network: unknown network %r (no NetworkAttachmentDefinition %s/%s)"
+                              % (plan.label, nic, network, key[0], key[1]))
+    if errors:
+        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+
+
 def plan_exclusive(plans, live_vms, namespaces):
     """Managed VMs in the task's namespaces that the task does not declare: to be deleted."""
     declared = {plan.key for plan in plans}
@@ -302,6 +327,7 @@ def run(module):
         client = connect(params)
         api_version = preferred_version(client, "kubevirt.io", params.get("api_version"))
         namespaces = {plan.namespace for plan in plans}
+        check_networks(client, plans, params["concurrency"])
         live_vms, live_vmis = read_live(client, api_version, namespaces, params["concurrency"])
         plan_batch(client, plans, params, live_vms, live_vmis, api_version)
         if params["exclusive"]:

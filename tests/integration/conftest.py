@@ -50,7 +50,8 @@ def run_module(lab):
     def run(module: str, args: dict, check: bool = False, diff: bool = False, env_extra: dict = None) -> dict:
         env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), KUBECONFIG=str(lab.kubeconfig),
                    ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                   ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", **(env_extra or {}))
+                   ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+        env.update(env_extra or {})
         argv = [str(binary), "localhost", "-m", module, "-a", _json.dumps(args)]
         if check:
             argv.append("--check")

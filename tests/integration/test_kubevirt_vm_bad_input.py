@@ -1,0 +1,135 @@
+"""Bad input to kubevirt_vm: a clear error naming the VM and the field, and not one write."""
+
+import uuid
+
+import pytest
+
+from tests.lab.kube import object_path
+from tests.lab.state import ADMIN_USER
+
+MODULE = "palette.vmo.kubevirt_vm"
+GOOD = {"name": "vm", "memory": "128Mi"}
+
+
+def item(**overrides):
+    return dict(GOOD, **overrides)
+
+
+# (id, the `vms` items or task options, substrings the error must contain)
+CASES = [
+    ("uppercase-name", {"vms": [item(name="Bad_Name")]}, ["Bad_Name", "name:", "not a valid name"]),
+    ("name-too-long", {"vms": [item(name="x" * 64)]}, ["x" * 64, "name:", "at most 63"]),
+    ("memory-not-a-quantity", {"vms": [item(memory="lots")]}, ["/vm: memory:", "'lots' is not a Kubernetes quantity"]),
+    ("disk-size-not-a-quantity", {"vms": [item(disks=[{"name": "root", "data_volume": {"size": "ten", "blank": True}}])]},
+     ["/vm: disks[root].data_volume.size:", "'ten'"]),
+    ("raw-and-typed-disk", {"vms": [item(
+        disks=[{"name": "root", "container_disk": "quay.io/containerdisks/fedora:41"}],
+        spec={"domain": {"devices": {"disks": [{"name": "root", "disk": {}}]}},
+              "volumes": [{"name": "root", "containerDisk": {"image": "quay.io/x:1"}}]})]},
+     ["/vm: disks:", "'root' is given both in spec and as a typed option"]),
+    ("disk-two-sources", {"vms": [item(disks=[{"name": "root", "container_disk": "quay.io/x:1", "pvc": "root"}])]},
+     ["/vm: disks[root]:", "exactly one of", "container_disk, pvc"]),
+    ("disk-no-source", {"vms": [item(disks=[{"name": "root"}])]}, ["/vm: disks[root]:", "got none"]),
+    ("data-volume-two-sources", {"vms": [item(disks=[{"name": "root", "data_volume": {
+        "size": "1Gi", "http": "https://example.invalid/x.img", "blank": True}}])]},
+     ["disks[root].data_volume:", "exactly one of registry, http, clone or blank"]),
+    ("clone-without-name", {"vms": [item(disks=[{"name": "root", "data_volume": {"size": "1Gi", "clone": {"namespace": "x"}}}])]},
+     ["disks[root].data_volume.clone:", "golden-image PVC"]),
+    ("halted-but-started", {"vms": [item(run_strategy="Halted", state="started")]},
+     ["/vm: state:", "run_strategy Halted", "state=started"]),
+    ("always-but-stopped", {"vms": [item(run_strategy="Always", state="stopped")]},
+     ["/vm: state:", "run_strategy Always", "state=stopped"]),
+    ("unknown-run-strategy-in-item", {"vms": [item(run_strategy="Sometimes")]},
+     ["/vm: run_strategy:", "'Sometimes' is not one of"]),
+    ("unknown-state-in-item", {"vms": [item(state="asleep")]}, ["vms[0] (vm): state:", "'asleep'"]),
+    ("unknown-option-in-item", {"vms": [item(colour="blue")]}, ["vms[0] (vm): unknown option(s) colour"]),
+    ("zero-cores", {"vms": [item(cpu={"cores": 0})]}, ["/vm: cpu.cores:", "at least 1"]),
+    ("bad-mac", {"vms": [item(nics=[{"name": "default", "mac_address": "02:zz"}])]},
+     ["/vm: nics[default].mac_address:", "not a MAC address"]),
+    ("bad-nic-model", {"vms": [item(nics=[{"name": "default", "model": "rtl9999"}])]},
+     ["/vm: nics[default].model:", "'rtl9999'"]),
+    ("unknown-network", {"vms": [item(nics=[{"name": "default"}, {"name": "data", "network": "vlan-42"}])]},
+     ["/vm: nics[data].network:", "unknown network 'vlan-42'"]),
+    ("instancetype-with-memory", {"vms": [item(instancetype="u1.medium")]},
+     ["/vm: instancetype:", "cannot be combined with cpu or memory"]),
+    ("duplicate-vm", {"vms": [item(), item()]}, ["/vm: name:", "declared more than once"]),
+    ("no-memory", {"vms": [{"name": "vm"}]}, ["/vm: memory:", "is required"]),
+    ("keys-and-user-data", {"vms": [item(cloud_init={"user_data": "#cloud-config\n", "ssh_authorized_keys": ["k"]})]},
+     ["/vm: cloud_init.ssh_authorized_keys:", "cannot be combined with user_data"]),
+    ("schema-violation-caught-by-dry-run", {"vms": [item(spec={"domain": {"cpu": {"cores": "many"}}})]},
+     ["/vm:", "spec.template.spec.domain.cpu.cores", "dry run, nothing was changed"]),
+    ("one-bad-vm-stops-the-whole-batch", {"vms": [item(name="fine"), item(name="bad", spec={
+        "domain": {"memory": {"guest": "128Mi"}, "devices": {}, "clock": {"timer": {"hpet": {"present": "yes"}}}}})]},
+     ["/bad:", "spec.template.spec.domain.clock.timer.hpet.present"]),
+    ("invalid-eviction-strategy", {"vms": [item(eviction_strategy="Evaporate")]},
+     ["/vm: eviction_strategy:", "'Evaporate'"]),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_ns(admin):
+    name = f"bad-input-{uuid.uuid4().hex[:6]}"
+    admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    admin.delete(object_path("v1", "namespaces", name))
+
+
+def _writes(audit, mark):
+    """Anything the module's user wrote to VMs since the mark (other tests may create namespaces)."""
+    return [e for e in audit.mutations(mark, user=ADMIN_USER)
+            if (e.get("objectRef") or {}).get("resource") in ("virtualmachines", "virtualmachineinstances")]
+
+
+@pytest.mark.parametrize("case_id, args, expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_fails_clearly_without_writing(run_module, audit, bad_ns, case_id, args, expected):
+    mark = audit.mark()
+    result = run_module(MODULE, dict(args, namespace=bad_ns))
+    assert result.get("failed") is True, result
+    for text in expected:
+        assert text in result["msg"], (text, result["msg"])
+    assert _writes(audit, mark) == []
+
+
+def test_namespace_that_does_not_exist(run_module, audit):
+    mark = audit.mark()
+    result = run_module(MODULE, dict(GOOD, namespace="no-such-namespace"))
+    assert result.get("failed") is True
+    assert "VM no-such-namespace/vm:" in result["msg"] and 'namespaces "no-such-namespace" not found' in result["msg"]
+    assert _writes(audit, mark) == []
+
+
+def test_missing_credentials(run_module, audit, tmp_path):
+    mark = audit.mark()
+    result = run_module(MODULE, dict(GOOD, namespace="default"),
+                        env_extra={"KUBECONFIG": str(tmp_path / "missing"), "HOME": str(tmp_path)})
+    assert result.get("failed") is True
+    assert "kubeconfig" in result["msg"] and "does not exist" in result["msg"]
+    assert _writes(audit, mark) == []
+
+
+def test_host_without_credentials(run_module, lab, tmp_path):
+    result = run_module(MODULE, dict(GOOD, namespace="default", host=lab.apiserver_url),
+                        env_extra={"KUBECONFIG": "", "HOME": str(tmp_path)})
+    assert result.get("failed") is True
+    assert "no Kubernetes credentials" in result["msg"]
+
+
+def test_wrong_ca_is_refused(run_module, lab, audit, tmp_path):
+    from tests.lab import pki
+
+    other_ca = tmp_path / "other-ca"
+    pki.make_ca(other_ca, "not-the-lab-ca")
+    mark = audit.mark()
+    result = run_module(MODULE, dict(GOOD, namespace="default", ca_cert=str(other_ca.with_suffix(".crt"))))
+    assert result.get("failed") is True
+    assert "TLS verification of %s failed" % lab.apiserver_url in result["msg"]
+    assert _writes(audit, mark) == []
+
+
+def test_api_key_is_never_shown(run_module, lab):
+    token = lab.token("alice")
+    result = run_module(MODULE, dict(GOOD, namespace="default", host=lab.apiserver_url, api_key=token,
+                                     ca_cert=str(lab.ca_file)))
+    assert result.get("failed") is True  # alice may not create VMs
+    assert "forbidden" in result["msg"]
+    assert token not in result["_stdout"]
