@@ -191,6 +191,31 @@ def _merge_named(vm, option, base, extra):
     return base
 
 
+def instantiate_template(template, vm_name):
+    """A VM spec from a VmTemplate: its template and dataVolumeTemplates, the DataVolumes renamed per VM.
+
+    A template's DataVolume names are shared by every VM made from it; prefixing them with the VM's
+    name lets several VMs of one template live in one namespace.
+    """
+    source = (template or {}).get("spec") or {}
+    spec = {"template": copy.deepcopy(source.get("template") or {})}
+    renames = {}
+    templates = []
+    for dv in copy.deepcopy(source.get("dataVolumeTemplates") or []):
+        old = (dv.get("metadata") or {}).get("name")
+        if old:
+            renames[old] = "%s-%s" % (vm_name, old)
+            dv["metadata"]["name"] = renames[old]
+        templates.append(dv)
+    if templates:
+        spec["dataVolumeTemplates"] = templates
+    for volume in (spec["template"].get("spec") or {}).get("volumes") or []:
+        data_volume = volume.get("dataVolume")
+        if data_volume and data_volume.get("name") in renames:
+            data_volume["name"] = renames[data_volume["name"]]
+    return spec
+
+
 def build_vm(params, api_version="kubevirt.io/v1", base_spec=None, networks_known=None):
     """The VirtualMachine object one VM's options describe.
 

@@ -62,6 +62,7 @@ VM_OPTIONS = dict(
     eviction_strategy=dict(type="str"),
     spec=dict(type="dict"),
     data_volume_templates=dict(type="list", elements="dict"),
+    template=dict(type="str"),
 )
 
 

@@ -21,7 +21,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.kube_discovery import 
 from ansible_collections.palette.vmo.plugins.module_utils.kube_wait import WaitTarget, WaitTimeout, wait_for
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_power import PowerConflict
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_spec import (
-    MANAGED_BY, MANAGED_BY_LABEL, VmInputError, build_vm, vm_label)
+    MANAGED_BY, MANAGED_BY_LABEL, VmInputError, build_vm, instantiate_template, vm_label)
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_options import ItemError, vm_requests
 from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
 
@@ -73,7 +73,8 @@ def validate_requests(requests):
             seen.add(plan.key)
             if plan.state in PRESENT_STATES:
                 kubevirt_power.check_power_options(plan.state, request.get("run_strategy"))
-                plan.desired = build_vm(request)
+                if not request.get("template"):
+                    plan.desired = build_vm(request)  # templated VMs are built once their template is read
         except VmInputError as err:
             errors.append(str(err))
         except PowerConflict as err:
@@ -157,6 +158,41 @@ def plan_batch(client, plans, params, live_vms, live_vmis, api_version):
         if plan.state in kubevirt_power.POWER_STATES:
             plan.verb, plan.pause_when_running = kubevirt_power.plan_power(plan.state, plan.strategy, plan.vmi)
     return plans
+
+
+def build_templated(client, plans, concurrency):
+    """Reads each VmTemplate the batch names (once) and builds the VMs on top of them."""
+    templated = [p for p in plans if p.state in PRESENT_STATES and p.request.get("template")]
+    if not templated:
+        return
+    try:
+        version = preferred_version(client, "spectrocloud.com")
+    except DiscoveryError:
+        raise TaskFailure("; ".join("VM %s: template: the cluster serves no VmTemplate kind (is the VMO pack "
+                                    "installed?)" % p.label for p in templated))
+    names = sorted({p.request["template"] for p in templated})
+    fetched = kube_apply.run_concurrently(
+        lambda name: client.get_or_none(object_path(version, "vmtemplates", name)), names, concurrency)
+    templates = dict(zip(names, fetched))
+    errors = []
+    for plan in templated:
+        template = templates[plan.request["template"]]
+        try:
+            if isinstance(template, Exception):
+                raise template
+            if template is None:
+                raise VmInputError(plan.label, "template", "VmTemplate %r not found (known: %s)" % (
+                    plan.request["template"], ", ".join(_template_names(client, version)) or "none"))
+            plan.desired = build_vm(plan.request, base_spec=instantiate_template(template, plan.name))
+        except VmInputError as err:
+            errors.append(str(err))
+    if errors:
+        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+
+
+def _template_names(client, version):
+    items, _ = client.list_all(object_path(version, "vmtemplates"))
+    return sorted(item["metadata"]["name"] for item in items)
 
 
 def check_networks(client, plans, concurrency):
@@ -327,6 +363,7 @@ def run(module):
         client = connect(params)
         api_version = preferred_version(client, "kubevirt.io", params.get("api_version"))
         namespaces = {plan.namespace for plan in plans}
+        build_templated(client, plans, params["concurrency"])
         check_networks(client, plans, params["concurrency"])
         live_vms, live_vmis = read_live(client, api_version, namespaces, params["concurrency"])
         plan_batch(client, plans, params, live_vms, live_vmis, api_version)

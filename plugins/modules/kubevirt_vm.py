@@ -46,7 +46,7 @@ options:
       - Many VMs in one task. Each item takes the per-VM options of this module (O(name), O(namespace), O(state),
         O(run_strategy), O(labels), O(annotations), O(cpu), O(memory), O(disks), O(nics), O(cloud_init),
         O(instancetype), O(preference), O(node_selector), O(eviction_strategy), O(spec),
-        O(data_volume_templates)); an option missing from an item takes the task-level value.
+        O(data_volume_templates), O(template)); an option missing from an item takes the task-level value.
     type: list
     elements: dict
   state:
@@ -205,6 +205,13 @@ options:
     description: Raw C(spec.dataVolumeTemplates) entries, added to those the typed disks make.
     type: list
     elements: dict
+  template:
+    description:
+      - Name of a VMO C(VmTemplate) (C(spectrocloud.com), cluster-scoped) whose VM template and
+        C(dataVolumeTemplates) are the base that the other options override.
+      - The template's DataVolumes are renamed V(<vm name>-<DataVolume name>), so several VMs of one template can
+        share a namespace.
+    type: str
   api_version:
     description: The C(kubevirt.io) version to use; discovered from the cluster when unset.
     type: str

@@ -192,3 +192,57 @@ def test_absent_deletes_and_exclusive_prunes_only_managed_vms(run_module, admin,
     assert {v["name"]: v["action"] for v in pruned["vms"]} == {"keep": "unchanged", "extra": "deleted"}
     remaining = {vm["metadata"]["name"] for vm in admin.get(vm_path(ns))["items"]}
     assert remaining == {"keep", "foreign"}
+
+
+VMTEMPLATE = {
+    "apiVersion": "spectrocloud.com/v1", "kind": "VmTemplate",
+    "metadata": {"name": "", "labels": {"app.kubernetes.io/part-of": "vmtemplate"}},
+    "spec": {
+        "displayName": "Ubuntu 24.04", "running": False,
+        "dataVolumeTemplates": [{"metadata": {"name": "root"}, "spec": {
+            "source": {"pvc": {"name": "template-ubuntu-2404", "namespace": "vmo-golden-images"}},
+            "storage": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "20Gi"}}}}}],
+        "template": {"metadata": {"labels": {"os": "ubuntu"}}, "spec": {
+            "domain": {"cpu": {"cores": 2}, "memory": {"guest": "2Gi"},
+                       "devices": {"disks": [{"name": "root", "disk": {"bus": "virtio"}}],
+                                   "interfaces": [{"name": "default", "masquerade": {}}]}},
+            "networks": [{"name": "default", "pod": {}}],
+            "volumes": [{"name": "root", "dataVolume": {"name": "root"}}]}},
+    },
+}
+
+
+@pytest.fixture
+def vm_template(admin):
+    name = f"ubuntu-{uuid.uuid4().hex[:6]}"
+    body = dict(VMTEMPLATE, metadata=dict(VMTEMPLATE["metadata"], name=name))
+    admin.create(object_path("spectrocloud.com/v1", "vmtemplates"), body)
+    yield name
+    admin.delete(object_path("spectrocloud.com/v1", "vmtemplates", name))
+
+
+def test_vms_from_a_vmtemplate_with_overrides(run_module, admin, ns, vm_template):
+    args = {"namespace": ns, "template": vm_template, "wait": True,
+            "vms": [{"name": "from-template"}, {"name": "bigger", "memory": "4Gi", "labels": {"size": "l"}}]}
+    result = run_module(MODULE, args)
+    assert result.get("failed") is not True, result.get("msg")
+    assert {v["name"]: v["action"] for v in result["vms"]} == {"from-template": "created", "bigger": "created"}
+    plain = admin.get(vm_path(ns, "from-template"))["spec"]
+    assert plain["template"]["spec"]["domain"]["memory"]["guest"] == "2Gi"
+    assert plain["template"]["metadata"]["labels"]["os"] == "ubuntu"
+    assert plain["dataVolumeTemplates"][0]["metadata"]["name"] == "from-template-root"
+    assert plain["template"]["spec"]["volumes"][0]["dataVolume"]["name"] == "from-template-root"
+    assert "running" not in plain and plain["runStrategy"] == "Always"
+    bigger = admin.get(vm_path(ns, "bigger"))["spec"]
+    assert bigger["template"]["spec"]["domain"]["memory"]["guest"] == "4Gi"
+    assert bigger["template"]["spec"]["domain"]["cpu"] == {"cores": 2}
+    assert run_module(MODULE, args)["changed"] is False
+
+
+def test_unknown_template_is_an_input_error(run_module, audit, ns, vm_template):
+    mark = audit.mark()
+    result = run_module(MODULE, {"namespace": ns, "name": "x", "template": "no-such-template"})
+    assert result.get("failed") is True
+    assert f"VM {ns}/x: template: VmTemplate 'no-such-template' not found" in result["msg"]
+    assert vm_template in result["msg"]  # the error lists the templates that do exist
+    assert writes_in(audit, mark, ns) == []

@@ -1,7 +1,10 @@
 """What the lab puts in a fresh cluster: Nodes, the operator CRDs, KubeVirt and CDI deployed."""
 
 import time
+from pathlib import Path
 from typing import List
+
+import yaml
 
 from . import processes
 from .kube import JSON, Kube, KubeError, object_path
@@ -61,6 +64,17 @@ def install_operator_crds(kube: Kube) -> None:
         kube.apply(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions", crd["metadata"]["name"]),
                    crd, FIELD_MANAGER, force=True)
     wait_established(kube, [crds.KUBEVIRT_OPERATOR_CRD, crds.CDI_OPERATOR_CRD])
+
+
+VMTEMPLATE_CRD = Path(__file__).parent / "vmo" / "vmtemplate-crd.yaml"
+
+
+def install_vmo_crds(kube: Kube) -> None:
+    """What the VMO pack registers beside KubeVirt: the VmTemplate kind."""
+    crd = yaml.safe_load(VMTEMPLATE_CRD.read_text())
+    kube.apply(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions", crd["metadata"]["name"]),
+               crd, FIELD_MANAGER, force=True)
+    wait_established(kube, [crd["metadata"]["name"]])
 
 
 def kubevirt_cr(feature_gates: List[str], use_emulation: bool = True) -> JSON:

@@ -75,6 +75,7 @@ def up(_args: argparse.Namespace) -> int:
     bootstrap.install_operator_crds(kube)
     start_standin(state)
     bootstrap.deploy_kubevirt(kube)
+    bootstrap.install_vmo_crds(kube)
     env_file = state.dir / "env"
     env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in environment(state).items()))
     env_file.chmod(0o600)
