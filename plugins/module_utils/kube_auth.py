@@ -152,3 +152,21 @@ def resolve_connection(params):
         if path and not os.path.exists(path):
             raise AuthError("%s file %s does not exist" % (path_option, path))
     return Connection(configuration, params.get("impersonate_user"), params.get("impersonate_groups"))
+
+
+def auth_params(get_option):
+    """The auth options for a plugin (not a module): its options, else the K8S_AUTH_* environment."""
+    params = {}
+    for name, spec in AUTH_ARG_SPEC.items():
+        value = get_option(name)
+        if value is None and spec.get("fallback"):
+            for var in spec["fallback"][1]:
+                if os.environ.get(var):
+                    value = os.environ[var]
+                    break
+        if spec.get("type") == "bool" and isinstance(value, str):
+            value = value.lower() in ("1", "true", "yes", "on")
+        if spec.get("type") == "list" and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        params[name] = value
+    return params

@@ -25,20 +25,22 @@ def _node(name: str) -> JSON:
         "kubevirt.io/schedulable": "true", "topology.kubernetes.io/zone": "lab"}}}
 
 
-def _node_status() -> JSON:
+def _node_status(index: int) -> JSON:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     # No devices.kubevirt.io/kvm: like a cloud VM without nested virtualisation, the lab needs useEmulation.
     capacity = {"cpu": "16", "memory": "64Gi", "pods": "110"}
-    return {"status": {"capacity": capacity, "allocatable": capacity, "conditions": [
+    # Loopback addresses: nothing is ever sent to them, but NodePort lookups have an address to report.
+    addresses = [{"type": "InternalIP", "address": f"127.0.10.{index}"}, {"type": "Hostname", "address": NODES[index - 1]}]
+    return {"status": {"capacity": capacity, "allocatable": capacity, "addresses": addresses, "conditions": [
         {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "lab node",
          "lastHeartbeatTime": now, "lastTransitionTime": now}]}}
 
 
 def ensure_nodes(kube: Kube) -> None:
-    for name in NODES:
+    for index, name in enumerate(NODES, start=1):
         path = object_path("v1", "nodes", name)
         kube.apply(path, _node(name), FIELD_MANAGER, force=True)
-        kube.merge_patch(path + "/status", _node_status())
+        kube.merge_patch(path + "/status", _node_status(index))
 
 
 def ensure_namespace(kube: Kube, name: str) -> None:
