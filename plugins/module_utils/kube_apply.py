@@ -13,7 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
+import hashlib
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.palette.vmo.plugins.module_utils.kube_client import KubeApiError
@@ -22,15 +23,57 @@ from ansible_collections.palette.vmo.plugins.module_utils.kube_client import Kub
 SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid", "selfLink")
 
 
+# The digest of what was last applied, so that an untouched object needs no dry run to prove it.
+APPLIED_HASH_ANNOTATION = "palette.vmo/applied-hash"
+
+
+def stamp_applied_hash(desired):
+    """Adds the digest of `desired` (without the digest itself) to its annotations; returns it."""
+    metadata = desired.setdefault("metadata", {})
+    annotations = dict(metadata.get("annotations") or {})
+    annotations.pop(APPLIED_HASH_ANNOTATION, None)
+    metadata["annotations"] = annotations
+    digest = hashlib.sha256(json.dumps(desired, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+    annotations[APPLIED_HASH_ANNOTATION] = digest
+    return digest
+
+
+def untouched_since_our_apply(live, desired, field_manager):
+    """True when applying `desired` again is certain to change nothing, without asking the server.
+
+    It is, when the live object carries the digest of exactly this desired state, our manager's last
+    apply is recorded, and no other manager has written the object (status aside) since then: every
+    field we own still has the value we applied. In any other case the server's dry run decides.
+    """
+    if not live or (live.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    live_hash = ((live.get("metadata") or {}).get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
+    wanted_hash = ((desired.get("metadata") or {}).get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
+    if not live_hash or live_hash != wanted_hash:
+        return False
+    entries = [e for e in (live.get("metadata") or {}).get("managedFields") or [] if not e.get("subresource")]
+    ours = [e for e in entries if e.get("manager") == field_manager and e.get("operation") == "Apply"]
+    if len(ours) != 1 or not ours[0].get("time"):
+        return False
+    # Timestamps have one-second resolution, so an equal one counts as later.
+    return all(e is ours[0] or (e.get("time") or "") < ours[0]["time"] for e in entries)
+
+
 def comparable(obj):
-    """The object without status and server bookkeeping, for before/after comparison and diffs."""
+    """The object without status and server bookkeeping, for before/after comparison and diffs.
+
+    Shallow on purpose: a batch compares thousands of objects and never mutates the result.
+    """
     if obj is None:
         return None
-    trimmed = copy.deepcopy(obj)
-    trimmed.pop("status", None)
-    metadata = trimmed.get("metadata") or {}
-    for key in SERVER_METADATA:
-        metadata.pop(key, None)
+    trimmed = {key: value for key, value in obj.items() if key != "status"}
+    metadata = {key: value for key, value in (obj.get("metadata") or {}).items() if key not in SERVER_METADATA}
+    # Our digest is bookkeeping too: a new digest alone is no change worth a write.
+    annotations = {k: v for k, v in (metadata.get("annotations") or {}).items() if k != APPLIED_HASH_ANNOTATION}
+    metadata.pop("annotations", None)
+    if annotations:
+        metadata["annotations"] = annotations
+    trimmed["metadata"] = metadata
     return trimmed
 
 
@@ -67,22 +110,37 @@ class PlannedObject(object):
         self.after = None
         self.error = None
         self.result = None
+        self._action = None
 
     @property
     def action(self):
+        """create, update, none or error; decided once, from the plan."""
         if self.error:
             return "error"
-        if self.before is None:
-            return "create"
-        return "update" if comparable(self.before) != comparable(self.after) else "none"
+        if self._action is None:
+            if self.before is None:
+                self._action = "create"
+            else:
+                self._action = "update" if comparable(self.before) != comparable(self.after) else "none"
+        return self._action
 
 
 def plan_apply(client, planned, field_manager, force, concurrency):
-    """Fills `after` (or `error`) of every PlannedObject from a server-side dry-run apply."""
+    """Fills `after` (or `error`) of every PlannedObject: from a server-side dry-run apply, unless the
+    live object is provably what this desired state already produced."""
+    for item in planned:
+        stamp_applied_hash(item.desired)
+    asking = []
+    for item in planned:
+        if untouched_since_our_apply(item.before, item.desired, field_manager):
+            item.after, item._action = item.before, "none"
+        else:
+            asking.append(item)
+
     def dry_run(item):
         return client.apply(item.path, item.desired, field_manager, force=force, dry_run=True)
 
-    for item, outcome in zip(planned, run_concurrently(dry_run, planned, concurrency)):
+    for item, outcome in zip(asking, run_concurrently(dry_run, asking, concurrency)):
         if isinstance(outcome, KubeApiError):
             item.error = describe_api_error(outcome) if outcome.status == 422 else outcome.message or str(outcome)
         elif isinstance(outcome, Exception):

@@ -28,12 +28,20 @@ from ansible_collections.palette.vmo.plugins.module_utils.retry import Transient
 PRESENT_STATES = ("present",) + kubevirt_power.POWER_STATES
 
 
+MESSAGE_ERRORS = 10  # a failed batch of thousands names the first few in msg; `errors` has them all
+
+
 class TaskFailure(Exception):
     """Ends the task with a message (and, for input errors, the list of every problem found)."""
 
     def __init__(self, message, errors=None):
+        errors = errors or []
+        if len(errors) > MESSAGE_ERRORS and message.endswith("; ".join(errors)):
+            shown = "; ".join(errors[:MESSAGE_ERRORS])
+            message = message[:len(message) - len("; ".join(errors))] + shown + \
+                "; ... and %d more (see errors)" % (len(errors) - MESSAGE_ERRORS)
         super(TaskFailure, self).__init__(message)
-        self.errors = errors or []
+        self.errors = errors
 
 
 class VmPlan(object):
@@ -99,6 +107,25 @@ def _list_namespace(client, api_version, namespace):
     vms, _ = client.list_all(object_path(api_version, "virtualmachines", namespace=namespace))
     vmis, _ = client.list_all(object_path(api_version, "virtualmachineinstances", namespace=namespace))
     return namespace, vms, vmis
+
+
+def check_namespaces(client, plans, concurrency):
+    """A namespace that does not exist is one error for all its VMs, before any dry run."""
+    namespaces = sorted({plan.namespace for plan in plans if plan.state != "absent"})
+    found = kube_apply.run_concurrently(lambda ns: client.get_or_none(object_path("v1", "namespaces", ns)),
+                                        namespaces, concurrency)
+    errors = []
+    for namespace, outcome in zip(namespaces, found):
+        if isinstance(outcome, KubeApiError) and outcome.status == 403:
+            continue  # may not read namespaces: the dry run will tell
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome is None:
+            names = [plan.name for plan in plans if plan.namespace == namespace]
+            errors.append("namespace: %r does not exist (VM%s %s)" % (
+                namespace, "s" if len(names) > 1 else "", ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")))
+    if errors:
+        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
 
 
 def read_live(client, api_version, namespaces, concurrency):
@@ -242,7 +269,7 @@ def plan_diff(plan):
     before = comparable(plan.live)
     after = None if plan.delete else comparable(plan.apply.after if plan.apply else plan.live)
     if plan.apply and plan.migrate_running and after:
-        after.get("spec", {}).pop("running", None)
+        after["spec"] = {k: v for k, v in (after.get("spec") or {}).items() if k != "running"}
     return {"before_header": "VirtualMachine %s" % plan.label, "after_header": "VirtualMachine %s" % plan.label,
             "before": before or {}, "after": after or {}}
 
@@ -352,6 +379,13 @@ def vm_result(plan, vm, vmi):
     }
 
 
+def _last_known(plan):
+    """The freshest copy of the VM this run has without asking again."""
+    if plan.apply:
+        return plan.apply.result or plan.apply.after or plan.live
+    return plan.live
+
+
 def run(module):
     params = module.params
     try:
@@ -363,6 +397,7 @@ def run(module):
         client = connect(params)
         api_version = preferred_version(client, "kubevirt.io", params.get("api_version"))
         namespaces = {plan.namespace for plan in plans}
+        check_namespaces(client, plans, params["concurrency"])
         build_templated(client, plans, params["concurrency"])
         check_networks(client, plans, params["concurrency"])
         live_vms, live_vmis = read_live(client, api_version, namespaces, params["concurrency"])
@@ -376,17 +411,13 @@ def run(module):
         if not module.check_mode and changed:
             subresources = preferred_version(client, "subresources.kubevirt.io")
             execute(client, plans, params, subresources)
-        observed = {}
+        observed, vmis = {}, live_vmis
         if params["wait"] and not module.check_mode:
             observed = wait_vms(client, plans, params)
-        vmis = {}
-        if not module.check_mode and any(plan.state != "absent" for plan in plans):
-            live_vms2, vmis = read_live(client, api_version, namespaces, params["concurrency"])
-            fresh = dict(live_vms2)
-            fresh.update((k, v) for k, v in observed.items() if v is not None)
-            observed = fresh
-        result["vms"] = [vm_result(plan, observed.get(plan.key) or (plan.apply.after if plan.apply else None),
-                                   vmis.get(plan.key)) for plan in plans]
+            # Addresses and nodes come from the instances, which the wait did not watch.
+            _, vmis = read_live(client, api_version, namespaces, params["concurrency"])
+        result["vms"] = [vm_result(plan, observed.get(plan.key) or _last_known(plan), vmis.get(plan.key))
+                         for plan in plans]
         module.exit_json(**result)
     except TaskFailure as err:
         module.fail_json(msg=str(err), errors=err.errors)

@@ -264,7 +264,7 @@ options:
   concurrency:
     description: Requests in flight at once for the batch.
     type: int
-    default: 8
+    default: 16
 seealso:
   - module: palette.vmo.kubevirt_vm_info
 """
@@ -394,7 +394,7 @@ def argument_spec():
         exclusive=dict(type="bool", default=False),
         field_manager=dict(type="str", default="palette.vmo"),
         force_conflicts=dict(type="bool", default=True),
-        concurrency=dict(type="int", default=8),
+        concurrency=dict(type="int", default=16),
     )
     return spec
 

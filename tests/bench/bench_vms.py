@@ -1,0 +1,231 @@
+"""Benchmark: declare N VMs, then declare them again, with four tools side by side on the same lab.
+
+    python -m tests.bench.bench_vms [--sizes 10,100,1000] [--repeats 3] [--slow-repeats 1]
+
+(a) palette.vmo.kubevirt_vm, all VMs in one task      (b) kubevirt.core.kubevirt_vm in a loop
+(c) kubernetes.core.k8s with the list of definitions  (d) kubectl apply --server-side (the floor)
+
+Every tool declares the same VMs (runStrategy Halted, so the measurement is the tool, not the VMs
+booting) into a fresh namespace; "create" is the first run, "no-op" the second. Medians go to
+docs/benchmarks.md with a chart (docs/benchmarks.png); the raw samples to docs/benchmarks.json.
+Also measured: the peak memory of the palette.vmo module process for 1 VM and for the largest N.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from tests.lab import gobuild
+from tests.lab.kube import Kube, object_path
+from tests.lab.state import ADMIN_USER, LabState
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TOOLS = {
+    "a": "palette.vmo.kubevirt_vm (one task)",
+    "b": "kubevirt.core.kubevirt_vm (loop)",
+    "c": "kubernetes.core.k8s (list)",
+    "d": "kubectl apply --server-side",
+}
+MEMORY = "128Mi"
+
+
+def vm_names(n):
+    return [f"bench-{i:04d}" for i in range(n)]
+
+
+def vmi_template_spec():
+    return {"domain": {"memory": {"guest": MEMORY},
+                       "devices": {"interfaces": [{"name": "default", "masquerade": {}}]}},
+            "networks": [{"name": "default", "pod": {}}]}
+
+
+def vm_object(name, namespace):
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"runStrategy": "Halted", "template": {"spec": vmi_template_spec()}}}
+
+
+def playbook_for(tool, namespace, names, kubeconfig):
+    if tool == "a":
+        task = {"palette.vmo.kubevirt_vm": {
+            "kubeconfig": kubeconfig, "namespace": namespace, "run_strategy": "Halted", "memory": MEMORY,
+            "vms": [{"name": n} for n in names]}}
+    elif tool == "b":
+        task = {"kubevirt.core.kubevirt_vm": {
+            "kubeconfig": kubeconfig, "namespace": namespace, "name": "{{ item }}", "run_strategy": "Halted",
+            "spec": vmi_template_spec()}, "loop": names}
+    else:
+        task = {"kubernetes.core.k8s": {
+            "kubeconfig": kubeconfig, "state": "present",
+            "definition": [vm_object(n, namespace) for n in names]}}
+    return [{"hosts": "localhost", "gather_facts": False, "tasks": [dict(task, name="declare VMs")]}]
+
+
+def ansible_env():
+    return dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                ANSIBLE_LOCAL_TEMP=str(REPO / "build" / "ansible-tmp"))
+
+
+def timed(argv, env=None):
+    started = time.perf_counter()
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return elapsed
+
+
+def run_tool(tool, namespace, names, lab, workdir):
+    """Seconds for the first (create) and second (no-op) run of one tool."""
+    if tool == "d":
+        manifest = workdir / f"{namespace}.json"
+        manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "List",
+                                        "items": [vm_object(n, namespace) for n in names]}))
+        kubectl = str(gobuild.program("kubectl"))
+        argv = [kubectl, "--kubeconfig", str(lab.kubeconfig), "apply", "--server-side",
+                "--field-manager", "bench", "-f", str(manifest)]
+        return timed(argv), timed(argv)
+    playbook = workdir / f"{namespace}.yml"
+    playbook.write_text(json.dumps(playbook_for(tool, namespace, names, str(lab.kubeconfig))))
+    argv = [str(BIN / "ansible-playbook"), str(playbook)]
+    return timed(argv, ansible_env()), timed(argv, ansible_env())
+
+
+def module_peak_memory_kib(namespace, n, lab, workdir):
+    """Peak RSS of the palette.vmo module process itself, run as Ansible runs it (args file)."""
+    args = workdir / f"args-{n}.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "kubeconfig": str(lab.kubeconfig), "namespace": namespace, "run_strategy": "Halted", "memory": MEMORY,
+        "vms": [{"name": name} for name in vm_names(n)]}}))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "build" / "collections"))
+    module = REPO / "plugins" / "modules" / "kubevirt_vm.py"
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, str(module), str(args)],
+                          cwd=workdir, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
+    return int(proc.stderr.strip().splitlines()[-1])
+
+
+def fresh_namespace(admin, prefix):
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
+
+
+def drop_namespace(admin, name):
+    admin.delete(object_path("v1", "namespaces", name))
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and admin.get_or_none(object_path("v1", "namespaces", name)):
+        time.sleep(0.5)
+
+
+def write_report(samples, memory, sizes, out_dir):
+    rows, medians = [], {}
+    for n in sizes:
+        for tool in TOOLS:
+            runs = samples.get(f"{tool}:{n}") or []
+            if not runs:
+                continue
+            create = statistics.median(r[0] for r in runs)
+            noop = statistics.median(r[1] for r in runs)
+            medians[(tool, n)] = (create, noop)
+            rows.append((n, tool, len(runs), create, noop))
+    lines = ["# Benchmarks: declaring N KubeVirt VMs", "",
+             "Measured by `make bench` (`tests/bench/bench_vms.py`) on the local lab (real kube-apiserver "
+             "and etcd, KubeVirt's CRDs), all four tools in one run on the same machine (2 cores). "
+             "Each sample declares N VMs (runStrategy Halted) in a fresh namespace: *create* is the first run, "
+             "*no-op* the second. Values are medians of the samples, in seconds.", "",
+             "| N | tool | samples | create (s) | no-op (s) | create vs (b) | create vs (d) | no-op vs (d) |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for n, tool, count, create, noop in rows:
+        b, d = medians.get(("b", n)), medians.get(("d", n))
+        vs_b = f"{b[0] / create:.1f}x faster" if b and tool != "b" else ""
+        vs_d = f"{create / d[0]:.2f}x" if d else ""
+        noop_d = f"{noop / d[1]:.2f}x" if d else ""
+        lines.append(f"| {n} | ({tool}) {TOOLS[tool]} | {count} | {create:.2f} | {noop:.2f} | {vs_b} | {vs_d} | {noop_d} |")
+    if memory:
+        lines += ["", "Peak memory (RSS) of the palette.vmo module process: "
+                  + ", ".join(f"{n} VM{'s' if n > 1 else ''}: {kib / 1024:.1f} MiB" for n, kib in sorted(memory.items()))
+                  + (f" (ratio {memory[max(memory)] / memory[min(memory)]:.2f})" if len(memory) > 1 else "")]
+    lines += ["", "![create and no-op times](benchmarks.png)", ""]
+    (out_dir / "benchmarks.md").write_text("\n".join(lines))
+    (out_dir / "benchmarks.json").write_text(json.dumps({"samples": samples, "memory_kib": memory}, indent=1))
+    chart(medians, sizes, out_dir / "benchmarks.png")
+
+
+def chart(medians, sizes, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for index, title in enumerate(("create", "no-op re-run")):
+        ax = axes[index]
+        for tool, label in TOOLS.items():
+            points = [(n, medians[(tool, n)][index]) for n in sizes if (tool, n) in medians]
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"({tool}) {label}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("VMs (N)")
+        ax.set_ylabel("seconds (median)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--slow-repeats", type=int, default=1,
+                        help="samples of (b), the per-VM loop, at the largest size (it takes minutes each)")
+    parser.add_argument("--tools", default="abcd")
+    parser.add_argument("--out", default=str(REPO / "docs"))
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    subprocess.run([sys.executable, "-m", "tests.lab", "up"], cwd=REPO, check=True)
+    lab = LabState.load()
+    admin = Kube(lab.apiserver_url, lab.token(ADMIN_USER), str(lab.ca_file), timeout=120)
+    samples, memory = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for n in sizes:
+            for repeat in range(args.repeats):
+                for tool in args.tools:
+                    if tool == "b" and n == max(sizes) and n >= 1000 and repeat >= args.slow_repeats:
+                        continue
+                    namespace = fresh_namespace(admin, f"bench-{tool}")
+                    try:
+                        create, noop = run_tool(tool, namespace, vm_names(n), lab, workdir)
+                    finally:
+                        drop_namespace(admin, namespace)
+                    samples.setdefault(f"{tool}:{n}", []).append((create, noop))
+                    print(f"N={n} ({tool}) {TOOLS[tool]}: create {create:.2f}s, no-op {noop:.2f}s", flush=True)
+        for n in sorted({1, max(sizes)}):
+            namespace = fresh_namespace(admin, "bench-mem")
+            try:
+                memory[n] = module_peak_memory_kib(namespace, n, lab, workdir)
+            finally:
+                drop_namespace(admin, namespace)
+            print(f"module peak RSS for {n} VMs: {memory[n] / 1024:.1f} MiB", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(samples, memory, sizes, out)
+    print(f"wrote {out / 'benchmarks.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
