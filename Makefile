@@ -6,11 +6,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # pytest's own cache and Ansible's temp files stay inside the checkout.
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/build/ansible-tmp
 
-.PHONY: help venv collections lab-up lab-down lab-env demo test test-unit test-lab test-integration build constraints clean
+.PHONY: help venv collections lab-up lab-down lab-env demo test test-unit test-lab test-integration bench build constraints clean
 
 help:
 	@echo "make demo   - virtualenv, pinned dependencies, the lab, and a first playbook on it"
 	@echo "make test   - unit tests, lab tests and integration tests against the lab"
+	@echo "make bench  - benchmarks against kubevirt.core, kubernetes.core and kubectl (docs/benchmarks.md)"
 	@echo "make build  - build the collection tarball"
 	@echo "make lab-up / lab-down / lab-env - the local lab on its own"
 
@@ -51,6 +52,10 @@ test-integration: venv collections lab-up
 
 test: venv collections lab-up
 	$(PY) -m pytest tests/unit tests/lab/tests tests/integration
+
+# BENCH_ARGS="--sizes 10,100 --repeats 1" for a quick run.
+bench: venv collections lab-up
+	$(PY) -m tests.bench.bench_vms $(BENCH_ARGS)
 
 build: venv
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path build/

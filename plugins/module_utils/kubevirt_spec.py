@@ -270,7 +270,7 @@ def build_vm(params, api_version="kubevirt.io/v1", base_spec=None, networks_know
         volumes.append(volume)
         if dv_template:
             dv_templates.append(dv_template)
-    if params.get("cloud_init"):
+    if params.get("cloud_init") is not None:
         device, volume = _cloud_init(vm, params["cloud_init"])
         disks.append(device)
         volumes.append(volume)
