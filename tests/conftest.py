@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Tests import the collection as Ansible does, from the checkout linked by `make collections`.
+COLLECTIONS = REPO_ROOT / "build" / "collections"
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +65,47 @@ def namespace(admin, request):
                                                     "metadata": {"name": name}})
     yield name
     admin.delete(object_path("v1", "namespaces", name))
+
+
+class MaasLab:
+    """The lab's MAAS simulator: its connection, its request log and its fault knobs."""
+
+    def __init__(self, state):
+        import requests as _requests
+
+        self.url, self.api_key, self.ca_file = state.maas_url, state.maas_api_key, str(state.ca_file)
+        self.log_path = state.maas_request_log
+        self.session = _requests.Session()
+        self.session.trust_env = False
+        self.session.verify = self.ca_file
+        self.base = self.url.rsplit("/MAAS", 1)[0]
+
+    def connection(self) -> dict:
+        return {"maas_url": self.url, "maas_api_key": self.api_key, "maas_ca_cert": self.ca_file}
+
+    def mark(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def requests_since(self, mark: int) -> list:
+        import json as _json
+
+        with open(self.log_path, "rb") as log:
+            log.seek(mark)
+            return [_json.loads(line) for line in log.read().splitlines() if line.strip()]
+
+    def writes_since(self, mark: int) -> list:
+        return [r for r in self.requests_since(mark) if r["mutating"]]
+
+    def faults(self, **faults) -> None:
+        self.session.put(self.base + "/__lab__/faults", json=faults, timeout=10).raise_for_status()
+
+    def durations(self, **durations) -> None:
+        self.session.put(self.base + "/__lab__/durations", json=durations, timeout=10).raise_for_status()
+
+    def reset(self) -> None:
+        self.session.post(self.base + "/__lab__/reset", timeout=10).raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def maas(lab):
+    return MaasLab(lab)

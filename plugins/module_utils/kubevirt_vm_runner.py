@@ -330,9 +330,38 @@ def execute(client, plans, params, subresource_version):
                                                     pausing, concurrency), pausing, "pause")
 
 
+def field_value(obj, path):
+    """The value at a dotted path with optional list indexes (`status.interfaces[0].ipAddress`), or None.
+
+    A leading `.` and JSONPath braces (`{.status.ready}`) are accepted as kubectl writes them.
+    """
+    current = obj
+    for part in path.strip().strip("{}").lstrip(".").replace("]", "").split("."):
+        name, _, index = part.partition("[")
+        if name:
+            current = current.get(name) if isinstance(current, dict) else None
+        if index:
+            try:
+                current = current[int(index)] if isinstance(current, list) else None
+            except (IndexError, ValueError):
+                current = None
+        if current is None:
+            return None
+    return current
+
+
 def _wait_target(plan, params, expectation=None):
     if plan.state == "absent":
         return WaitTarget(plan.namespace, plan.name, lambda vm: vm is None, "deletion", kubevirt_power.describe_vm)
+    field = params.get("wait_field")
+    if field and expectation is None:
+        def has_value(vm):
+            value = field_value(vm or {}, field["path"])
+            return value is not None and (field.get("value") is None or str(value).lower() == str(field["value"]).lower())
+        wanted = "%s=%s" % (field["path"], field.get("value") if field.get("value") is not None else "<any>")
+        return WaitTarget(plan.namespace, plan.name, has_value, wanted,
+                          lambda vm: "%s; %s=%s" % (kubevirt_power.describe_vm(vm), field["path"],
+                                                    field_value(vm or {}, field["path"])))
     condition = params.get("wait_condition")
     if condition and expectation is None:
         def has_condition(vm):

@@ -240,6 +240,19 @@ options:
       reason:
         description: Condition reason, if it matters.
         type: str
+  wait_field:
+    description:
+      - Wait until this field of the VM has this value instead of the state's default (for example
+        C(status.printableStatus) = C(Running), or C(status.volumeSnapshotStatuses[0].enabled) = C(true)).
+    type: dict
+    suboptions:
+      path:
+        description: Dotted path with optional list indexes; C({.status.ready}) as kubectl writes it also works.
+        type: str
+        required: true
+      value:
+        description: The value to wait for, compared as text (case-insensitive); unset waits for any value.
+        type: str
   propagation_policy:
     description: How dependents (the VMI, DataVolumes) are deleted with O(state=absent).
     type: str
@@ -390,6 +403,7 @@ def argument_spec():
         wait_condition=dict(type="dict", options=dict(type=dict(type="str", required=True),
                                                       status=dict(type="str", default="True"),
                                                       reason=dict(type="str"))),
+        wait_field=dict(type="dict", options=dict(path=dict(type="str", required=True), value=dict(type="str"))),
         propagation_policy=dict(type="str", choices=["Foreground", "Background", "Orphan"], default="Background"),
         exclusive=dict(type="bool", default=False),
         field_manager=dict(type="str", default="palette.vmo"),
@@ -401,7 +415,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=[("name", "vms")])
+                           mutually_exclusive=[("name", "vms"), ("wait_condition", "wait_field")])
     run(module)
 
 

@@ -24,6 +24,12 @@ class PlaybookRun:
         return f"rc={self.rc}\n{self.stdout[-4000:]}\n{self.stderr[-2000:]}"
 
 
+@pytest.fixture
+def ns(namespace):
+    """A fresh namespace for one test (see tests/conftest.py)."""
+    return namespace
+
+
 @pytest.fixture(scope="session")
 def ansible_playbook(lab):
     binary = Path(sys.executable).parent / "ansible-playbook"
@@ -67,3 +73,4 @@ def run_module(lab):
         return result
 
     return run
+

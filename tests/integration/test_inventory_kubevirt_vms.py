@@ -4,21 +4,12 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.lab.kube import object_path
 
-
-@pytest.fixture
-def ns(admin):
-    name = f"inv-{uuid.uuid4().hex[:8]}"
-    admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    admin.delete(object_path("v1", "namespaces", name))
+from .helpers import unwrap
 
 
 def nodeport(name, domain, ports):
@@ -37,16 +28,6 @@ def inventory(lab, tmp_path, config):
     assert proc.returncode == 0, proc.stderr
     return unwrap(json.loads(proc.stdout))
 
-
-def unwrap(value):
-    """ansible-inventory marks values that came from the cluster as untrusted: {"__ansible_unsafe": v}."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
 
 
 def test_inventory_lists_vms_with_addresses_groups_services_and_windows(run_module, admin, lab, ns, tmp_path):

@@ -10,14 +10,6 @@ from tests.lab.state import ADMIN_USER
 MODULE = "palette.vmo.kubevirt_vm"
 
 
-@pytest.fixture
-def ns(admin):
-    name = f"vm-{uuid.uuid4().hex[:8]}"
-    admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    admin.delete(object_path("v1", "namespaces", name))
-
-
 def vm_path(namespace, name=""):
     return object_path("kubevirt.io/v1", "virtualmachines", name, namespace)
 
@@ -246,3 +238,16 @@ def test_unknown_template_is_an_input_error(run_module, audit, ns, vm_template):
     assert f"VM {ns}/x: template: VmTemplate 'no-such-template' not found" in result["msg"]
     assert vm_template in result["msg"]  # the error lists the templates that do exist
     assert writes_in(audit, mark, ns) == []
+
+
+def test_wait_on_a_named_field_and_on_a_condition(run_module, ns):
+    by_field = run_module(MODULE, {"namespace": ns, "name": "fielded", "memory": "128Mi", "wait": True,
+                                   "wait_field": {"path": "{.status.printableStatus}", "value": "Running"}})
+    assert by_field.get("failed") is not True and by_field["vms"][0]["printable_status"] == "Running"
+    never = run_module(MODULE, {"namespace": ns, "name": "fielded", "memory": "128Mi", "wait": True, "wait_timeout": 2,
+                                "wait_field": {"path": "status.printableStatus", "value": "Migrating"}})
+    assert never.get("failed") is True
+    assert "waiting for status.printableStatus=Migrating; last seen: printableStatus=Running" in never["msg"]
+    by_condition = run_module(MODULE, {"namespace": ns, "name": "fielded", "memory": "128Mi", "wait": True,
+                                       "wait_condition": {"type": "Ready", "status": "True"}})
+    assert by_condition.get("failed") is not True

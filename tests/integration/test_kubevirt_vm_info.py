@@ -1,19 +1,5 @@
 """palette.vmo.kubevirt_vm_info against the lab: selectors, instance facts, waits."""
 
-import uuid
-
-import pytest
-
-from tests.lab.kube import object_path
-
-
-@pytest.fixture
-def ns(admin):
-    name = f"info-{uuid.uuid4().hex[:8]}"
-    admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    admin.delete(object_path("v1", "namespaces", name))
-
 
 def test_info_by_name_label_and_namespace_with_vmi_facts(run_module, ns):
     created = run_module("palette.vmo.kubevirt_vm", {

@@ -13,8 +13,8 @@ from .kubevirt import crds
 from .state import LabState
 
 # Started in this order, stopped in the reverse one.
-PROCESS_ORDER = ("etcd", "apiserver", "controller-manager", "kubevirt-standin")
-PORTS = ("etcd", "etcd-peer", "apiserver", "controller-manager", "virt-api")
+PROCESS_ORDER = ("etcd", "apiserver", "controller-manager", "kubevirt-standin", "maas")
+PORTS = ("etcd", "etcd-peer", "apiserver", "controller-manager", "virt-api", "maas")
 
 
 def _running(state: LabState) -> Dict[str, bool]:
@@ -33,6 +33,10 @@ def environment(state: LabState) -> Dict[str, str]:
         "LAB_CA_FILE": str(state.ca_file),
         "LAB_AUDIT_LOG": str(state.audit_log),
         "LAB_TOKEN_ADMIN": state.token(lab_state.ADMIN_USER),
+        "MAAS_URL": state.maas_url,
+        "MAAS_API_KEY": state.maas_api_key,
+        "MAAS_CA_CERT": str(state.ca_file),
+        "LAB_MAAS_REQUEST_LOG": str(state.maas_request_log),
     }
     for user in lab_state.TEST_USERS:
         env[f"LAB_TOKEN_{user.upper()}"] = state.token(user)
@@ -47,11 +51,24 @@ def build_all() -> None:
     crds.cdi_crds()
 
 
-def start_standin(state: LabState) -> None:
-    argv = [sys.executable, "-m", "tests.lab.kubevirt"]
-    pid = processes.start(argv, state.dir / "logs" / "kubevirt-standin.log", cwd=paths.REPO_ROOT)
-    state.processes["kubevirt-standin"] = {"pid": pid, "marker": "tests.lab.kubevirt"}
+def start_python_service(state: LabState, name: str, module: str) -> None:
+    """One of the lab's Python services, as a process of its own (`python -m <module>`)."""
+    pid = processes.start([sys.executable, "-m", module], state.dir / "logs" / f"{name}.log", cwd=paths.REPO_ROOT)
+    state.processes[name] = {"pid": pid, "marker": module}
     state.save()
+
+
+def start_maas(state: LabState) -> None:
+    start_python_service(state, "maas", "tests.lab.maas")
+    processes.wait_until(lambda: _maas_answers(state), 30, "the MAAS simulator", state.dir / "logs" / "maas.log")
+
+
+def _maas_answers(state: LabState) -> bool:
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    return session.get(state.maas_url + "/api/2.0/version/", verify=str(state.ca_file), timeout=2).status_code == 200
 
 
 def up(_args: argparse.Namespace) -> int:
@@ -64,7 +81,8 @@ def up(_args: argparse.Namespace) -> int:
     started = time.monotonic()
     build_all()
     built = time.monotonic()
-    state = LabState(tokens=lab_state.new_tokens(), ports={name: processes.free_port() for name in PORTS})
+    state = LabState(tokens=lab_state.new_tokens(), ports={name: processes.free_port() for name in PORTS},
+                     maas_api_key=lab_state.new_maas_api_key())
     state.dir.mkdir(parents=True, exist_ok=True)
     state.save()
     controlplane.write_config(state)
@@ -73,9 +91,10 @@ def up(_args: argparse.Namespace) -> int:
     bootstrap.wait_controller_manager(kube)
     bootstrap.ensure_nodes(kube)
     bootstrap.install_operator_crds(kube)
-    start_standin(state)
+    start_python_service(state, "kubevirt-standin", "tests.lab.kubevirt")
     bootstrap.deploy_kubevirt(kube)
     bootstrap.install_vmo_crds(kube)
+    start_maas(state)
     env_file = state.dir / "env"
     env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in environment(state).items()))
     env_file.chmod(0o600)

@@ -22,6 +22,7 @@ class LabState:
     tokens: Dict[str, str] = field(default_factory=dict)
     processes: Dict[str, Dict[str, object]] = field(default_factory=dict)  # name -> {pid, marker}
     ready: bool = False  # set once `up` has finished; a half-started lab is started again
+    maas_api_key: str = ""  # consumer:token:secret, as MAAS prints it for `maas login`
 
     @property
     def dir(self) -> Path:
@@ -38,6 +39,14 @@ class LabState:
     @property
     def ca_file(self) -> Path:
         return self.dir / "pki" / "ca.crt"
+
+    @property
+    def maas_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports['maas']}/MAAS"
+
+    @property
+    def maas_request_log(self) -> Path:
+        return self.dir / "logs" / "maas-requests.jsonl"
 
     @property
     def audit_log(self) -> Path:
@@ -58,6 +67,12 @@ class LabState:
         if not path.exists():
             return None
         return cls(**json.loads(path.read_text()))
+
+
+def new_maas_api_key() -> str:
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+    part = lambda n: "".join(secrets.choice(alphabet) for _ in range(n))  # noqa: E731
+    return f"{part(18)}:{part(18)}:{part(32)}"
 
 
 def new_tokens() -> Dict[str, str]:

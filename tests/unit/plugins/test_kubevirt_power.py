@@ -45,3 +45,17 @@ def test_expectations():
     assert expected_state("present", "Halted") == "stopped"
     assert expected_state("present", "Manual") is None
     assert expected_state("paused", "Manual") == "paused"
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("status.printableStatus", "Running"),
+    ("{.status.printableStatus}", "Running"),
+    (".status.interfaces[0].ipAddress", "10.0.0.5"),
+    ("status.interfaces[3].ipAddress", None),
+    ("status.missing.deeper", None),
+])
+def test_field_value_paths(path, expected):
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_runner import field_value
+
+    vm = {"status": {"printableStatus": "Running", "interfaces": [{"ipAddress": "10.0.0.5"}]}}
+    assert field_value(vm, path) == expected

@@ -1,0 +1,544 @@
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""maas_machine, end to end: validate, find every machine (never duplicate one), then drive each
+towards its state through MAAS's state machine, all machines at once, with one bounded wait.
+
+The loop is state-driven: each round reads the machines, decides the next action of every machine
+from its current status (commission, deploy, release, ...), sends those actions concurrently and waits
+until no machine is in a transitional status. A run that was interrupted mid-way simply continues.
+Check mode reads only and reports the first action each machine would take.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.palette.vmo.plugins.module_utils.maas_client import (
+    MaasClient, MaasConfigError, MaasError)
+from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+
+STATES = ("present", "ready", "deployed", "released", "broken", "fixed", "absent")
+TRANSITIONAL = ("Commissioning", "Deploying", "Releasing", "Disk erasing", "Testing", "Entering rescue mode",
+                "Exiting rescue mode")
+MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DEPLOYED_STATES = ("Deployed", "Deploying", "Allocated", "Failed deployment")
+MACHINE_OPTIONS = ("system_id", "hostname", "domain", "architecture", "description", "power_type",
+                   "power_parameters", "pxe_mac", "mac_addresses", "state", "zone", "pool", "tags", "tags_exclusive",
+                   "power", "distro_series", "hwe_kernel", "user_data", "erase", "secure_erase", "quick_erase",
+                   "comment")
+
+
+class TaskFailure(Exception):
+    def __init__(self, message, errors=None):
+        super(TaskFailure, self).__init__(message)
+        self.errors = errors or []
+
+
+def label(request):
+    return request.get("hostname") or request.get("system_id") or request.get("pxe_mac") or \
+        (request.get("power_parameters") or {}).get("power_address") or "?"
+
+
+# -- input ----------------------------------------------------------------------------------------------
+
+def machine_requests(params):
+    defaults = {key: params.get(key) for key in MACHINE_OPTIONS}
+    items = params.get("machines") or [{}]
+    requests, errors = [], []
+    for index, item in enumerate(items):
+        unknown = sorted(set(item) - set(MACHINE_OPTIONS))
+        if unknown:
+            errors.append("machines[%d] (%s): unknown option(s) %s" % (index, label(item), ", ".join(unknown)))
+            continue
+        request = dict(defaults)
+        request.update({k: v for k, v in item.items() if v is not None})
+        request["state"] = request.get("state") or "present"
+        requests.append(request)
+    if errors:
+        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+    return requests
+
+
+def validate(requests, power_types, zones, pools):
+    """Every problem of every machine, before any request that writes."""
+    errors, seen = [], {}
+    for request in requests:
+        name = label(request)
+
+        def bad(option, reason):
+            errors.append("machine %s: %s: %s" % (name, option, reason))
+
+        if request["state"] not in STATES:
+            bad("state", "%r is not one of %s" % (request["state"], ", ".join(STATES)))
+        if not any(request.get(k) for k in ("system_id", "hostname", "pxe_mac")) and \
+                not (request.get("power_parameters") or {}).get("power_address"):
+            bad("hostname", "a machine needs system_id, hostname, pxe_mac or power_parameters.power_address "
+                            "to be found again")
+        if request.get("hostname") and not HOSTNAME.match(request["hostname"]):
+            bad("hostname", "%r is not a valid host name" % request["hostname"])
+        for mac in [request.get("pxe_mac")] + list(request.get("mac_addresses") or []):
+            if mac and not MAC.match(mac.lower()):
+                bad("pxe_mac" if mac == request.get("pxe_mac") else "mac_addresses", "%r is not a MAC address" % mac)
+        power_type = request.get("power_type")
+        if power_type:
+            if power_type not in power_types:
+                bad("power_type", "%r is not a power type this MAAS knows (%s)" % (power_type, ", ".join(sorted(power_types))))
+            else:
+                fields = power_types[power_type]
+                given = request.get("power_parameters") or {}
+                unknown = sorted(set(given) - set(fields))
+                if unknown:
+                    bad("power_parameters", "unknown for %s: %s (known: %s)" % (power_type, ", ".join(unknown),
+                                                                               ", ".join(sorted(fields))))
+                missing = [f for f, required in fields.items() if required and not given.get(f)]
+                if missing:
+                    bad("power_parameters", "%s needs %s" % (power_type, ", ".join(missing)))
+        elif request.get("power_parameters"):
+            bad("power_type", "is required with power_parameters")
+        if request["state"] in ("ready", "deployed", "present") and not request.get("system_id") and \
+                not request.get("power_type") and not request.get("pxe_mac"):
+            pass  # may exist already; checked once the machines are read
+        if request.get("zone") and request["zone"] not in zones:
+            bad("zone", "%r does not exist (zones: %s)" % (request["zone"], ", ".join(sorted(zones))))
+        if request.get("pool") and request["pool"] not in pools:
+            bad("pool", "%r does not exist (pools: %s)" % (request["pool"], ", ".join(sorted(pools))))
+        for tag in request.get("tags") or []:
+            if not re.match(r"^[\w-]+$", tag):
+                bad("tags", "%r is not a valid tag name" % tag)
+        if request.get("user_data") is not None and request["state"] != "deployed":
+            bad("user_data", "only applies with state=deployed")
+        if request.get("distro_series") and request["state"] != "deployed":
+            bad("distro_series", "only applies with state=deployed")
+        if any(request.get(k) for k in ("erase", "secure_erase", "quick_erase")) and \
+                request["state"] not in ("released", "ready", "absent"):
+            bad("erase", "only applies when the machine is released")
+        if request.get("power") and request["state"] in ("absent",):
+            bad("power", "cannot be combined with state=absent")
+        key = request.get("system_id") or request.get("hostname") or request.get("pxe_mac")
+        if key in seen:
+            bad("hostname", "declared more than once in this task")
+        seen[key] = True
+    if errors:
+        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+
+
+# -- finding machines -----------------------------------------------------------------------------------
+
+class Inventory(object):
+    """The machines MAAS has, indexed every way a request can name one."""
+
+    def __init__(self, machines, power_parameters):
+        self.machines = {m["system_id"]: m for m in machines}
+        self.power = power_parameters or {}
+
+    def find(self, request):
+        candidates = []
+        if request.get("system_id"):
+            candidates.append(self.machines.get(request["system_id"]))
+        if request.get("hostname"):
+            candidates.append(next((m for m in self.machines.values() if m["hostname"] == request["hostname"]), None))
+        macs = [m.lower() for m in [request.get("pxe_mac")] + list(request.get("mac_addresses") or []) if m]
+        for mac in macs:
+            candidates.append(next((m for m in self.machines.values()
+                                    if mac in [i["mac_address"] for i in m.get("interface_set") or []]), None))
+        address = (request.get("power_parameters") or {}).get("power_address")
+        if address:
+            candidates.append(next((self.machines[sid] for sid, p in sorted(self.power.items())
+                                    if sid in self.machines and p.get("power_address") == address), None))
+        found = {m["system_id"]: m for m in candidates if m}
+        if len(found) > 1:
+            raise TaskFailure("machine %s: matches several MAAS machines (%s); name it by system_id"
+                              % (label(request), ", ".join("%s=%s" % (m["system_id"], m["hostname"]) for m in found.values())))
+        if not found and request.get("system_id"):
+            raise TaskFailure("machine %s: system_id %s does not exist" % (label(request), request["system_id"]))
+        return next(iter(found.values()), None)
+
+
+def read_inventory(client):
+    machines = client.get("/machines/")
+    power = client.get("/machines/", op="power_parameters")
+    return Inventory(machines, power)
+
+
+# -- planning -----------------------------------------------------------------------------------------
+
+def attribute_changes(request, machine):
+    """PUT fields that differ (hostname, domain, zone, pool, description, power settings)."""
+    changes = {}
+    for key in ("hostname", "description", "architecture"):
+        if request.get(key) is not None and machine.get(key) != request[key] and \
+                not (key == "architecture" and machine.get(key, "").split("/")[0] == request[key].split("/")[0]):
+            changes[key] = request[key]
+    if request.get("domain") and (machine.get("domain") or {}).get("name") != request["domain"]:
+        changes["domain"] = request["domain"]
+    for key in ("zone", "pool"):
+        if request.get(key) and (machine.get(key) or {}).get("name") != request[key]:
+            changes[key] = request[key]
+    return changes
+
+
+def power_changes(request, machine, current_params):
+    if not request.get("power_type"):
+        return {}
+    wanted = dict((request.get("power_parameters") or {}))
+    if machine.get("power_type") == request["power_type"] and all(
+            str(current_params.get(k)) == str(v) for k, v in wanted.items()):
+        return {}
+    changes = {"power_type": request["power_type"]}
+    changes.update(("power_parameters_%s" % k, v) for k, v in wanted.items())
+    return changes
+
+
+def tag_changes(request, machine):
+    wanted = set(request.get("tags") or [])
+    have = set(machine.get("tag_names") or [])
+    add = sorted(wanted - have)
+    remove = sorted(have - wanted) if request.get("tags_exclusive") else []
+    return add, remove
+
+
+def next_transition(request, machine):
+    """The op that moves a machine one step towards its state, or None when it is there (or moving)."""
+    state, status = request["state"], machine["status_name"]
+    if status in TRANSITIONAL:
+        return None
+    if state == "ready":
+        if status in ("New", "Failed commissioning"):
+            return "commission"
+        if status in ("Deployed", "Allocated", "Failed deployment", "Releasing failed", "Failed disk erasing"):
+            return "release"
+        if status == "Broken":
+            return "mark_fixed"
+    elif state == "deployed":
+        if status in ("New", "Failed commissioning"):
+            return "commission"
+        if status in ("Ready", "Allocated"):
+            return "deploy"
+        if status == "Broken":
+            return "mark_fixed"
+    elif state == "released":
+        if status in ("Deployed", "Allocated", "Failed deployment", "Releasing failed", "Failed disk erasing"):
+            return "release"
+    elif state == "broken":
+        if status != "Broken":
+            return "mark_broken"
+    elif state == "fixed":
+        if status == "Broken":
+            return "mark_fixed"
+    return None
+
+
+def reached(request, machine):
+    status = machine["status_name"] if machine else None
+    return {
+        "present": machine is not None, "absent": machine is None, "ready": status == "Ready",
+        "deployed": status == "Deployed", "released": status in ("Ready", "New"), "broken": status == "Broken",
+        "fixed": machine is not None and status != "Broken",
+    }[request["state"]]
+
+
+def failed(request, machine):
+    """A machine that ended in a failure status on the way to its state."""
+    status = machine["status_name"] if machine else None
+    return status in ("Failed commissioning", "Failed deployment", "Releasing failed", "Failed disk erasing",
+                      "Failed testing") and request["state"] in ("ready", "deployed", "released")
+
+
+# -- acting ----------------------------------------------------------------------------------------------
+
+class MachineRun(object):
+    def __init__(self, request):
+        self.request = request
+        self.before = None
+        self.machine = None
+        self.actions = []
+        self.attempted = set()
+
+
+def _create_fields(request):
+    fields = {"architecture": request.get("architecture") or "amd64/generic", "hostname": request.get("hostname"),
+              "domain": request.get("domain"), "description": request.get("description"),
+              "power_type": request.get("power_type"),
+              "mac_addresses": [m for m in [request.get("pxe_mac")] + list(request.get("mac_addresses") or []) if m],
+              # A machine declared only "present" is enlisted; every other state needs it commissioned.
+              "commission": request["state"] not in ("present", "broken")}
+    fields.update(("power_parameters_%s" % k, v) for k, v in (request.get("power_parameters") or {}).items())
+    return {k: v for k, v in fields.items() if v not in (None, [])}
+
+
+def _op_fields(op, request):
+    if op == "deploy":
+        import base64
+
+        fields = {"distro_series": request.get("distro_series"), "hwe_kernel": request.get("hwe_kernel")}
+        if request.get("user_data"):
+            fields["user_data"] = base64.b64encode(request["user_data"].encode()).decode()
+        return fields
+    if op == "release":
+        return {k: True for k in ("erase", "secure_erase", "quick_erase") if request.get(k)}
+    if op == "mark_broken":
+        return {"comment": request.get("comment")}
+    return {}
+
+
+def plan_machine(run, inventory, client, check_mode, tags_known):
+    """Everything that brings one machine in line except the state transitions; returns the actions."""
+    request, machine = run.request, run.machine
+    actions = []
+    if request["state"] == "absent":
+        if machine is not None:
+            if machine.get("locked"):
+                raise TaskFailure("machine %s: is locked; unlock it before deleting it" % label(request))
+            actions.append(("delete", None))
+        return actions
+    if machine is None:
+        actions.append(("create", _create_fields(request)))
+        for tag in request.get("tags") or []:
+            if tag not in tags_known:
+                actions.append(("create_tag", tag))
+        if request.get("tags"):
+            actions.append(("tag", (sorted(request["tags"]), [])))
+        return actions
+    changes = attribute_changes(request, machine)
+    changes.update(power_changes(request, machine, inventory.power.get(machine["system_id"]) or {}))
+    if changes:
+        actions.append(("update", changes))
+    add, remove = tag_changes(request, machine)
+    for tag in add:
+        if tag not in tags_known:
+            actions.append(("create_tag", tag))
+    if add or remove:
+        actions.append(("tag", (add, remove)))
+    if request.get("power") and machine.get("power_state") != request["power"] and \
+            machine["status_name"] not in TRANSITIONAL:
+        actions.append(("power_" + request["power"], None))
+    return actions
+
+
+def execute(client, run, action, argument, created_tags):
+    request = run.request
+    if action == "create":
+        run.machine = client.post("/machines/", **argument)
+    elif action == "delete":
+        client.delete("/machines/%s/" % run.machine["system_id"])
+        run.machine = None
+    elif action == "update":
+        run.machine = client.put("/machines/%s/" % run.machine["system_id"], **argument)
+    elif action == "create_tag":
+        if argument not in created_tags:
+            created_tags.add(argument)
+            try:
+                client.post("/tags/", name=argument, comment="created by palette.vmo")
+            except MaasError as err:
+                if "already exists" not in err.describe():
+                    raise
+    elif action == "tag":
+        add, remove = argument
+        for tag in add:
+            client.post("/tags/%s/" % tag, op="update_nodes", add=run.machine["system_id"])
+        for tag in remove:
+            client.post("/tags/%s/" % tag, op="update_nodes", remove=run.machine["system_id"])
+    elif action in ("power_on", "power_off"):
+        run.machine = client.post("/machines/%s/" % run.machine["system_id"], op=action)
+    else:
+        run.machine = client.post("/machines/%s/" % run.machine["system_id"], op=action, **_op_fields(action, request))
+    run.actions.append(action)
+
+
+def failing_scripts(client, machine):
+    try:
+        results = client.get("/nodes/%s/results/" % machine["system_id"])
+    except MaasError:
+        return []
+    names = []
+    for result_set in results or []:
+        for script in result_set.get("results") or []:
+            if script.get("status_name") in ("Failed", "Timed out", "Failed installing"):
+                names.append("%s (exit %s)" % (script.get("name"), script.get("exit_status")))
+    return names
+
+
+def summary(run):
+    machine = run.machine
+    if machine is None:
+        return {"hostname": run.request.get("hostname"), "system_id": None, "status_name": None,
+                "actions": run.actions, "changed": bool(run.actions)}
+    return {
+        "system_id": machine["system_id"], "hostname": machine["hostname"], "status_name": machine["status_name"],
+        "power_state": machine.get("power_state"), "tags": machine.get("tag_names") or [],
+        "zone": (machine.get("zone") or {}).get("name"), "pool": (machine.get("pool") or {}).get("name"),
+        "ip_addresses": machine.get("ip_addresses") or [], "osystem": machine.get("osystem"),
+        "distro_series": machine.get("distro_series"), "actions": run.actions, "changed": bool(run.actions),
+    }
+
+
+def diff_view(machine):
+    if machine is None:
+        return {}
+    return {"hostname": machine.get("hostname"), "status": machine.get("status_name"),
+            "zone": (machine.get("zone") or {}).get("name"), "pool": (machine.get("pool") or {}).get("name"),
+            "tags": sorted(machine.get("tag_names") or []), "power_state": machine.get("power_state"),
+            "distro_series": machine.get("distro_series") or None}
+
+
+def predicted(run, actions, transition):
+    """The machine as it would look after this run, for check mode and diffs."""
+    view = diff_view(run.machine) if run.machine else {"hostname": run.request.get("hostname"), "status": "New"}
+    if run.request["state"] == "absent":
+        return {}
+    for action, argument in actions:
+        if action == "update":
+            view.update({k: v for k, v in argument.items() if k in ("hostname", "zone", "pool")})
+        elif action == "tag":
+            view["tags"] = sorted((set(view.get("tags") or []) | set(argument[0])) - set(argument[1]))
+        elif action in ("power_on", "power_off"):
+            view["power_state"] = action[len("power_"):]
+    final = {"ready": "Ready", "deployed": "Deployed", "released": "Ready", "broken": "Broken"}
+    if transition or any(a == "create" for a, _ in actions):
+        view["status"] = final.get(run.request["state"], view.get("status"))
+    if run.request["state"] == "deployed":
+        view["distro_series"] = run.request.get("distro_series") or view.get("distro_series") or "(default)"
+    return view
+
+
+def run(module):
+    params = module.params
+    try:
+        requests = machine_requests(params)
+        client = MaasClient(params)
+        power_types = {t["name"]: {f["name"]: f.get("required", False) for f in t.get("fields") or []}
+                       for t in client.get("/general/", op="describe_power_types")}
+        zones = {z["name"] for z in client.get("/zones/")}
+        pools = {p["name"] for p in client.get("/resourcepools/")}
+        validate(requests, power_types, zones, pools)
+        inventory = read_inventory(client)
+        tags_known = {t["name"] for t in client.get("/tags/")}
+        runs = [MachineRun(r) for r in requests]
+        claimed = {}
+        for item in runs:
+            item.machine = item.before = inventory.find(item.request)
+            if item.machine:
+                other = claimed.setdefault(item.machine["system_id"], label(item.request))
+                if other != label(item.request):
+                    raise TaskFailure("machines %s and %s are the same MAAS machine %s"
+                                      % (other, label(item.request), item.machine["system_id"]))
+        plans = [(item, plan_machine(item, inventory, client, module.check_mode, tags_known)) for item in runs]
+        changed = any(actions or (item.machine and next_transition(item.request, item.machine)) for item, actions in plans)
+        result = {"changed": bool(changed)}
+        if module._diff:
+            result["diff"] = [{"before_header": "machine %s" % label(item.request),
+                               "after_header": "machine %s" % label(item.request),
+                               "before": diff_view(item.before),
+                               "after": predicted(item, actions, item.machine and next_transition(item.request, item.machine))}
+                              for item, actions in plans
+                              if actions or (item.machine and next_transition(item.request, item.machine))]
+        if module.check_mode:
+            result["machines"] = [dict(summary(item), actions=[a for a, _ in actions] + (
+                [next_transition(item.request, item.machine)] if item.machine and next_transition(item.request, item.machine) else []),
+                changed=bool(actions or (item.machine and next_transition(item.request, item.machine))))
+                for item, actions in plans]
+            return module.exit_json(**result)
+        converge(client, plans, params)
+        result["changed"] = any(item.actions for item, _ in plans)
+        result["machines"] = [summary(item) for item, _ in plans]
+        module.exit_json(**result)
+    except TaskFailure as err:
+        module.fail_json(msg=str(err), errors=err.errors)
+    except (MaasError, MaasConfigError) as err:
+        module.fail_json(msg=str(err))
+
+
+def _concurrently(func, items, concurrency):
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+        futures = [pool.submit(func, item) for item in items]
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except Exception as err:  # noqa: BLE001 - collected and reported per machine
+                outcomes.append(err)
+        return outcomes
+
+
+def converge(client, plans, params):
+    concurrency, created_tags = params["concurrency"], set()
+    deadline = time.monotonic() + params["wait_timeout"]
+
+    def apply_plan(entry):
+        item, actions = entry
+        for action, argument in actions:
+            try:
+                execute(client, item, action, argument, created_tags)
+            except MaasError as err:
+                raise TaskFailure("machine %s: %s: %s" % (label(item.request), action, err.describe()))
+    _raise_all(_concurrently(apply_plan, plans, concurrency))
+    runs = [item for item, _ in plans if item.request["state"] != "absent"]
+    while True:
+        steps = []
+        for item in runs:
+            if item.machine is None:
+                continue
+            if failed(item.request, item.machine) and item.machine["status_name"] in item.attempted:
+                raise TaskFailure("machine %s: %s: %s" % (label(item.request), item.machine["status_name"],
+                                                          ", ".join(failing_scripts(client, item.machine)) or
+                                                          item.machine.get("status_message") or "no details"))
+            op = next_transition(item.request, item.machine)
+            if op:
+                steps.append((item, op))
+
+        def step(entry):
+            item, op = entry
+            if item.machine["status_name"] in ("Failed commissioning", "Failed deployment"):
+                item.attempted.add(item.machine["status_name"])
+            try:
+                execute(client, item, op, _op_fields(op, item.request), created_tags)
+            except MaasError as err:
+                raise TaskFailure("machine %s: %s: %s" % (label(item.request), op, err.describe()))
+        _raise_all(_concurrently(step, steps, concurrency))
+        moving = [item for item in runs if item.machine and item.machine["status_name"] in TRANSITIONAL]
+        if not steps and not moving:
+            break
+        if not params["wait"] and not steps:
+            break
+        if time.monotonic() > deadline:
+            raise TaskFailure("timed out after %ss waiting for %s" % (params["wait_timeout"], ", ".join(
+                "%s (%s)" % (label(i.request), i.machine["status_name"]) for i in moving)))
+        if moving:
+            time.sleep(params["poll_interval"])
+            refresh(client, runs)
+        else:
+            refresh(client, runs)
+    unmet = [item for item in runs if params["wait"] and not reached(item.request, item.machine)]
+    if unmet:
+        raise TaskFailure("; ".join("machine %s: is %s, not %s" % (label(i.request), i.machine and i.machine["status_name"],
+                                                                   i.request["state"]) for i in unmet))
+
+
+def refresh(client, runs):
+    """One request for every machine of the batch."""
+    ids = [item.machine["system_id"] for item in runs if item.machine]
+    if not ids:
+        return
+    fresh = {m["system_id"]: m for m in client.get("/machines/", id=ids)}
+    for item in runs:
+        if item.machine and item.machine["system_id"] in fresh:
+            item.machine = fresh[item.machine["system_id"]]
+            if item.machine["status_name"] in ("Failed commissioning", "Failed deployment"):
+                item.attempted.add(item.machine["status_name"])
+
+
+def _raise_all(outcomes):
+    errors = [str(o) for o in outcomes if isinstance(o, Exception)]
+    if errors:
+        raise TaskFailure("; ".join(errors), errors)
+    for outcome in outcomes:
+        if isinstance(outcome, TransientError):
+            raise outcome

@@ -1,0 +1,162 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: maas_machine_info
+short_description: Read MAAS machines by host name, system id, MAC, status, pool, zone or tags
+version_added: 0.1.0
+description:
+  - Lists MAAS machines with MAAS's own filters (one request) and returns their status, power state, tags, pool,
+    zone and IP addresses.
+author:
+  - palette.vmo contributors
+extends_documentation_fragment:
+  - palette.vmo.maas_auth
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads.
+  diff_mode:
+    support: none
+options:
+  hostnames:
+    description: Only these host names.
+    type: list
+    elements: str
+    default: []
+  system_ids:
+    description: Only these system ids.
+    type: list
+    elements: str
+    default: []
+  mac_addresses:
+    description: Only machines with one of these MACs.
+    type: list
+    elements: str
+    default: []
+  status:
+    description: Only machines in this simple status (V(new), V(ready), V(deployed), V(broken), ...).
+    type: str
+  pool:
+    description: Only machines of this resource pool.
+    type: str
+  zone:
+    description: Only machines of this zone.
+    type: str
+  tags:
+    description: Only machines with all these tags.
+    type: list
+    elements: str
+    default: []
+seealso:
+  - module: palette.vmo.maas_machine
+"""
+
+EXAMPLES = r"""
+- name: Deployed VMO nodes
+  palette.vmo.maas_machine_info:
+    tags: [vmo]
+    status: deployed
+  register: nodes
+
+- name: Their addresses
+  ansible.builtin.debug:
+    msg: "{{ nodes.machines | map(attribute='ip_addresses') | flatten }}"
+"""
+
+RETURN = r"""
+machines:
+  description: The machines found, by host name.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    system_id:
+      description: MAAS system id.
+      type: str
+    hostname:
+      description: Host name.
+      type: str
+    fqdn:
+      description: Fully qualified name.
+      type: str
+    status_name:
+      description: MAAS status.
+      type: str
+    power_state:
+      description: Power state.
+      type: str
+    power_type:
+      description: BMC power type.
+      type: str
+    tags:
+      description: Tags.
+      type: list
+      elements: str
+    pool:
+      description: Resource pool.
+      type: str
+    zone:
+      description: Zone.
+      type: str
+    ip_addresses:
+      description: IP addresses.
+      type: list
+      elements: str
+    mac_addresses:
+      description: MAC addresses of the machine's interfaces.
+      type: list
+      elements: str
+    architecture:
+      description: Architecture.
+      type: str
+    cpu_count:
+      description: CPUs found by commissioning.
+      type: int
+    memory:
+      description: Memory in MiB found by commissioning.
+      type: int
+    osystem:
+      description: Deployed operating system.
+      type: str
+    distro_series:
+      description: Deployed series.
+      type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.palette.vmo.plugins.module_utils.maas_client import (
+    MAAS_ARG_SPEC, MaasClient, MaasConfigError, MaasError)
+from ansible_collections.palette.vmo.plugins.module_utils.maas_facts import machine_facts
+
+
+def main():
+    spec = dict(MAAS_ARG_SPEC)
+    spec.update(
+        hostnames=dict(type="list", elements="str", default=[]),
+        system_ids=dict(type="list", elements="str", default=[]),
+        mac_addresses=dict(type="list", elements="str", default=[]),
+        status=dict(type="str"), pool=dict(type="str"), zone=dict(type="str"),
+        tags=dict(type="list", elements="str", default=[]),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    params = module.params
+    try:
+        client = MaasClient(params)
+        machines = client.get("/machines/", hostname=params["hostnames"] or None, id=params["system_ids"] or None,
+                              mac_address=params["mac_addresses"] or None, simple_status=params["status"],
+                              pool=params["pool"], zone=params["zone"], tags=params["tags"] or None)
+        module.exit_json(changed=False, machines=[machine_facts(m) for m in sorted(machines, key=lambda m: m["hostname"])])
+    except (MaasError, MaasConfigError) as err:
+        module.fail_json(msg=str(err))
+
+
+if __name__ == "__main__":
+    main()

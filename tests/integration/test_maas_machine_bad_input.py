@@ -1,0 +1,107 @@
+"""Bad input to maas_machine: a clear error naming the machine and the option, and not one write to MAAS."""
+
+import pytest
+
+MODULE = "palette.vmo.maas_machine"
+BMC = {"power_address": "127.9.0.1", "power_user": "admin", "power_pass": "pw"}
+
+
+def machine(**overrides):
+    return dict({"hostname": "bad-node", "power_type": "ipmi", "power_parameters": dict(BMC)}, **overrides)
+
+
+CASES = [
+    ("unknown-power-type", machine(power_type="smoke-signals"), ["bad-node: power_type:", "'smoke-signals'"]),
+    ("missing-bmc-address", machine(power_parameters={"power_user": "admin"}),
+     ["bad-node: power_parameters:", "ipmi needs power_address"]),
+    ("unknown-power-parameter", machine(power_parameters=dict(BMC, power_colour="blue")),
+     ["bad-node: power_parameters:", "power_colour"]),
+    ("parameters-without-type", {"hostname": "bad-node", "power_parameters": dict(BMC)},
+     ["bad-node: power_type:", "is required with power_parameters"]),
+    ("bad-pxe-mac", machine(pxe_mac="52:54:00:zz:00:01"), ["bad-node: pxe_mac:", "not a MAC address"]),
+    ("bad-extra-mac", machine(mac_addresses=["52:54:00:00:00"]), ["bad-node: mac_addresses:", "not a MAC address"]),
+    ("unknown-pool", machine(pool="no-such-pool"), ["bad-node: pool:", "'no-such-pool' does not exist"]),
+    ("unknown-zone", machine(zone="mars"), ["bad-node: zone:", "'mars' does not exist"]),
+    ("bad-hostname", machine(hostname="Bad_Node"), ["Bad_Node: hostname:", "not a valid host name"]),
+    ("nothing-to-find-it-by", {"power_type": "manual", "state": "ready"},
+     ["hostname:", "needs system_id, hostname, pxe_mac or power_parameters.power_address"]),
+    ("user-data-without-deploy", machine(state="ready", user_data="#cloud-config"),
+     ["bad-node: user_data:", "only applies with state=deployed"]),
+    ("erase-while-deploying", machine(state="deployed", erase=True), ["bad-node: erase:", "only applies when"]),
+    ("distro-without-deploy", machine(state="broken", distro_series="noble"),
+     ["bad-node: distro_series:", "only applies with state=deployed"]),
+    ("power-and-absent", machine(state="absent", power="on"), ["bad-node: power:", "cannot be combined"]),
+    ("bad-tag-name", machine(tags=["vmo nodes"]), ["bad-node: tags:", "'vmo nodes' is not a valid tag name"]),
+    ("unknown-system-id", {"system_id": "nosuch", "state": "ready"}, ["machine nosuch: system_id nosuch does not exist"]),
+]
+
+
+@pytest.mark.parametrize("case_id, options, expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_machine_options(run_module, maas, case_id, options, expected):
+    mark = maas.mark()
+    result = run_module(MODULE, dict(maas.connection(), machines=[options]))
+    assert result.get("failed") is True, result
+    for text in expected:
+        assert text in result["msg"], (text, result["msg"])
+    assert maas.writes_since(mark) == []
+
+
+def test_duplicate_machine_in_one_task(run_module, maas):
+    mark = maas.mark()
+    result = run_module(MODULE, dict(maas.connection(), machines=[machine(), machine()]))
+    assert result.get("failed") is True and "declared more than once" in result["msg"]
+    assert maas.writes_since(mark) == []
+
+
+def test_conflicting_state_choice(run_module, maas):
+    result = run_module(MODULE, dict(maas.connection(), machines=[machine(state="halfway")]))
+    assert result.get("failed") is True and "'halfway' is not one of" in result["msg"]
+
+
+def test_api_key_format(run_module, maas):
+    result = run_module(MODULE, dict(maas.connection(), maas_api_key="not-a-key", **machine()))
+    assert result.get("failed") is True and "consumer_key:token_key:token_secret" in result["msg"]
+
+
+def test_wrong_api_key(run_module, maas):
+    mark = maas.mark()
+    wrong = "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc"
+    result = run_module(MODULE, dict(maas.connection(), maas_api_key=wrong, **machine()))
+    assert result.get("failed") is True
+    assert "HTTP 401: Authorization Error: Invalid API key." in result["msg"]
+    assert wrong not in result["_stdout"]
+    assert maas.writes_since(mark) == []
+
+
+def test_wrong_ca(run_module, maas, tmp_path):
+    from tests.lab import pki
+
+    other = tmp_path / "other-ca"
+    pki.make_ca(other, "not-the-lab-ca")
+    result = run_module(MODULE, dict(maas.connection(), maas_ca_cert=str(other.with_suffix(".crt")), **machine()))
+    assert result.get("failed") is True and "TLS verification of" in result["msg"]
+
+
+def test_missing_url(run_module, maas):
+    result = run_module(MODULE, dict(maas.connection(), maas_url=None, **machine()), env_extra={"MAAS_URL": ""})
+    assert result.get("failed") is True and "no MAAS URL" in result["msg"]
+
+
+def test_illegal_transition_is_reported(run_module, maas):
+    """Releasing a locked machine is refused by MAAS's rules (409); the task quotes the reason."""
+    from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MaasClient
+
+    maas.durations(commissioning=0.5, deploying=0.5)
+    try:
+        node = machine(hostname="locked-node", power_parameters=dict(BMC, power_address="127.9.0.77"))
+        deployed = run_module(MODULE, dict(maas.connection(), state="deployed", poll_interval=0.2, **node))
+        assert deployed.get("failed") is not True, deployed.get("msg")
+        client = MaasClient(dict(maas.connection(), validate_certs=True))
+        client.post("/machines/%s/" % deployed["machines"][0]["system_id"], op="lock")
+        refused = run_module(MODULE, dict(maas.connection(), state="released", **node))
+        assert refused.get("failed") is True
+        assert "machine locked-node: release: Can't release a locked machine" in refused["msg"]
+        client.post("/machines/%s/" % deployed["machines"][0]["system_id"], op="unlock")
+        assert run_module(MODULE, dict(maas.connection(), state="absent", **node))["changed"] is True
+    finally:
+        maas.reset()

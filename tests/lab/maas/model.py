@@ -1,0 +1,460 @@
+"""The MAAS simulator's state: machines and their state machine, tags, zones, resource pools.
+
+Statuses, labels and allowed transitions follow MAAS (`NodeStatus`, `NODE_TRANSITIONS`); long
+operations (commissioning, deploying, releasing, erasing) finish after configurable durations.
+Time is evaluated lazily: every request first moves each machine along by the clock, so there is no
+background thread and a test that waits sees exactly what a MAAS user would.
+"""
+
+import copy
+import hashlib
+import random
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+NEW, COMMISSIONING, FAILED_COMMISSIONING, MISSING, READY = 0, 1, 2, 3, 4
+RESERVED, DEPLOYED, RETIRED, BROKEN, DEPLOYING, ALLOCATED = 5, 6, 7, 8, 9, 10
+FAILED_DEPLOYMENT, RELEASING, FAILED_RELEASING, DISK_ERASING, FAILED_DISK_ERASING = 11, 12, 13, 14, 15
+TESTING, FAILED_TESTING = 21, 22
+
+STATUS_NAMES = {
+    NEW: "New", COMMISSIONING: "Commissioning", FAILED_COMMISSIONING: "Failed commissioning", MISSING: "Missing",
+    READY: "Ready", RESERVED: "Reserved", DEPLOYED: "Deployed", RETIRED: "Retired", BROKEN: "Broken",
+    DEPLOYING: "Deploying", ALLOCATED: "Allocated", FAILED_DEPLOYMENT: "Failed deployment",
+    RELEASING: "Releasing", FAILED_RELEASING: "Releasing failed", DISK_ERASING: "Disk erasing",
+    FAILED_DISK_ERASING: "Failed disk erasing", TESTING: "Testing", FAILED_TESTING: "Failed testing",
+}
+
+# From MAAS's NODE_TRANSITIONS (the states this simulator reaches).
+TRANSITIONS = {
+    NEW: {COMMISSIONING, TESTING, MISSING, READY, RETIRED, BROKEN},
+    COMMISSIONING: {FAILED_COMMISSIONING, READY, RETIRED, MISSING, NEW, BROKEN, TESTING},
+    FAILED_COMMISSIONING: {COMMISSIONING, MISSING, RETIRED, BROKEN, TESTING},
+    READY: {COMMISSIONING, ALLOCATED, RESERVED, RETIRED, MISSING, BROKEN, TESTING},
+    ALLOCATED: {READY, RETIRED, MISSING, BROKEN, DEPLOYING, DISK_ERASING, RELEASING, TESTING},
+    DEPLOYING: {ALLOCATED, MISSING, BROKEN, FAILED_DEPLOYMENT, DEPLOYED, READY, DISK_ERASING, RELEASING},
+    FAILED_DEPLOYMENT: {ALLOCATED, MISSING, BROKEN, READY, DISK_ERASING, RELEASING, TESTING},
+    DEPLOYED: {ALLOCATED, MISSING, BROKEN, READY, DISK_ERASING, RELEASING, TESTING},
+    BROKEN: {COMMISSIONING, READY, DISK_ERASING, RELEASING, TESTING, DEPLOYED},
+    RELEASING: {NEW, ALLOCATED, RESERVED, DEPLOYED, READY, BROKEN, MISSING, FAILED_DEPLOYMENT, FAILED_DISK_ERASING,
+                FAILED_RELEASING},
+    FAILED_RELEASING: {RELEASING, DISK_ERASING, READY, BROKEN, TESTING},
+    DISK_ERASING: {BROKEN, DISK_ERASING, FAILED_DISK_ERASING, READY, RELEASING},
+    FAILED_DISK_ERASING: {DISK_ERASING, RELEASING, BROKEN, ALLOCATED, READY, TESTING},
+}
+
+SIMPLE_STATUS = {
+    NEW: "New", COMMISSIONING: "Commissioning", READY: "Ready", ALLOCATED: "Allocated", DEPLOYING: "Deploying",
+    DEPLOYED: "Deployed", BROKEN: "Broken", RELEASING: "Releasing", DISK_ERASING: "Releasing", TESTING: "Testing",
+    FAILED_COMMISSIONING: "Failed", FAILED_DEPLOYMENT: "Failed", FAILED_RELEASING: "Failed",
+    FAILED_DISK_ERASING: "Failed", FAILED_TESTING: "Failed",
+}
+
+POWER_TYPES = {
+    "ipmi": ("power_address", "power_user", "power_pass", "power_driver", "power_boot_type", "mac_address",
+             "cipher_suite_id", "privilege_level", "k_g", "workaround_flags"),
+    "redfish": ("power_address", "power_user", "power_pass", "node_id"),
+    "virsh": ("power_address", "power_id", "power_pass"),
+    "amt": ("power_address", "power_pass"),
+    "manual": (),
+}
+# The BMC power types that let MAAS find the machine's interfaces itself: no PXE MAC needed.
+BMC_POWER_TYPES = ("ipmi", "redfish")
+REQUIRED_POWER_PARAMETERS = {"ipmi": ("power_address",), "redfish": ("power_address", "power_user", "power_pass"),
+                             "virsh": ("power_address", "power_id"), "amt": ("power_address",), "manual": ()}
+COMMISSIONING_SCRIPTS = ("00-maas-00-support-info", "00-maas-01-cpuinfo", "00-maas-02-virtuality",
+                         "00-maas-03-install-lldpd", "00-maas-06-dhcp-unconfigured-ifaces", "20-maas-01-install-lldpd",
+                         "30-maas-01-bmc-config", "50-maas-01-commissioning")
+FAILING_SCRIPT = "30-maas-01-bmc-config"
+DISTROS = ("jammy", "noble", "focal")
+
+
+class StateViolation(Exception):
+    """An action that MAAS refuses in the machine's state: HTTP 409."""
+
+
+class BadRequest(Exception):
+    """Invalid parameters: HTTP 400 with MAAS's {field: [messages]} body."""
+
+    def __init__(self, errors: Dict[str, List[str]]):
+        super().__init__(str(errors))
+        self.errors = errors
+
+
+class NotFound(Exception):
+    pass
+
+
+@dataclass
+class Durations:
+    commissioning: float = 2.0
+    deploying: float = 2.0
+    releasing: float = 1.0
+    erasing: float = 1.0
+
+
+@dataclass
+class Faults:
+    fail_commissioning: List[str] = field(default_factory=list)  # hostnames or system ids, or "*"
+    fail_deployment: List[str] = field(default_factory=list)
+    http_503: int = 0  # the next N requests answer 503
+    drop_connections: int = 0  # the next N requests are cut without an answer
+    slow_seconds: float = 0.0  # every request waits this long first
+
+
+def _system_id(rng: random.Random) -> str:
+    return "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(6))
+
+
+@dataclass
+class Machine:
+    system_id: str
+    hostname: str
+    architecture: str
+    power_type: str
+    power_parameters: Dict[str, str]
+    macs: List[str]
+    domain: str = "maas"
+    description: str = ""
+    zone: str = "default"
+    pool: str = "default"
+    status: int = NEW
+    power_state: str = "off"
+    tags: List[str] = field(default_factory=list)
+    owner: Optional[str] = None
+    osystem: str = ""
+    distro_series: str = ""
+    hwe_kernel: Optional[str] = None
+    user_data: Optional[str] = None
+    locked: bool = False
+    commissioned: bool = False
+    ip_addresses: List[str] = field(default_factory=list)
+    status_message: str = ""
+    previous_status: int = NEW
+    pending: Optional[tuple] = None  # (due time, action) finishing a long operation
+    results: List[dict] = field(default_factory=list)  # commissioning script results
+    cpu_count: int = 0
+    memory: int = 0
+
+
+class MaasModel:
+    def __init__(self, durations: Durations = None, seed: int = 0):
+        self.lock = threading.RLock()
+        self.durations = durations or Durations()
+        self.faults = Faults()
+        self.rng = random.Random(seed or time.time_ns())
+        self.machines: Dict[str, Machine] = {}
+        self.tags: Dict[str, dict] = {}
+        self.zones: Dict[str, dict] = {"default": {"id": 1, "name": "default", "description": ""}}
+        self.pools: Dict[str, dict] = {"default": {"id": 0, "name": "default", "description": "Default pool"}}
+        self.next_id = 100
+
+    # -- time -----------------------------------------------------------------------------------
+
+    def advance(self, now: Optional[float] = None) -> None:
+        """Finishes every long operation whose time has come."""
+        now = now if now is not None else time.monotonic()
+        with self.lock:
+            for machine in self.machines.values():
+                if machine.pending and machine.pending[0] <= now:
+                    _, action = machine.pending
+                    machine.pending = None
+                    getattr(self, "_finish_" + action)(machine)
+
+    def _schedule(self, machine: Machine, seconds: float, action: str) -> None:
+        machine.pending = (time.monotonic() + seconds, action)
+
+    # -- lookups --------------------------------------------------------------------------------
+
+    def machine(self, system_id: str) -> Machine:
+        try:
+            return self.machines[system_id]
+        except KeyError:
+            raise NotFound("No Machine matches the given query.")
+
+    def _move(self, machine: Machine, target: int, action: str) -> None:
+        if target != machine.status and target not in TRANSITIONS.get(machine.status, set()):
+            raise StateViolation("Can't %s a machine that is in the '%s' state" % (action, STATUS_NAMES[machine.status]))
+        machine.previous_status, machine.status = machine.status, target
+
+    # -- creation and updates ---------------------------------------------------------------------
+
+    def check_power(self, power_type: Optional[str], params: Dict[str, str], errors: Dict[str, List[str]]) -> None:
+        if power_type is None:
+            return
+        if power_type not in POWER_TYPES:
+            errors["power_type"] = ["Select a valid choice. %s is not one of the available choices." % power_type]
+            return
+        unknown = sorted(set(params) - set(POWER_TYPES[power_type]))
+        if unknown:
+            errors["power_parameters"] = ["Unknown parameter(s) for %s: %s" % (power_type, ", ".join(unknown))]
+        missing = [p for p in REQUIRED_POWER_PARAMETERS[power_type] if not params.get(p)]
+        if missing:
+            errors["power_parameters"] = errors.get("power_parameters", []) + [
+                "%s: This field is required." % p for p in missing]
+
+    def create_machine(self, form: Dict[str, List[str]]) -> Machine:
+        value = lambda key: (form.get(key) or [None])[0]  # noqa: E731 - form fields repeat
+        errors: Dict[str, List[str]] = {}
+        power_type = value("power_type")
+        params = {k[len("power_parameters_"):]: v[0] for k, v in form.items() if k.startswith("power_parameters_")}
+        self.check_power(power_type, params, errors)
+        macs = [m.lower() for m in form.get("mac_addresses") or [] if m]
+        if not macs and power_type not in BMC_POWER_TYPES:
+            errors["mac_addresses"] = ["This field is required."]
+        for mac in macs:
+            if not _valid_mac(mac):
+                errors.setdefault("mac_addresses", []).append("'%s' is not a valid MAC address." % mac)
+        architecture = value("architecture")
+        if not architecture:
+            errors["architecture"] = ["This field is required."]
+        elif architecture.split("/")[0] not in ("amd64", "arm64", "i386", "ppc64el", "s390x"):
+            errors["architecture"] = ["'%s' is not a valid architecture." % architecture]
+        hostname = value("hostname")
+        with self.lock:
+            in_use = {m for machine in self.machines.values() for m in machine.macs}
+            for mac in macs:
+                if mac in in_use:
+                    errors.setdefault("mac_addresses", []).append(
+                        "One or more MAC addresses is invalid. ('This MAC address is already registered.',)")
+            if hostname and any(m.hostname == hostname for m in self.machines.values()):
+                errors["hostname"] = ["Node with this Hostname already exists."]
+            if errors:
+                raise BadRequest(errors)
+            system_id = _system_id(self.rng)
+            while system_id in self.machines:
+                system_id = _system_id(self.rng)
+            machine = Machine(system_id=system_id, hostname=hostname or "maas-%s" % system_id,
+                              architecture=architecture if "/" in architecture else architecture + "/generic",
+                              power_type=power_type or "manual", power_parameters=params, macs=macs,
+                              domain=value("domain") or "maas", description=value("description") or "")
+            self.machines[system_id] = machine
+            if _true(value("deployed")):
+                machine.status, machine.commissioned = DEPLOYED, True
+            elif value("commission") is None or _true(value("commission")):
+                self._start_commissioning(machine)
+            return machine
+
+    def update_machine(self, machine: Machine, form: Dict[str, List[str]]) -> Machine:
+        value = lambda key: (form.get(key) or [None])[0]  # noqa: E731
+        errors: Dict[str, List[str]] = {}
+        if value("zone") is not None and value("zone") not in self.zones:
+            errors["zone"] = ["Select a valid choice. That choice is not one of the available choices."]
+        if value("pool") is not None and value("pool") not in self.pools:
+            errors["pool"] = ["Select a valid choice. That choice is not one of the available choices."]
+        params = {k[len("power_parameters_"):]: v[0] for k, v in form.items()
+                  if k.startswith("power_parameters_") and k != "power_parameters_skip_check"}
+        power_type = value("power_type")
+        if power_type is not None or params:
+            merged = dict(machine.power_parameters if power_type in (None, machine.power_type) else {}, **params)
+            self.check_power(power_type or machine.power_type, merged, errors)
+        hostname = value("hostname")
+        if hostname and any(m.hostname == hostname and m is not machine for m in self.machines.values()):
+            errors["hostname"] = ["Node with this Hostname already exists."]
+        if errors:
+            raise BadRequest(errors)
+        for key in ("hostname", "domain", "zone", "pool", "description", "architecture"):
+            if value(key) is not None:
+                setattr(machine, key, value(key))
+        if power_type is not None:
+            machine.power_type = power_type
+            machine.power_parameters = {}
+        machine.power_parameters.update(params)
+        return machine
+
+    def delete_machine(self, machine: Machine) -> None:
+        with self.lock:
+            self.machines.pop(machine.system_id, None)
+            for tag in self.tags.values():
+                tag["machines"].discard(machine.system_id)
+
+    # -- operations -------------------------------------------------------------------------------
+
+    def _fails(self, machine: Machine, names: List[str]) -> bool:
+        return "*" in names or machine.hostname in names or machine.system_id in names
+
+    def _start_commissioning(self, machine: Machine) -> None:
+        self._move(machine, COMMISSIONING, "commission")
+        machine.power_state, machine.status_message = "on", "Commissioning"
+        self._schedule(machine, self.durations.commissioning, "commissioning")
+
+    def _finish_commissioning(self, machine: Machine) -> None:
+        failed = self._fails(machine, self.faults.fail_commissioning)
+        machine.results = [{"name": name, "status": 3 if failed and name == FAILING_SCRIPT else 2,
+                            "status_name": "Failed" if failed and name == FAILING_SCRIPT else "Passed",
+                            "exit_status": 1 if failed and name == FAILING_SCRIPT else 0}
+                           for name in COMMISSIONING_SCRIPTS]
+        machine.power_state = "off"
+        if failed:
+            machine.status, machine.status_message = FAILED_COMMISSIONING, "Failed commissioning"
+            return
+        machine.status, machine.commissioned, machine.status_message = READY, True, "Ready"
+        digest = hashlib.sha256(machine.system_id.encode()).digest()
+        machine.cpu_count, machine.memory = 8 + digest[0] % 4 * 8, 16384 * (1 + digest[1] % 4)
+        if not machine.macs:
+            # Commissioning discovers the interfaces a BMC-enlisted machine did not declare.
+            machine.macs = ["52:54:00:%02x:%02x:%02x" % tuple(digest[2:5])]
+
+    def commission(self, machine: Machine) -> None:
+        with self.lock:
+            self._start_commissioning(machine)
+
+    def deploy(self, machine: Machine, form: Dict[str, List[str]], user: str) -> None:
+        value = lambda key: (form.get(key) or [None])[0]  # noqa: E731
+        with self.lock:
+            if machine.status == READY:
+                self._move(machine, ALLOCATED, "deploy")
+                machine.owner = user
+            distro = value("distro_series") or "noble"
+            if distro not in DISTROS:
+                raise BadRequest({"distro_series": ["'%s' is not a valid distro_series.  It should be one of: %s."
+                                                    % (distro, ", ".join("'ubuntu/%s'" % d for d in DISTROS))]})
+            self._move(machine, DEPLOYING, "deploy")
+            machine.osystem, machine.distro_series = "ubuntu", distro
+            machine.hwe_kernel, machine.user_data = value("hwe_kernel"), value("user_data")
+            machine.power_state, machine.status_message = "on", "Deploying"
+            machine.owner = machine.owner or user
+            self._schedule(machine, self.durations.deploying, "deploying")
+
+    def _finish_deploying(self, machine: Machine) -> None:
+        if self._fails(machine, self.faults.fail_deployment):
+            machine.status, machine.status_message = FAILED_DEPLOYMENT, "Failed deployment"
+            return
+        digest = hashlib.sha256(machine.system_id.encode()).digest()
+        machine.ip_addresses = ["10.20.%d.%d" % (digest[0] % 250, 2 + digest[1] % 250)]
+        machine.status, machine.status_message = DEPLOYED, "Deployed"
+
+    def release(self, machine: Machine, form: Dict[str, List[str]]) -> None:
+        value = lambda key: (form.get(key) or [None])[0]  # noqa: E731
+        with self.lock:
+            if machine.status in (READY, RELEASING):
+                return  # releasing a released machine is a no-op in MAAS
+            if machine.locked:
+                raise StateViolation("Can't release a locked machine")
+            if machine.status not in (ALLOCATED, DEPLOYED, DEPLOYING, FAILED_DEPLOYMENT, BROKEN, FAILED_RELEASING,
+                                      FAILED_DISK_ERASING):
+                raise StateViolation("Can't release a machine that is in the '%s' state" % STATUS_NAMES[machine.status])
+            erase = any(_true(value(k)) for k in ("erase", "secure_erase", "quick_erase"))
+            self._move(machine, DISK_ERASING if erase else RELEASING, "release")
+            machine.status_message = "Erasing disks" if erase else "Releasing"
+            self._schedule(machine, self.durations.erasing if erase else self.durations.releasing, "releasing")
+
+    def _finish_releasing(self, machine: Machine) -> None:
+        machine.status, machine.status_message = READY, "Released"
+        machine.owner, machine.osystem, machine.distro_series = None, "", ""
+        machine.ip_addresses, machine.power_state, machine.user_data = [], "off", None
+
+    def abort(self, machine: Machine) -> None:
+        with self.lock:
+            back = {COMMISSIONING: machine.previous_status if machine.previous_status != COMMISSIONING else NEW,
+                    DEPLOYING: ALLOCATED, DISK_ERASING: FAILED_DISK_ERASING, RELEASING: FAILED_RELEASING}
+            if machine.status not in back:
+                raise StateViolation("Cannot abort in current state: '%s'" % STATUS_NAMES[machine.status])
+            machine.pending = None
+            machine.status, machine.power_state = back[machine.status], "off"
+
+    def mark_broken(self, machine: Machine, comment: str) -> None:
+        with self.lock:
+            self._move(machine, BROKEN, "mark broken")
+            machine.pending, machine.status_message = None, comment or "Marked broken"
+
+    def mark_fixed(self, machine: Machine) -> None:
+        with self.lock:
+            if machine.status != BROKEN:
+                raise StateViolation("Unable to be marked fixed because it's not broken")
+            machine.status = READY if machine.commissioned else NEW
+            machine.status_message = "Marked fixed"
+
+    def set_lock(self, machine: Machine, locked: bool) -> None:
+        with self.lock:
+            if locked and machine.status not in (DEPLOYED, DEPLOYING):
+                raise StateViolation("Machine is not deployed")
+            machine.locked = locked
+
+    def power(self, machine: Machine, state: str) -> None:
+        if machine.power_type == "manual":
+            raise StateViolation("Machine %s has a manual power type and cannot be powered %s" % (machine.hostname, state))
+        machine.power_state = state
+
+    def allocate(self, form: Dict[str, List[str]], user: str) -> Machine:
+        value = lambda key: (form.get(key) or [None])[0]  # noqa: E731
+        wanted_tags = [t for v in form.get("tags") or [] for t in v.split(",") if t]
+        not_tags = [t for v in form.get("not_tags") or [] for t in v.split(",") if t]
+        with self.lock:
+            for machine in sorted(self.machines.values(), key=lambda m: m.hostname):
+                if machine.status != READY or machine.locked:
+                    continue
+                if any(t not in machine.tags for t in wanted_tags) or any(t in machine.tags for t in not_tags):
+                    continue
+                if value("pool") and machine.pool != value("pool") or value("zone") and machine.zone != value("zone"):
+                    continue
+                if value("name") and machine.hostname != value("name"):
+                    continue
+                if value("system_id") and machine.system_id != value("system_id"):
+                    continue
+                if value("cpu_count") and machine.cpu_count < float(value("cpu_count")):
+                    continue
+                if value("mem") and machine.memory < float(value("mem")):
+                    continue
+                if not _true(value("dry_run")):
+                    self._move(machine, ALLOCATED, "allocate")
+                    machine.owner = user
+                return machine
+        constraints = ", ".join("%s=%s" % (k, ",".join(v)) for k, v in sorted(form.items()) if k != "op")
+        raise StateViolation("No available machine matches constraints: [%s]" % constraints)
+
+    # -- tags, zones, pools -------------------------------------------------------------------------
+
+    def create_tag(self, name: str, comment: str = "", definition: str = "") -> dict:
+        with self.lock:
+            if not name or not all(c.isalnum() or c in "-_" for c in name):
+                raise BadRequest({"name": ["Invalid character in the tag name."]})
+            if name in self.tags:
+                raise BadRequest({"name": ["Tag with this Name already exists."]})
+            self.tags[name] = {"name": name, "comment": comment, "definition": definition, "kernel_opts": "",
+                               "machines": set()}
+            return self.tags[name]
+
+    def update_tag_nodes(self, name: str, add: List[str], remove: List[str]) -> dict:
+        with self.lock:
+            if name not in self.tags:
+                raise NotFound("No Tag matches the given query.")
+            unknown = [s for s in add + remove if s not in self.machines]
+            if unknown:
+                raise BadRequest({"add": ["Unknown node(s): %s" % ", ".join(unknown)]})
+            tag = self.tags[name]
+            added = [s for s in add if s not in tag["machines"]]
+            removed = [s for s in remove if s in tag["machines"]]
+            for system_id in added:
+                tag["machines"].add(system_id)
+                self.machines[system_id].tags.append(name)
+            for system_id in removed:
+                tag["machines"].discard(system_id)
+                self.machines[system_id].tags.remove(name)
+            return {"added": len(added), "removed": len(removed)}
+
+    def create_named(self, table: Dict[str, dict], name: str, description: str, what: str) -> dict:
+        with self.lock:
+            if not name:
+                raise BadRequest({"name": ["This field is required."]})
+            if name in table:
+                raise BadRequest({"name": ["%s with this Name already exists." % what]})
+            self.next_id += 1
+            table[name] = {"id": self.next_id, "name": name, "description": description or ""}
+            return table[name]
+
+    def snapshot(self, machine: Machine) -> Machine:
+        with self.lock:
+            return copy.deepcopy(machine)
+
+
+def _true(value: Optional[str]) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def _valid_mac(mac: str) -> bool:
+    parts = mac.split(":")
+    return len(parts) == 6 and all(len(p) == 2 and all(c in string.hexdigits for c in p) for p in parts)
