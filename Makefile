@@ -55,7 +55,7 @@ test: venv collections lab-up
 
 # BENCH_ARGS="--sizes 10,100 --repeats 1" for a quick run.
 bench: venv collections lab-up
-	$(PY) -m tests.bench.bench_vms $(BENCH_ARGS)
+	$(PY) -m tests.bench $(BENCH_ARGS)
 
 build: venv
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path build/

@@ -332,12 +332,12 @@ def execute(client, run, action, argument, created_tags):
         run.machine = client.put("/machines/%s/" % run.machine["system_id"], **argument)
     elif action == "create_tag":
         if argument not in created_tags:
-            created_tags.add(argument)
             try:
                 client.post("/tags/", name=argument, comment="created by palette.vmo")
             except MaasError as err:
                 if "already exists" not in err.describe():
                     raise
+            created_tags.add(argument)
     elif action == "tag":
         add, remove = argument
         for tag in add:
@@ -472,9 +472,20 @@ def converge(client, plans, params):
     concurrency, created_tags = params["concurrency"], set()
     deadline = time.monotonic() + params["wait_timeout"]
 
+    # Tags first, once each: machines tagged concurrently must not race their tag's creation.
+    for item, actions in plans:
+        for action, argument in actions:
+            if action == "create_tag":
+                try:
+                    execute(client, item, action, argument, created_tags)
+                except MaasError as err:
+                    raise TaskFailure("machine %s: %s: %s" % (label(item.request), action, err.describe()))
+
     def apply_plan(entry):
         item, actions = entry
         for action, argument in actions:
+            if action == "create_tag":
+                continue
             try:
                 execute(client, item, action, argument, created_tags)
             except MaasError as err:

@@ -47,27 +47,28 @@ def args(maas, **extra):
 def test_enroll_and_commission_twenty_in_one_task(run_module, fast_maas):
     prefix = f"n{unique()}"
     machines = batch(prefix, 20)
+    tag = f"vmo-{prefix}"  # a new tag: twenty machines are tagged at once right after it is created
     mark = fast_maas.mark()
-    planned = run_module(MODULE, args(fast_maas, state="ready", tags=["vmo"], machines=machines), check=True, diff=True)
+    planned = run_module(MODULE, args(fast_maas, state="ready", tags=[tag], machines=machines), check=True, diff=True)
     assert planned["changed"] is True
     assert all(m["actions"][0] == "create" for m in planned["machines"])
     assert planned["diff"][0]["after"]["status"] == "Ready" and planned["diff"][0]["before"] == {}
     assert fast_maas.writes_since(mark) == []
 
     started = time.monotonic()
-    first = run_module(MODULE, args(fast_maas, state="ready", tags=["vmo"], machines=machines))
+    first = run_module(MODULE, args(fast_maas, state="ready", tags=[tag], machines=machines))
     elapsed = time.monotonic() - started
     assert first.get("failed") is not True, first.get("msg")
     assert [m["status_name"] for m in first["machines"]] == ["Ready"] * 20
-    assert all(m["tags"] == ["vmo"] for m in first["machines"])
+    assert all(m["tags"] == [tag] for m in first["machines"])
     assert elapsed < 60  # twenty machines commissioned side by side, not one after another
     assert "bmc-secret" not in first["_stdout"]
 
     mark = fast_maas.mark()
-    second = run_module(MODULE, args(fast_maas, state="ready", tags=["vmo"], machines=machines))
+    second = run_module(MODULE, args(fast_maas, state="ready", tags=[tag], machines=machines))
     assert second["changed"] is False and all(not m["actions"] for m in second["machines"])
     assert fast_maas.writes_since(mark) == []
-    again = run_module(MODULE, args(fast_maas, state="ready", tags=["vmo"], machines=machines), check=True)
+    again = run_module(MODULE, args(fast_maas, state="ready", tags=[tag], machines=machines), check=True)
     assert again["changed"] is False
 
 

@@ -1,0 +1,9 @@
+"""`make bench`: every benchmark, then docs/benchmarks.md.  Extra arguments go to the VM benchmark."""
+
+import sys
+
+from . import bench_maas, bench_vms, report
+
+bench_vms.main(sys.argv[1:])
+bench_maas.main([])
+report.main()

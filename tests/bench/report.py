@@ -1,0 +1,62 @@
+"""docs/benchmarks.md from the JSON results of the benchmarks (tests/bench/bench_*.py)."""
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def vm_section(data):
+    tools, medians = data["tools"], {k: v for k, v in data["medians"].items()}
+    lines = ["## Declaring N KubeVirt VMs", "",
+             "Each sample declares N VMs (runStrategy Halted) in a fresh namespace of the lab (real kube-apiserver "
+             "and etcd, KubeVirt's CRDs): *create* is the first run, *no-op* the second, both through "
+             "`ansible-playbook` (or `kubectl`), so each time includes the tool's own start-up. Medians, in seconds.", "",
+             "| N | tool | samples | create (s) | no-op (s) | create: (b) / this | create: this / (d) | no-op: this / (d) |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for n in data["sizes"]:
+        b, d = medians.get(f"b:{n}"), medians.get(f"d:{n}")
+        for tool, label in tools.items():
+            key = f"{tool}:{n}"
+            if key not in medians:
+                continue
+            create, noop = medians[key]
+            vs_b = f"{b[0] / create:.1f}x" if b and tool != "b" else ""
+            vs_d = f"{create / d[0]:.2f}" if d and tool != "d" else ""
+            noop_d = f"{noop / d[1]:.2f}" if d and tool != "d" else ""
+            lines.append(f"| {n} | ({tool}) {label} | {len(data['samples'][key])} | {create:.2f} | {noop:.2f} | "
+                         f"{vs_b} | {vs_d} | {noop_d} |")
+    memory = {int(k): v for k, v in data.get("memory_kib", {}).items()}
+    if memory:
+        lines += ["", "Peak memory (RSS) of the palette.vmo module process: " + ", ".join(
+            f"{n} VM(s): {kib / 1024:.1f} MiB" for n, kib in sorted(memory.items()))
+            + f"; ratio {memory[max(memory)] / memory[min(memory)]:.2f}."]
+    lines += ["", "![create and no-op medians](benchmarks.png)", ""]
+    return lines
+
+
+def maas_section(data):
+    medians, d = data["medians"], data["commissioning"]
+    lines = ["## Enrolling and commissioning M MAAS machines", "",
+             f"M = {data['machines']} machines enlisted by BMC and commissioned, with a simulated commissioning time "
+             f"D = {d:g} s, through `ansible-playbook`. Medians, in seconds.", "",
+             "| tool | samples | wall (s) | wall / D | wall - D (s) |", "| --- | ---: | ---: | ---: | ---: |"]
+    labels = {"a": "palette.vmo.maas_machine, one task", "b": "palette.vmo.maas_machine, a loop of one-machine tasks"}
+    for tool, wall in sorted(medians.items()):
+        lines.append(f"| ({tool}) {labels[tool]} | {len(data['samples'][tool])} | {wall:.1f} | {wall / d:.2f} | {wall - d:.1f} |")
+    return lines + [""]
+
+
+def main(out=REPO / "docs"):
+    lines = ["# Benchmarks", "",
+             "Measured by `make bench` on one machine (2 cores), every tool against the same local lab in the same run.", ""]
+    for name, section in (("bench-vms.json", vm_section), ("bench-maas.json", maas_section)):
+        path = Path(out) / name
+        if path.exists():
+            lines += section(json.loads(path.read_text()))
+    (Path(out) / "benchmarks.md").write_text("\n".join(lines))
+    print(f"wrote {Path(out) / 'benchmarks.md'}")
+
+
+if __name__ == "__main__":
+    main()
