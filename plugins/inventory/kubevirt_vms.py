@@ -80,7 +80,6 @@ cache_connection: /tmp/kubevirt_vms_cache
 import re
 
 from ansible.errors import AnsibleError
-from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AuthError, auth_params, resolve_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
@@ -89,6 +88,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.kube_discovery import 
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_facts import interface_addresses, vm_facts
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_query import find_vms
 from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+from ansible_collections.palette.vmo.plugins.plugin_utils.cached_inventory import CachedInventory
 
 SSH_PORT = 22
 WINRM_PORTS = (5986, 5985)  # HTTPS first
@@ -138,29 +138,12 @@ def service_endpoint(service, node_address, wanted_ports):
     return None
 
 
-class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+class InventoryModule(CachedInventory):
     NAME = "palette.vmo.kubevirt_vms"
 
     def verify_file(self, path):
         return super(InventoryModule, self).verify_file(path) and path.endswith(
             ("kubevirt_vms.yml", "kubevirt_vms.yaml"))
-
-    def parse(self, inventory, loader, path, cache=True):
-        super(InventoryModule, self).parse(inventory, loader, path)
-        self._read_config_data(path)
-        cache_key = self.get_cache_key(path)
-        use_cache = self.get_option("cache") and cache
-        hosts = None
-        if use_cache:
-            try:
-                hosts = self._cache[cache_key]
-            except KeyError:
-                hosts = None
-        if hosts is None:
-            hosts = self._fetch()
-            if self.get_option("cache"):
-                self._cache[cache_key] = hosts
-        self._populate(hosts)
 
     # -- reading the cluster --------------------------------------------------------------------------
 

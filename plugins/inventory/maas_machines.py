@@ -68,11 +68,11 @@ import os
 import re
 
 from ansible.errors import AnsibleError
-from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MaasClient, MaasConfigError, MaasError
 from ansible_collections.palette.vmo.plugins.module_utils.maas_facts import machine_facts
 from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+from ansible_collections.palette.vmo.plugins.plugin_utils.cached_inventory import CachedInventory
 
 ENV = {"maas_url": "MAAS_URL", "maas_api_key": "MAAS_API_KEY", "maas_ca_cert": "MAAS_CA_CERT"}
 
@@ -81,28 +81,12 @@ def safe_group(text):
     return re.sub(r"[^A-Za-z0-9_]", "_", str(text)).lower()
 
 
-class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+class InventoryModule(CachedInventory):
     NAME = "palette.vmo.maas_machines"
 
     def verify_file(self, path):
         return super(InventoryModule, self).verify_file(path) and path.endswith(
             ("maas_machines.yml", "maas_machines.yaml"))
-
-    def parse(self, inventory, loader, path, cache=True):
-        super(InventoryModule, self).parse(inventory, loader, path)
-        self._read_config_data(path)
-        key = self.get_cache_key(path)
-        hosts = None
-        if self.get_option("cache") and cache:
-            try:
-                hosts = self._cache[key]
-            except KeyError:
-                hosts = None
-        if hosts is None:
-            hosts = self._fetch()
-            if self.get_option("cache"):
-                self._cache[key] = hosts
-        self._populate(hosts)
 
     def _connection(self):
         params = {name: self.get_option(name) or os.environ.get(var) for name, var in ENV.items()}
