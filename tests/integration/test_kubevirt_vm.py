@@ -20,7 +20,7 @@ def writes_in(audit, mark, namespace):
             if (e.get("objectRef") or {}).get("namespace") == namespace]
 
 
-def mixed_batch(namespace):
+def mixed_batch(namespace, template):
     return {
         "namespace": namespace, "memory": "256Mi", "wait": True, "wait_timeout": 60,
         "vms": [
@@ -37,6 +37,7 @@ def mixed_batch(namespace):
                 "size": "10Gi", "registry": "docker://quay.io/containerdisks/ubuntu:24.04"}}]},
             {"name": "cloned", "disks": [{"name": "root", "data_volume": {
                 "size": "10Gi", "clone": {"name": "ubuntu-2404", "namespace": "vmo-golden-images"}}}]},
+            {"name": "templated", "template": template},
         ],
     }
 
@@ -45,8 +46,8 @@ def by_name(result):
     return {vm["name"]: vm for vm in result["vms"]}
 
 
-def test_mixed_batch_creates_runs_and_reruns_unchanged(run_module, admin, audit, ns):
-    first = run_module(MODULE, mixed_batch(ns))
+def test_mixed_batch_creates_runs_and_reruns_unchanged(run_module, admin, audit, ns, vm_template):
+    first = run_module(MODULE, mixed_batch(ns, vm_template))
     assert first.get("failed") is not True, first.get("msg")
     assert first["changed"] is True
     vms = by_name(first)
@@ -60,9 +61,11 @@ def test_mixed_batch_creates_runs_and_reruns_unchanged(run_module, admin, audit,
     cloned = admin.get(vm_path(ns, "cloned"))
     assert cloned["spec"]["dataVolumeTemplates"][0]["spec"]["source"] == {
         "pvc": {"name": "ubuntu-2404", "namespace": "vmo-golden-images"}}
+    templated = admin.get(vm_path(ns, "templated"))
+    assert templated["spec"]["dataVolumeTemplates"][0]["metadata"]["name"] == "templated-root"
 
     mark = audit.mark()
-    second = run_module(MODULE, mixed_batch(ns))
+    second = run_module(MODULE, mixed_batch(ns, vm_template))
     assert second["changed"] is False, second
     assert {v["action"] for v in second["vms"]} == {"unchanged"}
     assert writes_in(audit, mark, ns) == []
