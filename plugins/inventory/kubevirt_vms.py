@@ -77,7 +77,6 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: /tmp/kubevirt_vms_cache
 """
 
-import re
 
 from ansible.errors import AnsibleError
 
@@ -93,10 +92,6 @@ from ansible_collections.palette.vmo.plugins.plugin_utils.cached_inventory impor
 SSH_PORT = 22
 WINRM_PORTS = (5986, 5985)  # HTTPS first
 OS_KEYS = ("vm.kubevirt.io/os", "kubevirt.io/os")
-
-
-def safe_group(text):
-    return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
 def is_windows(facts):
@@ -140,10 +135,7 @@ def service_endpoint(service, node_address, wanted_ports):
 
 class InventoryModule(CachedInventory):
     NAME = "palette.vmo.kubevirt_vms"
-
-    def verify_file(self, path):
-        return super(InventoryModule, self).verify_file(path) and path.endswith(
-            ("kubevirt_vms.yml", "kubevirt_vms.yaml"))
+    SOURCE_SUFFIXES = ("kubevirt_vms.yml", "kubevirt_vms.yaml")
 
     # -- reading the cluster --------------------------------------------------------------------------
 
@@ -212,19 +204,9 @@ class InventoryModule(CachedInventory):
     # -- building the inventory -----------------------------------------------------------------------
 
     def _populate(self, hosts):
-        strict = self.get_option("strict")
         for host in hosts:
-            name, host_vars = host["name"], host["vars"]
-            self.inventory.add_host(name)
-            for key, value in host_vars.items():
-                self.inventory.set_variable(name, key, value)
-            namespace_group = self.inventory.add_group(safe_group("namespace_%s" % host_vars["vm_namespace"]))
-            self.inventory.add_child(namespace_group, name)
-            for key, value in (host_vars.get("vm_labels") or {}).items():
-                group = self.inventory.add_group(safe_group("label_%s_%s" % (key, value)))
-                self.inventory.add_child(group, name)
-            status_group = self.inventory.add_group("running" if host_vars.get("vm_phase") == "Running" else "stopped")
-            self.inventory.add_child(status_group, name)
-            self._set_composite_vars(self.get_option("compose"), host_vars, name, strict=strict)
-            self._add_host_to_composed_groups(self.get_option("groups"), host_vars, name, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), host_vars, name, strict=strict)
+            host_vars = host["vars"]
+            groups = ["namespace_%s" % host_vars["vm_namespace"],
+                      "running" if host_vars.get("vm_phase") == "Running" else "stopped"]
+            groups += ["label_%s_%s" % (k, v) for k, v in (host_vars.get("vm_labels") or {}).items()]
+            self._add_host(host["name"], host_vars, groups)

@@ -65,7 +65,6 @@ keyed_groups:
 """
 
 import os
-import re
 
 from ansible.errors import AnsibleError
 
@@ -77,16 +76,9 @@ from ansible_collections.palette.vmo.plugins.plugin_utils.cached_inventory impor
 ENV = {"maas_url": "MAAS_URL", "maas_api_key": "MAAS_API_KEY", "maas_ca_cert": "MAAS_CA_CERT"}
 
 
-def safe_group(text):
-    return re.sub(r"[^A-Za-z0-9_]", "_", str(text)).lower()
-
-
 class InventoryModule(CachedInventory):
     NAME = "palette.vmo.maas_machines"
-
-    def verify_file(self, path):
-        return super(InventoryModule, self).verify_file(path) and path.endswith(
-            ("maas_machines.yml", "maas_machines.yaml"))
+    SOURCE_SUFFIXES = ("maas_machines.yml", "maas_machines.yaml")
 
     def _connection(self):
         params = {name: self.get_option(name) or os.environ.get(var) for name, var in ENV.items()}
@@ -105,19 +97,11 @@ class InventoryModule(CachedInventory):
         return [machine_facts(m) for m in sorted(machines, key=lambda m: m["hostname"])]
 
     def _populate(self, hosts):
-        strict = self.get_option("strict")
         for facts in hosts:
             name = facts["fqdn"] if self.get_option("use_fqdn") and facts.get("fqdn") else facts["hostname"]
-            self.inventory.add_host(name)
             host_vars = {"maas_" + key: value for key, value in facts.items()}
             if facts["ip_addresses"]:
                 host_vars["ansible_host"] = facts["ip_addresses"][0]
-            for key, value in host_vars.items():
-                self.inventory.set_variable(name, key, value)
-            groups = ["status_%s" % facts["status_name"], "pool_%s" % facts["pool"], "zone_%s" % facts["zone"]]
+            groups = ["status_%s" % facts["status_name"].lower(), "pool_%s" % facts["pool"], "zone_%s" % facts["zone"]]
             groups += ["tag_%s" % tag for tag in facts["tags"]]
-            for group in groups:
-                self.inventory.add_child(self.inventory.add_group(safe_group(group)), name)
-            self._set_composite_vars(self.get_option("compose"), host_vars, name, strict=strict)
-            self._add_host_to_composed_groups(self.get_option("groups"), host_vars, name, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), host_vars, name, strict=strict)
+            self._add_host(name, host_vars, groups)
