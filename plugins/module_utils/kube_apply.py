@@ -15,8 +15,8 @@ __metaclass__ = type
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.palette.vmo.plugins.module_utils.concurrency import run_concurrently
 from ansible_collections.palette.vmo.plugins.module_utils.kube_client import KubeApiError
 
 # Fields the server keeps for itself; they say nothing about what was declared.
@@ -75,23 +75,6 @@ def comparable(obj):
         metadata["annotations"] = annotations
     trimmed["metadata"] = metadata
     return trimmed
-
-
-def run_concurrently(func, items, concurrency):
-    """Calls func(item) for every item with at most `concurrency` at once; returns results in order.
-
-    An exception is returned in the item's place rather than raised, so one failure does not hide others.
-    """
-    def guarded(item):
-        try:
-            return func(item)
-        except Exception as err:  # noqa: BLE001 - reported per item by the caller
-            return err
-
-    if len(items) <= 1 or concurrency <= 1:
-        return [guarded(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
-        return list(pool.map(guarded, items))
 
 
 def describe_api_error(err):

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.palette.vmo.plugins.module_utils import kube_apply, kubevirt_power
+from ansible_collections.palette.vmo.plugins.module_utils.concurrency import run_concurrently
 from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import PlannedObject, comparable
 from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AuthError, resolve_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
@@ -112,7 +113,7 @@ def _list_namespace(client, api_version, namespace):
 def check_namespaces(client, plans, concurrency):
     """A namespace that does not exist is one error for all its VMs, before any dry run."""
     namespaces = sorted({plan.namespace for plan in plans if plan.state != "absent"})
-    found = kube_apply.run_concurrently(lambda ns: client.get_or_none(object_path("v1", "namespaces", ns)),
+    found = run_concurrently(lambda ns: client.get_or_none(object_path("v1", "namespaces", ns)),
                                         namespaces, concurrency)
     errors = []
     for namespace, outcome in zip(namespaces, found):
@@ -131,7 +132,7 @@ def check_namespaces(client, plans, concurrency):
 def read_live(client, api_version, namespaces, concurrency):
     """The VMs and VMIs of every namespace involved: one list each, concurrently."""
     vms, vmis = {}, {}
-    outcomes = kube_apply.run_concurrently(lambda ns: _list_namespace(client, api_version, ns),
+    outcomes = run_concurrently(lambda ns: _list_namespace(client, api_version, ns),
                                            sorted(namespaces), concurrency)
     for namespace, outcome in zip(sorted(namespaces), outcomes):
         if isinstance(outcome, KubeApiError) and outcome.status == 404:
@@ -198,7 +199,7 @@ def build_templated(client, plans, concurrency):
         raise TaskFailure("; ".join("VM %s: template: the cluster serves no VmTemplate kind (is the VMO pack "
                                     "installed?)" % p.label for p in templated))
     names = sorted({p.request["template"] for p in templated})
-    fetched = kube_apply.run_concurrently(
+    fetched = run_concurrently(
         lambda name: client.get_or_none(object_path(version, "vmtemplates", name)), names, concurrency)
     templates = dict(zip(names, fetched))
     errors = []
@@ -238,7 +239,7 @@ def check_networks(client, plans, concurrency):
         return client.get_or_none(path) is not None
 
     errors = []
-    for key, found in zip(keys, kube_apply.run_concurrently(exists, keys, concurrency)):
+    for key, found in zip(keys, run_concurrently(exists, keys, concurrency)):
         if found is not True:
             for plan, nic, network in wanted[key]:
                 errors.append("VM %s: nics[%s].network: unknown network %r (no NetworkAttachmentDefinition %s/%s)"
@@ -308,7 +309,7 @@ def _raise_failures(outcomes, plans, what):
 def execute(client, plans, params, subresource_version):
     concurrency = params["concurrency"]
     migrations = [p for p in plans if p.migrate_running]
-    _raise_failures(kube_apply.run_concurrently(lambda p: _migrate_running(client, p), migrations, concurrency),
+    _raise_failures(run_concurrently(lambda p: _migrate_running(client, p), migrations, concurrency),
                     migrations, "migrating spec.running to runStrategy")
     applying = [p.apply for p in plans if p.apply]
     failed = kube_apply.apply_planned(client, applying, params["field_manager"], params["force_conflicts"],
@@ -316,17 +317,17 @@ def execute(client, plans, params, subresource_version):
     if failed:
         raise TaskFailure("; ".join("VM %s: %s" % (item.label, item.error) for item in failed))
     deleting = [p for p in plans if p.delete]
-    _raise_failures(kube_apply.run_concurrently(
+    _raise_failures(run_concurrently(
         lambda p: client.delete(object_path(p.live["apiVersion"], "virtualmachines", p.name, p.namespace),
                                 propagation_policy=params["propagation_policy"]), deleting, concurrency),
         deleting, "delete")
     powering = [p for p in plans if p.verb]
-    _raise_failures(kube_apply.run_concurrently(lambda p: _power(client, p, p.verb, subresource_version),
+    _raise_failures(run_concurrently(lambda p: _power(client, p, p.verb, subresource_version),
                                                 powering, concurrency), powering, "power")
     pausing = [p for p in plans if p.pause_when_running]
     if pausing:
         wait_vms(client, pausing, params, expectation="ready")
-        _raise_failures(kube_apply.run_concurrently(lambda p: _power(client, p, "pause", subresource_version),
+        _raise_failures(run_concurrently(lambda p: _power(client, p, "pause", subresource_version),
                                                     pausing, concurrency), pausing, "pause")
 
 

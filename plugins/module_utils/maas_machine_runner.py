@@ -16,11 +16,10 @@ __metaclass__ = type
 
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.palette.vmo.plugins.module_utils.maas_client import (
     MaasClient, MaasConfigError, MaasError)
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+from ansible_collections.palette.vmo.plugins.module_utils.concurrency import run_concurrently
 
 STATES = ("present", "ready", "deployed", "released", "broken", "fixed", "absent")
 TRANSITIONAL = ("Commissioning", "Deploying", "Releasing", "Disk erasing", "Testing", "Entering rescue mode",
@@ -101,9 +100,6 @@ def validate(requests, power_types, zones, pools):
                     bad("power_parameters", "%s needs %s" % (power_type, ", ".join(missing)))
         elif request.get("power_parameters"):
             bad("power_type", "is required with power_parameters")
-        if request["state"] in ("ready", "deployed", "present") and not request.get("system_id") and \
-                not request.get("power_type") and not request.get("pxe_mac"):
-            pass  # may exist already; checked once the machines are read
         if request.get("zone") and request["zone"] not in zones:
             bad("zone", "%r does not exist (zones: %s)" % (request["zone"], ", ".join(sorted(zones))))
         if request.get("pool") and request["pool"] not in pools:
@@ -287,7 +283,7 @@ def _op_fields(op, request):
     return {}
 
 
-def plan_machine(run, inventory, client, check_mode, tags_known):
+def plan_machine(run, inventory, tags_known):
     """Everything that brings one machine in line except the state transitions; returns the actions."""
     request, machine = run.request, run.machine
     actions = []
@@ -428,21 +424,19 @@ def run(module):
                 if other != label(item.request):
                     raise TaskFailure("machines %s and %s are the same MAAS machine %s"
                                       % (other, label(item.request), item.machine["system_id"]))
-        plans = [(item, plan_machine(item, inventory, client, module.check_mode, tags_known)) for item in runs]
-        changed = any(actions or (item.machine and next_transition(item.request, item.machine)) for item, actions in plans)
-        result = {"changed": bool(changed)}
+        plans = [(item, plan_machine(item, inventory, tags_known)) for item in runs]
+        # The first transition each machine needs now; check mode reports it, diff predicts from it.
+        first_steps = [item.machine and next_transition(item.request, item.machine) for item, _ in plans]
+        result = {"changed": any(actions or step for (_, actions), step in zip(plans, first_steps))}
         if module._diff:
             result["diff"] = [{"before_header": "machine %s" % label(item.request),
                                "after_header": "machine %s" % label(item.request),
-                               "before": diff_view(item.before),
-                               "after": predicted(item, actions, item.machine and next_transition(item.request, item.machine))}
-                              for item, actions in plans
-                              if actions or (item.machine and next_transition(item.request, item.machine))]
+                               "before": diff_view(item.before), "after": predicted(item, actions, step)}
+                              for (item, actions), step in zip(plans, first_steps) if actions or step]
         if module.check_mode:
-            result["machines"] = [dict(summary(item), actions=[a for a, _ in actions] + (
-                [next_transition(item.request, item.machine)] if item.machine and next_transition(item.request, item.machine) else []),
-                changed=bool(actions or (item.machine and next_transition(item.request, item.machine))))
-                for item, actions in plans]
+            result["machines"] = [dict(summary(item), actions=[a for a, _ in actions] + ([step] if step else []),
+                                       changed=bool(actions or step))
+                                  for (item, actions), step in zip(plans, first_steps)]
             return module.exit_json(**result)
         converge(client, plans, params)
         result["changed"] = any(item.actions for item, _ in plans)
@@ -452,20 +446,6 @@ def run(module):
         module.fail_json(msg=str(err), errors=err.errors)
     except (MaasError, MaasConfigError) as err:
         module.fail_json(msg=str(err))
-
-
-def _concurrently(func, items, concurrency):
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
-        futures = [pool.submit(func, item) for item in items]
-        outcomes = []
-        for future in futures:
-            try:
-                outcomes.append(future.result())
-            except Exception as err:  # noqa: BLE001 - collected and reported per machine
-                outcomes.append(err)
-        return outcomes
 
 
 def converge(client, plans, params):
@@ -490,7 +470,7 @@ def converge(client, plans, params):
                 execute(client, item, action, argument, created_tags)
             except MaasError as err:
                 raise TaskFailure("machine %s: %s: %s" % (label(item.request), action, err.describe()))
-    _raise_all(_concurrently(apply_plan, plans, concurrency))
+    _raise_all(run_concurrently(apply_plan, plans, concurrency))
     runs = [item for item, _ in plans if item.request["state"] != "absent"]
     while True:
         steps = []
@@ -513,7 +493,7 @@ def converge(client, plans, params):
                 execute(client, item, op, _op_fields(op, item.request), created_tags)
             except MaasError as err:
                 raise TaskFailure("machine %s: %s: %s" % (label(item.request), op, err.describe()))
-        _raise_all(_concurrently(step, steps, concurrency))
+        _raise_all(run_concurrently(step, steps, concurrency))
         moving = [item for item in runs if item.machine and item.machine["status_name"] in TRANSITIONAL]
         if not steps and not moving:
             break
@@ -550,6 +530,3 @@ def _raise_all(outcomes):
     errors = [str(o) for o in outcomes if isinstance(o, Exception)]
     if errors:
         raise TaskFailure("; ".join(errors), errors)
-    for outcome in outcomes:
-        if isinstance(outcome, TransientError):
-            raise outcome
