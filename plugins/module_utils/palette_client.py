@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A Palette REST API client on Ansible's own URL helpers.
+
+Requests carry the `ApiKey` header and, for project-scoped calls, the `ProjectUid` header (Palette
+assumes tenant scope without it). The project is given by name or uid and resolved once through
+`/v1/dashboard/projects/metadata`. Rate limits (429 with Retry-After), server errors and dropped
+connections are retried with backoff; lists are followed through `listmeta.continue`, since Palette
+returns at most 50 items per page.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import re
+import ssl
+
+from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
+from ansible.module_utils.urls import Request
+
+from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError, call_with_retries
+
+PALETTE_ARG_SPEC = dict(
+    palette_host=dict(type="str", fallback=(env_fallback, ["PALETTE_HOST"])),
+    palette_api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["PALETTE_API_KEY"])),
+    palette_project=dict(type="str", fallback=(env_fallback, ["PALETTE_PROJECT"])),
+    palette_ca_cert=dict(type="path", fallback=(env_fallback, ["PALETTE_CA_CERT"])),
+    validate_certs=dict(type="bool", default=True, aliases=["palette_validate_certs"]),
+    palette_timeout=dict(type="int", default=30),
+)
+PALETTE_PARAMS = tuple(PALETTE_ARG_SPEC)
+UID = re.compile(r"^[0-9a-f]{24}$")
+TENANT = "tenant"
+MAX_PAGES = 1000
+
+
+class PaletteError(Exception):
+    """Palette refused a request; `status` is the HTTP code, `body` Palette's error document or text."""
+
+    def __init__(self, status, body, method, path):
+        self.status, self.body, self.method, self.path = status, body, method, path
+        super(PaletteError, self).__init__("%s %s: HTTP %s: %s" % (method, path, status, self.describe()))
+
+    def describe(self):
+        if self.status == 401:
+            return "bad API key (Palette answered: %s)" % _palette_message(self.body)
+        return _palette_message(self.body)
+
+
+class PaletteConfigError(Exception):
+    """The connection options are missing, malformed, or name something Palette does not have."""
+
+
+def _palette_message(body):
+    if isinstance(body, dict):
+        text = body.get("message") or body.get("msg") or json.dumps(body, sort_keys=True)
+        return "%s (%s)" % (text, body["code"]) if body.get("code") else text
+    return str(body or "").strip() or "no message"
+
+
+def _normalise_host(host):
+    if not host:
+        raise PaletteConfigError("no Palette host: set palette_host or PALETTE_HOST (for example "
+                                 "https://api.spectrocloud.com)")
+    host = host.strip().rstrip("/")
+    if not re.match(r"^https?://", host):
+        host = "https://" + host
+    return host
+
+
+class PaletteClient(object):
+    """One Palette endpoint, one API key, and the project scope the calls run in (None: tenant scope)."""
+
+    def __init__(self, params):
+        self.base = _normalise_host(params.get("palette_host"))
+        self.api_key = params.get("palette_api_key")
+        if not self.api_key:
+            raise PaletteConfigError("no Palette API key: set palette_api_key or PALETTE_API_KEY")
+        self.request = Request(validate_certs=params.get("validate_certs", True),
+                               ca_path=params.get("palette_ca_cert"),
+                               timeout=params.get("palette_timeout") or 30, follow_redirects="safe")
+        self.project_name = params.get("palette_project") or None
+        self.project_uid = self.resolve_project(self.project_name) if self.project_name else None
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def call(self, method, path, query=None, body=None, scope=None):
+        """One API call; `path` starts with /v1. `scope` TENANT drops the ProjectUid header for this call.
+
+        Returns the decoded JSON document (None for an empty answer such as 204).
+        """
+        url = self.base + path + ("?" + urlencode(_query_pairs(query)) if query else "")
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        headers = {"ApiKey": self.api_key, "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self.project_uid and scope != TENANT:
+            headers["ProjectUid"] = self.project_uid
+
+        def attempt():
+            try:
+                resp = self.request.open(method, url, data=data, headers=headers)
+                return _decode(resp.read())
+            except HTTPError as err:
+                failure = PaletteError(err.code, _decode(err.read()), method, path)
+                if err.code == 429 or err.code >= 500:
+                    retry_after = err.headers.get("Retry-After") if err.headers else None
+                    raise TransientError(str(failure), retry_after=_seconds(retry_after), cause=failure)
+                raise failure
+            except (URLError, ssl.SSLError, ConnectionError, OSError) as err:
+                reason = getattr(err, "reason", err)
+                if isinstance(reason, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
+                    raise PaletteConfigError("TLS verification of %s failed: %s (set palette_ca_cert to the CA that "
+                                             "signed the Palette certificate)" % (self.base, reason))
+                raise TransientError(str(reason), cause=PaletteConfigError(
+                    "cannot reach Palette at %s: %s" % (self.base, reason)))
+
+        # Palette allows about 10 requests/s with a burst of 5 per source; ten tries honouring Retry-After
+        # ride out a rate-limit storm or a restarting API server.
+        return call_with_retries(attempt, attempts=10)
+
+    def get(self, path, query=None, scope=None):
+        return self.call("GET", path, query=query, scope=scope)
+
+    def post(self, path, body=None, query=None, scope=None):
+        return self.call("POST", path, query=query, body=body if body is not None else {}, scope=scope)
+
+    def put(self, path, body, query=None, scope=None):
+        return self.call("PUT", path, query=query, body=body, scope=scope)
+
+    def patch(self, path, body=None, query=None, scope=None):
+        return self.call("PATCH", path, query=query, body=body, scope=scope)
+
+    def delete(self, path, body=None, scope=None):
+        return self.call("DELETE", path, body=body, scope=scope)
+
+    def list_all(self, path, method="GET", body=None, query=None, scope=None, items_key="items"):
+        """Every item of a paged list, following `listmeta.continue` until it is empty."""
+        items, token = [], None
+        for _page in range(MAX_PAGES):
+            page_query = dict(query or {})
+            if token:
+                page_query["continue"] = token
+            if method == "GET":
+                page = self.get(path, query=page_query, scope=scope)
+            else:
+                page = self.call(method, path, query=page_query, body=body or {}, scope=scope)
+            page = page or {}
+            items.extend(page.get(items_key) or [])
+            token = (page.get("listmeta") or {}).get("continue")
+            if not token:
+                return items
+        raise PaletteConfigError("%s did not finish paging after %d pages" % (path, MAX_PAGES))
+
+    # -- lookups ----------------------------------------------------------------------------------
+
+    def resolve_project(self, name_or_uid):
+        """The uid of a project given by name or uid, looked up in tenant scope."""
+        projects = self.list_all("/v1/dashboard/projects/metadata", scope=TENANT)
+        for project in projects:
+            meta = project.get("metadata") or {}
+            if name_or_uid in (meta.get("name"), meta.get("uid")):
+                return meta["uid"]
+        names = sorted((p.get("metadata") or {}).get("name") or "?" for p in projects)
+        raise PaletteConfigError("palette_project: project %r does not exist (projects: %s)"
+                                 % (name_or_uid, ", ".join(names) or "none"))
+
+    def find_cluster(self, name_or_uid):
+        """The cluster's summary {metadata: {name, uid}} by name or uid, or None."""
+        if UID.match(name_or_uid):
+            try:
+                cluster = self.get("/v1/spectroclusters/%s" % quote(name_or_uid))
+                if cluster and (cluster.get("status") or {}).get("state") != "Deleted":
+                    return cluster
+            except PaletteError as err:
+                if err.status != 404:
+                    raise
+        matches = [c for c in self.list_all("/v1/dashboard/spectroclusters/search", method="POST",
+                                            body=cluster_search_filter(name_or_uid))
+                   if (c.get("metadata") or {}).get("name") == name_or_uid]
+        return matches[0] if matches else None
+
+    def cluster_uid(self, name_or_uid):
+        """The uid of a cluster of the current scope, given by name or uid; fails naming it if unknown."""
+        cluster = self.find_cluster(name_or_uid)
+        if cluster is None:
+            raise PaletteConfigError("cluster %r does not exist in %s" % (name_or_uid, self.scope_label()))
+        return cluster["metadata"]["uid"]
+
+    def registry_uid(self, name):
+        """The uid of a pack registry given by name (for example "Public Repo")."""
+        registries = self.list_all("/v1/registries/metadata", query={"scope": "all"})
+        for registry in registries:
+            if name in (registry.get("name"), registry.get("uid")):
+                return registry["uid"]
+        raise PaletteConfigError("registry_name: pack registry %r does not exist (registries: %s)"
+                                 % (name, ", ".join(sorted(r.get("name") or "?" for r in registries)) or "none"))
+
+    def scope_label(self):
+        return "project %s" % self.project_name if self.project_uid else "the tenant scope"
+
+
+def cluster_search_filter(name):
+    """The search body Palette's SDK sends to find a cluster by name (not nested, not deleted)."""
+    def string_filter(prop, value, negation=False):
+        return {"property": prop, "type": "string",
+                "condition": {"string": {"operator": "eq", "negation": negation, "ignoreCase": False,
+                                         "match": {"conjunction": "or", "values": [value]}}}}
+
+    return {"filter": {"conjunction": "and", "filterGroups": [{"conjunction": "and", "filters": [
+        string_filter("clusterName", name),
+        string_filter("environment", "nested", negation=True),
+        {"property": "isDeleted", "type": "bool", "condition": {"bool": {"value": False}}},
+    ]}]}, "sort": []}
+
+
+def _query_pairs(query):
+    pairs = []
+    for key, value in (query or {}).items():
+        if value is None:
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            pairs.append((key, "true" if item is True else "false" if item is False else str(item)))
+    return pairs
+
+
+def _decode(data):
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else (data or "")
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _seconds(value):
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
