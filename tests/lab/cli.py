@@ -39,7 +39,8 @@ def environment(state: LabState) -> Dict[str, str]:
         "LAB_MAAS_REQUEST_LOG": str(state.maas_request_log),
     }
     for user in lab_state.TEST_USERS:
-        env[f"LAB_TOKEN_{user.upper()}"] = state.token(user)
+        if user in state.tokens:  # a lab started before a person was added lacks their token
+            env[f"LAB_TOKEN_{user.upper()}"] = state.token(user)
     return env
 
 

@@ -9,7 +9,7 @@ from typing import Dict, Optional
 from . import paths
 
 # Unprivileged people of the lab; tests bind them to roles as they need.
-TEST_USERS = ("alice", "bob", "carol")
+TEST_USERS = ("alice", "bob", "carol", "dave")
 ADMIN_USER = "lab-admin"
 # Identities of the lab's own components, each with a static token.
 CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
