@@ -195,16 +195,18 @@ def vmo_cluster_roles(labels=None):
 class Operation:
     """One thing a person does with VMO, as the apiserver authorises it."""
 
-    def __init__(self, name, verb, group, resource, subresource=""):
+    def __init__(self, name, verb, group, resource, subresource="", cluster_scoped=False):
         self.name, self.verb, self.group, self.resource, self.subresource = (
             name, verb, group, resource, subresource)
+        # A cluster-scoped request (listing namespaces, VmTemplates) is granted by a ClusterRoleBinding only.
+        self.cluster_scoped = cluster_scoped
 
     def resource_attributes(self, namespace):
         """The resourceAttributes of a SubjectAccessReview for this operation in `namespace`."""
         attributes = {"verb": self.verb, "group": self.group, "resource": self.resource}
         if self.subresource:
             attributes["subresource"] = self.subresource
-        if namespace:
+        if namespace and not self.cluster_scoped:
             attributes["namespace"] = namespace
         return attributes
 
@@ -233,12 +235,12 @@ VMO_OPERATIONS = (
     (Operation("read a DataVolume", "get", CDI, "datavolumes"), ALL_ROLES),
     (Operation("create a DataVolume", "create", CDI, "datavolumes"), CREATORS),
     (Operation("clone a disk", "create", CDI, "datavolumes", "source"), CREATORS),
-    (Operation("read a VmTemplate", "get", VMTEMPLATES, "vmtemplates"), ALL_ROLES),
-    (Operation("update a VmTemplate", "update", VMTEMPLATES, "vmtemplates"), (ADMIN,)),
-    (Operation("create a VmTemplate", "create", VMTEMPLATES, "vmtemplates"), (ADMIN,)),
+    (Operation("read a VmTemplate", "get", VMTEMPLATES, "vmtemplates", cluster_scoped=True), ALL_ROLES),
+    (Operation("update a VmTemplate", "update", VMTEMPLATES, "vmtemplates", cluster_scoped=True), (ADMIN,)),
+    (Operation("create a VmTemplate", "create", VMTEMPLATES, "vmtemplates", cluster_scoped=True), (ADMIN,)),
     (Operation("manage image imports", "create", CDI, "dataimportcrons"), (ADMIN,)),
     (Operation("manage Secrets", "create", "", "secrets"), (ADMIN,)),
-    (Operation("list namespaces", "list", "", "namespaces"), ALL_ROLES),
+    (Operation("list namespaces", "list", "", "namespaces", cluster_scoped=True), ALL_ROLES),
 )
 
 
@@ -259,3 +261,11 @@ def rules_allow(rules, verb, group, resource, subresource=""):
 
 def _matches(values, wanted):
     return bool(values) and ("*" in values or wanted in values)
+
+
+def matrix_lines():
+    """The operation table as one line per operation, as the module documentation prints it."""
+    short = dict(zip(VMO_ROLE_NAMES, ("admin", "power-user", "user", "viewer")))
+    return ["%s: %s" % (operation.name, ", ".join(
+        "%s %s" % (short[role], "yes" if role in allowed else "no") for role in VMO_ROLE_NAMES))
+        for operation, allowed in VMO_OPERATIONS]

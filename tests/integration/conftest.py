@@ -74,3 +74,17 @@ def run_module(lab):
 
     return run
 
+
+
+@pytest.fixture(scope="session")
+def vmo_cluster_roles(admin):
+    """The four VMO ClusterRoles, as vmo_rbac's `roles: present` makes them (the lab has no VMO pack)."""
+    from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_bindings import managed_labels
+    from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import vmo_cluster_roles as roles
+
+    from tests.lab.kube import object_path
+
+    for role in roles(labels=managed_labels()):
+        admin.apply(object_path("rbac.authorization.k8s.io/v1", "clusterroles", role["metadata"]["name"]), role,
+                    field_manager="palette.vmo", force=True)
+    return [role["metadata"]["name"] for role in roles()]

@@ -1,0 +1,332 @@
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""vmo_rbac on a Kubernetes cluster: validate, plan every object, then write, then verify.
+
+Nothing is written until every binding passed the module's checks (roles and namespaces exist, names
+are free or already ours) and the apiserver's dry run. Check mode returns that plan. ClusterRoles are
+written before the bindings that use them; bindings whose role changes are replaced, since the apiserver
+does not allow roleRef to change.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.palette.vmo.plugins.module_utils import kube_apply
+from ansible_collections.palette.vmo.plugins.module_utils.concurrency import run_concurrently
+from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import PlannedObject, comparable
+from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AuthError, resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
+    KubeApiError, KubeClient, KubeConnectionError, object_path)
+from ansible_collections.palette.vmo.plugins.module_utils.palette_client import (
+    PaletteClient, PaletteConfigError, PaletteError)
+from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_bindings import (
+    CLUSTER_ROLE_BINDING, RBAC_API, ROLE_BINDING, RbacInputError, binding_object, is_managed, managed_labels,
+    object_key, parse_bindings)
+from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_palette import run_palette
+from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_verify import describe_mismatches, verify_bindings
+from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import VMO_ROLE_NAMES, vmo_cluster_roles
+
+PLURALS = {ROLE_BINDING: "rolebindings", CLUSTER_ROLE_BINDING: "clusterrolebindings", "ClusterRole": "clusterroles"}
+
+
+class TaskFailure(Exception):
+    def __init__(self, message, errors=None):
+        super(TaskFailure, self).__init__(message)
+        self.errors = errors or []
+
+
+class ObjectPlan(object):
+    """One RBAC object: what is live, what is declared, and what this run does to it."""
+
+    def __init__(self, key, live, desired=None, role=None):
+        self.key, self.live, self.desired, self.role = key, live, desired, role
+        self.apply = None  # PlannedObject, for objects to create or update
+        self.delete = False
+        self.replace = False  # roleRef changed: delete, then create
+        self.left_alone = None  # why an existing object is not touched
+
+    @property
+    def kind(self):
+        return self.key[0]
+
+    @property
+    def path(self):
+        kind, namespace, name = self.key
+        return object_path(RBAC_API, PLURALS[kind], name, namespace or None)
+
+    @property
+    def label(self):
+        kind, namespace, name = self.key
+        return "%s %s" % (kind, "%s/%s" % (namespace, name) if namespace else name)
+
+    @property
+    def action(self):
+        if self.left_alone:
+            return "left_alone"
+        if self.replace:
+            return "replaced"
+        if self.delete:
+            return "deleted"
+        if self.apply is None:
+            return "absent"
+        return {"create": "created", "update": "updated"}.get(self.apply.action, "unchanged")
+
+    @property
+    def changed(self):
+        return self.action in ("created", "updated", "replaced", "deleted")
+
+
+def connect(params):
+    try:
+        return KubeClient(resolve_connection(params), concurrency=params["concurrency"])
+    except AuthError as err:
+        raise TaskFailure(str(err))
+
+
+# -- checks against the cluster ---------------------------------------------------------------------
+
+def check_roles_exist(client, bindings, roles_state, concurrency):
+    """Each bound role must exist, or be one of the VMO roles this task creates."""
+    wanted = sorted({b.role for b in bindings if b.state == "present"
+                     and not (roles_state == "present" and b.role in VMO_ROLE_NAMES)})
+    found = dict(zip(wanted, run_concurrently(
+        lambda role: client.get_or_none(object_path(RBAC_API, "clusterroles", role)), wanted, concurrency)))
+    errors = []
+    for binding in bindings:
+        if binding.state != "present":
+            continue
+        if roles_state == "absent" and binding.role in VMO_ROLE_NAMES:
+            errors.append("%s: role: %s is removed by roles: absent in the same task" % (binding.label, binding.role))
+            continue
+        outcome = found.get(binding.role)
+        if isinstance(outcome, Exception):
+            raise outcome
+        if binding.role in found and outcome is None:
+            hint = " (install the VMO pack, or set roles: present)" if binding.role in VMO_ROLE_NAMES else ""
+            errors.append("%s: role: ClusterRole %s does not exist%s" % (binding.label, binding.role, hint))
+    return errors
+
+
+def check_namespaces(client, bindings, concurrency):
+    namespaces = sorted({ns for b in bindings if b.state == "present" for ns in b.namespaces})
+    found = dict(zip(namespaces, run_concurrently(
+        lambda ns: client.get_or_none(object_path("v1", "namespaces", ns)), namespaces, concurrency)))
+    errors = []
+    for binding in bindings:
+        for position, namespace in enumerate(binding.namespaces if binding.state == "present" else []):
+            outcome = found[namespace]
+            if isinstance(outcome, KubeApiError) and outcome.status == 403:
+                continue  # may not read namespaces: the dry run will tell
+            if isinstance(outcome, Exception):
+                raise outcome
+            if outcome is None:
+                errors.append("%s: namespaces[%d]: namespace %s does not exist" % (binding.label, position, namespace))
+    return errors
+
+
+def read_live_bindings(client):
+    """Every RoleBinding and ClusterRoleBinding by (kind, namespace, name): ours, and the names ours must avoid."""
+    live = {}
+    for kind in (ROLE_BINDING, CLUSTER_ROLE_BINDING):
+        items, _ = client.list_all(object_path(RBAC_API, PLURALS[kind]))
+        for item in items:
+            item = dict(item, kind=kind, apiVersion=RBAC_API)  # list items carry neither
+            live[object_key(item)] = item
+    return live
+
+
+# -- planning ---------------------------------------------------------------------------------------
+
+def plan_bindings(bindings, live, params):
+    """ObjectPlans for the declared bindings and, in exclusive mode, for the managed ones not declared."""
+    plans, errors, declared = [], [], set()
+    for binding in bindings:
+        for key in binding.keys():
+            declared.add(key)
+            before = live.get(key)
+            if before is not None and not is_managed(before):
+                errors.append("%s: name: %s exists and is not managed by palette.vmo (give the binding another "
+                              "name)" % (binding.label, ObjectPlan(key, before).label))
+                continue
+            plan = ObjectPlan(key, before, role=binding.role)
+            if binding.state == "absent":
+                plan.delete = before is not None
+            else:
+                plan.desired = binding_object(binding, key)
+                plan.replace = before is not None and before.get("roleRef") != plan.desired["roleRef"]
+                plan.apply = PlannedObject(plan.label, plan.path, plan.desired, None if plan.replace else before)
+            plans.append(plan)
+    if errors:
+        raise RbacInputError(errors)
+    if params["exclusive"]:
+        plans.extend(_undeclared(live, declared, bindings, params["exclusive_scope"]))
+    return plans
+
+
+def _undeclared(live, declared, bindings, scope):
+    namespaces = {ns for b in bindings for ns in b.namespaces}
+    extra = []
+    for key, obj in sorted(live.items()):
+        if key in declared or not is_managed(obj):
+            continue
+        if scope == "namespaces" and (key[0] != ROLE_BINDING or key[1] not in namespaces):
+            continue
+        plan = ObjectPlan(key, obj, role=(obj.get("roleRef") or {}).get("name"))
+        plan.delete = True
+        extra.append(plan)
+    return extra
+
+
+def plan_cluster_roles(client, params):
+    """ObjectPlans for the four VMO ClusterRoles (roles: present or absent)."""
+    state = params["roles"]
+    if state == "unmanaged":
+        return []
+    plans = []
+    for desired in vmo_cluster_roles(labels=managed_labels()):
+        key = ("ClusterRole", "", desired["metadata"]["name"])
+        plan = ObjectPlan(key, None, role=key[2])
+        plan.live = client.get_or_none(plan.path)
+        if plan.live is not None and not is_managed(plan.live) and not params["force_roles"]:
+            plan.left_alone = "not managed by palette.vmo (%s); set force_roles to take it over" % _owner(plan.live)
+        elif state == "present":
+            plan.desired = desired
+            plan.apply = PlannedObject(plan.label, plan.path, plan.desired, plan.live)
+        else:
+            plan.delete = plan.live is not None
+        plans.append(plan)
+    return plans
+
+
+def _owner(obj):
+    """Who manages an object, as far as its labels and field managers tell."""
+    metadata = obj.get("metadata") or {}
+    owner = (metadata.get("labels") or {}).get("app.kubernetes.io/managed-by")
+    managers = sorted({entry.get("manager") for entry in metadata.get("managedFields") or [] if entry.get("manager")})
+    if owner:
+        return "managed-by %s" % owner
+    return "written by %s" % ", ".join(managers) if managers else "no owner recorded"
+
+
+def dry_run(client, plans, params):
+    for plan in plans:
+        if plan.replace:
+            # A roleRef cannot change, so the dry run could only refuse; the subjects were checked already.
+            plan.apply.after, plan.apply._action = plan.desired, "create"
+    applying = [plan.apply for plan in plans if plan.apply and not plan.replace]
+    kube_apply.plan_apply(client, applying, params["field_manager"], True, params["concurrency"])
+    errors = ["%s: %s" % (item.label, item.error) for item in applying if item.error]
+    if errors:
+        raise TaskFailure("the apiserver rejected the plan in a dry run, nothing was changed: " + "; ".join(errors),
+                          errors)
+
+
+def diff_of(plan):
+    after = None if plan.delete and not plan.replace else comparable(plan.apply.after if plan.apply else plan.live)
+    return {"before_header": plan.label, "after_header": plan.label,
+            "before": comparable(plan.live) or {}, "after": after or {}}
+
+
+# -- writing ----------------------------------------------------------------------------------------
+
+def _raise_failures(plans, outcomes, what):
+    errors = ["%s: %s: %s" % (plan.label, what, kube_apply.describe_api_error(outcome)
+                              if isinstance(outcome, KubeApiError) else outcome)
+              for plan, outcome in zip(plans, outcomes) if isinstance(outcome, Exception)]
+    if errors:
+        raise TaskFailure("; ".join(errors), errors)
+
+
+def execute(client, plans, params):
+    concurrency = params["concurrency"]
+    # Roles first (bindings may name them), the roleRef replacements' deletes before their creates.
+    for group in ([p for p in plans if p.kind == "ClusterRole"], [p for p in plans if p.kind != "ClusterRole"]):
+        removing = [p for p in group if p.replace or p.delete]
+        _raise_failures(removing, run_concurrently(lambda p: client.delete(p.path), removing, concurrency), "delete")
+        failed = kube_apply.apply_planned(client, [p.apply for p in group if p.apply], params["field_manager"],
+                                          True, concurrency)
+        if failed:
+            raise TaskFailure("; ".join("%s: %s" % (item.label, item.error) for item in failed))
+
+
+# -- the task ---------------------------------------------------------------------------------------
+
+def object_result(plan):
+    obj = plan.desired or plan.live or {}
+    result = {"kind": plan.kind, "name": plan.key[2], "namespace": plan.key[1] or None, "action": plan.action}
+    if plan.kind == "ClusterRole":
+        result["reason"] = plan.left_alone
+    else:
+        result["role"] = plan.role
+        result["subjects"] = obj.get("subjects") or []
+    return result
+
+
+def run_kubernetes(module, bindings):
+    params = module.params
+    client = connect(params)
+    concurrency = params["concurrency"]
+    errors = check_roles_exist(client, bindings, params["roles"], concurrency)
+    errors += check_namespaces(client, bindings, concurrency)
+    if errors:
+        raise RbacInputError(errors)
+    role_plans = plan_cluster_roles(client, params)
+    binding_plans = plan_bindings(bindings, read_live_bindings(client), params)
+    plans = role_plans + binding_plans
+    dry_run(client, plans, params)
+    changed = any(plan.changed for plan in plans)
+    result = {"changed": changed}
+    if module._diff:
+        result["diff"] = [diff_of(plan) for plan in plans if plan.changed]
+    if changed and not module.check_mode:
+        execute(client, plans, params)
+    result["roles"] = [object_result(plan) for plan in role_plans]
+    result["bindings"] = [object_result(plan) for plan in binding_plans]
+    if params["verify"]:
+        result.update(verify_result(module, client, bindings))
+    return result
+
+
+def verify_result(module, client, bindings):
+    """SubjectAccessReviews after the write; skipped in check mode, where the bindings may not exist yet."""
+    if module.check_mode:
+        return {"verify": [], "verify_skipped": "check mode: the declared bindings are not written"}
+    entries = verify_bindings(client, bindings, module.params["concurrency"])
+    mismatches = describe_mismatches(entries)
+    if mismatches and module.params["verify_fail"]:
+        raise TaskFailure("access does not match the VMO role table: " + "; ".join(mismatches), mismatches)
+    return {"verify": entries, "verify_mismatches": len(mismatches)}
+
+
+def run(module):
+    params = module.params
+    try:
+        bindings = parse_bindings(params["bindings"])
+        if params.get("palette_cluster"):
+            result = run_palette_mode(module, bindings)
+        else:
+            result = run_kubernetes(module, bindings)
+        module.exit_json(**result)
+    except RbacInputError as err:
+        module.fail_json(msg=str(err), errors=err.errors)
+    except TaskFailure as err:
+        module.fail_json(msg=str(err), errors=err.errors)
+    except (KubeConnectionError, KubeApiError, TransientError, PaletteError, PaletteConfigError) as err:
+        module.fail_json(msg=str(err))
+
+
+def run_palette_mode(module, bindings):
+    params = module.params
+    if params["roles"] != "unmanaged":
+        raise RbacInputError(["roles: Palette installs the VMO roles with the pack; use roles: unmanaged with "
+                              "palette_cluster"])
+    palette_params = dict(params)
+    if palette_params.get("validate_certs") is None:
+        palette_params["validate_certs"] = True  # Palette has no kubeconfig to decide it
+    result = run_palette(module, PaletteClient(palette_params), bindings)
+    if params["verify"]:
+        result.update(verify_result(module, connect(params), bindings))
+    return result
