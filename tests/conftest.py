@@ -109,3 +109,82 @@ class MaasLab:
 @pytest.fixture(scope="session")
 def maas(lab):
     return MaasLab(lab)
+
+
+class PaletteLab:
+    """The lab's Palette simulator: its connection, its request log, its fault knobs and direct API calls."""
+
+    def __init__(self, state):
+        import requests as _requests
+
+        self.host, self.api_key, self.ca_file = state.palette_url, state.palette_api_key, str(state.ca_file)
+        self.project, self.cluster = "lab", "lab-cluster"
+        self.log_path = state.palette_request_log
+        self.session = _requests.Session()
+        self.session.trust_env = False
+        self.session.verify = self.ca_file
+
+    def connection(self) -> dict:
+        return {"palette_host": self.host, "palette_api_key": self.api_key, "palette_project": self.project,
+                "palette_ca_cert": self.ca_file}
+
+    def mark(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def requests_since(self, mark: int) -> list:
+        import json as _json
+
+        if not self.log_path.exists():
+            return []
+        with open(self.log_path, "rb") as log:
+            log.seek(mark)
+            return [_json.loads(line) for line in log.read().splitlines() if line.strip()]
+
+    def writes_since(self, mark: int) -> list:
+        return [r for r in self.requests_since(mark) if r["mutating"]]
+
+    def _lab(self, method: str, path: str, body=None):
+        answer = self.session.request(method, self.host + "/__lab__/" + path, json=body, timeout=60)
+        answer.raise_for_status()
+        return answer.json()
+
+    def faults(self, **faults) -> dict:
+        """http_429, retry_after, http_5xx, status_5xx, drop_connections, slow_seconds, rate_limit, deploy_seconds."""
+        return self._lab("PUT", "faults", faults)
+
+    def reset(self) -> None:
+        """Profiles, attachments, RBAC, faults and limits as in a fresh lab; KubeVirt and CDI CRs at their baseline."""
+        self._lab("POST", "reset")
+
+    def restore_baseline(self) -> None:
+        """Only the apiserver side: the lab's KubeVirt and CDI CRs back, agent namespaces and bindings gone."""
+        self._lab("POST", "baseline")
+
+    def seed(self, count: int, prefix: str = "seed", project: str = "lab", version: str = "1.0.0") -> list:
+        """`count` published add-on profiles (project "" for the tenant scope); returns their uids."""
+        return self._lab("POST", "seed", {"count": count, "prefix": prefix, "project": project,
+                                          "version": version})["uids"]
+
+    def info(self) -> dict:
+        """Uids of the simulator's fixed objects: cluster_uid, registry_uid, projects, packs (by tag), infra_profile_uid."""
+        return self._lab("GET", "info")
+
+    def project_uid(self, name: str = "lab") -> str:
+        return self.info()["projects"][name]
+
+    def api(self, method: str, path: str, project: str = "lab", api_key: str = None, **kwargs):
+        """A Palette API call (`path` starts with /v1); project is a name, a uid or "" for the tenant scope."""
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers["ApiKey"] = self.api_key if api_key is None else api_key
+        if project:
+            projects = self.info()["projects"]
+            headers["ProjectUid"] = projects.get(project, project)
+        return self.session.request(method, self.host + path, headers=headers, timeout=60, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def palette(lab):
+    """The Palette simulator; at the end of the session it is reset, so the shared KubeVirt CR is back."""
+    simulator = PaletteLab(lab)
+    yield simulator
+    simulator.reset()

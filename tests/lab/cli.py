@@ -13,8 +13,8 @@ from .kubevirt import crds
 from .state import LabState
 
 # Started in this order, stopped in the reverse one.
-PROCESS_ORDER = ("etcd", "apiserver", "controller-manager", "kubevirt-standin", "maas")
-PORTS = ("etcd", "etcd-peer", "apiserver", "controller-manager", "virt-api", "maas")
+PROCESS_ORDER = ("etcd", "apiserver", "controller-manager", "kubevirt-standin", "maas", "palette")
+PORTS = ("etcd", "etcd-peer", "apiserver", "controller-manager", "virt-api", "maas", "palette")
 
 
 def _running(state: LabState) -> Dict[str, bool]:
@@ -37,6 +37,12 @@ def environment(state: LabState) -> Dict[str, str]:
         "MAAS_API_KEY": state.maas_api_key,
         "MAAS_CA_CERT": str(state.ca_file),
         "LAB_MAAS_REQUEST_LOG": str(state.maas_request_log),
+        "PALETTE_HOST": state.palette_url,
+        "PALETTE_API_KEY": state.palette_api_key,
+        "PALETTE_PROJECT": "lab",
+        "PALETTE_CA_CERT": str(state.ca_file),
+        "LAB_PALETTE_CLUSTER": "lab-cluster",
+        "LAB_PALETTE_REQUEST_LOG": str(state.palette_request_log),
     }
     for user in lab_state.TEST_USERS:
         if user in state.tokens:  # a lab started before a person was added lacks their token
@@ -72,9 +78,27 @@ def _maas_answers(state: LabState) -> bool:
     return session.get(state.maas_url + "/api/2.0/version/", verify=str(state.ca_file), timeout=2).status_code == 200
 
 
+def start_palette(state: LabState) -> None:
+    start_python_service(state, "palette", "tests.lab.palette")
+    processes.wait_until(lambda: _palette_answers(state), 30, "the Palette simulator",
+                         state.dir / "logs" / "palette.log")
+
+
+def _palette_answers(state: LabState) -> bool:
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    answer = session.get(state.palette_url + "/v1/dashboard/projects/metadata",
+                         headers={"ApiKey": state.palette_api_key}, verify=str(state.ca_file), timeout=2)
+    return answer.status_code == 200
+
+
 def up(_args: argparse.Namespace) -> int:
     existing = LabState.load()
-    if existing and existing.ready and all(_running(existing).values()):
+    # A lab started before a service was added to PROCESS_ORDER is started again, with it.
+    complete = existing and all(name in existing.processes for name in PROCESS_ORDER)
+    if existing and existing.ready and complete and all(_running(existing).values()):
         print(f"lab already running: {existing.apiserver_url} (kubeconfig {existing.kubeconfig})")
         return 0
     if existing:
@@ -83,7 +107,7 @@ def up(_args: argparse.Namespace) -> int:
     build_all()
     built = time.monotonic()
     state = LabState(tokens=lab_state.new_tokens(), ports={name: processes.free_port() for name in PORTS},
-                     maas_api_key=lab_state.new_maas_api_key())
+                     maas_api_key=lab_state.new_maas_api_key(), palette_api_key=lab_state.new_palette_api_key())
     state.dir.mkdir(parents=True, exist_ok=True)
     state.save()
     controlplane.write_config(state)
@@ -96,6 +120,7 @@ def up(_args: argparse.Namespace) -> int:
     bootstrap.deploy_kubevirt(kube)
     bootstrap.install_vmo_crds(kube)
     start_maas(state)
+    start_palette(state)
     env_file = state.dir / "env"
     env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in environment(state).items()))
     env_file.chmod(0o600)

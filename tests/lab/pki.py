@@ -99,5 +99,6 @@ def make_lab_pki(pki: Path) -> None:
     make_leaf(pki / "apiserver", cluster_ca, "kube-apiserver", hosts=APISERVER_HOSTS, server=True)
     make_leaf(pki / "virt-api", cluster_ca, "virt-api", hosts=VIRT_API_HOSTS, server=True)
     make_leaf(pki / "maas", cluster_ca, "maas", hosts=("localhost", "127.0.0.1"), server=True)
+    make_leaf(pki / "palette", cluster_ca, "palette", hosts=("localhost", "127.0.0.1"), server=True)
     make_leaf(pki / "front-proxy-client", front_proxy_ca, "front-proxy-client")
     make_signing_key(pki / "sa")

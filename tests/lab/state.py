@@ -23,6 +23,7 @@ class LabState:
     processes: Dict[str, Dict[str, object]] = field(default_factory=dict)  # name -> {pid, marker}
     ready: bool = False  # set once `up` has finished; a half-started lab is started again
     maas_api_key: str = ""  # consumer:token:secret, as MAAS prints it for `maas login`
+    palette_api_key: str = ""  # sent in Palette's ApiKey header
 
     @property
     def dir(self) -> Path:
@@ -49,6 +50,14 @@ class LabState:
         return self.dir / "logs" / "maas-requests.jsonl"
 
     @property
+    def palette_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports['palette']}"
+
+    @property
+    def palette_request_log(self) -> Path:
+        return self.dir / "logs" / "palette-requests.jsonl"
+
+    @property
     def audit_log(self) -> Path:
         return self.dir / "logs" / "audit.log"
 
@@ -73,6 +82,10 @@ def new_maas_api_key() -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
     part = lambda n: "".join(secrets.choice(alphabet) for _ in range(n))  # noqa: E731
     return f"{part(18)}:{part(18)}:{part(32)}"
+
+
+def new_palette_api_key() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def new_tokens() -> Dict[str, str]:

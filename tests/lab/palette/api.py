@@ -1,0 +1,557 @@
+"""The Palette simulator's HTTP API: Palette's `/v1` paths, ApiKey auth, ProjectUid scope, 429s, a request log.
+
+The handlers are thin over model.PaletteModel; attaching a profile hands its packs to agent.Agent.
+`/__lab__/` paths (no ApiKey; the collection never calls them) inject faults and reset the simulator.
+"""
+
+import json
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from typing import Callable, Dict, List, Optional, Tuple
+from urllib.parse import parse_qs, urlsplit
+
+from . import model as palette_model
+from .agent import Agent
+from .model import ApiError, PaletteModel
+
+# Palette's published limits per parent resource: (path pattern, requests per second, burst factor).
+RATE_LIMITS = (
+    (re.compile(r"^/v1/spectroclusters/[^/]+/assets"), 10, 5),
+    (re.compile(r"^/v1/(clusterprofiles|cloudconfigs|spectroclusters)(/|$)"), 50, 5),
+)
+DEFAULT_RATE, DEFAULT_BURST = 10, 5
+READ_ONLY_POSTS = re.compile(r"^/v1/(dashboard/clusterprofiles|dashboard/spectroclusters/search|packs/search)$")
+
+
+def parent_resource(path: str) -> Tuple[str, float, int]:
+    """The bucket a request counts against: `/v1/clusterprofiles` and `/v1/clusterprofiles/macros` count together."""
+    for pattern, rate, burst in RATE_LIMITS:
+        match = pattern.match(path)
+        if match:
+            return match.group(0).rstrip("/"), rate, burst
+    parts = path.split("/")
+    return "/".join(parts[:3]), DEFAULT_RATE, DEFAULT_BURST
+
+
+class RateLimiter:
+    """Token buckets per parent resource: `rate` tokens a second, at most rate x burst in store."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.buckets: Dict[str, List[float]] = {}  # key -> [tokens, last refill]
+        self.lock = threading.Lock()
+
+    def admit(self, path: str) -> Optional[int]:
+        """None if the request may go on, else the seconds for Retry-After."""
+        key, rate, burst = parent_resource(path)
+        now = self.clock()
+        with self.lock:
+            tokens, last = self.buckets.get(key, [float(rate * burst), now])
+            tokens = min(float(rate * burst), tokens + (now - last) * rate)
+            if tokens >= 1.0:
+                self.buckets[key] = [tokens - 1.0, now]
+                return None
+            self.buckets[key] = [tokens, now]
+            return max(1, math.ceil((1.0 - tokens) / rate))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.buckets.clear()
+
+
+@dataclass
+class Faults:
+    http_429: int = 0  # the next n API requests are answered 429 (a storm), with Retry-After below
+    retry_after: int = 1
+    http_5xx: int = 0  # the next n API requests fail with status_5xx
+    status_5xx: int = 503
+    drop_connections: int = 0  # the next n API requests are cut without an answer
+    slow_seconds: float = 0.0  # every API request waits this long first
+    rate_limit: bool = True  # Palette's per-resource limits
+
+
+class RequestLog:
+    def __init__(self, path):
+        self.path = path
+        self.lock = threading.Lock()
+
+    def write(self, entry: dict) -> None:
+        with self.lock, open(self.path, "a") as log:
+            log.write(json.dumps(entry) + "\n")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: Dict[str, List[str]]
+    body: object
+    project: str  # the ProjectUid header, "" for the tenant scope
+
+    def arg(self, name: str, default: str = "") -> str:
+        return (self.query.get(name) or [default])[0]
+
+    def flag(self, name: str) -> bool:
+        return self.arg(name).lower() == "true"
+
+
+Response = Tuple[int, object]
+
+
+class PaletteApi:
+    def __init__(self, model: PaletteModel, api_key: str, log: RequestLog, agent: Agent, kubeconfig: str):
+        self.model, self.api_key, self.log, self.agent = model, api_key, log, agent
+        self.kubeconfig = kubeconfig
+        self.faults = Faults()
+        self.limiter = RateLimiter()
+        profile, cluster = r"/v1/clusterprofiles/(?P<uid>[^/]+)", r"/v1/spectroclusters/(?P<uid>[^/]+)"
+        self.routes = [(method, re.compile("^" + pattern + "$"), handler) for method, pattern, handler in (
+            ("GET", r"/v1/dashboard/projects/metadata", self.projects_metadata),
+            ("GET", r"/v1/registries/metadata", self.registries_metadata),
+            ("GET", r"/v1/packs", self.packs_list),
+            ("GET", r"/v1/packs/(?P<name>[^/]+)/registries/(?P<registry>[^/]+)", self.pack_by_name),
+            ("GET", r"/v1/packs/(?P<uid>[^/]+)", self.pack_by_uid),
+            ("POST", r"/v1/clusterprofiles", self.profile_create),
+            ("GET", r"/v1/clusterprofiles/validate/name", self.profile_validate_name),
+            ("GET", profile, self.profile_get),
+            ("PUT", profile, self.profile_put),
+            ("DELETE", profile, self.profile_delete),
+            ("PATCH", profile + "/metadata", self.profile_patch_metadata),
+            ("PATCH", profile + "/publish", self.profile_publish),
+            ("POST", profile + "/clone", self.profile_clone),
+            ("GET", profile + "/variables", self.profile_variables),
+            ("GET", profile + r"/packs/(?P<pack>[^/]+)/manifests", self.profile_manifests),
+            ("GET", profile + r"/packs/(?P<pack>[^/]+)/manifests/(?P<manifest>[^/]+)", self.profile_manifest),
+            ("GET", r"/v1/dashboard/clusterprofiles/metadata", self.profiles_metadata),
+            ("POST", r"/v1/dashboard/clusterprofiles", self.profiles_summary),
+            ("GET", cluster, self.cluster_get),
+            ("GET", cluster + "/profiles", self.cluster_profiles),
+            ("PATCH", cluster + "/profiles", self.cluster_profiles_patch),
+            ("PUT", cluster + "/profiles", self.cluster_profiles_put),
+            ("DELETE", cluster + "/profiles", self.cluster_profiles_delete),
+            ("GET", cluster + "/assets/kubeconfig", self.cluster_kubeconfig),
+            ("GET", cluster + "/assets/adminKubeconfig", self.cluster_kubeconfig),
+            ("GET", cluster + "/config/rbacs", self.cluster_rbacs),
+            ("PUT", cluster + "/config/rbacs", self.cluster_rbacs_put),
+            ("POST", r"/v1/dashboard/spectroclusters/search", self.clusters_search),
+        )]
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        for method, pattern, handler in self.routes:
+            match = pattern.match(request.path)
+            if match and method == request.method:
+                try:
+                    with self.model.lock:
+                        self.model.check_scope(request.project)
+                        return handler(request, **match.groupdict())
+                except ApiError as err:
+                    return err.status, err.body()
+        if any(pattern.match(request.path) for _, pattern, _ in self.routes):
+            return 405, {"code": "MethodNotAllowed", "message": f"{request.method} is not allowed on {request.path}"}
+        return 404, {"code": "ResourceNotFound", "message": f"no such API path: {request.path}"}
+
+    @staticmethod
+    def mutating(method: str, path: str) -> bool:
+        return method in ("POST", "PUT", "PATCH", "DELETE") and not READ_ONLY_POSTS.match(path)
+
+    # -- projects, registries, packs --------------------------------------------------------------
+
+    def projects_metadata(self, request: Request) -> Response:
+        wanted = request.arg("name")
+        return 200, {"items": [{"metadata": {"name": name, "uid": uid}}
+                               for uid, name in self.model.projects.items() if not wanted or name == wanted]}
+
+    def registries_metadata(self, _request: Request) -> Response:
+        return 200, {"items": [{"name": palette_model.REGISTRY_NAME, "uid": self.model.registry_uid, "kind": "pack",
+                                "scope": "system", "isPrivate": False, "isDefault": True}]}
+
+    def packs_list(self, request: Request) -> Response:
+        summaries = [s for s in self.model.pack_summaries() if pack_filter_matches(request.arg("filters"), s)]
+        items, meta = palette_model.page(summaries, _int(request.arg("limit")), request.arg("continue"),
+                                         _int(request.arg("offset")))
+        return 200, {"items": items, "listmeta": meta}
+
+    def pack_by_name(self, _request: Request, name: str, registry: str) -> Response:
+        if name != palette_model.PACK_NAME or registry != self.model.registry_uid:
+            raise ApiError(404, "PackNotFound", f"pack {name!r} not found in registry {registry!r}")
+        return 200, self.model.pack_entity(list(self.model.packs.values()))
+
+    def pack_by_uid(self, _request: Request, uid: str) -> Response:
+        version = self.model.pack_by_uid(uid)
+        if version is None:
+            raise ApiError(404, "PackNotFound", f"pack {uid!r} not found")
+        return 200, self.model.pack_entity([version])
+
+    # -- cluster profiles -------------------------------------------------------------------------
+
+    def _profile(self, request: Request, uid: str, writable: bool = False):
+        return self.model.profile(uid, request.project, writable)
+
+    def profile_create(self, request: Request) -> Response:
+        profile = self.model.create_profile(_object(request.body), request.project, request.flag("publish"))
+        return 201, {"uid": profile.uid}
+
+    def profile_validate_name(self, request: Request) -> Response:
+        self.model.validate_name(request.arg("name"), request.arg("version") or "1.0.0", request.project)
+        return 204, None
+
+    def profile_get(self, request: Request, uid: str) -> Response:
+        return 200, self.model.profile_view(self._profile(request, uid))
+
+    def profile_put(self, request: Request, uid: str) -> Response:
+        self.model.update_profile(self._profile(request, uid, writable=True), _object(request.body))
+        return 204, None
+
+    def profile_delete(self, request: Request, uid: str) -> Response:
+        self.model.delete_profile(self._profile(request, uid, writable=True))
+        return 204, None
+
+    def profile_patch_metadata(self, request: Request, uid: str) -> Response:
+        self.model.patch_metadata(self._profile(request, uid, writable=True), _object(request.body))
+        return 204, None
+
+    def profile_publish(self, request: Request, uid: str) -> Response:
+        self.model.publish(self._profile(request, uid, writable=True))
+        return 204, None
+
+    def profile_clone(self, request: Request, uid: str) -> Response:
+        clone = self.model.clone_profile(self._profile(request, uid), _object(request.body), request.project)
+        return 201, {"uid": clone.uid}
+
+    def profile_variables(self, request: Request, uid: str) -> Response:
+        return 200, {"variables": list(self._profile(request, uid).variables)}
+
+    def _manifest_views(self, request: Request, uid: str, pack_name: str) -> List[dict]:
+        profile = self._profile(request, uid)
+        found: Dict[str, dict] = {}
+        for state, packs in (("published", profile.published), ("draft", profile.draft)):
+            for pack in packs or []:
+                if pack["name"] != pack_name:
+                    continue
+                for manifest in pack.get("manifests", []):
+                    view = found.setdefault(manifest["uid"], {"metadata": {"name": manifest["name"],
+                                                                           "uid": manifest["uid"]}, "spec": {}})
+                    view["spec"][state] = {"content": manifest["content"], "digest": ""}
+        if not found and not any(p["name"] == pack_name for p in (profile.published or []) + (profile.draft or [])):
+            raise ApiError(404, "PackNotFound", f"cluster profile {profile.name!r} has no pack {pack_name!r}")
+        return list(found.values())
+
+    def profile_manifests(self, request: Request, uid: str, pack: str) -> Response:
+        return 200, {"items": self._manifest_views(request, uid, pack)}
+
+    def profile_manifest(self, request: Request, uid: str, pack: str, manifest: str) -> Response:
+        for view in self._manifest_views(request, uid, pack):
+            if view["metadata"]["uid"] == manifest:
+                return 200, view
+        raise ApiError(404, "ManifestNotFound", f"manifest {manifest!r} not found in pack {pack!r}")
+
+    def profiles_metadata(self, request: Request) -> Response:
+        return 200, {"items": [{"metadata": {"name": p.name, "uid": p.uid, "annotations": {"scope": p.scope}},
+                                "spec": {"cloudType": p.cloud_type, "version": p.version}}
+                               for p in self.model.listed_profiles(request.project)]}
+
+    def profiles_summary(self, request: Request) -> Response:
+        body = request.body if isinstance(request.body, dict) else {}
+        profiles = [p for p in self.model.listed_profiles(request.project)
+                    if profile_filter_matches(body.get("filter") or {}, p)]
+        for sort in reversed(body.get("sort") or []):
+            attribute = {"profileName": "name", "profileType": "profile_type", "environment": "cloud_type",
+                         "creationTimestamp": "created", "lastModifiedTimestamp": "modified"}.get(sort.get("field"))
+            if attribute:
+                profiles.sort(key=lambda p, a=attribute: getattr(p, a), reverse=sort.get("order") == "desc")
+        items, meta = palette_model.page(profiles, _int(request.arg("limit")), request.arg("continue"),
+                                         _int(request.arg("offset")))
+        return 200, {"items": [self.model.summary_view(p) for p in items], "listmeta": meta}
+
+    # -- the cluster ------------------------------------------------------------------------------
+
+    def _cluster(self, request: Request, uid: str):
+        return self.model.cluster_by_uid(uid, request.project)
+
+    def cluster_get(self, request: Request, uid: str) -> Response:
+        return 200, self.model.cluster_view(self._cluster(request, uid))
+
+    def cluster_profiles(self, request: Request, uid: str) -> Response:
+        return 200, {"profiles": self.model.cluster_profiles_view(self._cluster(request, uid))}
+
+    def _attach(self, request: Request, uid: str, replace_all: bool) -> Response:
+        cluster = self._cluster(request, uid)
+        started = self.model.attach(cluster, _object(request.body).get("profiles"), request.project, replace_all)
+        for attachment in started:
+            self.agent.deploy(attachment, self._report)
+        return 204, None
+
+    def _report(self, attachment, conditions) -> None:
+        with self.model.lock:
+            self.model.finish(attachment, conditions)
+
+    def cluster_profiles_patch(self, request: Request, uid: str) -> Response:
+        return self._attach(request, uid, replace_all=False)
+
+    def cluster_profiles_put(self, request: Request, uid: str) -> Response:
+        return self._attach(request, uid, replace_all=True)
+
+    def cluster_profiles_delete(self, request: Request, uid: str) -> Response:
+        self.model.detach(self._cluster(request, uid), _object(request.body).get("profileUids"))
+        return 204, None
+
+    def cluster_kubeconfig(self, request: Request, uid: str) -> Response:
+        self._cluster(request, uid)
+        with open(self.kubeconfig) as kubeconfig:
+            return 200, kubeconfig.read().encode()
+
+    def cluster_rbacs(self, request: Request, uid: str) -> Response:
+        return 200, {"items": self._cluster(request, uid).rbacs}
+
+    def cluster_rbacs_put(self, request: Request, uid: str) -> Response:
+        rbacs = self.model.set_rbacs(self._cluster(request, uid), _object(request.body))
+        self.agent.apply_rbacs(rbacs)
+        return 204, None
+
+    def clusters_search(self, request: Request) -> Response:
+        cluster = self.model.cluster
+        visible = not request.project or request.project == cluster.project_uid
+        body = request.body if isinstance(request.body, dict) else {}
+        matches = [cluster] if visible and cluster_filter_matches(body.get("filter") or {}, cluster) else []
+        items, meta = palette_model.page(matches, _int(request.arg("limit")), request.arg("continue"),
+                                         _int(request.arg("offset")))
+        project_name = self.model.projects[cluster.project_uid]
+        return 200, {"items": [{
+            "metadata": {"name": c.name, "uid": c.uid, "creationTimestamp": c.created,
+                         "annotations": {"scope": "project", "projectUid": c.project_uid}},
+            "specSummary": {"projectMeta": {"name": project_name, "uid": c.project_uid},
+                            "cloudConfig": {"cloudType": "maas"},
+                            "clusterProfileTemplates": [{"uid": a.profile_uid} for a in c.attachments.values()]},
+            "status": {"state": "Running", "health": {"state": "Healthy"}}} for c in items], "listmeta": meta}
+
+    # -- /__lab__ ---------------------------------------------------------------------------------
+
+    def lab(self, method: str, path: str, body: dict) -> Response:
+        if path == "/__lab__/health":
+            return 200, {"ok": True}
+        if path == "/__lab__/faults" and method == "PUT":
+            for key, value in body.items():
+                if key == "deploy_seconds":
+                    self.agent.deploy_seconds = float(value)
+                elif hasattr(self.faults, key):
+                    setattr(self.faults, key, type(getattr(self.faults, key))(value))
+                else:
+                    return 400, {"message": f"unknown fault {key!r}"}
+            return 200, dict(vars(self.faults), deploy_seconds=self.agent.deploy_seconds)
+        if path == "/__lab__/reset" and method == "POST":
+            return self._reset()
+        if path == "/__lab__/baseline" and method == "POST":
+            self.agent.restore_baseline()
+            return 200, {}
+        if path == "/__lab__/seed" and method == "POST":
+            with self.model.lock:
+                project = self.model.project_uid(body["project"]) if body.get("project") else ""
+                uids = self.model.seed_profiles(int(body.get("count", 60)), body.get("prefix", "seed"), project,
+                                                body.get("version", "1.0.0"))
+            return 200, {"uids": uids}
+        if path == "/__lab__/info" and method == "GET":
+            with self.model.lock:
+                return 200, {"cluster_uid": self.model.cluster.uid, "registry_uid": self.model.registry_uid,
+                             "projects": {name: uid for uid, name in self.model.projects.items()},
+                             "packs": {tag: p.uid for tag, p in self.model.packs.items()},
+                             "infra_profile_uid": self.model.infra_profile_uid}
+        return 404, {"message": f"unknown lab path {method} {path}"}
+
+    def _reset(self) -> Response:
+        """Faults, limits, profiles, attachments and RBAC back to a fresh lab; the apiserver to its baseline."""
+        self.faults = Faults()
+        self.limiter.reset()
+        self.agent.deploy_seconds = 0.5
+        with self.model.lock:
+            model = self.model
+            model.profiles = {uid: p for uid, p in model.profiles.items() if uid == model.infra_profile_uid}
+            model.cluster.attachments = {uid: a for uid, a in model.cluster.attachments.items()
+                                         if uid == model.infra_profile_uid}
+            model.cluster.rbacs = []
+        self.agent.restore_baseline()
+        return 200, {}
+
+
+def _int(text: str) -> Optional[int]:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        raise ApiError(400, "InvalidRequest", f"{text!r} is not an integer") from None
+
+
+def _object(body) -> dict:
+    if not isinstance(body, dict):
+        raise ApiError(400, "InvalidRequest", "the request body must be a JSON object")
+    return body
+
+
+def pack_filter_matches(filters: str, summary: dict) -> bool:
+    """Palette's `filters=` syntax as the Terraform provider writes it: `spec.name=x AND spec.version=y`."""
+    for term in re.split(r"\s*AND\s*", filters or ""):
+        if not term:
+            continue
+        if "_in_" in term:
+            key, wanted = term.split("_in_", 1)
+            options = wanted.split(",")
+        elif "=" in term:
+            key, wanted = term.split("=", 1)
+            options = [wanted]
+        else:
+            raise ApiError(400, "InvalidFilter", f"filter term {term!r} is neither key=value nor key_in_a,b")
+        node = summary
+        for part in key.strip().split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        values = node if isinstance(node, list) else [node]
+        if not any(str(v) in options for v in values):
+            return False
+    return True
+
+
+def string_matches(condition: dict, value: str) -> bool:
+    """Palette's FilterString: eq, ne, contains, beginsWith, optionally ignoring case."""
+    fold = (lambda s: s.lower()) if condition.get("ignoreCase") else (lambda s: s)
+    value = fold(value)
+    checks = {"eq": lambda w: value == w, "ne": lambda w: value != w,
+              "contains": lambda w: w in value, "beginsWith": lambda w: value.startswith(w)}
+    return all(checks[op](fold(str(wanted))) for op, wanted in condition.items() if op in checks and wanted)
+
+
+def profile_filter_matches(flt: dict, profile) -> bool:
+    if flt.get("profileName") and not string_matches(flt["profileName"], profile.name):
+        return False
+    if flt.get("version") and not string_matches({k: v for k, v in flt["version"].items() if k in ("eq", "ne", "beginsWith")},
+                                                 profile.version):
+        return False
+    if flt.get("profileType") and profile.profile_type not in flt["profileType"]:
+        return False
+    if flt.get("environment") and profile.cloud_type not in flt["environment"]:
+        return False
+    return not flt.get("scope") or flt["scope"] == profile.scope
+
+
+def _cluster_property(cluster, name: str):
+    return {"clusterName": cluster.name, "environment": "maas", "cloudType": "maas", "isDeleted": False,
+            "clusterState": "Running", "projectUid": cluster.project_uid}.get(name)
+
+
+def _search_item_matches(item: dict, cluster) -> bool:
+    value = _cluster_property(cluster, item.get("property", ""))
+    condition = item.get("condition") or {}
+    if "bool" in condition:
+        return value == bool((condition["bool"] or {}).get("value"))
+    text = condition.get("string") or {}
+    if value is None or not text:
+        return value is None and not text
+    wanted = (text.get("match") or {}).get("values") or []
+    fold = (lambda s: s.lower()) if text.get("ignoreCase") else (lambda s: s)
+    check = {"eq": lambda w: fold(value) == fold(w), "contains": lambda w: fold(w) in fold(value),
+             "beginsWith": lambda w: fold(value).startswith(fold(w))}[text.get("operator") or "eq"]
+    combine = all if (text.get("match") or {}).get("conjunction") == "and" else any
+    hit = combine(check(w) for w in wanted) if wanted else True
+    return hit != bool(text.get("negation"))
+
+
+def cluster_filter_matches(flt: dict, cluster) -> bool:
+    """Palette's search DSL: groups of property conditions joined by and/or; unknown properties never match."""
+    groups = flt.get("filterGroups") or []
+    results = []
+    for group in groups:
+        checks = [_search_item_matches(item, cluster) for item in group.get("filters") or []]
+        results.append((all if group.get("conjunction", "and") != "or" else any)(checks) if checks else True)
+    if not results:
+        return True
+    return any(results) if flt.get("conjunction") == "or" else all(results)
+
+
+def make_handler(api: PaletteApi) -> type:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):  # the request log replaces the default stderr lines
+            pass
+
+        def _send(self, status: int, payload, headers: Optional[Dict[str, str]] = None) -> None:
+            if payload is None:
+                data, ctype = b"", "application/json"
+            elif isinstance(payload, bytes):
+                data, ctype = payload, "application/octet-stream"
+            else:
+                data, ctype = json.dumps(payload).encode(), "application/json"
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _serve(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            url = urlsplit(self.path)
+            if url.path.startswith("/__lab__/"):
+                try:
+                    return self._send(*api.lab(method, url.path, json.loads(raw or b"{}")))
+                except Exception as err:  # noqa: BLE001 - the lab path reports what went wrong
+                    return self._send(500, {"message": f"{type(err).__name__}: {err}"})
+            project = self.headers.get("ProjectUid") or ""
+            entry = {"time": time.time(), "method": method, "path": url.path, "query": url.query,
+                     "project": project, "mutating": api.mutating(method, url.path)}
+            status, payload, headers = self._answer(method, url, raw, project, entry)
+            api.log.write(dict(entry, status=status))
+            if status:
+                self._send(status, payload, headers)
+
+        def _answer(self, method: str, url, raw: bytes, project: str, entry: dict):
+            faults = api.faults
+            if faults.slow_seconds:
+                time.sleep(faults.slow_seconds)
+            if self.headers.get("ApiKey") != api.api_key:
+                return 401, {"code": "Unauthorized", "message": "the ApiKey header is missing or not valid"}, None
+            with api.model.lock:
+                fault = next((name for name in ("drop_connections", "http_429", "http_5xx")
+                              if getattr(faults, name) > 0), None)
+                if fault:
+                    setattr(faults, fault, getattr(faults, fault) - 1)
+                    entry["fault"] = fault
+            if fault == "drop_connections":
+                self.close_connection = True
+                self.connection.close()
+                return 0, None, None
+            if fault == "http_5xx":
+                return faults.status_5xx, {"code": "InternalError", "message": "injected server error"}, None
+            retry_after = faults.retry_after if fault == "http_429" else (
+                api.limiter.admit(url.path) if faults.rate_limit else None)
+            if retry_after is not None:
+                return 429, {"code": "TooManyRequests", "message": "rate limit exceeded"}, \
+                    {"Retry-After": str(retry_after)}
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                return 400, {"code": "InvalidRequest", "message": "the request body is not JSON"}, None
+            request = Request(method, url.path, parse_qs(url.query, keep_blank_values=True), body, project)
+            status, payload = api.handle(request)
+            return status, payload, None
+
+        def do_GET(self):  # noqa: N802
+            self._serve("GET")
+
+        def do_POST(self):  # noqa: N802
+            self._serve("POST")
+
+        def do_PUT(self):  # noqa: N802
+            self._serve("PUT")
+
+        def do_PATCH(self):  # noqa: N802
+            self._serve("PATCH")
+
+        def do_DELETE(self):  # noqa: N802
+            self._serve("DELETE")
+
+    return Handler
