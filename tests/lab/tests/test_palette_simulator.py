@@ -1,12 +1,16 @@
 """The Palette simulator speaks Palette's API (ApiKey, ProjectUid, profiles, packs, clusters, 429s, paging)
 and acts as Palette's agent on the lab's real apiserver."""
 
+import shlex
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
 
+from tests.conftest import REPO_ROOT
 from tests.lab.kube import object_path
 
 VMO = "virtual-machine-orchestrator"
@@ -353,3 +357,26 @@ def test_cluster_search_kubeconfig_and_lab_faults(sim, lab):
     sim.faults(http_5xx=1, status_5xx=502)
     assert sim.api("GET", f"/v1/spectroclusters/{cluster}").status_code == 502
     assert sim.api("GET", f"/v1/spectroclusters/{cluster}").status_code == 200
+
+
+def test_lab_env_names_the_simulator(palette):
+    printed = subprocess.run([sys.executable, "-m", "tests.lab", "env"], cwd=REPO_ROOT, check=True,
+                             capture_output=True, text=True).stdout
+    env = dict(shlex.split(line[len("export "):])[0].split("=", 1) for line in printed.splitlines())
+    assert env["PALETTE_HOST"] == palette.host and env["PALETTE_API_KEY"] == palette.api_key
+    assert env["PALETTE_PROJECT"] == "lab" and env["LAB_PALETTE_CLUSTER"] == "lab-cluster"
+    assert env["PALETTE_CA_CERT"] == palette.ca_file and env["LAB_PALETTE_REQUEST_LOG"] == str(palette.log_path)
+    assert palette.api("GET", "/v1/dashboard/projects/metadata", project=env["PALETTE_PROJECT"]).status_code == 200
+
+
+def test_dropped_connections_and_slow_answers(sim):
+    import requests
+
+    sim.faults(drop_connections=1)
+    with pytest.raises(requests.ConnectionError):
+        sim.api("GET", "/v1/registries/metadata")
+    assert sim.api("GET", "/v1/registries/metadata").status_code == 200
+    sim.faults(slow_seconds=0.3)
+    started = time.monotonic()
+    assert sim.api("GET", "/v1/registries/metadata").status_code == 200
+    assert time.monotonic() - started >= 0.3
