@@ -7,14 +7,13 @@ and change durations; a real MAAS has no such path and the collection never call
 
 import json
 import re
-import threading
 import time
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler
 from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..simulator_http import RequestLog, VerbHandler
 from . import model
 from .model import BadRequest, MaasModel, Machine, NotFound, StateViolation
 
@@ -102,16 +101,6 @@ def parse_form(content_type: str, body: bytes) -> Dict[str, List[str]]:
             form.setdefault(name, []).append(payload.decode("utf-8", "replace"))
         return form
     return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-
-
-class RequestLog:
-    def __init__(self, path):
-        self.path = path
-        self.lock = threading.Lock()
-
-    def write(self, entry: dict) -> None:
-        with self.lock, open(self.path, "a") as log:
-            log.write(json.dumps(entry) + "\n")
 
 
 Route = Tuple[str, "re.Pattern", Callable]
@@ -365,12 +354,7 @@ class MaasApi:
 
 
 def make_handler(api: MaasApi) -> type:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt, *args):  # the request log replaces the default stderr lines
-            pass
-
+    class Handler(VerbHandler):
         def _send(self, status: int, payload) -> None:
             if payload is None:
                 data, ctype = b"", "text/plain"
@@ -429,17 +413,5 @@ def make_handler(api: MaasApi) -> type:
                 status, payload = api.handle(method, self.path, self.headers, body)
             api.log.write(dict(entry, status=status))
             self._send(status, payload)
-
-        def do_GET(self):  # noqa: N802
-            self._serve("GET")
-
-        def do_POST(self):  # noqa: N802
-            self._serve("POST")
-
-        def do_PUT(self):  # noqa: N802
-            self._serve("PUT")
-
-        def do_DELETE(self):  # noqa: N802
-            self._serve("DELETE")
 
     return Handler

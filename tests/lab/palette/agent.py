@@ -245,4 +245,3 @@ def binding_object(binding: dict, name: str, cluster_uid: str) -> dict:
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": binding["role"]["kind"],
                         "name": binding["role"]["name"]},
             "subjects": subjects}
-

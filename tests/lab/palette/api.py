@@ -10,10 +10,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from ..simulator_http import RequestLog, VerbHandler
 from . import model as palette_model
 from .agent import Agent
 from .model import ApiError, PaletteModel
@@ -72,16 +72,6 @@ class Faults:
     drop_connections: int = 0  # the next n API requests are cut without an answer
     slow_seconds: float = 0.0  # every API request waits this long first
     rate_limit: bool = True  # Palette's per-resource limits
-
-
-class RequestLog:
-    def __init__(self, path):
-        self.path = path
-        self.lock = threading.Lock()
-
-    def write(self, entry: dict) -> None:
-        with self.lock, open(self.path, "a") as log:
-            log.write(json.dumps(entry) + "\n")
 
 
 @dataclass
@@ -425,8 +415,8 @@ def string_matches(condition: dict, value: str) -> bool:
 def profile_filter_matches(flt: dict, profile) -> bool:
     if flt.get("profileName") and not string_matches(flt["profileName"], profile.name):
         return False
-    if flt.get("version") and not string_matches({k: v for k, v in flt["version"].items() if k in ("eq", "ne", "beginsWith")},
-                                                 profile.version):
+    version = {k: v for k, v in (flt.get("version") or {}).items() if k in ("eq", "ne", "beginsWith")}
+    if version and not string_matches(version, profile.version):
         return False
     if flt.get("profileType") and profile.profile_type not in flt["profileType"]:
         return False
@@ -470,12 +460,7 @@ def cluster_filter_matches(flt: dict, cluster) -> bool:
 
 
 def make_handler(api: PaletteApi) -> type:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt, *args):  # the request log replaces the default stderr lines
-            pass
-
+    class Handler(VerbHandler):
         def _send(self, status: int, payload, headers: Optional[Dict[str, str]] = None) -> None:
             if payload is None:
                 data, ctype = b"", "application/json"
@@ -538,20 +523,5 @@ def make_handler(api: PaletteApi) -> type:
             request = Request(method, url.path, parse_qs(url.query, keep_blank_values=True), body, project)
             status, payload = api.handle(request)
             return status, payload, None
-
-        def do_GET(self):  # noqa: N802
-            self._serve("GET")
-
-        def do_POST(self):  # noqa: N802
-            self._serve("POST")
-
-        def do_PUT(self):  # noqa: N802
-            self._serve("PUT")
-
-        def do_PATCH(self):  # noqa: N802
-            self._serve("PATCH")
-
-        def do_DELETE(self):  # noqa: N802
-            self._serve("DELETE")
 
     return Handler

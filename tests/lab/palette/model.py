@@ -297,7 +297,8 @@ class PaletteModel:
         self.validate_name(name, version, project_uid)
         ptype = template.get("type") or "cluster"
         if ptype not in PROFILE_TYPES:
-            raise ApiError(400, "InvalidProfileType", f"spec.template.type {ptype!r} is not one of {', '.join(PROFILE_TYPES)}")
+            raise ApiError(400, "InvalidProfileType",
+                           f"spec.template.type {ptype!r} is not one of {', '.join(PROFILE_TYPES)}")
         packs = self._resolve_packs(template.get("packs") or [], None)
         profile = Profile(new_uid(), name, version, project_uid, ptype, template.get("cloudType") or "all",
                           labels=dict(metadata.get("labels") or {}), annotations=dict(metadata.get("annotations") or {}),

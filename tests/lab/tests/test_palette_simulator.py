@@ -174,7 +174,8 @@ def test_bad_profiles_are_400_with_the_field_named(sim):
         assert answer.status_code == 400 and words in answer.json()["message"], (body, answer.text)
     assert sim.api("GET", "/v1/clusterprofiles/validate/name", params={"name": "Bad_Name"}).status_code == 400
     assert all(r["status"] == 400 for r in sim.writes_since(mark))
-    assert sim.api("GET", "/v1/clusterprofiles/validate/name", params={"name": "fresh", "version": "1.0.0"}).status_code == 204
+    fresh = sim.api("GET", "/v1/clusterprofiles/validate/name", params={"name": "fresh", "version": "1.0.0"})
+    assert fresh.status_code == 204
     _create(sim, _profile_body("taken", []))
     taken = sim.api("GET", "/v1/clusterprofiles/validate/name", params={"name": "taken", "version": "1.0.0"})
     assert taken.status_code == 409
@@ -253,7 +254,8 @@ def test_attach_applies_kubevirt_cdi_roles_namespaces_and_manifests(sim, admin, 
         assert admin.get_or_none(object_path("v1", "namespaces", name)) is not None
     for role in ("spectro-vm-admin", "spectro-vm-power-user", "spectro-vm-user", "spectro-vm-viewer"):
         assert admin.get_or_none(object_path("rbac.authorization.k8s.io/v1", "clusterroles", role)) is not None
-    assert admin.get_or_none(object_path("spectrocloud.com/v1", "vmtemplates", f"{namespace}-ubuntu")) is not None  # cluster-scoped
+    # VmTemplates are cluster-scoped.
+    assert admin.get_or_none(object_path("spectrocloud.com/v1", "vmtemplates", f"{namespace}-ubuntu")) is not None
     # A namespaced object without a namespace lands in the manifest pack's pack.namespace.
     assert admin.get_or_none(object_path("v1", "configmaps", "vmo-settings", namespace)) is not None
 
