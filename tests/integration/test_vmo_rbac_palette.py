@@ -1,0 +1,90 @@
+"""vmo_rbac through the Palette simulator: config/rbacs round-trips, idempotent, check mode only reads, and the
+bindings Palette's agent makes on the real apiserver are the declared ones."""
+
+import pytest
+
+from tests.lab.kube import object_path
+
+MODULE = "palette.vmo.vmo_rbac"
+
+
+@pytest.fixture
+def palette_rbac(palette):
+    """The lab cluster's RBAC settings emptied before and after the test."""
+    uid = palette.info()["cluster_uid"]
+    path = f"/v1/spectroclusters/{uid}/config/rbacs"
+    assert palette.api("PUT", path, json={"rbacs": []}).status_code == 204
+    yield path
+    palette.api("PUT", path, json={"rbacs": []})
+
+
+def args(palette, bindings, **extra):
+    return dict(palette.connection(), palette_cluster=palette.cluster, bindings=bindings, **extra)
+
+
+def test_palette_mode_round_trip(run_module, palette, palette_rbac, admin, vmo_cluster_roles, ns):
+    bindings = [
+        {"role": "spectro-vm-power-user", "subjects": {"users": ["bob"], "groups": ["vm-ops"]}, "namespaces": [ns]},
+        {"role": "spectro-vm-viewer", "subjects": {"groups": ["auditors"]}, "cluster_wide": True}]
+    mark = palette.mark()
+    planned = run_module(MODULE, args(palette, bindings), check=True, diff=True)
+    assert planned["changed"] is True and not planned.get("failed"), planned.get("msg")
+    assert [b["action"] for b in planned["bindings"]] == ["created", "created"]
+    assert palette.writes_since(mark) == []
+    assert {r["method"] for r in palette.requests_since(mark)} <= {"GET", "POST"}
+    assert planned["diff"][0]["before"] == {"bindings": []}
+    assert palette.api("GET", palette_rbac).json()["items"] == []
+
+    applied = run_module(MODULE, args(palette, bindings, verify=True, verify_fail=True))
+    assert applied["changed"] is True and not applied.get("failed"), applied.get("msg")
+    assert applied["palette_cluster_uid"] == palette.info()["cluster_uid"]
+    assert applied["verify_mismatches"] == 0
+    puts = [r for r in palette.writes_since(mark) if r["method"] == "PUT"]
+    assert len(puts) == 1 and puts[0]["path"] == palette_rbac
+    live = [b for entry in palette.api("GET", palette_rbac).json()["items"] for b in entry["spec"]["bindings"]]
+    assert sorted((b["type"], b.get("namespace", ""), b["role"]["name"]) for b in live) == [
+        ("ClusterRoleBinding", "", "spectro-vm-viewer"), ("RoleBinding", ns, "spectro-vm-power-user")]
+    made = admin.get(object_path("rbac.authorization.k8s.io/v1", "rolebindings", namespace=ns),
+                     labelSelector="spectrocloud.com/clusterRbac=true")["items"]
+    assert [(b["roleRef"]["name"], sorted(s["name"] for s in b["subjects"])) for b in made] == [
+        ("spectro-vm-power-user", ["bob", "vm-ops"])]
+
+    mark = palette.mark()
+    again = run_module(MODULE, args(palette, bindings))
+    assert again["changed"] is False and {b["action"] for b in again["bindings"]} == {"unchanged"}
+    assert palette.writes_since(mark) == []
+
+
+def test_palette_mode_merges_and_exclusive_replaces(run_module, palette, palette_rbac, ns):
+    # A binding someone else made in Palette's UI.
+    theirs = {"type": "RoleBinding", "namespace": ns, "role": {"kind": "ClusterRole", "name": "spectro-vm-user"},
+              "subjects": [{"type": "User", "name": "carol"}]}
+    assert palette.api("PUT", palette_rbac, json={"rbacs": [{"spec": {"bindings": [theirs]}}]}).status_code == 204
+    ours = [{"role": "spectro-vm-viewer", "subjects": {"users": ["dave"]}, "namespaces": [ns]}]
+    merged = run_module(MODULE, args(palette, ours))
+    assert merged["changed"] is True
+    live = [b for e in palette.api("GET", palette_rbac).json()["items"] for b in e["spec"]["bindings"]]
+    assert sorted(b["role"]["name"] for b in live) == ["spectro-vm-user", "spectro-vm-viewer"]
+
+    changed_subjects = [dict(ours[0], subjects={"users": ["dave", "erin"]})]
+    updated = run_module(MODULE, args(palette, changed_subjects))
+    assert updated["bindings"][0]["action"] == "updated"
+
+    mark = palette.mark()
+    planned = run_module(MODULE, args(palette, changed_subjects, exclusive=True), check=True)
+    assert ("spectro-vm-user", "deleted") in [(b["role"], b["action"]) for b in planned["bindings"]]
+    assert palette.writes_since(mark) == []
+    run_module(MODULE, args(palette, changed_subjects, exclusive=True))
+    live = [b for e in palette.api("GET", palette_rbac).json()["items"] for b in e["spec"]["bindings"]]
+    assert [(b["role"]["name"], sorted(s["name"] for s in b["subjects"])) for b in live] == [
+        ("spectro-vm-viewer", ["dave", "erin"])]
+
+
+def test_palette_mode_unknown_cluster_and_roles_option(run_module, palette, palette_rbac, ns):
+    ours = [{"role": "spectro-vm-viewer", "subjects": {"users": ["dave"]}, "namespaces": [ns]}]
+    mark = palette.mark()
+    missing = run_module(MODULE, dict(args(palette, ours), palette_cluster="no-such-cluster"))
+    assert missing.get("failed") and "cluster 'no-such-cluster' does not exist in project lab" in missing["msg"]
+    roles = run_module(MODULE, args(palette, ours, roles="present"))
+    assert roles.get("failed") and "roles: Palette installs the VMO roles with the pack" in roles["msg"]
+    assert palette.writes_since(mark) == []
