@@ -85,6 +85,7 @@ class PaletteClient(object):
                                ca_path=params.get("palette_ca_cert"),
                                timeout=params.get("palette_timeout") or 30, follow_redirects="safe")
         self.project_name = params.get("palette_project") or None
+        self.project_uid = None  # tenant scope until the project is known
         self.project_uid = self.resolve_project(self.project_name) if self.project_name else None
 
     # -- requests ---------------------------------------------------------------------------------

@@ -33,12 +33,21 @@ def parse_version(text, option="version"):
     return tuple(int(part) for part in match.groups())
 
 
+def version_key(version):
+    """Sort key of a profile version; versions not in MAJOR.MINOR.PATCH form sort first."""
+    return parse_version(version) if VERSION.match(version or "") else (-1, -1, -1)
+
+
+def latest_version(versions):
+    return max(versions, key=version_key)
+
+
 def next_version(versions):
     """The patch release after the highest of `versions` (1.0.0 when there is none)."""
-    parsed = sorted(parse_version(v) for v in versions if VERSION.match(v or ""))
+    parsed = [parse_version(v) for v in versions if VERSION.match(v or "")]
     if not parsed:
         return "1.0.0"
-    major, minor, patch = parsed[-1]
+    major, minor, patch = max(parsed)
     return "%d.%d.%d" % (major, minor, patch + 1)
 
 

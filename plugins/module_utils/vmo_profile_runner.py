@@ -1,0 +1,359 @@
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""vmo_profile, end to end: check the input, read what Palette has, plan, then write and wait.
+
+Everything that can be wrong with the task (options, values, manifests, the pack tag, the registry,
+the project, the clusters) is found by reading only; the first write comes after the whole plan is
+known, so a failed task leaves Palette as it was. Check mode stops after the plan.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible.module_utils.six.moves.urllib.parse import quote
+
+from ansible_collections.palette.vmo.plugins.module_utils import palette_attach
+from ansible_collections.palette.vmo.plugins.module_utils.palette_client import (
+    TENANT, PaletteClient, PaletteConfigError, PaletteError)
+from ansible_collections.palette.vmo.plugins.module_utils.vmo_pack_values import (
+    HAS_YAML, ValuesError, desired_values, feature_gates, parse_yaml, validate_conveniences)
+from ansible_collections.palette.vmo.plugins.module_utils.vmo_profile_plan import (
+    changed_packs, diff_text, latest_version, manifest_layers, next_version, pack_entities, parse_version,
+    profile_labels, published_pack, version_key, vmo_pack)
+
+CONVENIENCES = ("feature_gates_extra", "cdi_feature_gates_extra", "vm_namespaces", "golden_images_namespace",
+                "use_emulation")
+PROFILE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+PRESENT_ONLY = ("pack_tag", "values", "manifests") + CONVENIENCES
+
+
+class TaskFailure(Exception):
+    def __init__(self, message, errors=None):
+        super(TaskFailure, self).__init__(message)
+        self.errors = errors or []
+
+
+# -- input --------------------------------------------------------------------------------------------
+
+def check_input(params):
+    """The parsed overrides and manifest layers, or a TaskFailure listing every problem."""
+    errors = []
+
+    def note(call, *args):
+        try:
+            return call(*args)
+        except ValuesError as err:
+            errors.append(str(err))
+
+    if not PROFILE_NAME.match(params.get("name") or ""):
+        errors.append("name: %r is not a profile name (1-63 lower case letters, digits or '-', starting and ending "
+                      "with a letter or digit)" % params.get("name"))
+    if params.get("version") is not None:
+        note(parse_version, params["version"])
+    if params.get("scope") == "project" and not params.get("palette_project"):
+        errors.append("scope: project scope needs palette_project (or PALETTE_PROJECT)")
+    overrides, layers = {}, []
+    if params["state"] == "absent":
+        for option in PRESENT_ONLY:
+            if params.get(option) not in (None, [], {}, ""):
+                errors.append("%s: only applies with state=present" % option)
+    else:
+        overrides = note(parse_yaml, params.get("values"), "values") or {}
+        errors.extend(validate_conveniences(params))
+        layers, layer_errors = manifest_layers(params.get("manifests"))
+        errors.extend(layer_errors)
+    if errors:
+        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+    return overrides, layers
+
+
+# -- reads --------------------------------------------------------------------------------------------
+
+def read_pack_defaults(client, registry_uid, registry_label, pack_name, tag):
+    """(pack uid, default values text) of the pack at `tag` in the registry."""
+    try:
+        entity = client.get("/v1/packs/%s/registries/%s" % (quote(pack_name), quote(registry_uid)),
+                            query={"cloudType": "all"}) or {}
+    except PaletteError as err:
+        if err.status == 404:
+            raise PaletteConfigError("pack_name: registry %r has no pack %r" % (registry_label, pack_name))
+        raise
+    tags = entity.get("tags") or []
+    match = [t for t in tags if tag in (t.get("tag"), t.get("version"))]
+    if not match:
+        known = sorted(set(t.get("tag") or t.get("version") for t in tags))
+        raise PaletteConfigError("pack_tag: %s has no tag %r in registry %r (tags: %s)"
+                                 % (pack_name, tag, registry_label, ", ".join(known) or "none"))
+    pack_uid = match[0].get("packUid")
+    for values in entity.get("packValues") or []:
+        if values.get("packUid") == pack_uid:
+            return pack_uid, values.get("values") or ""
+    pack = client.get("/v1/packs/%s" % quote(pack_uid)) or {}
+    values = [v for v in pack.get("packValues") or [] if v.get("packUid") in (pack_uid, None)] or \
+        pack.get("packValues") or [{}]
+    return pack_uid, values[0].get("values") or ""
+
+
+def profile_versions(client, name, scope):
+    """{version: uid} of the profiles called `name` in the scope.
+
+    Palette's paged profile search, narrowed to names that begin with `name` (the exact name is
+    matched here), in the scope only: a project also sees the tenant's profiles.
+    """
+    wanted_scope = "tenant" if scope == TENANT else "project"
+    search = {"filter": {"profileName": {"beginsWith": name}, "scope": wanted_scope, "profileType": ["add-on"]},
+              "sort": []}
+    versions = {}
+    for item in client.list_all("/v1/dashboard/clusterprofiles", method="POST", body=search, scope=scope):
+        meta, spec = item.get("metadata") or {}, item.get("specSummary") or item.get("spec") or {}
+        if (meta.get("annotations") or {}).get("scope", wanted_scope) != wanted_scope:
+            continue
+        if meta.get("name") == name and meta.get("uid"):
+            versions[spec.get("version") or "1.0.0"] = meta["uid"]
+    return versions
+
+
+def read_profile(client, uid, scope):
+    """(profile document, comparable published packs)."""
+    profile = client.get("/v1/clusterprofiles/%s" % quote(uid), scope=scope) or {}
+    published = (profile.get("spec") or {}).get("published") or {}
+    if not (profile.get("status") or {}).get("isPublished", bool(published.get("packs"))):
+        return profile, []  # a draft left by an interrupted run: everything is to be written again
+    packs = []
+    for ref in published.get("packs") or []:
+        packs.append(published_pack(ref, manifest_contents(client, uid, ref, scope)))
+    return profile, packs
+
+
+def manifest_contents(client, profile_uid, pack_ref, scope):
+    contents = {}
+    for ref in pack_ref.get("manifests") or []:
+        if ref.get("content") is not None:
+            contents[ref.get("name")] = ref["content"]
+            continue
+        entity = client.get("/v1/clusterprofiles/%s/packs/%s/manifests/%s"
+                            % (quote(profile_uid), quote(pack_ref["name"]), quote(ref.get("uid") or "")),
+                            scope=scope) or {}
+        spec = entity.get("spec") or {}
+        contents[ref.get("name")] = ((spec.get("published") or spec.get("draft") or {}).get("content")
+                                     or entity.get("content") or "")
+    return contents
+
+
+# -- plan -----------------------------------------------------------------------------------------------
+
+def metadata_changes(profile, description, labels):
+    """The metadata to PATCH, or None when the profile already carries the description and labels."""
+    meta = profile.get("metadata") or {}
+    annotations, current_labels = dict(meta.get("annotations") or {}), dict(meta.get("labels") or {})
+    wanted_annotations = dict(annotations)
+    if description is not None:
+        wanted_annotations["description"] = description
+    wanted_labels = dict(current_labels, **labels)
+    if wanted_annotations == annotations and wanted_labels == current_labels:
+        return None
+    return {"name": meta.get("name"), "annotations": wanted_annotations, "labels": wanted_labels}
+
+
+def choose_target(params, versions):
+    """(version to hold the desired packs, uid of that version or None, uid to clone a new one from)."""
+    latest = versions[latest_version(versions)] if versions else None
+    if params.get("version"):
+        version = params["version"]
+        return version, versions.get(version), (None if version in versions else latest)
+    if params["update_mode"] == "new_version" and versions:
+        version = latest_version(versions)
+        return version, versions[version], None
+    return "1.0.0", versions.get("1.0.0"), (latest if "1.0.0" not in versions else None)
+
+
+class Plan(object):
+    def __init__(self):
+        self.actions, self.changed_packs, self.current, self.profile = [], [], [], {}
+        self.metadata = None
+
+
+def plan_profile(client, params, scope, desired):
+    plan = Plan()
+    versions = profile_versions(client, params["name"], scope)
+    plan.version, plan.uid, plan.clone_from = choose_target(params, versions)
+    if plan.uid is None:
+        plan.actions.append("clone" if plan.clone_from else "create")
+        plan.changed_packs = [p["name"] for p in desired]
+        return plan
+    plan.profile, plan.current = read_profile(client, plan.uid, scope)
+    plan.changed_packs = changed_packs(desired, plan.current)
+    labels = profile_labels(params.get("tags"), params.get("labels"))
+    plan.metadata = metadata_changes(plan.profile, params.get("description"), labels)
+    if plan.changed_packs and params["update_mode"] == "new_version":
+        if params.get("version"):
+            raise TaskFailure("version: %s %s is published with other packs (%s) and update_mode=new_version never "
+                              "changes a published version: give a new version or omit it"
+                              % (params["name"], plan.version, ", ".join(plan.changed_packs)))
+        plan.clone_from, plan.uid = plan.uid, None
+        plan.version = next_version(versions.keys())
+        plan.actions.append("clone")
+    elif plan.changed_packs:
+        plan.actions.append("update")
+    if plan.metadata:
+        plan.actions.append("update_metadata")
+    return plan
+
+
+# -- writes ---------------------------------------------------------------------------------------------
+
+def write_profile(client, params, scope, plan, desired):
+    labels = profile_labels(params.get("tags"), params.get("labels"))
+    annotations = {"description": params["description"]} if params.get("description") is not None else {}
+    if plan.uid is None and plan.clone_from is None:
+        body = {"metadata": {"name": params["name"], "annotations": annotations, "labels": labels},
+                "spec": {"version": plan.version, "template": {"cloudType": "all", "type": "add-on",
+                                                               "packs": pack_entities(desired, [])}}}
+        plan.uid = client.post("/v1/clusterprofiles", body, query={"publish": "true"}, scope=scope)["uid"]
+        return
+    if plan.uid is None:
+        target = {"scope": "tenant" if scope == TENANT else "project"}
+        if scope != TENANT:
+            target["projectUid"] = client.project_uid
+        answer = client.post("/v1/clusterprofiles/%s/clone" % quote(plan.clone_from),
+                             {"metadata": {"name": params["name"], "version": plan.version, "target": target}},
+                             scope=scope)
+        plan.uid = answer["uid"]
+        plan.profile, plan.current = read_profile(client, plan.uid, scope)
+        plan.metadata = metadata_changes(plan.profile, params.get("description"), labels)
+    path = "/v1/clusterprofiles/%s" % quote(plan.uid)
+    if "update" in plan.actions or "clone" in plan.actions:
+        client.put(path, {"metadata": {"name": params["name"], "uid": plan.uid},
+                          "spec": {"version": plan.version,
+                                   "template": {"type": "add-on", "packs": pack_entities(desired, plan.current)}}},
+                   scope=scope)
+    if plan.metadata:
+        client.patch(path + "/metadata", {"metadata": plan.metadata, "spec": {"version": plan.version}}, scope=scope)
+    if "update" in plan.actions or "clone" in plan.actions:
+        client.patch(path + "/publish", scope=scope)
+
+
+# -- the task -------------------------------------------------------------------------------------------
+
+def desired_packs(client, params, overrides, layers):
+    registry_label = params.get("registry_uid") or params["registry_name"]
+    registry_uid = params.get("registry_uid") or client.registry_uid(params["registry_name"])
+    pack_uid, defaults_text = read_pack_defaults(client, registry_uid, registry_label, params["pack_name"],
+                                                 params["pack_tag"])
+    defaults = parse_yaml(defaults_text, "default values of %s %s" % (params["pack_name"], params["pack_tag"]))
+    options = {key: params.get(key) for key in CONVENIENCES}
+    values, layout = desired_values(defaults, overrides, options)
+    pack = vmo_pack(params["pack_tag"], pack_uid, registry_uid, values)
+    pack["name"] = params["pack_name"]
+    if values == defaults:
+        pack["values_text"] = defaults_text  # keep the pack's own comments when nothing is overridden
+    return [pack] + layers, layout
+
+
+def resolve_clusters(client, names):
+    clusters, errors = {}, []
+    for name in names or []:
+        try:
+            clusters[client.cluster_uid(name)] = name
+        except PaletteConfigError as err:
+            errors.append("clusters: %s" % err)
+    if errors:
+        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+    return clusters
+
+
+def run_present(module, client, scope, overrides, layers, result):
+    params = module.params
+    desired, layout = desired_packs(client, params, overrides, layers)
+    clusters = resolve_clusters(client, params.get("clusters"))
+    plan = plan_profile(client, params, scope, desired)
+    result.update(version=plan.version, uid=plan.uid, layout=layout, values=desired[0]["values"],
+                  feature_gates=feature_gates(desired[0]["values"]), changed_packs=plan.changed_packs if (
+                      set(plan.actions) & {"create", "clone", "update"}) else [], actions=list(plan.actions))
+    if set(plan.actions) & {"create", "clone", "update"}:
+        result["diff"] = {"before": diff_text(params["name"], plan.version if plan.uid else None, plan.current),
+                          "after": diff_text(params["name"], plan.version, desired),
+                          "before_header": "%s (published)" % params["name"],
+                          "after_header": "%s %s" % (params["name"], plan.version)}
+    cluster_plans = plan_clusters(client, clusters, plan, params["name"])
+    result["clusters"] = [{"name": name, "uid": uid, "action": action} for uid, name, action, _ in cluster_plans]
+    result["changed"] = bool(plan.actions) or any(action != "none" for _u, _n, action, _r in cluster_plans)
+    if module.check_mode:
+        return
+    if plan.actions:
+        write_profile(client, params, scope, plan, desired)
+        result["uid"] = plan.uid
+    for uid, _name, action, replaces in cluster_plans:
+        if action != "none":
+            palette_attach.attach(client, uid, plan.uid, replaces=replaces, reapply=action == "reapply")
+    if clusters and params["wait"]:
+        conditions = palette_attach.wait_for_packs(client, clusters, plan.uid, [p["name"] for p in desired],
+                                                   params["wait_timeout"], params["poll_interval"])
+        for entry in result["clusters"]:
+            entry["packs"] = conditions.get(entry["uid"], {})
+
+
+def plan_clusters(client, clusters, plan, name):
+    """[(cluster uid, name, action, uid of the replaced version)] for the clusters of the task."""
+    reapply = "update" in plan.actions
+    planned = []
+    for uid, cluster_name in clusters.items():
+        attached = palette_attach.attached_profiles(client, uid)
+        action, replaces = palette_attach.plan_attach(attached, plan.uid, name, reapply=reapply)
+        planned.append((uid, cluster_name, action, replaces))
+    return planned
+
+
+def run_absent(module, client, scope, result):
+    params = module.params
+    versions = profile_versions(client, params["name"], scope)
+    if params.get("version"):
+        versions = {v: u for v, u in versions.items() if v == params["version"]}
+    clusters = resolve_clusters(client, params.get("clusters"))
+    detaching = []
+    for uid, cluster_name in clusters.items():
+        attached = palette_attach.attached_profiles(client, uid)
+        doomed = sorted(set(attached) & set(versions.values()))
+        if doomed:
+            detaching.append((uid, cluster_name, doomed))
+    result.update(actions=["delete"] if versions else [], versions=sorted(versions, key=version_key),
+                  clusters=[{"name": n, "uid": u, "action": "detach"} for u, n, _d in detaching],
+                  changed=bool(versions) or bool(detaching))
+    if versions:
+        result["diff"] = {"before": "\n".join("%s %s" % (params["name"], v) for v in result["versions"]) + "\n",
+                          "after": ""}
+    if module.check_mode:
+        return
+    for uid, _name, doomed in detaching:
+        palette_attach.detach(client, uid, doomed)
+    for uid in versions.values():
+        client.delete("/v1/clusterprofiles/%s" % quote(uid), scope=scope)
+
+
+def run(module):
+    params = module.params
+    result = {"changed": False, "name": params.get("name")}
+    if not HAS_YAML:
+        module.fail_json(msg="vmo_profile needs PyYAML on the host that runs the module")
+    try:
+        overrides, layers = check_input(params)
+        client = PaletteClient(params)
+        scope = TENANT if (params.get("scope") or ("project" if client.project_uid else "tenant")) == "tenant" \
+            else None
+        if params["state"] == "present":
+            run_present(module, client, scope, overrides, layers, result)
+        else:
+            run_absent(module, client, scope, result)
+    except TaskFailure as err:
+        module.fail_json(msg=str(err), errors=err.errors, **_without(result, "changed"))
+    except (PaletteError, PaletteConfigError, ValuesError, palette_attach.AttachError) as err:
+        module.fail_json(msg=str(err), **_without(result, "changed"))
+    module.exit_json(**result)
+
+
+def _without(result, *keys):
+    return {k: v for k, v in result.items() if k not in keys}
