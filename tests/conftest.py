@@ -62,7 +62,7 @@ def namespace(admin, request):
     base = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:5]}"
     admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace",
-                                                    "metadata": {"name": name}})
+                                                   "metadata": {"name": name}})
     yield name
     admin.delete(object_path("v1", "namespaces", name))
 
@@ -188,3 +188,57 @@ def palette(lab):
     simulator = PaletteLab(lab)
     yield simulator
     simulator.reset()
+
+
+class BareLab:
+    """A second lab beside the session's one, started with `up --bare`: Nodes, no KubeVirt, CDI or VMO objects.
+
+    It has its own state directory (the session lab's, suffixed `-bare`), so every private lab has its own.
+    `env` holds what `python -m tests.lab env` prints for it (KUBECONFIG, LAB_RELEASE_URL, LAB_RELEASE_DIR, ...).
+    """
+
+    def __init__(self, state_dir: Path):
+        import os
+
+        self.state_dir = state_dir
+        self._env = dict(os.environ, PALETTE_VMO_LAB_STATE=str(state_dir))
+        self.env = {}
+
+    def command(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tests.lab", *args], cwd=REPO_ROOT, env=self._env,
+                              check=False, capture_output=True, text=True, timeout=900)
+
+    def start(self) -> None:
+        import shlex
+
+        self.command("down")  # from nothing: never a cluster left over from an earlier session
+        started = self.command("up", "--bare")
+        assert started.returncode == 0, started.stdout + started.stderr
+        for line in self.command("env").stdout.splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            self.env[key] = shlex.split(value)[0] if value else ""
+
+    @property
+    def kubeconfig(self) -> str:
+        return self.env["KUBECONFIG"]
+
+    def admin(self):
+        from tests.lab.kube import Kube
+
+        return Kube(self.env["LAB_APISERVER"], self.env["LAB_TOKEN_ADMIN"], self.env["LAB_CA_FILE"])
+
+    def audit(self):
+        from tests.lab.audit import AuditLog
+
+        return AuditLog(Path(self.env["LAB_AUDIT_LOG"]))
+
+
+@pytest.fixture(scope="session")
+def bare_lab(lab):
+    """A bare lab for installs from nothing, stopped (and its state removed) at the end of the session."""
+    from tests.lab import paths
+
+    bare = BareLab(paths.state_dir().with_name(paths.state_dir().name + "-bare"))
+    bare.start()
+    yield bare
+    bare.command("down")

@@ -19,7 +19,7 @@ description:
     with all their ports, and an SSH (22) or WinRM (5985/5986) port among them becomes C(ansible_port).
   - The inventory file must end in C(kubevirt_vms.yml) or C(kubevirt_vms.yaml).
 author:
-  - palette.vmo contributors
+  - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
   - palette.vmo.kube_auth
   - constructed
@@ -158,13 +158,13 @@ class InventoryModule(CachedInventory):
 
     @staticmethod
     def _services(client, namespace):
-        items, _ = client.list_all(object_path("v1", "services", namespace=namespace))
+        items = client.list_all(object_path("v1", "services", namespace=namespace))[0]
         return [s for s in items if (s.get("spec") or {}).get("type") in ("NodePort", "LoadBalancer")]
 
     @staticmethod
     def _node_addresses(client):
         try:
-            items, _ = client.list_all(object_path("v1", "nodes"))
+            items = client.list_all(object_path("v1", "nodes"))[0]
         except KubeApiError:
             return {}  # a user who may not list nodes still gets LoadBalancer addresses
         addresses = {}

@@ -17,7 +17,7 @@ description:
   - Connection options come from the file or from E(MAAS_URL), E(MAAS_API_KEY) and E(MAAS_CA_CERT).
   - The inventory file must end in C(maas_machines.yml) or C(maas_machines.yaml).
 author:
-  - palette.vmo contributors
+  - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
   - palette.vmo.maas_auth
   - constructed

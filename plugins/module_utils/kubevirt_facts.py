@@ -31,7 +31,7 @@ def vm_facts(vm, vmi):
     meta = vm.get("metadata") or {}
     status = vm.get("status") or {}
     vmi_status = (vmi or {}).get("status") or {}
-    addresses = [address for _, address in interface_addresses(vmi)]
+    addresses = [address for _name, address in interface_addresses(vmi)]
     return {
         "name": meta.get("name"),
         "namespace": meta.get("namespace"),

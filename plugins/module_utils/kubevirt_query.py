@@ -20,12 +20,12 @@ def find_vms(client, api_version, namespace=None, name=None, label_selectors=Non
     if name:
         fields.append("metadata.name=%s" % name)
     query = {"labelSelector": selector(label_selectors), "fieldSelector": selector(fields)}
-    vms, _ = client.list_all(object_path(api_version, "virtualmachines", namespace=namespace), query)
+    vms = client.list_all(object_path(api_version, "virtualmachines", namespace=namespace), query)[0]
     if not vms:
         return []
     # VMIs carry the VM's template labels, not its own: select them by name instead.
     vmi_query = {"fieldSelector": "metadata.name=%s" % name} if name else None
-    vmis, _ = client.list_all(object_path(api_version, "virtualmachineinstances", namespace=namespace), vmi_query)
+    vmis = client.list_all(object_path(api_version, "virtualmachineinstances", namespace=namespace), vmi_query)[0]
     by_key = {(i["metadata"]["namespace"], i["metadata"]["name"]): i for i in vmis}
     pairs = [(vm, by_key.get((vm["metadata"]["namespace"], vm["metadata"]["name"]))) for vm in vms]
     return sorted(pairs, key=lambda pair: (pair[0]["metadata"]["namespace"], pair[0]["metadata"]["name"]))

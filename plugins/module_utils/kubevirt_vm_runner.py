@@ -105,8 +105,8 @@ def connect(params):
 
 
 def _list_namespace(client, api_version, namespace):
-    vms, _ = client.list_all(object_path(api_version, "virtualmachines", namespace=namespace))
-    vmis, _ = client.list_all(object_path(api_version, "virtualmachineinstances", namespace=namespace))
+    vms = client.list_all(object_path(api_version, "virtualmachines", namespace=namespace))[0]
+    vmis = client.list_all(object_path(api_version, "virtualmachineinstances", namespace=namespace))[0]
     return namespace, vms, vmis
 
 
@@ -114,7 +114,7 @@ def check_namespaces(client, plans, concurrency):
     """A namespace that does not exist is one error for all its VMs, before any dry run."""
     namespaces = sorted({plan.namespace for plan in plans if plan.state != "absent"})
     found = run_concurrently(lambda ns: client.get_or_none(object_path("v1", "namespaces", ns)),
-                                        namespaces, concurrency)
+                             namespaces, concurrency)
     errors = []
     for namespace, outcome in zip(namespaces, found):
         if isinstance(outcome, KubeApiError) and outcome.status == 403:
@@ -133,13 +133,13 @@ def read_live(client, api_version, namespaces, concurrency):
     """The VMs and VMIs of every namespace involved: one list each, concurrently."""
     vms, vmis = {}, {}
     outcomes = run_concurrently(lambda ns: _list_namespace(client, api_version, ns),
-                                           sorted(namespaces), concurrency)
+                                sorted(namespaces), concurrency)
     for namespace, outcome in zip(sorted(namespaces), outcomes):
         if isinstance(outcome, KubeApiError) and outcome.status == 404:
             continue  # the namespace does not exist yet; the dry run will say so per VM
         if isinstance(outcome, Exception):
             raise outcome
-        _, ns_vms, ns_vmis = outcome
+        ns_vms, ns_vmis = outcome[1:]
         vms.update({(namespace, vm["metadata"]["name"]): vm for vm in ns_vms})
         vmis.update({(namespace, vmi["metadata"]["name"]): vmi for vmi in ns_vmis})
     return vms, vmis
@@ -219,7 +219,7 @@ def build_templated(client, plans, concurrency):
 
 
 def _template_names(client, version):
-    items, _ = client.list_all(object_path(version, "vmtemplates"))
+    items = client.list_all(object_path(version, "vmtemplates"))[0]
     return sorted(item["metadata"]["name"] for item in items)
 
 
@@ -230,7 +230,7 @@ def check_networks(client, plans, concurrency):
         for nic in plan.request.get("nics") or []:
             network = nic.get("network") or "pod"
             if network != "pod":
-                namespace, _, name = network.rpartition("/")
+                namespace, _slash, name = network.rpartition("/")
                 wanted.setdefault((namespace or plan.namespace, name), []).append((plan, nic["name"], network))
     keys = sorted(wanted)
 
@@ -320,15 +320,15 @@ def execute(client, plans, params, subresource_version):
     _raise_failures(run_concurrently(
         lambda p: client.delete(object_path(p.live["apiVersion"], "virtualmachines", p.name, p.namespace),
                                 propagation_policy=params["propagation_policy"]), deleting, concurrency),
-        deleting, "delete")
+                    deleting, "delete")
     powering = [p for p in plans if p.verb]
     _raise_failures(run_concurrently(lambda p: _power(client, p, p.verb, subresource_version),
-                                                powering, concurrency), powering, "power")
+                                     powering, concurrency), powering, "power")
     pausing = [p for p in plans if p.pause_when_running]
     if pausing:
         wait_vms(client, pausing, params, expectation="ready")
         _raise_failures(run_concurrently(lambda p: _power(client, p, "pause", subresource_version),
-                                                    pausing, concurrency), pausing, "pause")
+                                         pausing, concurrency), pausing, "pause")
 
 
 def field_value(obj, path):
@@ -338,7 +338,7 @@ def field_value(obj, path):
     """
     current = obj
     for part in path.strip().strip("{}").lstrip(".").replace("]", "").split("."):
-        name, _, index = part.partition("[")
+        name, _bracket, index = part.partition("[")
         if name:
             current = current.get(name) if isinstance(current, dict) else None
         if index:
@@ -445,7 +445,7 @@ def run(module):
         if params["wait"] and not module.check_mode:
             observed = wait_vms(client, plans, params)
             # Addresses and nodes come from the instances, which the wait did not watch.
-            _, vmis = read_live(client, api_version, namespaces, params["concurrency"])
+            vmis = read_live(client, api_version, namespaces, params["concurrency"])[1]
         result["vms"] = [vm_result(plan, observed.get(plan.key) or _last_known(plan), vmis.get(plan.key))
                          for plan in plans]
         module.exit_json(**result)

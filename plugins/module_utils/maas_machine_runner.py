@@ -93,8 +93,8 @@ def validate(requests, power_types, zones, pools):
                 given = request.get("power_parameters") or {}
                 unknown = sorted(set(given) - set(fields))
                 if unknown:
-                    bad("power_parameters", "unknown for %s: %s (known: %s)" % (power_type, ", ".join(unknown),
-                                                                               ", ".join(sorted(fields))))
+                    bad("power_parameters", "unknown for %s: %s (known: %s)" % (
+                        power_type, ", ".join(unknown), ", ".join(sorted(fields))))
                 missing = [f for f, required in fields.items() if required and not given.get(f)]
                 if missing:
                     bad("power_parameters", "%s needs %s" % (power_type, ", ".join(missing)))
@@ -396,7 +396,7 @@ def predicted(run, actions, transition):
         elif action in ("power_on", "power_off"):
             view["power_state"] = action[len("power_"):]
     final = {"ready": "Ready", "deployed": "Deployed", "released": "Ready", "broken": "Broken"}
-    if transition or any(a == "create" for a, _ in actions):
+    if transition or any(action[0] == "create" for action in actions):
         view["status"] = final.get(run.request["state"], view.get("status"))
     if run.request["state"] == "deployed":
         view["distro_series"] = run.request.get("distro_series") or view.get("distro_series") or "(default)"
@@ -426,21 +426,21 @@ def run(module):
                                       % (other, label(item.request), item.machine["system_id"]))
         plans = [(item, plan_machine(item, inventory, tags_known)) for item in runs]
         # The first transition each machine needs now; check mode reports it, diff predicts from it.
-        first_steps = [item.machine and next_transition(item.request, item.machine) for item, _ in plans]
-        result = {"changed": any(actions or step for (_, actions), step in zip(plans, first_steps))}
+        first_steps = [item.machine and next_transition(item.request, item.machine) for item, _actions in plans]
+        result = {"changed": any(actions or step for (_item, actions), step in zip(plans, first_steps))}
         if module._diff:
             result["diff"] = [{"before_header": "machine %s" % label(item.request),
                                "after_header": "machine %s" % label(item.request),
                                "before": diff_view(item.before), "after": predicted(item, actions, step)}
                               for (item, actions), step in zip(plans, first_steps) if actions or step]
         if module.check_mode:
-            result["machines"] = [dict(summary(item), actions=[a for a, _ in actions] + ([step] if step else []),
+            result["machines"] = [dict(summary(item), actions=[action[0] for action in actions] + ([step] if step else []),
                                        changed=bool(actions or step))
                                   for (item, actions), step in zip(plans, first_steps)]
             return module.exit_json(**result)
         converge(client, plans, params)
-        result["changed"] = any(item.actions for item, _ in plans)
-        result["machines"] = [summary(item) for item, _ in plans]
+        result["changed"] = any(item.actions for item, _actions in plans)
+        result["machines"] = [summary(item) for item, _actions in plans]
         module.exit_json(**result)
     except TaskFailure as err:
         module.fail_json(msg=str(err), errors=err.errors)
@@ -471,7 +471,7 @@ def converge(client, plans, params):
             except MaasError as err:
                 raise TaskFailure("machine %s: %s: %s" % (label(item.request), action, err.describe()))
     _raise_all(run_concurrently(apply_plan, plans, concurrency))
-    runs = [item for item, _ in plans if item.request["state"] != "absent"]
+    runs = [item for item, _actions in plans if item.request["state"] != "absent"]
     while True:
         steps = []
         for item in runs:

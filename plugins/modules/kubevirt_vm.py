@@ -24,8 +24,9 @@ description:
   - Never writes the deprecated C(spec.running); a VM that has it is migrated to C(spec.runStrategy).
   - The served C(kubevirt.io) version is discovered, not assumed.
 author:
-  - palette.vmo contributors
+  - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - palette.vmo.attributes
   - palette.vmo.kube_auth
 attributes:
   check_mode:

@@ -17,8 +17,9 @@ description:
   - Optionally waits, with one watch, until every selected VM is ready, stopped or paused.
   - The served C(kubevirt.io) version is discovered, not assumed.
 author:
-  - palette.vmo contributors
+  - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - palette.vmo.attributes
   - palette.vmo.kube_auth
 attributes:
   check_mode:
@@ -161,7 +162,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.retry import Transient
 
 
 def wait_targets(params, found):
-    keys = {(vm["metadata"]["namespace"], vm["metadata"]["name"]) for vm, _ in found}
+    keys = {(vm["metadata"]["namespace"], vm["metadata"]["name"]) for vm, _vmi in found}
     if params["name"] and params["namespace"]:
         keys.add((params["namespace"], params["name"]))
     expectation = params["wait_for"]

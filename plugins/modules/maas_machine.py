@@ -21,8 +21,9 @@ description:
     MACs, names) and fails before any write if anything is wrong.
   - A failed commissioning or deployment fails the task with the failing scripts' names.
 author:
-  - palette.vmo contributors
+  - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - palette.vmo.attributes
   - palette.vmo.maas_auth
 attributes:
   check_mode:

@@ -15,8 +15,9 @@ description:
   - Lists MAAS machines with MAAS's own filters (one request) and returns their status, power state, tags, pool,
     zone and IP addresses.
 author:
-  - palette.vmo contributors
+  - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - palette.vmo.attributes
   - palette.vmo.maas_auth
 attributes:
   check_mode:

@@ -76,7 +76,7 @@ def ansible_env():
 
 def timed(argv, env=None):
     started = time.perf_counter()
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+    proc = subprocess.run(argv, cwd=REPO, env=env, check=False, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -108,7 +108,7 @@ def module_peak_memory_kib(namespace, n, lab, workdir):
     env = dict(os.environ, PYTHONPATH=str(REPO / "build" / "collections"))
     module = REPO / "plugins" / "modules" / "kubevirt_vm.py"
     proc = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, str(module), str(args)],
-                          cwd=workdir, env=env, capture_output=True, text=True)
+                          cwd=workdir, env=env, check=False, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
     return int(proc.stderr.strip().splitlines()[-1])

@@ -7,7 +7,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def vm_section(data):
-    tools, medians = data["tools"], {k: v for k, v in data["medians"].items()}
+    tools, medians = data["tools"], dict(data["medians"])
     lines = ["## Declaring N KubeVirt VMs", "",
              "Each sample declares N VMs (runStrategy Halted) in a fresh namespace of the lab (real kube-apiserver "
              "and etcd, KubeVirt's CRDs): *create* is the first run, *no-op* the second, both through "

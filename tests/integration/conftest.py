@@ -40,7 +40,7 @@ def ansible_playbook(lab):
                    ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_FORCE_COLOR="0")
         proc = subprocess.run([str(binary), playbook, *args], cwd=REPO_ROOT, env=env,
-                              capture_output=True, text=True, timeout=600)
+                              check=False, capture_output=True, text=True, timeout=600)
         return PlaybookRun(proc)
 
     return run
@@ -63,7 +63,7 @@ def run_module(lab):
             argv.append("--check")
         if diff:
             argv.append("--diff")
-        proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, check=False, capture_output=True, text=True, timeout=900)
         try:
             report = _json.loads(proc.stdout)
         except ValueError:
@@ -73,7 +73,6 @@ def run_module(lab):
         return result
 
     return run
-
 
 
 @pytest.fixture(scope="session")

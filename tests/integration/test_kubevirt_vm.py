@@ -126,8 +126,8 @@ def test_power_verbs_are_idempotent(run_module, admin, ns, sequence):
 
 
 @pytest.mark.parametrize("strategy, printable", [("Always", "Running"), ("Halted", "Stopped"),
-                                                  ("Manual", "Stopped"), ("RerunOnFailure", "Running"),
-                                                  ("Once", "Running")])
+                                                 ("Manual", "Stopped"), ("RerunOnFailure", "Running"),
+                                                 ("Once", "Running")])
 def test_each_run_strategy_converges_and_is_idempotent(run_module, ns, strategy, printable):
     args = {"namespace": ns, "name": strategy.lower(), "memory": "128Mi", "run_strategy": strategy, "wait": True,
             "wait_timeout": 60}

@@ -86,6 +86,7 @@ def start_expected(vm: JSON, vmi: Optional[JSON]) -> bool:
         "Once": vmi is None,
     }.get(strategy, False)
 
+
 def printable_status(vm: JSON, vmi: Optional[JSON]) -> str:
     """KubeVirt's setPrintableStatus, for the states the stand-in produces (first match wins)."""
     if vm["metadata"].get("deletionTimestamp"):
@@ -104,7 +105,6 @@ def printable_status(vm: JSON, vmi: Optional[JSON]) -> str:
     if vmi is None or is_final(vmi):
         return "Stopped"
     return "Unknown"
-
 
 
 class VirtController:
@@ -336,7 +336,7 @@ class VirtController:
 
     def _schedule(self, vmi: JSON) -> Optional[float]:
         nodes = self._candidate_nodes(vmi)
-        total = len([n for n in self.nodes.list()])
+        total = len(list(self.nodes.list()))
         if not self.operators.use_emulation():
             # Lab nodes have no /dev/kvm: without useEmulation nothing can host a VM, as on a real cluster.
             nodes = [n for n in nodes if n.get("status", {}).get("allocatable", {}).get(KVM_RESOURCE, "0") != "0"]

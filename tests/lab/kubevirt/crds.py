@@ -50,5 +50,3 @@ def cdi_crds() -> List[JSON]:
 
 def by_name(crds: List[JSON], name: str) -> JSON:
     return next(crd for crd in crds if crd["metadata"]["name"] == name)
-
-

@@ -104,7 +104,7 @@ class WorkQueue:
     def _promote_due(self) -> None:
         now = time.monotonic()
         while self.delayed and self.delayed[0][0] <= now:
-            _, key = heapq.heappop(self.delayed)
+            key = heapq.heappop(self.delayed)[1]
             if key not in self.queued:
                 self.queued.add(key)
                 self.ready.append(key)

@@ -5,6 +5,7 @@ can prove that check mode wrote nothing. `/__lab__/` (loopback only, no OAuth) l
 and change durations; a real MAAS has no such path and the collection never calls it.
 """
 
+import functools
 import json
 import re
 import time
@@ -158,7 +159,7 @@ class MaasApi:
                     return 409, str(err)
                 except BadRequest as err:
                     return 400, err.errors
-        if any(pattern.match(url.path) for _, pattern, _ in self.routes):
+        if any(pattern.match(url.path) for _method, pattern, _handler in self.routes):
             return 405, "Method not allowed"
         return 404, "Unknown API endpoint: %s." % url.path
 
@@ -240,7 +241,7 @@ class MaasApi:
 
     def machine_op(self, sid, op, params, key, **_):
         machine = self.model.machine(sid)
-        value = (lambda name: (params.get(name) or [None])[0])
+        value = functools.partial(model.form_value, params)
         actions = {
             "commission": lambda: self.model.commission(machine),
             "deploy": lambda: self.model.deploy(machine, params, key.username),
@@ -276,7 +277,7 @@ class MaasApi:
         return 200, [self._tag_json(t) for t in sorted(self.model.tags.values(), key=lambda t: t["name"])]
 
     def tags_post(self, params, **_):
-        value = (lambda name: (params.get(name) or [""])[0])
+        value = functools.partial(model.form_value, params, default="")
         return 200, self._tag_json(self.model.create_tag(value("name"), value("comment"), value("definition")))
 
     def tag_get(self, name, op, **_):

@@ -7,6 +7,7 @@ background thread and a test that waits sees exactly what a MAAS user would.
 """
 
 import copy
+import functools
 import hashlib
 import random
 import string
@@ -106,7 +107,12 @@ class Faults:
 
 
 def _system_id(rng: random.Random) -> str:
-    return "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(6))
+    return "".join(rng.choice(string.ascii_lowercase + string.digits) for _index in range(6))
+
+
+def form_value(form: Dict[str, List[str]], key: str, default: Optional[str] = None) -> Optional[str]:
+    """The first value of a form field (MAAS forms repeat fields), or the default."""
+    return (form.get(key) or [default])[0]
 
 
 @dataclass
@@ -160,7 +166,7 @@ class MaasModel:
         with self.lock:
             for machine in self.machines.values():
                 if machine.pending and machine.pending[0] <= now:
-                    _, action = machine.pending
+                    action = machine.pending[1]
                     machine.pending = None
                     getattr(self, "_finish_" + action)(machine)
 
@@ -197,7 +203,7 @@ class MaasModel:
                 "%s: This field is required." % p for p in missing]
 
     def create_machine(self, form: Dict[str, List[str]]) -> Machine:
-        value = lambda key: (form.get(key) or [None])[0]  # noqa: E731 - form fields repeat
+        value = functools.partial(form_value, form)
         errors: Dict[str, List[str]] = {}
         power_type = value("power_type")
         params = {k[len("power_parameters_"):]: v[0] for k, v in form.items() if k.startswith("power_parameters_")}
@@ -239,7 +245,7 @@ class MaasModel:
             return machine
 
     def update_machine(self, machine: Machine, form: Dict[str, List[str]]) -> Machine:
-        value = lambda key: (form.get(key) or [None])[0]  # noqa: E731
+        value = functools.partial(form_value, form)
         errors: Dict[str, List[str]] = {}
         if value("zone") is not None and value("zone") not in self.zones:
             errors["zone"] = ["Select a valid choice. That choice is not one of the available choices."]
@@ -303,7 +309,7 @@ class MaasModel:
             self._start_commissioning(machine)
 
     def deploy(self, machine: Machine, form: Dict[str, List[str]], user: str) -> None:
-        value = lambda key: (form.get(key) or [None])[0]  # noqa: E731
+        value = functools.partial(form_value, form)
         with self.lock:
             if machine.status == READY:
                 self._move(machine, ALLOCATED, "deploy")
@@ -328,7 +334,7 @@ class MaasModel:
         machine.status, machine.status_message = DEPLOYED, "Deployed"
 
     def release(self, machine: Machine, form: Dict[str, List[str]]) -> None:
-        value = lambda key: (form.get(key) or [None])[0]  # noqa: E731
+        value = functools.partial(form_value, form)
         with self.lock:
             if machine.status in (READY, RELEASING):
                 return  # releasing a released machine is a no-op in MAAS
@@ -380,7 +386,7 @@ class MaasModel:
         machine.power_state = state
 
     def allocate(self, form: Dict[str, List[str]], user: str) -> Machine:
-        value = lambda key: (form.get(key) or [None])[0]  # noqa: E731
+        value = functools.partial(form_value, form)
         wanted_tags = [t for v in form.get("tags") or [] for t in v.split(",") if t]
         not_tags = [t for v in form.get("not_tags") or [] for t in v.split(",") if t]
         with self.lock:

@@ -14,7 +14,7 @@ from tests.conftest import REPO_ROOT
 def _lab(command, state_dir):
     env = dict(os.environ, PALETTE_VMO_LAB_STATE=str(state_dir))
     return subprocess.run([sys.executable, "-m", "tests.lab", command], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          check=False, capture_output=True, text=True, timeout=300)
 
 
 def test_up_is_idempotent_env_is_evaluable_and_down_stops_only_its_own(tmp_path, lab):
@@ -27,7 +27,7 @@ def test_up_is_idempotent_env_is_evaluable_and_down_stops_only_its_own(tmp_path,
         assert again.returncode == 0 and "lab already running" in again.stdout
 
         printed = _lab("env", state_dir).stdout
-        evaluated = subprocess.run(["bash", "-c", f"{printed}\nenv"], capture_output=True, text=True).stdout
+        evaluated = subprocess.run(["bash", "-c", f"{printed}\nenv"], check=True, capture_output=True, text=True).stdout
         values = dict(line.split("=", 1) for line in evaluated.splitlines() if "=" in line)
         assert values["KUBECONFIG"] == str(state_dir / "kubeconfig")
         assert values["LAB_APISERVER"].startswith("https://127.0.0.1:")

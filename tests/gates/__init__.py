@@ -1,0 +1,1 @@
+"""The collection's quality gates: ansible-test sanity, generated docs (run by `make test`)."""
