@@ -1,4 +1,7 @@
-"""What the lab puts in a fresh cluster: Nodes, the operator CRDs, KubeVirt and CDI deployed."""
+"""What the lab puts in a fresh cluster: Nodes, KubeVirt's and CDI's operators, KubeVirt and CDI deployed.
+
+A bare lab (`up --bare`) gets the Nodes only, so that installing KubeVirt can be tested from nothing.
+"""
 
 import time
 from pathlib import Path
@@ -6,7 +9,7 @@ from typing import List
 
 import yaml
 
-from . import processes
+from . import processes, releases
 from .kube import JSON, Kube, KubeError, object_path
 from .kubevirt import crds
 
@@ -59,12 +62,18 @@ def wait_established(kube: Kube, names: List[str], timeout: float = 60) -> None:
     processes.wait_until(established, timeout, f"CRDs {', '.join(names)} to be Established")
 
 
-def install_operator_crds(kube: Kube) -> None:
-    """What applying the operators' manifests registers before any CR exists."""
-    for crd in (crds.by_name(crds.kubevirt_crds(), crds.KUBEVIRT_OPERATOR_CRD),
-                crds.by_name(crds.cdi_crds(), crds.CDI_OPERATOR_CRD)):
-        kube.apply(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions", crd["metadata"]["name"]),
-                   crd, FIELD_MANAGER, force=True)
+def manifest_object_path(doc: JSON) -> str:
+    """The REST path of one object of the operator manifests (their kinds all pluralise regularly)."""
+    kind = doc["kind"].lower()
+    plural = kind + ("es" if kind.endswith("s") else "s")
+    return object_path(doc["apiVersion"], plural, doc["metadata"]["name"], doc["metadata"].get("namespace"))
+
+
+def install_operators(kube: Kube) -> None:
+    """Applies KubeVirt's and CDI's release operator manifests, as a user installing them does."""
+    for text in (releases.kubevirt_operator_yaml(), releases.cdi_operator_yaml()):
+        for doc in releases.documents(text):
+            kube.apply(manifest_object_path(doc), doc, FIELD_MANAGER, force=True)
     wait_established(kube, [crds.KUBEVIRT_OPERATOR_CRD, crds.CDI_OPERATOR_CRD])
 
 

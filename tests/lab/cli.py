@@ -1,20 +1,23 @@
 """`python -m tests.lab up|down|status|env|build`: the lab's command line."""
 
 import argparse
+import os
 import shlex
 import shutil
 import sys
 import time
 from typing import Dict, List
 
-from . import bootstrap, controlplane, gobuild, paths, processes, state as lab_state
+from . import bootstrap, controlplane, gobuild, paths, processes, releases, state as lab_state
 from .kube import Kube
 from .kubevirt import crds
 from .state import LabState
 
 # Started in this order, stopped in the reverse one.
-PROCESS_ORDER = ("etcd", "apiserver", "controller-manager", "kubevirt-standin", "maas", "palette")
-PORTS = ("etcd", "etcd-peer", "apiserver", "controller-manager", "virt-api", "maas", "palette")
+PROCESS_ORDER = ("etcd", "apiserver", "controller-manager", "releases", "kubevirt-standin", "maas", "palette")
+PORTS = ("etcd", "etcd-peer", "apiserver", "controller-manager", "virt-api", "maas", "palette", "releases")
+# `up --bare`, or this variable set to 1: a cluster without KubeVirt, CDI and the VMO objects.
+BARE_ENV = "PALETTE_VMO_LAB_BARE"
 
 
 def _running(state: LabState) -> Dict[str, bool]:
@@ -43,6 +46,8 @@ def environment(state: LabState) -> Dict[str, str]:
         "PALETTE_CA_CERT": str(state.ca_file),
         "LAB_PALETTE_CLUSTER": "lab-cluster",
         "LAB_PALETTE_REQUEST_LOG": str(state.palette_request_log),
+        "LAB_RELEASE_URL": state.release_url,
+        "LAB_RELEASE_DIR": str(state.release_dir),
     }
     for user in lab_state.TEST_USERS:
         if user in state.tokens:  # a lab started before a person was added lacks their token
@@ -56,6 +61,7 @@ def build_all() -> None:
     # Generate and parse the CRDs now, so the stand-in starts without waiting for it.
     crds.kubevirt_crds()
     crds.cdi_crds()
+    releases.manifests()
 
 
 def start_python_service(state: LabState, name: str, module: str) -> None:
@@ -94,10 +100,31 @@ def _palette_answers(state: LabState) -> bool:
     return answer.status_code == 200
 
 
+def start_releases(state: LabState) -> None:
+    """The release manifests over HTTP on loopback, as a site's mirror of KubeVirt's and CDI's releases."""
+    releases.write_tree(state.release_dir)
+    start_python_service(state, "releases", "tests.lab.releases")
+    processes.wait_until(lambda: _releases_answer(state), 30, "the release manifest server",
+                         state.dir / "logs" / "releases.log")
+
+
+def _releases_answer(state: LabState) -> bool:
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    return session.head(f"{state.release_url}/{releases.KUBEVIRT_OPERATOR}", timeout=2).status_code == 200
+
+
+def _bare_requested(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "bare", False)) or os.environ.get(BARE_ENV) == "1"
+
+
 def up(_args: argparse.Namespace) -> int:
     existing = LabState.load()
+    bare = _bare_requested(_args)
     # A lab started before a service was added to PROCESS_ORDER is started again, with it.
-    complete = existing and all(name in existing.processes for name in PROCESS_ORDER)
+    complete = existing and all(name in existing.processes for name in PROCESS_ORDER) and existing.bare == bare
     if existing and existing.ready and complete and all(_running(existing).values()):
         print(f"lab already running: {existing.apiserver_url} (kubeconfig {existing.kubeconfig})")
         return 0
@@ -107,7 +134,8 @@ def up(_args: argparse.Namespace) -> int:
     build_all()
     built = time.monotonic()
     state = LabState(tokens=lab_state.new_tokens(), ports={name: processes.free_port() for name in PORTS},
-                     maas_api_key=lab_state.new_maas_api_key(), palette_api_key=lab_state.new_palette_api_key())
+                     maas_api_key=lab_state.new_maas_api_key(), palette_api_key=lab_state.new_palette_api_key(),
+                     bare=bare)
     state.dir.mkdir(parents=True, exist_ok=True)
     state.save()
     controlplane.write_config(state)
@@ -115,10 +143,13 @@ def up(_args: argparse.Namespace) -> int:
     kube = admin_client(state)
     bootstrap.wait_controller_manager(kube)
     bootstrap.ensure_nodes(kube)
-    bootstrap.install_operator_crds(kube)
+    start_releases(state)
+    if not bare:
+        bootstrap.install_operators(kube)
     start_python_service(state, "kubevirt-standin", "tests.lab.kubevirt")
-    bootstrap.deploy_kubevirt(kube)
-    bootstrap.install_vmo_crds(kube)
+    if not bare:
+        bootstrap.deploy_kubevirt(kube)
+        bootstrap.install_vmo_crds(kube)
     start_maas(state)
     start_palette(state)
     env_file = state.dir / "env"
@@ -126,7 +157,8 @@ def up(_args: argparse.Namespace) -> int:
     env_file.chmod(0o600)
     state.ready = True
     state.save()
-    print(f"lab up in {time.monotonic() - built:.1f}s (build check {built - started:.1f}s)")
+    kind = ", bare" if bare else ""
+    print(f"lab up in {time.monotonic() - built:.1f}s (build check {built - started:.1f}s){kind}")
     for name in PROCESS_ORDER:
         info = state.processes.get(name)
         if info:
@@ -188,5 +220,7 @@ def main(argv: List[str] = None) -> int:
                              ("env", env, "print export lines for a shell to eval"),
                              ("build", build, "build and cache the lab's programs and CRDs")):
         sub.add_parser(name, help=text).set_defaults(func=func)
+    sub.choices["up"].add_argument("--bare", action="store_true",
+                                   help=f"no KubeVirt, CDI or VMO objects (also {BARE_ENV}=1)")
     args = parser.parse_args(argv)
     return args.func(args)

@@ -10,6 +10,10 @@ KubeVirt's CRD generator functions live in a package that imports most of KubeVi
 modules the module proxy may not serve. The generator family therefore copies just the two files that
 define the CRDs (crds.go and the generated schemas) out of the downloaded module into the wrapper and
 compiles them with our small main package; the CRDs come out exactly as virt-operator makes them.
+The release-manifest family does the same for the files behind KubeVirt's release templating (the
+operator Deployment, its RBAC, the KubeVirt CRD) and builds KubeVirt's own manifest-templator from
+them; CDI's manifest-generator builds straight from its module. Upstream templates the generators read
+at run time are copied beside the binaries (`data`).
 
 Outputs go to the cache (paths.cache_dir()) under a key made of the family and its pinned version,
 plus a digest of any generator source of ours; a finished build leaves a marker, so a second call
@@ -65,6 +69,7 @@ class Family:
     generator: Optional[str] = None  # directory under tests/lab/gen with a main package of ours
     requires: Optional[Tuple[Tuple[str, str], ...]] = None  # what the wrapper requires; default: module
     copies: Tuple[UpstreamCopy, ...] = ()
+    data: Tuple[UpstreamCopy, ...] = ()  # upstream files copied into the output directory, unchanged
     tags: str = ""
     ldflags: Callable[[str], str] = lambda _version: "-s -w"
 
@@ -77,6 +82,32 @@ class Family:
 
 
 _COMPONENTS = "pkg/virt-operator/resource/generate/components"
+_RBAC = "pkg/virt-operator/resource/generate/rbac"
+_RELEASE_MODULE = "palette.vmo/lab/kubevirt-release"
+# The generator packages import the rest of KubeVirt through these; the copies point at each other.
+_RELEASE_IMPORTS = (
+    ("kubevirt.io/kubevirt/pkg/virt-operator/util", _RELEASE_MODULE + "/operatorutil"),
+    ("kubevirt.io/kubevirt/" + _COMPONENTS, _RELEASE_MODULE + "/components"),
+    ("kubevirt.io/kubevirt/" + _RBAC, _RELEASE_MODULE + "/rbac"),
+)
+
+
+def _release_copies(directory: str, dest: str, files: Tuple[str, ...]) -> Tuple[UpstreamCopy, ...]:
+    return tuple(UpstreamCopy(f"{directory}/{name}", f"{dest}/{name}", _RELEASE_IMPORTS) for name in files)
+
+
+# Only the files the operator manifests need: the package's other files import kubevirt.io/virt-template-api,
+# which the module proxy does not serve (403), so the whole package cannot be built from the proxy.
+_KUBEVIRT_RELEASE_COPIES = (
+    _release_copies(_COMPONENTS, "components", (
+        "crds.go", "validations_generated.go", "deployments.go", "serviceaccountnames.go", "secrets.go",
+        "prometheus.go", "webhooks.go"))
+    + _release_copies(_RBAC, "rbac", (
+        "apiserver.go", "cluster.go", "controller.go", "exportproxy.go", "handler.go", "operator.go",
+        "servicemonitor.go", "synchronizationcontroller.go"))
+    + _release_copies("pkg/virt-operator/util", "operatorutil", ("config.go", "env_var_manager.go"))
+    + _release_copies("tools/manifest-templator", "manifest-templator", ("manifest-templator.go",))
+)
 
 FAMILIES = {
     "kubernetes": Family(
@@ -124,6 +155,25 @@ FAMILIES = {
         requires=(),
         copies=(UpstreamCopy("pkg/operator/resources/crds_generated.go", "resources/crds_generated.go"),),
     ),
+    "kubevirt-release": Family(
+        name="kubevirt-release",
+        module="kubevirt.io/kubevirt",
+        version=versions.KUBEVIRT,
+        staging_version=_same_version,
+        programs={"kubevirt-release": ".", "manifest-templator": "./manifest-templator"},
+        generator="kubevirt-release",
+        copies=_KUBEVIRT_RELEASE_COPIES,
+        data=(UpstreamCopy("manifests/release/kubevirt-operator.yaml.in", "kubevirt-operator.yaml.in"),
+              UpstreamCopy("assets/kubevirt_logo.png", "kubevirt_logo.png")),
+    ),
+    "cdi-release": Family(
+        name="cdi-release",
+        module="kubevirt.io/containerized-data-importer",
+        version=versions.CDI,
+        staging_version=_same_version,
+        programs={"manifest-generator": "kubevirt.io/containerized-data-importer/tools/manifest-generator"},
+        data=(UpstreamCopy("manifests/templates/release/cdi-operator.yaml.in", "cdi-operator.yaml.in"),),
+    ),
 }
 
 
@@ -155,13 +205,16 @@ def _parse_gomod(gomod_path: str, env: Dict[str, str], workdir: Path) -> dict:
     return json.loads(parsed)
 
 
-def _copy_upstream(family: Family, module_dir: Path, workdir: Path) -> None:
-    for copy in family.copies:
+def _copy_upstream(copies: Tuple[UpstreamCopy, ...], module_dir: Path, target: Path) -> None:
+    for copy in copies:
+        dest = target / copy.dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not copy.imports:
+            shutil.copyfile(module_dir / copy.source, dest)  # also binary files (the logo)
+            continue
         text = (module_dir / copy.source).read_text()
         for old, new in copy.imports:
             text = text.replace(f'"{old}"', f'"{new}"')
-        dest = workdir / copy.dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(text)
 
 
@@ -227,10 +280,11 @@ def build(family_name: str) -> Path:
     downloaded = _download(family, env, workdir)
     upstream = _parse_gomod(downloaded["GoMod"], env, workdir)
     (workdir / "go.mod").write_text(wrapper_gomod(family, upstream))
-    _copy_upstream(family, Path(downloaded["Dir"]), workdir)
+    _copy_upstream(family.copies, Path(downloaded["Dir"]), workdir)
     if family.generator:
         shutil.copy(paths.LAB_SOURCE / "gen" / family.generator / "main.go", workdir / "main.go")
     out.mkdir(parents=True, exist_ok=True)
+    _copy_upstream(family.data, Path(downloaded["Dir"]), out)
     cmd = ["go", "build", "-v", "-trimpath", "-ldflags", family.ldflags(family.version)]
     if family.tags:
         cmd += ["-tags", family.tags]

@@ -24,6 +24,7 @@ class LabState:
     ready: bool = False  # set once `up` has finished; a half-started lab is started again
     maas_api_key: str = ""  # consumer:token:secret, as MAAS prints it for `maas login`
     palette_api_key: str = ""  # sent in Palette's ApiKey header
+    bare: bool = False  # `up --bare`: no KubeVirt, CDI or VMO objects, for installs from nothing
 
     @property
     def dir(self) -> Path:
@@ -56,6 +57,14 @@ class LabState:
     @property
     def palette_request_log(self) -> Path:
         return self.dir / "logs" / "palette-requests.jsonl"
+
+    @property
+    def release_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['releases']}"
+
+    @property
+    def release_dir(self) -> Path:
+        return self.dir / "releases"
 
     @property
     def audit_log(self) -> Path:

@@ -1,5 +1,11 @@
 """Stand-ins for virt-operator and cdi-operator.
 
+They run where the release manifests put the operators: once the `virt-operator` Deployment exists
+(KubeVirt's operator manifest), the stand-in marks it available, as the kubelet and the deployment
+controller would, and from then on acts on KubeVirt CRs in that Deployment's namespace; likewise
+`cdi-operator` for the CDI CR. Before that a CR just sits there, as on a cluster where the operator is
+not installed, and the informers wait for the CRDs to appear.
+
 On a KubeVirt CR the stand-in registers KubeVirt's CRDs and the subresources APIService (served by
 the stand-in virt-api), then reports `status.phase: Deployed`; on a CDI CR it registers CDI's CRDs.
 Deleting the CR removes what it registered, as the real operators do.
@@ -22,10 +28,34 @@ KUBEVIRT_FINALIZER = "foregroundDeleteKubeVirt"
 CDI_FINALIZER = "operator.cdi.kubevirt.io"
 SUBRESOURCE_VERSIONS = ("v1", "v1alpha3")
 VIRT_API_SERVICE = "virt-api"
+# The operator Deployments of the release manifests, and the kind of CR each one acts on.
+OPERATOR_DEPLOYMENTS = {"virt-operator": "KubeVirt", "cdi-operator": "CDI"}
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _deployment_available(deployment: Optional[JSON]) -> bool:
+    if deployment is None or deployment["metadata"].get("deletionTimestamp"):
+        return False
+    status = deployment.get("status") or {}
+    return (status.get("observedGeneration") == deployment["metadata"].get("generation")
+            and (status.get("availableReplicas") or 0) >= 1)
+
+
+def _available_status(deployment: JSON) -> JSON:
+    replicas = deployment.get("spec", {}).get("replicas", 1)
+    now = _now()
+    return {"status": {
+        "observedGeneration": deployment["metadata"].get("generation"), "replicas": replicas,
+        "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+             "message": "Deployment has minimum availability.", "lastUpdateTime": now, "lastTransitionTime": now},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+             "message": "ReplicaSet has successfully progressed.", "lastUpdateTime": now,
+             "lastTransitionTime": now}]}}
 
 
 def _conditions(deployed: bool, message: str) -> List[JSON]:
@@ -45,14 +75,18 @@ def _conditions(deployed: bool, message: str) -> List[JSON]:
 class Operators:
     def __init__(self, manager: Manager, kube: Kube, virt_api_port: int, ca_bundle: bytes):
         self.kube = kube
+        self.queue = manager.queue
         self.virt_api_port = virt_api_port
         self.ca_bundle = base64.b64encode(ca_bundle).decode()
         self.applied: set = set()
         self.kubevirts = manager.informer(
             "kubevirts", object_path("kubevirt.io/v1", "kubevirts"), ("KubeVirt",))
         self.cdis = manager.informer("cdis", object_path("cdi.kubevirt.io/v1beta1", "cdis"), ("CDI",))
+        self.deployments = manager.informer(
+            "deployments", object_path("apps/v1", "deployments"), ("OperatorDeployment",))
         manager.reconciler("KubeVirt", self.reconcile_kubevirt)
         manager.reconciler("CDI", self.reconcile_cdi)
+        manager.reconciler("OperatorDeployment", self.reconcile_operator_deployment)
 
     # -- what other stand-ins ask of the KubeVirt configuration --------------------------------
 
@@ -71,6 +105,29 @@ class Operators:
         kv = self.active_kubevirt() or {}
         config = kv.get("spec", {}).get("configuration", {})
         return bool(config.get("developerConfiguration", {}).get("useEmulation"))
+
+    # -- the operators' own Deployments --------------------------------------------------------
+
+    def operator_running(self, name: str, namespace: Optional[str] = None) -> bool:
+        """True once the operator's Deployment is available (in `namespace`, or in any one)."""
+        return any(_deployment_available(d) for d in self.deployments.list()
+                   if d["metadata"]["name"] == name and namespace in (None, d["metadata"].get("namespace")))
+
+    def reconcile_operator_deployment(self, namespace: str, name: str) -> Optional[float]:
+        kind = OPERATOR_DEPLOYMENTS.get(name)
+        if kind is None:
+            return None
+        deployment = self.deployments.get(namespace, name)
+        if deployment is not None and not deployment["metadata"].get("deletionTimestamp") \
+                and not _deployment_available(deployment):
+            self.kube.merge_patch(object_path("apps/v1", "deployments", name, namespace) + "/status",
+                                  _available_status(deployment))
+            return None  # the watch brings the available Deployment back
+        # The operator started (or went away): it looks at its CRs again.
+        informer = self.kubevirts if kind == "KubeVirt" else self.cdis
+        for cr in informer.list():
+            self.queue.add((kind, cr["metadata"].get("namespace", ""), cr["metadata"]["name"]))
+        return None
 
     # -- reconcile ------------------------------------------------------------------------------
 
@@ -145,7 +202,7 @@ class Operators:
 
     def reconcile_kubevirt(self, namespace: str, name: str) -> Optional[float]:
         kv = self.kubevirts.get(namespace, name)
-        if kv is None:
+        if kv is None or not self.operator_running("virt-operator", namespace):
             return None
         path = object_path("kubevirt.io/v1", "kubevirts", name, namespace)
         if kv["metadata"].get("deletionTimestamp"):
@@ -174,7 +231,7 @@ class Operators:
 
     def reconcile_cdi(self, _namespace: str, name: str) -> Optional[float]:
         cdi = self.cdis.get("", name)
-        if cdi is None:
+        if cdi is None or not self.operator_running("cdi-operator"):
             return None
         path = object_path("cdi.kubevirt.io/v1beta1", "cdis", name)
         if cdi["metadata"].get("deletionTimestamp"):
