@@ -14,7 +14,7 @@ def test_role_declares_vms_and_reruns_unchanged(ansible_playbook, admin, tmp_pat
         "hosts": "localhost", "gather_facts": False,
         "roles": [{"role": "palette.vmo.vmo_vms", "vars": {
             "vmo_vms_namespace": ns, "vmo_vms_defaults": {"memory": "128Mi"},
-            "vmo_vms": [{"name": "web-1"}, {"name": "web-2"}, {"name": "db-1", "state": "stopped"}]}}]}]))
+            "vmo_vms_list": [{"name": "web-1"}, {"name": "web-2"}, {"name": "db-1", "state": "stopped"}]}}]}]))
     try:
         first = ansible_playbook(str(playbook))
         assert first.rc == 0, first
@@ -26,8 +26,8 @@ def test_role_declares_vms_and_reruns_unchanged(ansible_playbook, admin, tmp_pat
 
         bad = tmp_path / "bad.yml"
         bad.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False,
-                                    "roles": [{"role": "palette.vmo.vmo_vms", "vars": {"vmo_vms": "not-a-list"}}]}]))
+                                    "roles": [{"role": "palette.vmo.vmo_vms", "vars": {"vmo_vms_list": "not-a-list"}}]}]))
         rejected = ansible_playbook(str(bad))
-        assert rejected.rc != 0 and "vmo_vms" in rejected.stdout
+        assert rejected.rc != 0 and "vmo_vms_list" in rejected.stdout
     finally:
         admin.delete(object_path("v1", "namespaces", ns))
