@@ -6,11 +6,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # pytest's own cache and Ansible's temp files stay inside the checkout.
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/build/ansible-tmp
 
-.PHONY: help venv collections lab-up lab-down lab-env demo test test-unit test-lab test-integration bench build constraints clean
+.PHONY: help venv collections lab-up lab-down lab-env demo test test-unit test-lab test-integration gates sanity lint changelog-lint docs bench build constraints clean
 
 help:
 	@echo "make demo   - virtualenv, pinned dependencies, the lab, and a first playbook on it"
-	@echo "make test   - unit tests, lab tests and integration tests against the lab"
+	@echo "make test   - the quality gates, then unit tests, lab tests and integration tests against the lab"
+	@echo "make gates  - ansible-test sanity, ansible-lint (production profile), changelog lint"
+	@echo "make docs   - docs/reference from the modules', plugins' and roles' own documentation"
 	@echo "make bench  - benchmarks against kubevirt.core, kubernetes.core and kubectl (docs/benchmarks.md)"
 	@echo "make build  - build the collection tarball"
 	@echo "make lab-up / lab-down / lab-env - the local lab on its own"
@@ -50,8 +52,25 @@ test-lab: venv collections lab-up
 test-integration: venv collections lab-up
 	$(PY) -m pytest tests/integration
 
-test: venv collections lab-up
+test: venv collections lab-up gates
 	$(PY) -m pytest tests/unit tests/lab/tests tests/integration
+
+# Each gate prints its wall time. Sanity runs on a copy under build/sanity (see tests/gates/sanity.py).
+TIMED = started=$$(date +%s); trap 'echo "$@: $$(( $$(date +%s) - started ))s"' EXIT;
+
+gates: sanity lint changelog-lint
+
+sanity: venv
+	@$(TIMED) $(PY) -m tests.gates.sanity
+
+lint: venv collections
+	@$(TIMED) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-lint
+
+changelog-lint: venv
+	@$(TIMED) $(VENV)/bin/antsibull-changelog lint
+
+docs: venv collections
+	$(PY) -m tests.gates.docs
 
 # BENCH_ARGS="--sizes 10,100 --repeats 1" for a quick run.
 bench: venv collections lab-up
