@@ -83,8 +83,8 @@ def wait_for_packs(client, clusters, profile_uid, pack_names, timeout, interval,
             for pack in pack_names:
                 condition = conditions.get(pack) or {}
                 if condition.get("type") == "Error":
-                    raise AttachError("cluster %s: pack %s failed: %s" % (name, pack, condition.get("message")
-                                                                         or "no message"))
+                    message = condition.get("message") or "no message"
+                    raise AttachError("cluster %s: pack %s failed: %s" % (name, pack, message))
             if all(_ready(conditions.get(pack)) for pack in pack_names):
                 del pending[uid]
         if not pending:

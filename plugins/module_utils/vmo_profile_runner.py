@@ -271,25 +271,27 @@ def run_present(module, client, scope, overrides, layers, result):
     desired, layout = desired_packs(client, params, overrides, layers)
     clusters = resolve_clusters(client, params.get("clusters"))
     plan = plan_profile(client, params, scope, desired)
+    writes_packs = bool(set(plan.actions) & {"create", "clone", "update"})
     result.update(version=plan.version, uid=plan.uid, layout=layout, values=desired[0]["values"],
-                  feature_gates=feature_gates(desired[0]["values"]), changed_packs=plan.changed_packs if (
-                      set(plan.actions) & {"create", "clone", "update"}) else [], actions=list(plan.actions))
-    if set(plan.actions) & {"create", "clone", "update"}:
+                  feature_gates=feature_gates(desired[0]["values"]), actions=list(plan.actions),
+                  changed_packs=plan.changed_packs if writes_packs else [])
+    if writes_packs:
         result["diff"] = {"before": diff_text(params["name"], plan.version if plan.uid else None, plan.current),
                           "after": diff_text(params["name"], plan.version, desired),
                           "before_header": "%s (published)" % params["name"],
                           "after_header": "%s %s" % (params["name"], plan.version)}
     cluster_plans = plan_clusters(client, clusters, plan, params["name"])
-    result["clusters"] = [{"name": name, "uid": uid, "action": action} for uid, name, action, _ in cluster_plans]
-    result["changed"] = bool(plan.actions) or any(action != "none" for _u, _n, action, _r in cluster_plans)
+    result["clusters"] = [{key: entry[key] for key in ("name", "uid", "action")} for entry in cluster_plans]
+    result["changed"] = bool(plan.actions) or any(entry["action"] != "none" for entry in cluster_plans)
     if module.check_mode:
         return
     if plan.actions:
         write_profile(client, params, scope, plan, desired)
         result["uid"] = plan.uid
-    for uid, _name, action, replaces in cluster_plans:
-        if action != "none":
-            palette_attach.attach(client, uid, plan.uid, replaces=replaces, reapply=action == "reapply")
+    for entry in cluster_plans:
+        if entry["action"] != "none":
+            palette_attach.attach(client, entry["uid"], plan.uid, replaces=entry["replaces"],
+                                  reapply=entry["action"] == "reapply")
     if clusters and params["wait"]:
         conditions = palette_attach.wait_for_packs(client, clusters, plan.uid, [p["name"] for p in desired],
                                                    params["wait_timeout"], params["poll_interval"])
@@ -298,13 +300,13 @@ def run_present(module, client, scope, overrides, layers, result):
 
 
 def plan_clusters(client, clusters, plan, name):
-    """[(cluster uid, name, action, uid of the replaced version)] for the clusters of the task."""
+    """For each cluster of the task: its uid, name, action, and the uid of the version it replaces."""
     reapply = "update" in plan.actions
     planned = []
     for uid, cluster_name in clusters.items():
         attached = palette_attach.attached_profiles(client, uid)
         action, replaces = palette_attach.plan_attach(attached, plan.uid, name, reapply=reapply)
-        planned.append((uid, cluster_name, action, replaces))
+        planned.append({"uid": uid, "name": cluster_name, "action": action, "replaces": replaces})
     return planned
 
 
@@ -328,7 +330,7 @@ def run_absent(module, client, scope, result):
                           "after": ""}
     if module.check_mode:
         return
-    for uid, _name, doomed in detaching:
+    for uid, _cluster_name, doomed in detaching:
         palette_attach.detach(client, uid, doomed)
     for uid in versions.values():
         client.delete("/v1/clusterprofiles/%s" % quote(uid), scope=scope)

@@ -24,8 +24,9 @@ description:
   - The whole task is checked by reading only (options, values, manifests, pack tag, registry, project, clusters);
     nothing is written when anything is wrong.
 author:
-  - palette.vmo contributors
+  - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - palette.vmo.attributes
   - palette.vmo.palette_auth
 attributes:
   check_mode:
