@@ -14,11 +14,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible_collections.palette.vmo.plugins.module_utils.concurrency import run_concurrently
 from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import VMO_OPERATIONS, VMO_ROLE_NAMES
 
 SAR_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 CLUSTER = ""  # the scope of a cluster-wide binding
+SETTLE_SECONDS = 10
 
 
 def subject_name(subject):
@@ -93,14 +96,34 @@ def _review(client, scope, operation):
     return bool(status.get("allowed")) and not status.get("denied")
 
 
-def verify_bindings(client, bindings, concurrency):
-    """One entry per scope: what was allowed, what was denied, and every mismatch with the table."""
-    scopes = scopes_of(bindings)
-    asks = [(scope, operation, expected) for scope in scopes for operation, expected in checks_of(scope)]
+def _ask(client, asks, concurrency):
     answers = run_concurrently(lambda ask: _review(client, ask[0], ask[1]), asks, concurrency)
     for answer in answers:
         if isinstance(answer, Exception):
             raise answer
+    return answers
+
+
+def _answers(client, asks, concurrency, settle_seconds):
+    """The apiserver's answers; a differing one is asked again for a few seconds, because the authorizer sees
+    a binding just written only once its informer cache has caught up."""
+    answers = _ask(client, asks, concurrency)
+    deadline = time.monotonic() + settle_seconds
+    while time.monotonic() < deadline:
+        differing = [i for i, (ask, allowed) in enumerate(zip(asks, answers)) if allowed != ask[2]]
+        if not differing:
+            break
+        time.sleep(0.5)
+        for index, allowed in zip(differing, _ask(client, [asks[i] for i in differing], concurrency)):
+            answers[index] = allowed
+    return answers
+
+
+def verify_bindings(client, bindings, concurrency, settle_seconds=SETTLE_SECONDS):
+    """One entry per scope: what was allowed, what was denied, and every mismatch with the table."""
+    scopes = scopes_of(bindings)
+    asks = [(scope, operation, expected) for scope in scopes for operation, expected in checks_of(scope)]
+    answers = _answers(client, asks, concurrency, settle_seconds)
     report = {}
     for (scope, operation, expected), allowed in zip(asks, answers):
         entry = report.setdefault(id(scope), {

@@ -154,6 +154,8 @@ options:
         table, where the subject is bound; the result is in RV(verify).
       - For a subject that the task also binds to a role outside the table, only the operations that must be
         allowed are checked. In Palette mode the Kubernetes connection options are used for the reviews.
+      - An answer that differs from the table is asked again for up to 10 seconds, since the apiserver's authorizer
+        sees a binding just written only once its cache has caught up.
     type: bool
     default: false
   verify_fail:
