@@ -116,8 +116,9 @@ def wait_for(client, api_version, plural, targets, timeout):
                     return dict(seen)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    details = ", ".join("%s/%s (waiting for %s; last seen: %s)"
-                                        % (t.namespace, t.name, t.expectation, t.describe(seen.get(t.key)))
+                    details = ", ".join("%s (waiting for %s; last seen: %s)"
+                                        % ("%s/%s" % t.key if t.namespace else t.name, t.expectation,
+                                           t.describe(seen.get(t.key)))
                                         for t in left)
                     raise WaitTimeout("timed out after %ss waiting for %d of %d: %s"
                                       % (timeout, len(left), len(targets), details), left)

@@ -44,6 +44,13 @@ def _deployment_available(deployment: Optional[JSON]) -> bool:
             and (status.get("availableReplicas") or 0) >= 1)
 
 
+def _status_current(deployment: JSON) -> bool:
+    """The status says what the spec asks for (scaled to zero, the operator is not running)."""
+    status = deployment.get("status") or {}
+    return (status.get("observedGeneration") == deployment["metadata"].get("generation")
+            and (status.get("availableReplicas") or 0) == deployment.get("spec", {}).get("replicas", 1))
+
+
 def _available_status(deployment: JSON) -> JSON:
     replicas = deployment.get("spec", {}).get("replicas", 1)
     now = _now()
@@ -119,7 +126,7 @@ class Operators:
             return None
         deployment = self.deployments.get(namespace, name)
         if deployment is not None and not deployment["metadata"].get("deletionTimestamp") \
-                and not _deployment_available(deployment):
+                and not _status_current(deployment):
             self.kube.merge_patch(object_path("apps/v1", "deployments", name, namespace) + "/status",
                                   _available_status(deployment))
             return None  # the watch brings the available Deployment back
