@@ -69,8 +69,8 @@ def parse_manifest(text, source):
         if not (doc.get("metadata") or {}).get("name"):
             missing.append("metadata.name")
         if missing:
-            raise ManifestError("%s document %d (%s) lacks %s" % (source, index, doc.get("kind") or "no kind",
-                                                                 ", ".join(missing)))
+            kind = doc.get("kind") or "no kind"
+            raise ManifestError("%s document %d (%s) lacks %s" % (source, index, kind, ", ".join(missing)))
     return documents
 
 
