@@ -1,0 +1,160 @@
+"""The site playbooks end to end on the lab: site.yml, edge_bootstrap.yml and teardown.yml, with the lab inventory.
+
+site.yml runs on the session's lab (MAAS simulator, Palette simulator and its cluster, the real apiserver);
+edge_bootstrap.yml runs on a bare lab of its own, so it really starts from nothing.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, BareLab
+from tests.lab.kube import object_path
+
+from .conftest import PlaybookRun
+
+VMO_GATES = ["LiveMigration", "Snapshot", "HotplugVolumes", "VMExport", "ExpandDisks", "HotplugNICs",
+             "VMLiveUpdateFeatures"]
+# What inventories/lab/group_vars/all.yml declares.
+SITE_GATES = VMO_GATES + ["CPUManager"]
+SITE_NAMESPACE = "virtual-machines"
+SITE_VMS = ("web-1", "db-1")
+SITE_MACHINES = ("vmo-lab-1", "vmo-lab-2", "vmo-lab-3")
+SITE_USERS = {"alice": "spectro-vm-admin", "bob": "spectro-vm-power-user", "carol": "spectro-vm-user",
+              "dave": "spectro-vm-viewer"}
+
+
+def run_playbook(playbook: str, lab_env: dict, *args: str) -> PlaybookRun:
+    """ansible-playbook with the lab inventory and the environment `python -m tests.lab env` prints, as `make demo`."""
+    env = dict(os.environ, **lab_env, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"), ANSIBLE_FORCE_COLOR="0")
+    binary = Path(sys.executable).parent / "ansible-playbook"
+    proc = subprocess.run([str(binary), "-i", "inventories/lab/hosts.yml", playbook, *args], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)
+    return PlaybookRun(proc)
+
+
+def kubevirt_cr(kube) -> dict:
+    return kube.get(object_path("kubevirt.io/v1", "kubevirts", "kubevirt", "kubevirt"))
+
+
+def managed_bindings(kube, namespace: str) -> list:
+    bindings = kube.get(object_path("rbac.authorization.k8s.io/v1", "rolebindings", namespace=namespace)
+                        + "?labelSelector=app.kubernetes.io/managed-by%3Dpalette.vmo")
+    return bindings["items"]
+
+
+def vm_names(kube, namespace: str) -> list:
+    return sorted(vm["metadata"]["name"]
+                  for vm in kube.get(object_path("kubevirt.io/v1", "virtualmachines", namespace=namespace))["items"])
+
+
+def maas_hostnames(run_module, connection: dict) -> list:
+    found = run_module("palette.vmo.maas_machine_info", dict(connection, hostnames=list(SITE_MACHINES)))
+    return sorted((m["hostname"], m["status_name"]) for m in found["machines"])
+
+
+@pytest.fixture
+def lab_env(lab):
+    from tests.lab.cli import environment
+
+    return environment(lab)
+
+
+def test_site_from_nothing_then_unchanged_then_torn_down(lab, lab_env, admin, palette, maas, run_module):
+    maas.reset()
+    maas.durations(commissioning=0.5, deploying=0.5)
+    maas_connection = maas.connection()
+    try:
+        first = run_playbook("playbooks/site.yml", lab_env)
+        assert first.rc == 0, first
+        # The summary names every layer of the site.
+        for vm in SITE_VMS:
+            assert f'"{vm} Running 10.' in first.stdout, first
+        for machine in SITE_MACHINES:
+            assert f'"{machine}: Ready"' in first.stdout, first
+        assert "profile vmo-lab 1.0.0 (pack 4.10.7, vmo-manager layout); lab-cluster: " \
+               "virtual-machine-orchestrator Ready=True" in first.stdout, first
+        for user, role in SITE_USERS.items():
+            assert f'"{role} {SITE_NAMESPACE} {user}"' in first.stdout, first
+
+        # What the run left in the real apiserver and the simulators.
+        config = kubevirt_cr(admin)["spec"]["configuration"]["developerConfiguration"]
+        assert config["featureGates"] == SITE_GATES and config["useEmulation"] is True
+        assert vm_names(admin, SITE_NAMESPACE) == sorted(SITE_VMS)
+        assert sorted((b["roleRef"]["name"], b["subjects"][0]["name"])
+                      for b in managed_bindings(admin, SITE_NAMESPACE)) == sorted(
+            (role, user) for user, role in SITE_USERS.items())
+        assert maas_hostnames(run_module, maas_connection) == [(m, "Ready") for m in SITE_MACHINES]
+
+        mark = palette.mark()
+        second = run_playbook("playbooks/site.yml", lab_env)
+        assert second.rc == 0, second
+        assert second.recap["localhost"]["changed"] == 0, second
+        assert palette.writes_since(mark) == []
+
+        teardown = run_playbook("playbooks/teardown.yml", lab_env)
+        assert teardown.rc == 0, teardown
+        assert vm_names(admin, SITE_NAMESPACE) == []
+        assert managed_bindings(admin, SITE_NAMESPACE) == []
+        profiles = palette.api("GET", "/v1/dashboard/clusterprofiles/metadata").json()["items"]
+        assert [p for p in profiles if p["metadata"]["name"] == "vmo-lab"] == []
+        cluster = palette.api("GET", f"/v1/spectroclusters/{palette.info()['cluster_uid']}").json()
+        assert [p for p in cluster["status"].get("packs", []) if p["name"] == "virtual-machine-orchestrator"] == []
+        assert maas_hostnames(run_module, maas_connection) == []
+
+        again = run_playbook("playbooks/teardown.yml", lab_env)
+        assert again.rc == 0 and again.recap["localhost"]["changed"] == 0, again
+    finally:
+        palette.restore_baseline()
+
+
+@pytest.fixture(scope="module")
+def edge_site(lab):
+    """A bare lab of this module's own (Nodes, MAAS, no KubeVirt): the edge site before its bootstrap."""
+    from tests.lab import paths
+
+    bare = BareLab(paths.state_dir().with_name(paths.state_dir().name + "-edge-site"))
+    bare.start()
+    yield bare
+    bare.command("down")
+
+
+def test_edge_bootstrap_from_nothing_then_unchanged_then_torn_down(edge_site, run_module):
+    kube = edge_site.admin()
+    env = dict(edge_site.env)
+    maas_connection = {"maas_url": env["MAAS_URL"], "maas_api_key": env["MAAS_API_KEY"],
+                       "maas_ca_cert": env["MAAS_CA_CERT"]}
+
+    first = run_playbook("playbooks/edge_bootstrap.yml", env)
+    assert first.rc == 0, first
+    kv = kubevirt_cr(kube)
+    assert kv["status"]["phase"] == "Deployed"
+    config = kv["spec"]["configuration"]["developerConfiguration"]
+    assert config["featureGates"] == SITE_GATES and config["useEmulation"] is True
+    assert kube.get(object_path("cdi.kubevirt.io/v1beta1", "cdis", "cdi"))["status"]["phase"] == "Deployed"
+    for role in SITE_USERS.values():
+        kube.get(object_path("rbac.authorization.k8s.io/v1", "clusterroles", role))
+    assert len(managed_bindings(kube, SITE_NAMESPACE)) == len(SITE_USERS)
+    for vm in SITE_VMS:
+        status = kube.get(object_path("kubevirt.io/v1", "virtualmachines", vm, SITE_NAMESPACE))["status"]
+        assert status["printableStatus"] == "Running"
+        assert f'"{vm} Running 10.' in first.stdout, first
+    # Edge servers are deployed, not only commissioned.
+    assert maas_hostnames(run_module, maas_connection) == [(m, "Deployed") for m in SITE_MACHINES]
+
+    second = run_playbook("playbooks/edge_bootstrap.yml", env)
+    assert second.rc == 0, second
+    assert second.recap["localhost"]["changed"] == 0, second
+
+    teardown = run_playbook("playbooks/teardown.yml", env, "-e", "vmo_pack_mode=edge")
+    assert teardown.rc == 0, teardown
+    crds = kube.get(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions"))["items"]
+    assert [c["metadata"]["name"] for c in crds
+            if c["spec"]["group"] in ("kubevirt.io", "cdi.kubevirt.io")] == []
+    roles = kube.get(object_path("rbac.authorization.k8s.io/v1", "clusterroles"))["items"]
+    assert [r["metadata"]["name"] for r in roles if r["metadata"]["name"].startswith("spectro-vm-")] == []
+    assert maas_hostnames(run_module, maas_connection) == []
