@@ -76,8 +76,8 @@ def test_site_from_nothing_then_unchanged_then_torn_down(lab, lab_env, admin, pa
             assert f'"{vm} Running 10.' in first.stdout, first
         for machine in SITE_MACHINES:
             assert f'"{machine}: Ready"' in first.stdout, first
-        assert "profile vmo-lab 1.0.0 (pack 4.10.7, vmo-manager layout); lab-cluster: " \
-               "virtual-machine-orchestrator Ready=True" in first.stdout, first
+        assert "profile vmo-lab 1.0.0 (pack 4.10.7, vmo-manager layout); lab-cluster " \
+               "virtual-machine-orchestrator Ready True" in first.stdout, first
         for user, role in SITE_USERS.items():
             assert f'"{role} {SITE_NAMESPACE} {user}"' in first.stdout, first
 
