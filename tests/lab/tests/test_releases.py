@@ -57,7 +57,7 @@ def test_the_normal_lab_installed_the_operators_from_those_manifests(admin):
     assert admin.get(KUBEVIRT_CR)["status"]["phase"] == "Deployed"
 
 
-def test_a_bare_lab_has_nodes_and_nothing_of_kubevirt(bare_lab):
+def _assert_bare(bare_lab):
     kube = bare_lab.admin()
     assert len(kube.get(object_path("v1", "nodes"))["items"]) == len(bootstrap.NODES)
     assert kube.get_or_none(KUBEVIRTS_CRD) is None
@@ -69,11 +69,12 @@ def test_a_bare_lab_has_nodes_and_nothing_of_kubevirt(bare_lab):
     assert bare_lab.env["LAB_RELEASE_URL"].startswith("http://127.0.0.1:")
 
 
-def test_the_stand_in_operator_acts_only_once_its_deployment_exists(tmp_path, lab):
+def test_a_bare_lab_has_nothing_of_kubevirt_and_its_operator_acts_only_once_its_deployment_exists(tmp_path, lab):
     """A KubeVirt CR without virt-operator stays as it is; the operator manifest brings it to Deployed."""
     own = BareLab(tmp_path / "lab")
     own.start()
     try:
+        _assert_bare(own)
         kube = own.admin()
         docs = releases.documents(releases.kubevirt_operator_yaml())
         first = [d for d in docs if d["kind"] in ("Namespace", "CustomResourceDefinition")]
