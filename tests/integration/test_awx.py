@@ -148,7 +148,7 @@ def test_ansible_builder_creates_the_execution_environment_context(tmp_path):
                 if "==" in line and not line.startswith("#"))
     assert definition["dependencies"]["ansible_core"]["package_pip"] == "ansible-core==" + pins["ansible-core"]
     assert definition["dependencies"]["ansible_runner"]["package_pip"] == "ansible-runner==" + pins["ansible-runner"]
-    bundled = yaml.safe_load((REPO_ROOT / "requirements.yml").read_text())["collections"]
+    bundled = yaml.safe_load((REPO_ROOT / "awx" / "ee-requirements.yml").read_text())["collections"]
     assert {"name": "collections/palette-vmo-%s.tar.gz" % galaxy["version"], "type": "file"} in bundled
 
     build = subprocess.run([str(Path(sys.executable).parent / "ansible-galaxy"), "collection", "build", "--force",
