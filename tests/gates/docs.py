@@ -152,8 +152,8 @@ def return_rows(returns, plugin, prefix=""):
         facts = ["returned: " + spec["returned"]] if spec.get("returned") else []
         if "sample" in spec:
             facts.append("sample: " + value(spec["sample"]))
-        rows.append("| `%s%s` | %s | %s | %s |" % (prefix, name, kind, cell("<br>".join(facts)),
-                                                  cell(markup(spec.get("description"), plugin, sep="<br>"))))
+        description = markup(spec.get("description"), plugin, sep="<br>")
+        rows.append("| `%s%s` | %s | %s | %s |" % (prefix, name, kind, cell("<br>".join(facts)), cell(description)))
         rows.extend(return_rows(spec.get("contains") or {}, plugin, prefix + name + "."))
     return rows
 

@@ -121,7 +121,7 @@ def lab_credentials(lab, maas, palette, directory):
 
 @pytest.mark.parametrize("job_template", JOB_TEMPLATES, ids=lambda job: job.playbook)
 def test_job_template_runs_through_ansible_runner_and_reruns_unchanged(job_template, lab, maas, palette, admin,
-                                                                        tmp_path):
+                                                                       tmp_path):
     job = job_template(admin)
     envvars = lab_credentials(lab, maas, palette, tmp_path / "credentials")
     try:
