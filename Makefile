@@ -29,7 +29,7 @@ collections:
 	@mkdir -p build/collections/ansible_collections/palette build/ansible-tmp
 	@ln -sfn ../../../.. build/collections/ansible_collections/palette/vmo
 
-lab-up: venv
+lab-up: venv collections
 	$(PY) -m tests.lab up
 
 lab-down:
@@ -38,8 +38,9 @@ lab-down:
 lab-env:
 	@$(PY) -m tests.lab env
 
+# The whole site on the lab, with the connections `python -m tests.lab env` prints (MAAS, Palette, kubeconfig).
 demo: venv collections lab-up
-	$(VENV)/bin/ansible-playbook playbooks/lab_demo.yml
+	@eval "$$($(PY) -m tests.lab env)" && $(VENV)/bin/ansible-playbook -i inventories/lab/hosts.yml playbooks/site.yml
 	@echo "The lab keeps running. Its kubeconfig: $(CURDIR)/.lab/kubeconfig"
 	@echo "Use it from a shell with: eval \"\$$($(PY) -m tests.lab env)\"; stop it with: make lab-down"
 
