@@ -141,7 +141,7 @@ def _subject_objects(raw):
     for kind in SUBJECT_KINDS:
         for value in raw.get(kind) or []:
             if kind == "service_accounts":
-                namespace, _, name = value.partition("/")
+                namespace, _slash, name = value.partition("/")
                 subject = {"kind": "ServiceAccount", "name": name, "namespace": namespace}
             else:
                 subject = {"kind": "User" if kind == "users" else "Group", "apiGroup": RBAC_GROUP, "name": value}

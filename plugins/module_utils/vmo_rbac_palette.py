@@ -18,6 +18,7 @@ from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_bindings import CLUSTER_ROLE_BINDING, ROLE_BINDING
 
+
 def rbacs_path(cluster_uid):
     return "/v1/spectroclusters/%s/config/rbacs" % quote(cluster_uid, safe="")
 

@@ -131,7 +131,7 @@ def read_live_bindings(client):
     """Every RoleBinding and ClusterRoleBinding by (kind, namespace, name): ours, and the names ours must avoid."""
     live = {}
     for kind in (ROLE_BINDING, CLUSTER_ROLE_BINDING):
-        items, _ = client.list_all(object_path(RBAC_API, PLURALS[kind]))
+        items = client.list_all(object_path(RBAC_API, PLURALS[kind]))[0]
         for item in items:
             item = dict(item, kind=kind, apiVersion=RBAC_API)  # list items carry neither
             live[object_key(item)] = item

@@ -67,8 +67,9 @@ description:
     VMs, instances, disks, snapshots and templates, and no console. All four read pods, events, namespaces, nodes,
     storage classes and networks."
 author:
-  - palette.vmo contributors
+  - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - palette.vmo.attributes
   - palette.vmo.kube_auth
   - palette.vmo.palette_auth
 attributes:

@@ -38,8 +38,8 @@ def test_role_label_value_is_a_valid_label():
 def test_palette_merge_keeps_others_replaces_declared_and_exclusive_drops_the_rest():
     live = {"items": [
         {"spec": {"isSystem": True, "bindings": [{"type": "ClusterRoleBinding",
-                                                 "role": {"kind": "ClusterRole", "name": "cluster-admin"},
-                                                 "subjects": [{"type": "User", "name": "root"}]}]}},
+                                                  "role": {"kind": "ClusterRole", "name": "cluster-admin"},
+                                                  "subjects": [{"type": "User", "name": "root"}]}]}},
         {"spec": {"bindings": [
             {"type": "RoleBinding", "namespace": "vms", "role": {"kind": "ClusterRole", "name": "spectro-vm-user"},
              "subjects": [{"type": "User", "name": "carol"}]},
