@@ -215,7 +215,7 @@ class BareLab:
         started = self.command("up", "--bare")
         assert started.returncode == 0, started.stdout + started.stderr
         for line in self.command("env").stdout.splitlines():
-            key, _, value = line.removeprefix("export ").partition("=")
+            key, _equals, value = line.removeprefix("export ").partition("=")
             self.env[key] = shlex.split(value)[0] if value else ""
 
     @property

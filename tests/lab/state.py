@@ -89,7 +89,10 @@ class LabState:
 
 def new_maas_api_key() -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-    part = lambda n: "".join(secrets.choice(alphabet) for _ in range(n))  # noqa: E731
+
+    def part(length: int) -> str:
+        return "".join(secrets.choice(alphabet) for _index in range(length))
+
     return f"{part(18)}:{part(18)}:{part(32)}"
 
 

@@ -142,7 +142,7 @@ class PaletteApi:
                         return handler(request, **match.groupdict())
                 except ApiError as err:
                     return err.status, err.body()
-        if any(pattern.match(request.path) for _, pattern, _ in self.routes):
+        if any(pattern.match(request.path) for _method, pattern, _handler in self.routes):
             return 405, {"code": "MethodNotAllowed", "message": f"{request.method} is not allowed on {request.path}"}
         return 404, {"code": "ResourceNotFound", "message": f"no such API path: {request.path}"}
 
@@ -408,7 +408,7 @@ def string_matches(condition: dict, value: str) -> bool:
     fold = (lambda s: s.lower()) if condition.get("ignoreCase") else (lambda s: s)
     value = fold(value)
     checks = {"eq": lambda w: value == w, "ne": lambda w: value != w,
-              "contains": lambda w: w in value, "beginsWith": lambda w: value.startswith(w)}
+              "contains": lambda w: w in value, "beginsWith": value.startswith}
     return all(checks[op](fold(str(wanted))) for op, wanted in condition.items() if op in checks and wanted)
 
 

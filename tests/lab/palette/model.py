@@ -449,7 +449,7 @@ class PaletteModel:
             raise ApiError(400, "InvalidRequest", "profiles must be a list")
         plans = [self._attachment_plan(cluster, entry, index, project_uid) for index, entry in enumerate(entries)]
         if replace_all:
-            kept = {profile.uid for profile, _, _ in plans}
+            kept = {plan[0].uid for plan in plans}
             if self.infra_profile_uid not in kept:
                 raise ApiError(400, "InvalidRequest", f"PUT replaces every profile of cluster {cluster.name!r}: "
                                f"its infra profile {INFRA_PROFILE!r} ({self.infra_profile_uid}) must be listed")

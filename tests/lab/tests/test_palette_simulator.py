@@ -90,8 +90,11 @@ def test_project_uid_scopes_profiles_and_the_cluster(sim):
     inherited = sim.api("GET", f"/v1/clusterprofiles/{in_tenant}", project="lab")
     assert inherited.status_code == 200 and inherited.json()["metadata"]["annotations"]["scope"] == "tenant"
     assert sim.api("DELETE", f"/v1/clusterprofiles/{in_tenant}", project="lab").status_code == 403
-    names = lambda project: {i["metadata"]["name"] for i in  # noqa: E731
-                             sim.api("GET", "/v1/dashboard/clusterprofiles/metadata", project=project).json()["items"]}
+
+    def names(project):
+        listed = sim.api("GET", "/v1/dashboard/clusterprofiles/metadata", project=project).json()["items"]
+        return {i["metadata"]["name"] for i in listed}
+
     assert {"scoped", "tenant-wide"} <= names("lab") and "scoped" not in names("") and "scoped" not in names("empty")
     cluster = sim.info()["cluster_uid"]
     assert sim.api("GET", f"/v1/spectroclusters/{cluster}", project="lab").json()["metadata"]["name"] == "lab-cluster"
@@ -200,7 +203,7 @@ def test_lists_page_at_50_with_continue(sim):
 
 
 def test_beyond_the_rate_limit_is_429_with_retry_after(sim):
-    def call(_):
+    def call(_index):
         return sim.api("GET", "/v1/registries/metadata", project="")
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(call, range(120)))

@@ -21,12 +21,12 @@ class Clock:
 def test_rate_buckets_hold_rate_times_burst_refill_and_count_per_parent_resource():
     clock = Clock()
     limiter = api.RateLimiter(clock)
-    assert [limiter.admit("/v1/packs/abc") for _ in range(50)] == [None] * 50
+    assert [limiter.admit("/v1/packs/abc") for _index in range(50)] == [None] * 50
     assert limiter.admit("/v1/packs") == 1  # the same parent resource: the bucket is empty
     assert limiter.admit("/v1/dashboard/projects/metadata") is None  # another bucket
     clock.now += 0.35  # 10 a second: three tokens back
-    assert [limiter.admit("/v1/packs") for _ in range(4)] == [None, None, None, 1]
-    assert all(limiter.admit("/v1/clusterprofiles/x") is None for _ in range(250))
+    assert [limiter.admit("/v1/packs") for _index in range(4)] == [None, None, None, 1]
+    assert all(limiter.admit("/v1/clusterprofiles/x") is None for _index in range(250))
     assert limiter.admit("/v1/clusterprofiles/macros") == 1
     assert api.parent_resource("/v1/spectroclusters/u/assets/kubeconfig") == ("/v1/spectroclusters/u/assets", 10, 5)
 
