@@ -33,7 +33,7 @@ def run_playbook(playbook: str, lab_env: dict, *args: str) -> PlaybookRun:
                ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"), ANSIBLE_FORCE_COLOR="0")
     binary = Path(sys.executable).parent / "ansible-playbook"
     proc = subprocess.run([str(binary), "-i", "inventories/lab/hosts.yml", playbook, *args], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=900)
+                          env=env, check=False, capture_output=True, text=True, timeout=900)
     return PlaybookRun(proc)
 
 

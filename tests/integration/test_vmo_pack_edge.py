@@ -147,7 +147,7 @@ def test_a_vm_declared_with_kubevirt_vm_runs_on_the_edge_cluster(edge_installed,
     ("{no_name}", "document 1 (Deployment) lacks metadata.name"),
 ])
 def test_bad_manifests_fail_clearly_with_nothing_written(edge_installed, bare_lab, run_module, tmp_path,
-                                                      kubevirt_manifest, expected):
+                                                         kubevirt_manifest, expected):
     not_yaml = tmp_path / "not-yaml.yaml"
     not_yaml.write_text("kind: [unclosed\n")
     no_name = tmp_path / "no-name.yaml"

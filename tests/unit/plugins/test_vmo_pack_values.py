@@ -40,15 +40,15 @@ def test_layout_comes_from_the_defaults_not_the_tag():
 
 
 def test_extra_gates_are_appended_once_in_order():
-    values, _ = desired_values(defaults(), {}, {"feature_gates_extra": ["GPU", "Snapshot", "GPU", "Sidecar"]})
+    values = desired_values(defaults(), {}, {"feature_gates_extra": ["GPU", "Snapshot", "GPU", "Sidecar"]})[0]
     assert feature_gates(values) == VMO_GATES + ["GPU", "Sidecar"]
 
 
 def test_overrides_then_conveniences():
     overrides = {"charts": {"virtual-machine-orchestrator": {"kubevirt": {"kubevirtResource": {
         "additionalFeatureGates": ["LiveMigration"]}}}}}
-    values, _ = desired_values(defaults(), overrides, {"feature_gates_extra": ["GPU"], "use_emulation": True,
-                                                       "cdi_feature_gates_extra": ["HonorWaitForFirstConsumer"]})
+    values = desired_values(defaults(), overrides, {"feature_gates_extra": ["GPU"], "use_emulation": True,
+                                                    "cdi_feature_gates_extra": ["HonorWaitForFirstConsumer"]})[0]
     resource = chart(values)["kubevirt"]["kubevirtResource"]
     assert resource == {"useEmulation": True, "additionalFeatureGates": ["LiveMigration", "GPU"]}
     assert chart(values)["cdi"]["cdiResource"]["additionalFeatureGates"] == ["HonorWaitForFirstConsumer"]

@@ -39,7 +39,7 @@ def test_missing_and_extra_packs_count_as_changes():
 
 
 def test_manifests_compared_by_name_and_parsed_content():
-    layers, _ = manifest_layers([{"name": "vmo-templates", "content": TEMPLATE}])
+    layers = manifest_layers([{"name": "vmo-templates", "content": TEMPLATE}])[0]
     ref = {"name": "vmo-templates", "tag": "1.0.0", "type": "manifest",
            "values": dump_yaml(layers[0]["values"]), "manifests": [{"name": "vmo-templates", "uid": "m1"}]}
     reformatted = "apiVersion: spectrocloud.com/v1\nkind: VmTemplate\nmetadata: {name: ubuntu}\nspec: {running: false}\n"
@@ -51,7 +51,7 @@ def test_manifests_compared_by_name_and_parsed_content():
 
 
 def test_update_bodies_keep_manifest_uids_matched_by_name():
-    layers, _ = manifest_layers([{"name": "vmo-templates", "content": TEMPLATE}])
+    layers = manifest_layers([{"name": "vmo-templates", "content": TEMPLATE}])[0]
     ref = {"name": "vmo-templates", "type": "manifest", "manifests": [{"name": "vmo-templates", "uid": "m1"}]}
     entities = pack_entities(layers, [published_pack(ref, {"vmo-templates": TEMPLATE})])
     assert entities[0]["uid"] == MANIFEST_PACK_UID
@@ -98,7 +98,7 @@ def test_versions():
 
 def test_labels_from_tags_and_labels():
     assert profile_labels(["env:lab", "vmo"], {"team": "infra"}) == {"env": "lab", "vmo": "spectro__tag",
-                                                                   "team": "infra"}
+                                                                     "team": "infra"}
 
 
 def test_diff_text_shows_values_as_yaml():
