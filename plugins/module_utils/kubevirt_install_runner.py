@@ -24,6 +24,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
 from ansible_collections.palette.vmo.plugins.module_utils.kube_manifest import (
     ManifestError, ResourceResolver, is_url, label, parse_manifest, read_manifest)
 from ansible_collections.palette.vmo.plugins.module_utils.kube_wait import WaitTarget, WaitTimeout, wait_for
+from ansible_collections.palette.vmo.plugins.module_utils.vmo_pack_values import deep_merge
 
 KUBEVIRT_API = "kubevirt.io/v1"
 CDI_API = "cdi.kubevirt.io/v1beta1"
@@ -44,17 +45,6 @@ def _unique(items):
             seen.add(item)
             out.append(item)
     return out
-
-
-def _merge(base, extra):
-    """Deep merge of dicts; extra wins, lists are replaced."""
-    merged = copy.deepcopy(base)
-    for key, value in (extra or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def load_operator_manifests(params):
@@ -84,14 +74,14 @@ def kubevirt_cr(params, namespace):
     # Both strategies are non-pointer structs in KubeVirt's API, so its own CRs always carry them.
     spec = {"certificateRotateStrategy": {}, "workloadUpdateStrategy": {},
             "configuration": {"developerConfiguration": developer}}
-    spec = _merge(spec, params.get("kubevirt_spec"))
+    spec = deep_merge(spec, params.get("kubevirt_spec") or {})
     spec["configuration"]["developerConfiguration"].update(developer)  # the options win over kubevirt_spec
     return {"apiVersion": KUBEVIRT_API, "kind": "KubeVirt",
             "metadata": {"name": params["kubevirt_name"], "namespace": namespace}, "spec": spec}
 
 
 def cdi_cr(params):
-    spec = _merge({"config": {}}, params.get("cdi_spec"))
+    spec = deep_merge({"config": {}}, params.get("cdi_spec") or {})
     if params["cdi_feature_gates"]:
         spec["config"]["featureGates"] = _unique(params["cdi_feature_gates"])
     return {"apiVersion": CDI_API, "kind": "CDI", "metadata": {"name": params["cdi_name"]}, "spec": spec}

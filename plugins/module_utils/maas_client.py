@@ -14,16 +14,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import ssl
 import time
 import uuid
 
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import Request
 
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError, call_with_retries
+from ansible_collections.palette.vmo.plugins.module_utils.http_transport import Endpoint, exchange
+from ansible_collections.palette.vmo.plugins.module_utils.retry import call_with_retries
 
 MAAS_ARG_SPEC = dict(
     maas_url=dict(type="str", aliases=["url"], fallback=(env_fallback, ["MAAS_URL"])),
@@ -79,6 +78,8 @@ class MaasClient(object):
         self.timeout = params.get("maas_timeout") or 30
         self.request = Request(validate_certs=params.get("validate_certs", True), ca_path=params.get("maas_ca_cert"),
                                timeout=self.timeout, follow_redirects="safe")
+        self.endpoint = Endpoint("MAAS", self.base, "maas_ca_cert", MaasConfigError,
+                                 retryable=lambda status: status in RETRYABLE_STATUS)
 
     def call(self, method, path, op=None, query=None, data=None):
         """One API call; `path` is relative to /api/2.0 (e.g. `/machines/`). Returns decoded JSON or text."""
@@ -88,27 +89,16 @@ class MaasClient(object):
         url = self.base + path + ("?" + urlencode(_flatten(pairs)) if pairs else "")
         body = urlencode(_flatten(list((data or {}).items()))).encode() if data is not None else None
 
+        def refused(status, content, content_type):
+            return MaasError(status, _decode(content, content_type), method, path + ("?op=" + op if op else ""))
+
         def attempt():
             headers = {"Authorization": oauth_header(self.api_key), "Accept": "application/json"}
             if body is not None:
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
-            try:
-                resp = self.request.open(method, url, data=body, headers=headers)
-                return _decode(resp.read(), resp.headers.get("Content-Type", ""))
-            except HTTPError as err:
-                payload = _decode(err.read(), err.headers.get("Content-Type", "") if err.headers else "")
-                failure = MaasError(err.code, payload, method, path + ("?op=" + op if op else ""))
-                if err.code in RETRYABLE_STATUS:
-                    retry_after = err.headers.get("Retry-After") if err.headers else None
-                    raise TransientError(str(failure), retry_after=_seconds(retry_after), cause=failure)
-                raise failure
-            except (URLError, ssl.SSLError, ConnectionError, OSError) as err:
-                reason = getattr(err, "reason", err)
-                if isinstance(reason, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
-                    raise MaasConfigError("TLS verification of %s failed: %s (set maas_ca_cert to the CA that signed "
-                                          "the MAAS certificate)" % (self.base, reason))
-                raise TransientError(str(reason), cause=MaasConfigError(
-                    "cannot reach MAAS at %s: %s" % (self.base, reason)))
+            content, content_type = exchange(self.endpoint, self.request, method, url, refused, data=body,
+                                             headers=headers)
+            return _decode(content, content_type)
 
         # A busy region answers 503 for a while; ten tries with backoff ride out a burst of several seconds.
         return call_with_retries(attempt, attempts=10)
@@ -145,10 +135,3 @@ def _decode(data, content_type):
         except ValueError:
             pass
     return text
-
-
-def _seconds(value):
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

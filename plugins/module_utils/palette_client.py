@@ -16,14 +16,13 @@ __metaclass__ = type
 
 import json
 import re
-import ssl
 
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import Request
 
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError, call_with_retries
+from ansible_collections.palette.vmo.plugins.module_utils.http_transport import Endpoint, exchange
+from ansible_collections.palette.vmo.plugins.module_utils.retry import call_with_retries
 
 PALETTE_ARG_SPEC = dict(
     palette_host=dict(type="str", fallback=(env_fallback, ["PALETTE_HOST"])),
@@ -84,6 +83,8 @@ class PaletteClient(object):
         self.request = Request(validate_certs=params.get("validate_certs", True),
                                ca_path=params.get("palette_ca_cert"),
                                timeout=params.get("palette_timeout") or 30, follow_redirects="safe")
+        self.endpoint = Endpoint("Palette", self.base, "palette_ca_cert", PaletteConfigError,
+                                 retryable=lambda status: status == 429 or status >= 500)
         self.project_name = params.get("palette_project") or None
         self.project_uid = None  # tenant scope until the project is known
         self.project_uid = self.resolve_project(self.project_name) if self.project_name else None
@@ -103,23 +104,13 @@ class PaletteClient(object):
         if self.project_uid and scope != TENANT:
             headers["ProjectUid"] = self.project_uid
 
+        def refused(status, content, _content_type):
+            return PaletteError(status, _decode(content), method, path)
+
         def attempt():
-            try:
-                resp = self.request.open(method, url, data=data, headers=headers)
-                return _decode(resp.read())
-            except HTTPError as err:
-                failure = PaletteError(err.code, _decode(err.read()), method, path)
-                if err.code == 429 or err.code >= 500:
-                    retry_after = err.headers.get("Retry-After") if err.headers else None
-                    raise TransientError(str(failure), retry_after=_seconds(retry_after), cause=failure)
-                raise failure
-            except (URLError, ssl.SSLError, ConnectionError, OSError) as err:
-                reason = getattr(err, "reason", err)
-                if isinstance(reason, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
-                    raise PaletteConfigError("TLS verification of %s failed: %s (set palette_ca_cert to the CA that "
-                                             "signed the Palette certificate)" % (self.base, reason))
-                raise TransientError(str(reason), cause=PaletteConfigError(
-                    "cannot reach Palette at %s: %s" % (self.base, reason)))
+            content, _content_type = exchange(self.endpoint, self.request, method, url, refused, data=data,
+                                              headers=headers)
+            return _decode(content)
 
         # Palette allows about 10 requests/s with a burst of 5 per source; ten tries honouring Retry-After
         # ride out a rate-limit storm or a restarting API server.
@@ -238,10 +229,3 @@ def _decode(data):
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _seconds(value):
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
