@@ -149,7 +149,8 @@ class PaletteLab:
         return answer.json()
 
     def faults(self, **faults) -> dict:
-        """http_429, retry_after, http_5xx, status_5xx, drop_connections, slow_seconds, rate_limit, deploy_seconds."""
+        """http_429, retry_after, http_5xx, status_5xx, drop_connections, lose_write_answers, slow_seconds, rate_limit,
+        deploy_seconds."""
         return self._lab("PUT", "faults", faults)
 
     def reset(self) -> None:

@@ -165,10 +165,11 @@ def choose_target(params, versions):
     if params.get("version"):
         version = params["version"]
         return version, versions.get(version), (None if version in versions else latest)
-    if params["update_mode"] == "new_version" and versions:
+    if versions:
+        # The newest version is the one in use: in_place changes it, new_version clones it when it differs.
         version = latest_version(versions)
         return version, versions[version], None
-    return "1.0.0", versions.get("1.0.0"), (latest if "1.0.0" not in versions else None)
+    return "1.0.0", None, None
 
 
 class Plan(object):
@@ -206,6 +207,22 @@ def plan_profile(client, params, scope, desired):
 
 # -- writes ---------------------------------------------------------------------------------------------
 
+def create_or_adopt(client, name, version, scope, post):
+    """(uid, adopted) of the profile version `post` makes.
+
+    The plan found no such version, so Palette's 409 "already exists" means an earlier attempt of this very
+    call took effect and its answer was lost (a dropped connection, retried): that version is adopted, so a
+    lost answer neither fails the task nor leaves a second version behind.
+    """
+    try:
+        return post()["uid"], False
+    except PaletteError as err:
+        uid = profile_versions(client, name, scope).get(version) if err.status == 409 else None
+        if uid is None:
+            raise
+        return uid, True
+
+
 def write_profile(client, params, scope, plan, desired):
     labels = profile_labels(params.get("tags"), params.get("labels"))
     annotations = {"description": params["description"]} if params.get("description") is not None else {}
@@ -213,16 +230,21 @@ def write_profile(client, params, scope, plan, desired):
         body = {"metadata": {"name": params["name"], "annotations": annotations, "labels": labels},
                 "spec": {"version": plan.version, "template": {"cloudType": "all", "type": "add-on",
                                                                "packs": pack_entities(desired, [])}}}
-        plan.uid = client.post("/v1/clusterprofiles", body, query={"publish": "true"}, scope=scope)["uid"]
-        return
+        plan.uid, adopted = create_or_adopt(
+            client, params["name"], plan.version, scope,
+            lambda: client.post("/v1/clusterprofiles", body, query={"publish": "true"}, scope=scope))
+        if not adopted:
+            return
+        plan.profile, plan.current = read_profile(client, plan.uid, scope)
+        plan.actions.append("update")  # the adopted version gets the desired packs below
     if plan.uid is None:
         target = {"scope": "tenant" if scope == TENANT else "project"}
         if scope != TENANT:
             target["projectUid"] = client.project_uid
-        answer = client.post("/v1/clusterprofiles/%s/clone" % quote(plan.clone_from),
-                             {"metadata": {"name": params["name"], "version": plan.version, "target": target}},
-                             scope=scope)
-        plan.uid = answer["uid"]
+        clone = {"metadata": {"name": params["name"], "version": plan.version, "target": target}}
+        plan.uid, _adopted = create_or_adopt(
+            client, params["name"], plan.version, scope,
+            lambda: client.post("/v1/clusterprofiles/%s/clone" % quote(plan.clone_from), clone, scope=scope))
         plan.profile, plan.current = read_profile(client, plan.uid, scope)
         plan.metadata = metadata_changes(plan.profile, params.get("description"), labels)
     path = "/v1/clusterprofiles/%s" % quote(plan.uid)
@@ -272,7 +294,8 @@ def run_present(module, client, scope, overrides, layers, result):
     clusters = resolve_clusters(client, params.get("clusters"))
     plan = plan_profile(client, params, scope, desired)
     writes_packs = bool(set(plan.actions) & {"create", "clone", "update"})
-    result.update(version=plan.version, uid=plan.uid, layout=layout, values=desired[0]["values"],
+    result.update(version=plan.version, uid=plan.uid, pack_tag=params["pack_tag"], layout=layout,
+                  values=desired[0]["values"],
                   feature_gates=feature_gates(desired[0]["values"]), actions=list(plan.actions),
                   changed_packs=plan.changed_packs if writes_packs else [])
     if writes_packs:
@@ -310,6 +333,20 @@ def plan_clusters(client, clusters, plan, name):
     return planned
 
 
+def refuse_versions_in_use(client, name, versions, detaching, scope):
+    """Fails before any delete when a version is attached to a cluster the task does not detach it from:
+    Palette would refuse that delete with a 409 after the other versions were already gone."""
+    in_use = []
+    for version, uid in sorted(versions.items()):
+        status = (client.get("/v1/clusterprofiles/%s" % quote(uid), scope=scope) or {}).get("status") or {}
+        others = sorted(set(status.get("inUseClusterUids") or []) - detaching)
+        if others:
+            in_use.append("%s %s is attached to cluster %s" % (name, version, ", ".join(others)))
+    if in_use:
+        raise TaskFailure("nothing was deleted: %s; add those clusters to clusters to detach it first"
+                          % "; ".join(in_use), errors=in_use)
+
+
 def run_absent(module, client, scope, result):
     params = module.params
     versions = profile_versions(client, params["name"], scope)
@@ -322,6 +359,7 @@ def run_absent(module, client, scope, result):
         doomed = sorted(set(attached) & set(versions.values()))
         if doomed:
             detaching.append((uid, cluster_name, doomed))
+    refuse_versions_in_use(client, params["name"], versions, set(clusters), scope)
     result.update(actions=["delete"] if versions else [], versions=sorted(versions, key=version_key),
                   clusters=[{"name": n, "uid": u, "action": "detach"} for u, n, _d in detaching],
                   changed=bool(versions) or bool(detaching))

@@ -43,7 +43,8 @@ options:
   version:
     description:
       - Profile version, C(MAJOR.MINOR.PATCH).
-      - With O(update_mode=in_place), the version to ensure (V(1.0.0) when omitted).
+      - With O(update_mode=in_place), the version to ensure; when omitted, the latest existing version (V(1.0.0) for a
+        new profile), so a profile once moved on by O(update_mode=new_version) is never changed back in an older one.
       - With O(update_mode=new_version), the version to create when the latest one differs; when omitted, the next
         patch version after the latest (V(1.0.0) for a new profile). An existing version that differs is an error in
         this mode, since published versions are then never changed.
@@ -232,6 +233,11 @@ changed_packs:
   returned: when state is present
   type: list
   elements: str
+pack_tag:
+  description: Tag of the VMO pack the profile holds.
+  returned: when state is present
+  type: str
+  sample: 4.10.7
 layout:
   description: Values layout of the pack, C(vm-dashboard) (pack up to 4.9) or C(vmo-manager) (pack 4.10 and later).
   returned: when state is present

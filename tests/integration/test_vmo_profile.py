@@ -246,3 +246,40 @@ def test_more_than_fifty_profiles_are_paged(run_module, palette, profile):
     finally:
         for uid in seeded:
             palette.api("DELETE", "/v1/clusterprofiles/%s" % uid)
+
+
+def test_a_lost_answer_to_the_create_neither_fails_nor_duplicates(run_module, palette, profile):
+    # The create takes effect but its answer is lost; the retry meets Palette's 409 and adopts the version.
+    palette.faults(lose_write_answers=1)
+    try:
+        result = run_module(MODULE, args(palette, profile, feature_gates_extra=["GPU"]))
+    finally:
+        palette.faults(lose_write_answers=0)
+    assert result.get("failed") is not True and result["changed"] is True, result
+    assert list(versions(palette, profile)) == ["1.0.0"]
+    assert gates(published(palette, result["uid"])[PACK]) == VMO_GATES + ["GPU"]
+    again = run_module(MODULE, args(palette, profile, feature_gates_extra=["GPU"]))
+    assert again["changed"] is False, again
+
+
+def test_a_lost_answer_to_the_clone_neither_fails_nor_duplicates(run_module, palette, profile):
+    run_module(MODULE, args(palette, profile, update_mode="new_version"))
+    palette.faults(lose_write_answers=1)
+    try:
+        result = run_module(MODULE, args(palette, profile, update_mode="new_version", feature_gates_extra=["GPU"]))
+    finally:
+        palette.faults(lose_write_answers=0)
+    assert result.get("failed") is not True and result["version"] == "1.0.1", result
+    assert sorted(versions(palette, profile)) == ["1.0.0", "1.0.1"]
+    assert gates(published(palette, result["uid"])[PACK]) == VMO_GATES + ["GPU"]
+
+
+def test_in_place_after_new_versions_changes_the_latest_version(run_module, palette, profile):
+    run_module(MODULE, args(palette, profile, update_mode="new_version"))
+    newer = run_module(MODULE, args(palette, profile, update_mode="new_version", feature_gates_extra=["GPU"]))
+    assert newer["version"] == "1.0.1"
+    in_place = run_module(MODULE, args(palette, profile, feature_gates_extra=["GPU", "Sidecar"]))
+    assert in_place["changed"] is True and in_place["version"] == "1.0.1" and in_place["uid"] == newer["uid"]
+    assert in_place["actions"] == ["update"], in_place
+    assert sorted(versions(palette, profile)) == ["1.0.0", "1.0.1"]
+    assert gates(published(palette, versions(palette, profile)["1.0.0"])[PACK]) == VMO_GATES

@@ -131,3 +131,14 @@ def test_absent_detaches_then_deletes(run_module, palette, attached):
     assert [r["method"] for r in palette.writes_since(mark)] == ["DELETE", "DELETE"]
     assert created["uid"] not in attached_uids(palette)
     assert palette.api("GET", "/v1/clusterprofiles/%s" % created["uid"]).status_code == 404
+
+
+def test_absent_refuses_a_version_attached_elsewhere_and_deletes_nothing(run_module, palette, attached):
+    assert run_module(MODULE, args(palette, attached))["changed"] is True
+    mark = palette.mark()
+    refused = run_module(MODULE, dict(palette.connection(), name=attached, state="absent"))
+    assert refused.get("failed") is True, refused
+    assert "nothing was deleted: %s 1.0.0 is attached to cluster %s" % (attached, palette.info()["cluster_uid"]) \
+        in refused["msg"], refused["msg"]
+    assert palette.writes_since(mark) == []
+    assert attached in attached_uids(palette).values()

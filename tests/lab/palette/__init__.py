@@ -54,7 +54,8 @@ Lab endpoints (no ApiKey, never logged, never called by the collection):
 
 - `GET /__lab__/health`, `GET /__lab__/info` (cluster, registry, project, pack and infra profile uids).
 - `PUT /__lab__/faults` with any of: `http_429` (next n requests get 429, with `retry_after` seconds),
-  `http_5xx` (next n get `status_5xx`, default 503), `drop_connections` (next n are cut), `slow_seconds`
+  `http_5xx` (next n get `status_5xx`, default 503), `drop_connections` (next n are cut),
+  `lose_write_answers` (next n writes take effect, then are cut before their answer), `slow_seconds`
   (every request waits first), `rate_limit` (false turns Palette's limits off), `deploy_seconds`.
 - `POST /__lab__/seed` `{count, prefix, project (name, "" for tenant), version}`: published add-on profiles.
 - `POST /__lab__/reset`: faults, limits, profiles, attachments and RBAC as in a fresh lab, then the

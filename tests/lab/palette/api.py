@@ -70,6 +70,7 @@ class Faults:
     http_5xx: int = 0  # the next n API requests fail with status_5xx
     status_5xx: int = 503
     drop_connections: int = 0  # the next n API requests are cut without an answer
+    lose_write_answers: int = 0  # the next n writes are carried out, then cut before their answer
     slow_seconds: float = 0.0  # every API request waits this long first
     rate_limit: bool = True  # Palette's per-resource limits
 
@@ -522,6 +523,19 @@ def make_handler(api: PaletteApi) -> type:
                 return 400, {"code": "InvalidRequest", "message": "the request body is not JSON"}, None
             request = Request(method, url.path, parse_qs(url.query, keep_blank_values=True), body, project)
             status, payload = api.handle(request)
+            if entry["mutating"] and status < 400 and self._lose_answer(entry):
+                self.close_connection = True
+                self.connection.close()
+                return 0, None, None
             return status, payload, None
+
+        def _lose_answer(self, entry: dict) -> bool:
+            """A write that took effect, whose answer a dropped connection loses (the client cannot tell)."""
+            with api.model.lock:
+                if api.faults.lose_write_answers <= 0:
+                    return False
+                api.faults.lose_write_answers -= 1
+            entry["fault"] = "lose_write_answers"
+            return True
 
     return Handler
