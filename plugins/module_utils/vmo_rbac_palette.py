@@ -17,6 +17,7 @@ __metaclass__ = type
 from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_bindings import CLUSTER_ROLE_BINDING, ROLE_BINDING
+from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import VMO_ROLE_NAMES
 
 
 def rbacs_path(cluster_uid):
@@ -57,9 +58,28 @@ def live_bindings(rbacs):
     return system, bindings
 
 
-def desired_bindings(current, declared, exclusive):
-    """The cluster's bindings after this task: the live ones (none when exclusive) with the declared merged in."""
-    merged = {} if exclusive else {key: set(subjects) for key, subjects in current.items()}
+def prunable(declared, exclusive_scope):
+    """Which live bindings O(exclusive) may remove in Palette mode, where bindings carry no labels.
+
+    Those to the four VMO roles or to a role the task binds (the collection's domain), and with the
+    `namespaces` scope only RoleBindings in the namespaces the task names; bindings others made to other
+    roles (cluster-admin from the Palette UI, say) are never touched.
+    """
+    roles = set(VMO_ROLE_NAMES) | set(b.role for b in declared)
+    namespaces = set(ns for b in declared if not b.cluster_wide for ns in b.namespaces)
+
+    def may_remove(key):
+        btype, namespace, _kind, role = key
+        if role not in roles:
+            return False
+        return exclusive_scope == "cluster" or (btype == ROLE_BINDING and namespace in namespaces)
+    return may_remove
+
+
+def desired_bindings(current, declared, may_remove=None):
+    """The cluster's bindings after this task: the live ones (less those `may_remove` prunes, when exclusive)
+    with the declared merged in."""
+    merged = {key: set(subjects) for key, subjects in current.items() if not (may_remove and may_remove(key))}
     declared_subjects = {}
     for binding in declared:
         for key in palette_keys(binding):
@@ -137,7 +157,8 @@ def run_palette(module, client, declared):
     cluster_uid = client.cluster_uid(params["palette_cluster"])
     path = rbacs_path(cluster_uid)
     system, before = live_bindings((client.get(path) or {}).get("items"))
-    after = desired_bindings(before, declared, params["exclusive"])
+    after = desired_bindings(before, declared,
+                             prunable(declared, params["exclusive_scope"]) if params["exclusive"] else None)
     changed = before != after
     result = {"changed": changed, "palette_cluster_uid": cluster_uid,
               "bindings": binding_results(declared, before, after)}

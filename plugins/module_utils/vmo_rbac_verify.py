@@ -31,11 +31,15 @@ def subject_name(subject):
 
 
 def review_identity(subject):
-    """The user and groups a SubjectAccessReview asks about for one RBAC subject."""
+    """The user and groups a SubjectAccessReview asks about for one RBAC subject.
+
+    Every authenticated request carries the group system:authenticated, so the review does too: access granted
+    to all authenticated people is access this subject has.
+    """
     if subject["kind"] == "User":
-        return {"user": subject["name"]}
+        return {"user": subject["name"], "groups": ["system:authenticated"]}
     if subject["kind"] == "Group":
-        return {"groups": [subject["name"]]}
+        return {"groups": [subject["name"], "system:authenticated"]}
     namespace = subject["namespace"]
     return {"user": "system:serviceaccount:%s:%s" % (namespace, subject["name"]),
             "groups": ["system:serviceaccounts", "system:serviceaccounts:%s" % namespace, "system:authenticated"]}

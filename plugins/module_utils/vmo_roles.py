@@ -116,8 +116,9 @@ def _power_user_rules():
         _rule("backup.kubevirt.io", ("virtualmachinebackups",), READ),
         _rule(VMTEMPLATES, ("vmtemplates",), READ),
         _rule("", CORE_VM_OBJECTS, MANAGE),
-        # Export tokens and cloud-init user data live in Secrets: readable, not manageable.
-        _rule("", ("secrets",), READ),
+        # A VM export's token lives in a Secret the power user must read by name (VMO's export docs), so `get`
+        # only: never list or watch, which would expose every Secret (service-account tokens too) of the namespace.
+        _rule("", ("secrets",), ("get",)),
         _rule("", CORE_READS, READ),
         _rule("k8s.cni.cncf.io", ("network-attachment-definitions",), READ),
         _rule("storage.k8s.io", ("storageclasses",), READ),
@@ -240,6 +241,7 @@ VMO_OPERATIONS = (
     (Operation("create a VmTemplate", "create", VMTEMPLATES, "vmtemplates", cluster_scoped=True), (ADMIN,)),
     (Operation("manage image imports", "create", CDI, "dataimportcrons"), (ADMIN,)),
     (Operation("manage Secrets", "create", "", "secrets"), (ADMIN,)),
+    (Operation("list Secrets", "list", "", "secrets"), (ADMIN,)),
     (Operation("list namespaces", "list", "", "namespaces", cluster_scoped=True), ALL_ROLES),
 )
 

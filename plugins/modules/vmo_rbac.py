@@ -58,14 +58,15 @@ description:
   - "create a VmTemplate: admin yes, power-user no, user no, viewer no"
   - "manage image imports: admin yes, power-user no, user no, viewer no"
   - "manage Secrets: admin yes, power-user no, user no, viewer no"
+  - "list Secrets: admin yes, power-user no, user no, viewer no"
   - "list namespaces: admin yes, power-user yes, user yes, viewer yes"
   - "Beyond the table: admin also manages instance types, preferences, pools, migration policies, image
     imports (C(dataimportcrons), C(datasources)), backups, Secrets, ConfigMaps, Services, PVCs and
     NetworkAttachmentDefinitions. power-user manages VMs, instances, pools, migrations, snapshots, restores, clones,
-    exports, DataVolumes, PVCs, Services and ConfigMaps, and reads templates, instance types, image imports and
-    Secrets. user changes existing VMs (power, console, volume hot-plug, snapshots) and reads the rest. viewer reads
-    VMs, instances, disks, snapshots and templates, and no console. All four read pods, events, namespaces, nodes,
-    storage classes and networks."
+    exports, DataVolumes, PVCs, Services and ConfigMaps, reads templates, instance types and image imports, and
+    gets a Secret by name (a VM export's token), never lists them. user changes existing VMs (power, console,
+    volume hot-plug, snapshots) and reads the rest. viewer reads VMs, instances, disks, snapshots and templates,
+    and no console. All four read pods, events, namespaces, nodes, storage classes and networks."
 author:
   - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -127,7 +128,9 @@ options:
   exclusive:
     description:
       - Remove the bindings the collection manages (by its labels) that the task does not declare.
-      - In Palette mode, the cluster's RBAC settings become exactly the declared bindings.
+      - In Palette mode, where bindings carry no labels, the bindings to the four VMO roles and to the roles the
+        task binds become exactly the declared ones (within O(exclusive_scope)); bindings to other roles, such as a
+        C(cluster-admin) binding made in the Palette UI, are never touched.
     type: bool
     default: false
   exclusive_scope:

@@ -59,12 +59,16 @@ def test_palette_mode_merges_and_exclusive_replaces(run_module, palette, palette
     # A binding someone else made in Palette's UI.
     theirs = {"type": "RoleBinding", "namespace": ns, "role": {"kind": "ClusterRole", "name": "spectro-vm-user"},
               "subjects": [{"type": "User", "name": "carol"}]}
-    assert palette.api("PUT", palette_rbac, json={"rbacs": [{"spec": {"bindings": [theirs]}}]}).status_code == 204
+    # Someone's binding to another role, made in the Palette UI: exclusive never touches it.
+    admins = {"type": "ClusterRoleBinding", "role": {"kind": "ClusterRole", "name": "cluster-admin"},
+              "subjects": [{"type": "Group", "name": "platform-admins"}]}
+    assert palette.api("PUT", palette_rbac, json={"rbacs": [{"spec": {"bindings": [theirs, admins]}}]}
+                       ).status_code == 204
     ours = [{"role": "spectro-vm-viewer", "subjects": {"users": ["dave"]}, "namespaces": [ns]}]
     merged = run_module(MODULE, args(palette, ours))
     assert merged["changed"] is True
     live = [b for e in palette.api("GET", palette_rbac).json()["items"] for b in e["spec"]["bindings"]]
-    assert sorted(b["role"]["name"] for b in live) == ["spectro-vm-user", "spectro-vm-viewer"]
+    assert sorted(b["role"]["name"] for b in live) == ["cluster-admin", "spectro-vm-user", "spectro-vm-viewer"]
 
     changed_subjects = [dict(ours[0], subjects={"users": ["dave", "erin"]})]
     updated = run_module(MODULE, args(palette, changed_subjects))
@@ -76,8 +80,8 @@ def test_palette_mode_merges_and_exclusive_replaces(run_module, palette, palette
     assert palette.writes_since(mark) == []
     run_module(MODULE, args(palette, changed_subjects, exclusive=True))
     live = [b for e in palette.api("GET", palette_rbac).json()["items"] for b in e["spec"]["bindings"]]
-    assert [(b["role"]["name"], sorted(s["name"] for s in b["subjects"])) for b in live] == [
-        ("spectro-vm-viewer", ["dave", "erin"])]
+    assert sorted((b["role"]["name"], sorted(s["name"] for s in b["subjects"])) for b in live) == [
+        ("cluster-admin", ["platform-admins"]), ("spectro-vm-viewer", ["dave", "erin"])]
 
 
 def test_palette_mode_unknown_cluster_and_roles_option(run_module, palette, palette_rbac, ns):

@@ -35,7 +35,7 @@ def test_role_label_value_is_a_valid_label():
     assert len(role_label_value("x" * 100)) == 63
 
 
-def test_palette_merge_keeps_others_replaces_declared_and_exclusive_drops_the_rest():
+def test_palette_merge_keeps_others_replaces_declared_and_exclusive_drops_only_vmo_role_bindings():
     live = {"items": [
         {"spec": {"isSystem": True, "bindings": [{"type": "ClusterRoleBinding",
                                                   "role": {"kind": "ClusterRole", "name": "cluster-admin"},
@@ -43,21 +43,28 @@ def test_palette_merge_keeps_others_replaces_declared_and_exclusive_drops_the_re
         {"spec": {"bindings": [
             {"type": "RoleBinding", "namespace": "vms", "role": {"kind": "ClusterRole", "name": "spectro-vm-user"},
              "subjects": [{"type": "User", "name": "carol"}]},
+            {"type": "RoleBinding", "namespace": "other", "role": {"kind": "ClusterRole", "name": "spectro-vm-viewer"},
+             "subjects": [{"type": "User", "name": "erin"}]},
             {"type": "RoleBinding", "namespace": "vms", "role": {"kind": "ClusterRole", "name": "view"},
              "subjects": [{"type": "Group", "name": "g"}]}]}}]}
     system, before = palette.live_bindings(live["items"])
     declared = parse_bindings([item(subjects={"users": ["dave"], "service_accounts": ["ci/bot"]})])
-    after = palette.desired_bindings(before, declared, exclusive=False)
+    after = palette.desired_bindings(before, declared)
     assert after[("RoleBinding", "vms", "ClusterRole", "spectro-vm-user")] == {
         ("User", "dave", ""), ("ServiceAccount", "bot", "ci")}
     assert ("RoleBinding", "vms", "ClusterRole", "view") in after
-    exclusive = palette.desired_bindings(before, declared, exclusive=True)
-    assert list(exclusive) == [("RoleBinding", "vms", "ClusterRole", "spectro-vm-user")]
+    # Exclusive prunes undeclared bindings to VMO roles only; a binding to another role made elsewhere stays.
+    exclusive = palette.desired_bindings(before, declared, palette.prunable(declared, "cluster"))
+    assert sorted(exclusive) == [("RoleBinding", "vms", "ClusterRole", "spectro-vm-user"),
+                                 ("RoleBinding", "vms", "ClusterRole", "view")]
+    # With the namespaces scope, VMO-role bindings in namespaces the task does not name stay too.
+    in_namespaces = palette.desired_bindings(before, declared, palette.prunable(declared, "namespaces"))
+    assert ("RoleBinding", "other", "ClusterRole", "spectro-vm-viewer") in in_namespaces
     body = palette.update_body(system, exclusive)
     assert body["rbacs"][0]["spec"]["isSystem"] is True, "system entries are sent back as they were"
     assert body["rbacs"][1]["spec"]["bindings"][0]["subjects"] == [
         {"type": "ServiceAccount", "name": "bot", "namespace": "ci"}, {"type": "User", "name": "dave"}]
-    assert palette.desired_bindings(after, declared, exclusive=False) == after, "the merge is idempotent"
+    assert palette.desired_bindings(after, declared) == after, "the merge is idempotent"
 
 
 def test_verify_scopes_combine_namespace_and_cluster_wide_roles():

@@ -43,3 +43,14 @@ def test_every_operation_is_allowed_to_admin_and_the_table_is_not_trivial():
     assert all("spectro-vm-admin" in roles for _op, roles in VMO_OPERATIONS)
     for role in VMO_ROLE_NAMES[1:]:
         assert any(not allowed for _op, allowed in expected_operations(role))
+
+
+def test_the_module_documentation_prints_the_whole_table():
+    import yaml
+
+    from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import matrix_lines
+    from ansible_collections.palette.vmo.plugins.modules import vmo_rbac
+
+    description = yaml.safe_load(vmo_rbac.DOCUMENTATION)["description"]
+    assert [line for line in matrix_lines() if line not in description] == []
+    assert len(matrix_lines()) == len(VMO_OPERATIONS)
