@@ -28,6 +28,15 @@ def served_versions(client, group):
     return info
 
 
+def serves(client, group):
+    """Whether the cluster serves the API group at all."""
+    try:
+        served_versions(client, group)
+        return True
+    except DiscoveryError:
+        return False
+
+
 def preferred_version(client, group, requested=None):
     """`group/version`: the requested one if served, else the server's preferred one."""
     info = served_versions(client, group)

@@ -18,7 +18,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import Plan
 from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AuthError, resolve_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
     KubeApiError, KubeClient, KubeConnectionError, object_path)
-from ansible_collections.palette.vmo.plugins.module_utils.kube_discovery import DiscoveryError, preferred_version
+from ansible_collections.palette.vmo.plugins.module_utils.kube_discovery import DiscoveryError, preferred_version, serves
 from ansible_collections.palette.vmo.plugins.module_utils.kube_wait import WaitTarget, WaitTimeout, wait_for
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_power import PowerConflict
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_spec import (
@@ -425,6 +425,11 @@ def run(module):
             raise TaskFailure("invalid input, nothing was changed: %s" % err, [str(err)])
         plans = validate_requests(requests)
         client = connect(params)
+        if all(plan.state == "absent" for plan in plans) and not params["exclusive"] \
+                and not serves(client, "kubevirt.io"):
+            # Without KubeVirt's API no VM can exist: every one is already absent (a teardown run again after
+            # KubeVirt itself was removed).
+            module.exit_json(changed=False, api_version=None, vms=[vm_result(plan, None, None) for plan in plans])
         api_version = preferred_version(client, "kubevirt.io", params.get("api_version"))
         namespaces = {plan.namespace for plan in plans}
         check_namespaces(client, plans, params["concurrency"])

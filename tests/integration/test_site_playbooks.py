@@ -158,3 +158,6 @@ def test_edge_bootstrap_from_nothing_then_unchanged_then_torn_down(edge_site, ru
     roles = kube.get(object_path("rbac.authorization.k8s.io/v1", "clusterroles"))["items"]
     assert [r["metadata"]["name"] for r in roles if r["metadata"]["name"].startswith("spectro-vm-")] == []
     assert maas_hostnames(run_module, maas_connection) == []
+
+    again = run_playbook("playbooks/teardown.yml", env, "-e", "vmo_pack_mode=edge")
+    assert again.rc == 0 and again.recap["localhost"]["changed"] == 0, again
