@@ -9,7 +9,7 @@ export ANSIBLE_LOCAL_TEMP := $(CURDIR)/build/ansible-tmp
 .PHONY: help venv collections lab-up lab-down lab-env demo test test-unit test-lab test-integration gates sanity lint changelog-lint docs bench build constraints clean
 
 help:
-	@echo "make demo   - virtualenv, pinned dependencies, the lab, and a first playbook on it"
+	@echo "make demo   - virtualenv, pinned dependencies, the lab, and playbooks/site.yml on it (MAAS to running VMs)"
 	@echo "make test   - the quality gates, then unit tests, lab tests and integration tests against the lab"
 	@echo "make gates  - ansible-test sanity, ansible-lint (production profile), changelog lint"
 	@echo "make docs   - docs/reference from the modules', plugins' and roles' own documentation"
