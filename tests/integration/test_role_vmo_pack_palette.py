@@ -3,6 +3,8 @@
 import json
 import uuid
 
+import yaml
+
 from tests.lab.kube import object_path
 
 VMO_GATES = ["LiveMigration", "Snapshot", "HotplugVolumes", "VMExport", "ExpandDisks", "HotplugNICs",
@@ -56,3 +58,28 @@ def test_role_palette_path_converges_and_reruns_unchanged(ansible_playbook, run_
         run_module("palette.vmo.vmo_profile", dict(connection, name=name, state="absent",
                                                    clusters=[palette.cluster]))
         palette.restore_baseline()
+
+
+def test_role_leaves_use_emulation_to_the_values_when_unset(ansible_playbook, run_module, palette, tmp_path):
+    name = "vmo-role-%s" % uuid.uuid4().hex[:6]
+    connection = palette.connection()
+    chart = {"charts": {"virtual-machine-orchestrator": {"kubevirt": {"kubevirtResource": {"useEmulation": True}}}}}
+    role_vars = {"vmo_pack_mode": "palette", "vmo_pack_palette_profile_name": name,
+                 "vmo_pack_palette_host": connection["palette_host"],
+                 "vmo_pack_palette_api_key": connection["palette_api_key"],
+                 "vmo_pack_palette_project": connection["palette_project"],
+                 "vmo_pack_palette_ca_cert": connection["palette_ca_cert"], "vmo_pack_palette_values": chart}
+    playbook = tmp_path / "pack.yml"
+    playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False,
+                                     "roles": [{"role": "palette.vmo.vmo_pack", "vars": role_vars}]}]))
+    try:
+        run = ansible_playbook(str(playbook))
+        assert run.rc == 0, run
+        profiles = palette.api("GET", "/v1/dashboard/clusterprofiles/metadata").json()["items"]
+        uid = next(p["metadata"]["uid"] for p in profiles if p["metadata"]["name"] == name)
+        packs = palette.api("GET", "/v1/clusterprofiles/%s" % uid).json()["spec"]["published"]["packs"]
+        values = yaml.safe_load(next(p["values"] for p in packs if p["name"] == "virtual-machine-orchestrator"))
+        resource = values["charts"]["virtual-machine-orchestrator"]["kubevirt"]["kubevirtResource"]
+        assert resource["useEmulation"] is True, resource
+    finally:
+        run_module("palette.vmo.vmo_profile", dict(connection, name=name, state="absent"))
