@@ -11,23 +11,22 @@ VMO_GATES = ["LiveMigration", "Snapshot", "HotplugVolumes", "VMExport", "ExpandD
              "VMLiveUpdateFeatures"]
 
 
+def palette_role_vars(connection, name):
+    """The role's Palette path with the simulator's connection, for the profile `name`."""
+    return {"vmo_pack_mode": "palette", "vmo_pack_palette_profile_name": name,
+            "vmo_pack_palette_host": connection["palette_host"],
+            "vmo_pack_palette_api_key": connection["palette_api_key"],
+            "vmo_pack_palette_project": connection["palette_project"],
+            "vmo_pack_palette_ca_cert": connection["palette_ca_cert"]}
+
+
 def test_role_palette_path_converges_and_reruns_unchanged(ansible_playbook, run_module, palette, admin, tmp_path):
     name = "vmo-role-%s" % uuid.uuid4().hex[:6]
     connection = palette.connection()
-    role_vars = {
-        "vmo_pack_mode": "palette",
-        "vmo_pack_palette_host": connection["palette_host"],
-        "vmo_pack_palette_api_key": connection["palette_api_key"],
-        "vmo_pack_palette_project": connection["palette_project"],
-        "vmo_pack_palette_ca_cert": connection["palette_ca_cert"],
-        "vmo_pack_palette_profile_name": name,
-        "vmo_pack_palette_pack_tag": "4.10.7",
-        "vmo_pack_palette_clusters": [palette.cluster],
-        "vmo_pack_palette_wait_timeout": 120,
-        "vmo_pack_feature_gates_extra": ["GPU"],
-        "vmo_pack_use_emulation": True,
-        "vmo_pack_vm_namespaces": ["%s-vms" % name],
-    }
+    role_vars = dict(palette_role_vars(connection, name), vmo_pack_palette_pack_tag="4.10.7",
+                     vmo_pack_palette_clusters=[palette.cluster], vmo_pack_palette_wait_timeout=120,
+                     vmo_pack_feature_gates_extra=["GPU"], vmo_pack_use_emulation=True,
+                     vmo_pack_vm_namespaces=["%s-vms" % name])
     playbook = tmp_path / "pack.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False,
                                      "roles": [{"role": "palette.vmo.vmo_pack", "vars": role_vars}]}]))
@@ -64,11 +63,7 @@ def test_role_leaves_use_emulation_to_the_values_when_unset(ansible_playbook, ru
     name = "vmo-role-%s" % uuid.uuid4().hex[:6]
     connection = palette.connection()
     chart = {"charts": {"virtual-machine-orchestrator": {"kubevirt": {"kubevirtResource": {"useEmulation": True}}}}}
-    role_vars = {"vmo_pack_mode": "palette", "vmo_pack_palette_profile_name": name,
-                 "vmo_pack_palette_host": connection["palette_host"],
-                 "vmo_pack_palette_api_key": connection["palette_api_key"],
-                 "vmo_pack_palette_project": connection["palette_project"],
-                 "vmo_pack_palette_ca_cert": connection["palette_ca_cert"], "vmo_pack_palette_values": chart}
+    role_vars = dict(palette_role_vars(connection, name), vmo_pack_palette_values=chart)
     playbook = tmp_path / "pack.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False,
                                      "roles": [{"role": "palette.vmo.vmo_pack", "vars": role_vars}]}]))
