@@ -33,5 +33,6 @@ def test_make_demo_ends_with_running_vms_and_the_summary_then_changes_nothing(la
         from tests.integration.test_site_playbooks import run_playbook
         from tests.lab.cli import environment
 
-        run_playbook("playbooks/teardown.yml", environment(lab))
+        teardown = run_playbook("playbooks/teardown.yml", environment(lab))
         palette.restore_baseline()
+    assert teardown.rc == 0, teardown

@@ -96,6 +96,9 @@ def test_site_from_nothing_then_unchanged_then_torn_down(lab, lab_env, admin, pa
         assert second.recap["localhost"]["changed"] == 0, second
         assert palette.writes_since(mark) == []
 
+        site_profile = [p["metadata"]["uid"] for p in palette.api("GET", "/v1/dashboard/clusterprofiles/metadata"
+                                                                  ).json()["items"] if p["metadata"]["name"] == "vmo-lab"]
+        assert len(site_profile) == 1
         teardown = run_playbook("playbooks/teardown.yml", lab_env)
         assert teardown.rc == 0, teardown
         assert vm_names(admin, SITE_NAMESPACE) == []
@@ -103,7 +106,7 @@ def test_site_from_nothing_then_unchanged_then_torn_down(lab, lab_env, admin, pa
         profiles = palette.api("GET", "/v1/dashboard/clusterprofiles/metadata").json()["items"]
         assert [p for p in profiles if p["metadata"]["name"] == "vmo-lab"] == []
         cluster = palette.api("GET", f"/v1/spectroclusters/{palette.info()['cluster_uid']}").json()
-        assert [p for p in cluster["status"].get("packs", []) if p["name"] == "virtual-machine-orchestrator"] == []
+        assert [p for p in cluster["status"].get("packs", []) if p["profileUid"] in site_profile] == []
         assert maas_hostnames(run_module, maas_connection) == []
 
         again = run_playbook("playbooks/teardown.yml", lab_env)

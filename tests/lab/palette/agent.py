@@ -197,9 +197,24 @@ class Agent:
         with self._lock:
             created, self.created = self.created, set()
         # Objects before namespaces: a cluster-scoped object would outlive its namespace's deletion.
-        for path in sorted(created, key=lambda p: p.startswith("/api/v1/namespaces/") and p.count("/") == 4):
+        for path in sorted(created, key=_is_namespace):
             self.kube.delete(path)
         self._remove_stale_bindings(set())
+        # A namespace goes away only once the namespace controller has emptied it: wait, so the next attach does
+        # not meet a namespace still being terminated.
+        terminating = [path for path in created if _is_namespace(path)]
+        deadline = time.monotonic() + BASELINE_TIMEOUT
+        while terminating and time.monotonic() < deadline:
+            terminating = [path for path in terminating if self.kube.get_or_none(path) is not None]
+            if terminating:
+                time.sleep(0.2)
+
+
+BASELINE_TIMEOUT = 120  # seconds restore_baseline waits for the namespaces it deleted to be gone
+
+
+def _is_namespace(path: str) -> bool:
+    return path.startswith("/api/v1/namespaces/") and path.count("/") == 4
 
 
 # The CDI CR of tests/lab/bootstrap.py.
