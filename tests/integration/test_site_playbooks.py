@@ -7,6 +7,7 @@ edge_bootstrap.yml runs on a bare lab of its own, so it really starts from nothi
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,21 @@ def test_site_from_nothing_then_unchanged_then_torn_down(lab, lab_env, admin, pa
         palette.restore_baseline()
 
 
+def kubevirt_crds_left(kube, settle_seconds=60):
+    """The KubeVirt and CDI CRDs still there once the operators had time to finish removing them.
+
+    The operators delete their CRDs after their CR is gone, and a CRD goes only once its objects are
+    cleaned up, so the last ones may need a moment after the teardown returns.
+    """
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        crds = kube.get(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions"))["items"]
+        left = [c["metadata"]["name"] for c in crds if c["spec"]["group"] in ("kubevirt.io", "cdi.kubevirt.io")]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def edge_site(lab):
     """A bare lab of this module's own (Nodes, MAAS, no KubeVirt): the edge site before its bootstrap."""
@@ -155,9 +171,7 @@ def test_edge_bootstrap_from_nothing_then_unchanged_then_torn_down(edge_site, ru
 
     teardown = run_playbook("playbooks/teardown.yml", env, "-e", "vmo_pack_mode=edge")
     assert teardown.rc == 0, teardown
-    crds = kube.get(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions"))["items"]
-    assert [c["metadata"]["name"] for c in crds
-            if c["spec"]["group"] in ("kubevirt.io", "cdi.kubevirt.io")] == []
+    assert kubevirt_crds_left(kube) == []
     roles = kube.get(object_path("rbac.authorization.k8s.io/v1", "clusterroles"))["items"]
     assert [r["metadata"]["name"] for r in roles if r["metadata"]["name"].startswith("spectro-vm-")] == []
     assert maas_hostnames(run_module, maas_connection) == []
