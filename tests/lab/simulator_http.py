@@ -12,6 +12,22 @@ from typing import Callable
 from .state import LabState
 
 
+def mirrors(*operations: str, source: str = ""):
+    """Names the published operations a simulator handler serves, and the product source it follows.
+
+    `operations` are the spec's operationIds (MAAS OpenAPI `Handler_method`, Palette Swagger `v1...`);
+    `source` is the product file and function the behaviour was read from. The project's contract test
+    reads both: a route whose handler names no operation, or an operation the spec lacks, fails it.
+    """
+
+    def mark(handler: Callable) -> Callable:
+        handler.spec_operations = tuple(operations)
+        handler.product_source = source
+        return handler
+
+    return mark
+
+
 class RequestLog:
     """One JSON line per request, so tests can prove that check mode wrote nothing."""
 
