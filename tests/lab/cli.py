@@ -100,6 +100,10 @@ def _palette_answers(state: LabState) -> bool:
     return answer.status_code == 200
 
 
+def start_kubevirt_standin(state: LabState) -> None:
+    start_python_service(state, "kubevirt-standin", "tests.lab.kubevirt")
+
+
 def start_releases(state: LabState) -> None:
     """The release manifests over HTTP on loopback, as a site's mirror of KubeVirt's and CDI's releases."""
     releases.write_tree(state.release_dir)
@@ -146,7 +150,7 @@ def up(_args: argparse.Namespace) -> int:
     start_releases(state)
     if not bare:
         bootstrap.install_operators(kube)
-    start_python_service(state, "kubevirt-standin", "tests.lab.kubevirt")
+    start_kubevirt_standin(state)
     if not bare:
         bootstrap.deploy_kubevirt(kube)
         bootstrap.install_vmo_crds(kube)
@@ -206,6 +210,24 @@ def env(_args: argparse.Namespace) -> int:
     return 0
 
 
+# The lab's own Python services, which `restart` starts again in place (same ports, keys and tokens).
+RESTARTABLE = {"maas": start_maas, "palette": start_palette, "kubevirt-standin": start_kubevirt_standin}
+
+
+def restart(args: argparse.Namespace) -> int:
+    """One simulator or the stand-in again, after its code changed; the rest of the lab keeps running."""
+    state = LabState.load()
+    if state is None or not state.ready:
+        print("lab is not running: python -m tests.lab up", file=sys.stderr)
+        return 1
+    info = state.processes.get(args.service)
+    if info:
+        processes.stop(int(info["pid"]), str(info["marker"]))
+    RESTARTABLE[args.service](state)
+    print(f"restarted {args.service}: pid {state.processes[args.service]['pid']}")
+    return 0
+
+
 def build(_args: argparse.Namespace) -> int:
     build_all()
     return 0
@@ -218,9 +240,11 @@ def main(argv: List[str] = None) -> int:
                              ("down", down, "stop what `up` started and remove the lab's state"),
                              ("status", status, "show the lab's processes"),
                              ("env", env, "print export lines for a shell to eval"),
-                             ("build", build, "build and cache the lab's programs and CRDs")):
+                             ("build", build, "build and cache the lab's programs and CRDs"),
+                             ("restart", restart, "start one simulator or the KubeVirt stand-in again")):
         sub.add_parser(name, help=text).set_defaults(func=func)
     sub.choices["up"].add_argument("--bare", action="store_true",
                                    help=f"no KubeVirt, CDI or VMO objects (also {BARE_ENV}=1)")
+    sub.choices["restart"].add_argument("service", choices=sorted(RESTARTABLE))
     args = parser.parse_args(argv)
     return args.func(args)
