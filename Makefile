@@ -6,12 +6,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # pytest's own cache and Ansible's temp files stay inside the checkout.
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/build/ansible-tmp
 
-.PHONY: help venv collections lab-up lab-down lab-env demo test test-unit test-lab test-integration gates sanity lint changelog-lint docs bench build constraints clean
+.PHONY: help venv collections lab-up lab-down lab-env demo test test-unit test-lab test-integration gates contract sanity lint changelog-lint docs bench build constraints clean
 
 help:
 	@echo "make demo   - virtualenv, pinned dependencies, the lab, and playbooks/site.yml on it (MAAS to running VMs)"
 	@echo "make test   - the quality gates, then unit tests, lab tests and integration tests against the lab"
-	@echo "make gates  - ansible-test sanity, ansible-lint (production profile), changelog lint"
+	@echo "make gates  - ansible-test sanity, ansible-lint (production profile), changelog lint, the MAAS/Palette contract"
 	@echo "make docs   - docs/reference from the modules', plugins' and roles' own documentation"
 	@echo "make bench  - benchmarks against kubevirt.core, kubernetes.core and kubectl (docs/benchmarks.md)"
 	@echo "make build  - build the collection tarball"
@@ -59,13 +59,18 @@ test: venv collections lab-up gates
 # Each gate prints its wall time. Sanity runs on a copy under build/sanity (see tests/gates/sanity.py).
 TIMED = started=$$(date +%s); trap 'echo "$@: $$(( $$(date +%s) - started ))s"' EXIT;
 
-gates: sanity lint changelog-lint
+gates: contract sanity lint changelog-lint
 
 sanity: venv
 	@$(TIMED) $(PY) -m tests.gates.sanity
 
 lint: venv collections
 	@$(TIMED) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-lint
+
+# Every MAAS and Palette call of the collection is served by its simulator, every simulator route names the
+# published operation it mirrors (and, with the published specs beside the checkout, is in them).
+contract: venv
+	@$(TIMED) $(PY) -m tests.gates.contract
 
 changelog-lint: venv
 	@$(TIMED) $(VENV)/bin/antsibull-changelog lint
