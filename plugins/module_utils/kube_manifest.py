@@ -19,12 +19,8 @@ from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
 from ansible_collections.palette.vmo.plugins.module_utils.kube_client import KubeApiError, object_path
 
-try:
-    import yaml
-
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
-    HAS_YAML = False
+from ansible_collections.palette.vmo.plugins.module_utils.yaml_safe import (
+    HAS_YAML, YamlInputError, load_yaml_documents)
 
 
 class ManifestError(Exception):
@@ -57,9 +53,11 @@ def parse_manifest(text, source):
     if not HAS_YAML:
         raise ManifestError("PyYAML is required to read manifests")
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as err:
-        raise ManifestError("%s is not valid YAML: %s" % (source, err))
+        documents = [doc for doc in load_yaml_documents(text) if doc is not None]
+    except YamlInputError as err:
+        if err.syntax:
+            raise ManifestError("%s is not valid YAML: %s" % (source, err.detail))
+        raise ManifestError("%s: %s" % (source, err))
     if not documents:
         raise ManifestError("%s holds no objects" % source)
     for index, doc in enumerate(documents, start=1):

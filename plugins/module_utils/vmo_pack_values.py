@@ -17,12 +17,13 @@ __metaclass__ = type
 import copy
 import re
 
+from ansible_collections.palette.vmo.plugins.module_utils.yaml_safe import (
+    HAS_YAML, YamlInputError, load_yaml, load_yaml_documents)
+
 try:
     import yaml
-
-    HAS_YAML = True
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
+    yaml = None
 
 VMO_PACK_NAME = "virtual-machine-orchestrator"
 CHART = ("charts", VMO_PACK_NAME)
@@ -48,9 +49,9 @@ def parse_yaml(text, what):
     if text is None or not str(text).strip():
         return {}
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValuesError("%s: not YAML: %s" % (what, " ".join(str(err).split())))
+        data = load_yaml(text)
+    except YamlInputError as err:
+        raise ValuesError("%s: %s" % (what, err))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -61,9 +62,9 @@ def parse_yaml(text, what):
 def parse_yaml_documents(text, what):
     """Every document of a (multi-document) YAML text, empty documents dropped."""
     try:
-        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as err:
-        raise ValuesError("%s: not YAML: %s" % (what, " ".join(str(err).split())))
+        return [doc for doc in load_yaml_documents(text) if doc is not None]
+    except YamlInputError as err:
+        raise ValuesError("%s: %s" % (what, err))
 
 
 def dump_yaml(data):
