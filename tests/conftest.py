@@ -74,14 +74,17 @@ class MaasLab:
         import requests as _requests
 
         self.url, self.api_key, self.ca_file = state.maas_url, state.maas_api_key, str(state.ca_file)
+        self.user_api_key = state.maas_user_api_key  # a MAAS user who is not an administrator
         self.log_path = state.maas_request_log
         self.session = _requests.Session()
         self.session.trust_env = False
         self.session.verify = self.ca_file
         self.base = self.url.rsplit("/MAAS", 1)[0]
 
-    def connection(self) -> dict:
-        return {"maas_url": self.url, "maas_api_key": self.api_key, "maas_ca_cert": self.ca_file}
+    def connection(self, admin: bool = True) -> dict:
+        """The module options that reach the simulator, as its administrator or (admin=False) as a user."""
+        return {"maas_url": self.url, "maas_api_key": self.api_key if admin else self.user_api_key,
+                "maas_ca_cert": self.ca_file}
 
     def mark(self) -> int:
         return self.log_path.stat().st_size if self.log_path.exists() else 0

@@ -38,6 +38,7 @@ def environment(state: LabState) -> Dict[str, str]:
         "LAB_TOKEN_ADMIN": state.token(lab_state.ADMIN_USER),
         "MAAS_URL": state.maas_url,
         "MAAS_API_KEY": state.maas_api_key,
+        "LAB_MAAS_USER_API_KEY": state.maas_user_api_key,
         "MAAS_CA_CERT": str(state.ca_file),
         "LAB_MAAS_REQUEST_LOG": str(state.maas_request_log),
         "PALETTE_HOST": state.palette_url,
@@ -72,6 +73,9 @@ def start_python_service(state: LabState, name: str, module: str) -> None:
 
 
 def start_maas(state: LabState) -> None:
+    if not state.maas_user_api_key:  # a lab started before MAAS had a non-admin user gets one now
+        state.maas_user_api_key = lab_state.new_maas_api_key()
+        state.save()
     start_python_service(state, "maas", "tests.lab.maas")
     processes.wait_until(lambda: _maas_answers(state), 30, "the MAAS simulator", state.dir / "logs" / "maas.log")
 
@@ -138,7 +142,8 @@ def up(_args: argparse.Namespace) -> int:
     build_all()
     built = time.monotonic()
     state = LabState(tokens=lab_state.new_tokens(), ports={name: processes.free_port() for name in PORTS},
-                     maas_api_key=lab_state.new_maas_api_key(), palette_api_key=lab_state.new_palette_api_key(),
+                     maas_api_key=lab_state.new_maas_api_key(), maas_user_api_key=lab_state.new_maas_api_key(),
+                     palette_api_key=lab_state.new_palette_api_key(),
                      bare=bare)
     state.dir.mkdir(parents=True, exist_ok=True)
     state.save()

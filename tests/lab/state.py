@@ -22,7 +22,8 @@ class LabState:
     tokens: Dict[str, str] = field(default_factory=dict)
     processes: Dict[str, Dict[str, object]] = field(default_factory=dict)  # name -> {pid, marker}
     ready: bool = False  # set once `up` has finished; a half-started lab is started again
-    maas_api_key: str = ""  # consumer:token:secret, as MAAS prints it for `maas login`
+    maas_api_key: str = ""  # consumer:token:secret, as MAAS prints it for `maas login`; an administrator's
+    maas_user_api_key: str = ""  # the same for a MAAS user who is not an administrator
     palette_api_key: str = ""  # sent in Palette's ApiKey header
     bare: bool = False  # `up --bare`: no KubeVirt, CDI or VMO objects, for installs from nothing
 

@@ -17,8 +17,10 @@ def durations_from_env() -> Durations:
 
 
 def serve(state: LabState) -> ThreadingHTTPServer:
-    api = MaasApi(MaasModel(durations_from_env()), [ApiKey(state.maas_api_key)],
-                  RequestLog(state.dir / "logs" / "maas-requests.jsonl"))
+    keys = [ApiKey(state.maas_api_key)]
+    if state.maas_user_api_key:
+        keys.append(ApiKey(state.maas_user_api_key, username="user", is_admin=False))
+    api = MaasApi(MaasModel(durations_from_env()), keys, RequestLog(state.dir / "logs" / "maas-requests.jsonl"))
     return tls_server(state.ports["maas"], make_handler(api), state.dir / "pki" / "maas.crt")
 
 

@@ -9,12 +9,16 @@ background thread and a test that waits sees exactly what a MAAS user would.
 import copy
 import functools
 import hashlib
+import json
 import random
+import re
 import string
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
+
+from .drivers import DRIVERS, missing_required
 
 NEW, COMMISSIONING, FAILED_COMMISSIONING, MISSING, READY = 0, 1, 2, 3, 4
 RESERVED, DEPLOYED, RETIRED, BROKEN, DEPLOYING, ALLOCATED = 5, 6, 7, 8, 9, 10
@@ -47,30 +51,31 @@ TRANSITIONS = {
     FAILED_DISK_ERASING: {DISK_ERASING, RELEASING, BROKEN, ALLOCATED, READY, TESTING},
 }
 
+# The simplified status is never part of a machine's JSON: it is only the `simple_status` list filter, whose
+# values are the lowercase names of SimplifiedNodeStatus (node_constraint_filter_forms.py:1394-1445,
+# maascommon/enums/node.py SimplifiedNodeStatusEnum).
 SIMPLE_STATUS = {
-    NEW: "New", COMMISSIONING: "Commissioning", READY: "Ready", ALLOCATED: "Allocated", DEPLOYING: "Deploying",
-    DEPLOYED: "Deployed", BROKEN: "Broken", RELEASING: "Releasing", DISK_ERASING: "Releasing", TESTING: "Testing",
-    FAILED_COMMISSIONING: "Failed", FAILED_DEPLOYMENT: "Failed", FAILED_RELEASING: "Failed",
-    FAILED_DISK_ERASING: "Failed", FAILED_TESTING: "Failed",
+    NEW: "new", COMMISSIONING: "commissioning", READY: "ready", ALLOCATED: "allocated", DEPLOYING: "deploying",
+    DEPLOYED: "deployed", BROKEN: "broken", RELEASING: "releasing", DISK_ERASING: "releasing", TESTING: "testing",
+    FAILED_COMMISSIONING: "failed", FAILED_DEPLOYMENT: "failed", FAILED_RELEASING: "failed",
+    FAILED_DISK_ERASING: "failed", FAILED_TESTING: "failed",
 }
-
-POWER_TYPES = {
-    "ipmi": ("power_address", "power_user", "power_pass", "power_driver", "power_boot_type", "mac_address",
-             "cipher_suite_id", "privilege_level", "k_g", "workaround_flags"),
-    "redfish": ("power_address", "power_user", "power_pass", "node_id"),
-    "virsh": ("power_address", "power_id", "power_pass"),
-    "amt": ("power_address", "power_pass"),
-    "manual": (),
-}
-# The BMC power types that let MAAS find the machine's interfaces itself: no PXE MAC needed.
-BMC_POWER_TYPES = ("ipmi", "redfish")
-REQUIRED_POWER_PARAMETERS = {"ipmi": ("power_address",), "redfish": ("power_address", "power_user", "power_pass"),
-                             "virsh": ("power_address", "power_id"), "amt": ("power_address",), "manual": ()}
+SIMPLE_STATUS_CHOICES = ("allocated", "broken", "commissioning", "deployed", "deploying", "failed", "new", "ready",
+                         "releasing", "rescue_mode", "testing", "other")
+# Commission is actionable only from these (node_action.py Commission.actionable_statuses).
+COMMISSIONABLE = (NEW, FAILED_COMMISSIONING, READY, BROKEN)
+# api/machines.py RELEASABLE_STATUSES.
+RELEASABLE = (ALLOCATED, RESERVED, BROKEN, DEPLOYING, DEPLOYED, FAILED_DEPLOYMENT, FAILED_DISK_ERASING,
+              FAILED_RELEASING)
+# models/tag.py Tag.name: RegexValidator(_tag_name_regex), max_length=256.
+TAG_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 COMMISSIONING_SCRIPTS = ("00-maas-00-support-info", "00-maas-01-cpuinfo", "00-maas-02-virtuality",
                          "00-maas-03-install-lldpd", "00-maas-06-dhcp-unconfigured-ifaces", "20-maas-01-install-lldpd",
                          "30-maas-01-bmc-config", "50-maas-01-commissioning")
 FAILING_SCRIPT = "30-maas-01-bmc-config"
-DISTROS = ("jammy", "noble", "focal")
+# Ubuntu releases the lab's boot resources hold, by series and by version (forms/__init__.py:561 accepts
+# `jammy`, `ubuntu/jammy` and, since 3.6, `22.04`).
+DISTROS = {"jammy": "22.04", "noble": "24.04", "focal": "20.04"}
 
 
 class StateViolation(Exception):
@@ -89,12 +94,20 @@ class NotFound(Exception):
     pass
 
 
+class Forbidden(Exception):
+    """Django's PermissionDenied: HTTP 403 with the exception's text (often empty) (middleware.py:171)."""
+
+
+ADMIN_ONLY = "This method is reserved for admin users."
+
+
 @dataclass
 class Durations:
     commissioning: float = 2.0
     deploying: float = 2.0
     releasing: float = 1.0
     erasing: float = 1.0
+    power: float = 0.5  # a power change is queued and reaches the BMC a moment later
 
 
 @dataclass
@@ -102,6 +115,7 @@ class Faults:
     fail_commissioning: List[str] = field(default_factory=list)  # hostnames or system ids, or "*"
     fail_deployment: List[str] = field(default_factory=list)
     http_503: int = 0  # the next N requests answer 503
+    http_504: int = 0  # the next N requests answer 504, as when an RPC to the rack times out
     drop_connections: int = 0  # the next N requests are cut without an answer
     slow_seconds: float = 0.0  # every request waits this long first
 
@@ -128,7 +142,8 @@ class Machine:
     zone: str = "default"
     pool: str = "default"
     status: int = NEW
-    power_state: str = "off"
+    power_state: str = "unknown"  # models/node.py:1189: POWER_STATE.UNKNOWN until the BMC is queried
+    power_pending: Optional[tuple] = None  # (due time, state) of a power change on its way to the BMC
     tags: List[str] = field(default_factory=list)
     owner: Optional[str] = None
     osystem: str = ""
@@ -165,6 +180,8 @@ class MaasModel:
         now = now if now is not None else time.monotonic()
         with self.lock:
             for machine in self.machines.values():
+                if machine.power_pending and machine.power_pending[0] <= now:
+                    machine.power_state, machine.power_pending = machine.power_pending[1], None
                 if machine.pending and machine.pending[0] <= now:
                     action = machine.pending[1]
                     machine.pending = None
@@ -191,34 +208,43 @@ class MaasModel:
     def check_power(self, power_type: Optional[str], params: Dict[str, str], errors: Dict[str, List[str]]) -> None:
         if power_type is None:
             return
-        if power_type not in POWER_TYPES:
+        if power_type not in DRIVERS:
             errors["power_type"] = ["Select a valid choice. %s is not one of the available choices." % power_type]
             return
-        unknown = sorted(set(params) - set(POWER_TYPES[power_type]))
+        known = {f["name"] for f in DRIVERS[power_type]["fields"]}
+        unknown = sorted(set(params) - known)
         if unknown:
             errors["power_parameters"] = ["Unknown parameter(s) for %s: %s" % (power_type, ", ".join(unknown))]
-        missing = [p for p in REQUIRED_POWER_PARAMETERS[power_type] if not params.get(p)]
+        missing = missing_required(power_type, params)
         if missing:
             errors["power_parameters"] = errors.get("power_parameters", []) + [
                 "%s: This field is required." % p for p in missing]
 
-    def create_machine(self, form: Dict[str, List[str]]) -> Machine:
+    def create_machine(self, form: Dict[str, List[str]], is_admin: bool = True) -> Machine:
+        """MachinesHandler.create (api/machines.py:1898-2017) through get_machine_create_form and
+        WithMACAddressesMixin (forms/__init__.py:1446-1588)."""
         value = functools.partial(form_value, form)
         errors: Dict[str, List[str]] = {}
         power_type = value("power_type")
-        params = {k[len("power_parameters_"):]: v[0] for k, v in form.items() if k.startswith("power_parameters_")}
+        params = power_parameters_of(form, errors)
         self.check_power(power_type, params, errors)
         macs = [m.lower() for m in form.get("mac_addresses") or [] if m]
-        if not macs and power_type not in BMC_POWER_TYPES:
+        needs_macs = requires_macs_and_architecture(form)
+        if not macs and needs_macs:
             errors["mac_addresses"] = ["This field is required."]
+        if not macs and power_type and power_type != "ipmi" and "power_type" not in errors:
+            # MachineForm.clean (forms/__init__.py:872-890)
+            errors["power_type"] = ["Can't set power type to %s without network interfaces" % power_type]
         for mac in macs:
             if not _valid_mac(mac):
                 errors.setdefault("mac_addresses", []).append("'%s' is not a valid MAC address." % mac)
         architecture = value("architecture")
-        if not architecture:
+        if not architecture and needs_macs:
             errors["architecture"] = ["This field is required."]
-        elif architecture.split("/")[0] not in ("amd64", "arm64", "i386", "ppc64el", "s390x"):
+        elif architecture and architecture.split("/")[0] not in ("amd64", "arm64", "i386", "ppc64el", "s390x"):
             errors["architecture"] = ["'%s' is not a valid architecture." % architecture]
+        if not architecture and not needs_macs:
+            macs = []  # WithMACAddressesMixin.save: ipmi without architecture boots into enlistment instead
         hostname = value("hostname")
         with self.lock:
             in_use = {m for machine in self.machines.values() for m in machine.macs}
@@ -233,14 +259,16 @@ class MaasModel:
             system_id = _system_id(self.rng)
             while system_id in self.machines:
                 system_id = _system_id(self.rng)
-            machine = Machine(system_id=system_id, hostname=hostname or "maas-%s" % system_id,
-                              architecture=architecture if "/" in architecture else architecture + "/generic",
-                              power_type=power_type or "manual", power_parameters=params, macs=macs,
+            arch = architecture if not architecture or "/" in architecture else architecture + "/generic"
+            machine = Machine(system_id=system_id, hostname=hostname or "maas-%s" % system_id, architecture=arch,
+                              power_type=power_type or "", power_parameters=params, macs=macs,
                               domain=value("domain") or "maas", description=value("description") or "")
             self.machines[system_id] = machine
             if _true(value("deployed")):
                 machine.status, machine.commissioned = DEPLOYED, True
-            elif value("commission") is None or _true(value("commission")):
+            elif is_admin and (value("commission") is None or _true(value("commission"))):
+                # MachinesHandler.create commissions only for users who can edit machines: a non-admin's
+                # machine is created and left New.
                 self._start_commissioning(machine)
             return machine
 
@@ -251,8 +279,7 @@ class MaasModel:
             errors["zone"] = ["Select a valid choice. That choice is not one of the available choices."]
         if value("pool") is not None and value("pool") not in self.pools:
             errors["pool"] = ["Select a valid choice. That choice is not one of the available choices."]
-        params = {k[len("power_parameters_"):]: v[0] for k, v in form.items()
-                  if k.startswith("power_parameters_") and k != "power_parameters_skip_check"}
+        params = power_parameters_of(form, errors)
         power_type = value("power_type")
         if power_type is not None or params:
             merged = dict(machine.power_parameters if power_type in (None, machine.power_type) else {}, **params)
@@ -303,9 +330,13 @@ class MaasModel:
         if not machine.macs:
             # Commissioning discovers the interfaces a BMC-enlisted machine did not declare.
             machine.macs = ["52:54:00:%02x:%02x:%02x" % tuple(digest[2:5])]
+        machine.architecture = machine.architecture or "amd64/generic"
 
     def commission(self, machine: Machine) -> None:
+        """CommissionForm.clean (forms/ephemeral.py:53-58): a 400, not a 409, in a state it cannot start from."""
         with self.lock:
+            if machine.status not in COMMISSIONABLE:
+                raise BadRequest({"__all__": ["Commission is not available because of the current state of the node."]})
             self._start_commissioning(machine)
 
     def deploy(self, machine: Machine, form: Dict[str, List[str]], user: str) -> None:
@@ -314,10 +345,11 @@ class MaasModel:
             if machine.status == READY:
                 self._move(machine, ALLOCATED, "deploy")
                 machine.owner = user
-            distro = value("distro_series") or "noble"
-            if distro not in DISTROS:
+            distro = series_of(value("distro_series") or "noble")
+            if distro is None:
                 raise BadRequest({"distro_series": ["'%s' is not a valid distro_series.  It should be one of: %s."
-                                                    % (distro, ", ".join("'ubuntu/%s'" % d for d in DISTROS))]})
+                                                    % (value("distro_series"),
+                                                       ", ".join("'ubuntu/%s'" % d for d in DISTROS))]})
             self._move(machine, DEPLOYING, "deploy")
             machine.osystem, machine.distro_series = "ubuntu", distro
             machine.hwe_kernel, machine.user_data = value("hwe_kernel"), value("user_data")
@@ -334,15 +366,14 @@ class MaasModel:
         machine.status, machine.status_message = DEPLOYED, "Deployed"
 
     def release(self, machine: Machine, form: Dict[str, List[str]]) -> None:
+        """MachineHandler.release (api/machines.py:880-925); a locked machine is refused earlier (403)."""
         value = functools.partial(form_value, form)
         with self.lock:
             if machine.status in (READY, RELEASING):
-                return  # releasing a released machine is a no-op in MAAS
-            if machine.locked:
-                raise StateViolation("Can't release a locked machine")
-            if machine.status not in (ALLOCATED, DEPLOYED, DEPLOYING, FAILED_DEPLOYMENT, BROKEN, FAILED_RELEASING,
-                                      FAILED_DISK_ERASING):
-                raise StateViolation("Can't release a machine that is in the '%s' state" % STATUS_NAMES[machine.status])
+                return  # the postcondition already holds: MAAS answers 200
+            if machine.status not in RELEASABLE:
+                raise StateViolation("Machine cannot be released in its current state ('%s')."
+                                     % STATUS_NAMES[machine.status])
             erase = any(_true(value(k)) for k in ("erase", "secure_erase", "quick_erase"))
             self._move(machine, DISK_ERASING if erase else RELEASING, "release")
             machine.status_message = "Erasing disks" if erase else "Releasing"
@@ -368,11 +399,13 @@ class MaasModel:
             machine.pending, machine.status_message = None, comment or "Marked broken"
 
     def mark_fixed(self, machine: Machine) -> None:
+        """Node.mark_fixed (models/node.py:4116-4143): back to Deployed if it was Deployed, else Ready."""
         with self.lock:
             if machine.status != BROKEN:
-                raise StateViolation("Unable to be marked fixed because it's not broken")
-            machine.status = READY if machine.commissioned else NEW
+                raise StateViolation("Can't mark a non-broken node as 'Ready'.")
+            machine.status = DEPLOYED if machine.previous_status == DEPLOYED else READY
             machine.status_message = "Marked fixed"
+            machine.osystem, machine.distro_series, machine.hwe_kernel = "", "", None
 
     def set_lock(self, machine: Machine, locked: bool) -> None:
         with self.lock:
@@ -381,9 +414,14 @@ class MaasModel:
             machine.locked = locked
 
     def power(self, machine: Machine, state: str) -> None:
-        if machine.power_type == "manual":
-            raise StateViolation("Machine %s has a manual power type and cannot be powered %s" % (machine.hostname, state))
-        machine.power_state = state
+        """NodeHandler.power_on/power_off (api/nodes.py:1020-1110) and Node.start/stop (models/node.py:6133,
+        6181-6230): the change is queued after the request, so the answer still shows the old power_state."""
+        with self.lock:
+            if state == "on" and machine.owner is None:
+                raise StateViolation("Can't start node: it hasn't been allocated.")
+            if not DRIVERS.get(machine.power_type, {}).get("queryable", False):
+                return  # a manual power type can neither start nor stop: a no-op, not an error
+            machine.power_pending = (time.monotonic() + self.durations.power, state)
 
     def allocate(self, form: Dict[str, List[str]], user: str) -> Machine:
         value = functools.partial(form_value, form)
@@ -415,9 +453,14 @@ class MaasModel:
     # -- tags, zones, pools -------------------------------------------------------------------------
 
     def create_tag(self, name: str, comment: str = "", definition: str = "") -> dict:
+        """TagsHandler.create with Tag.name's validators (models/tag.py:36-43)."""
         with self.lock:
-            if not name or not all(c.isalnum() or c in "-_" for c in name):
-                raise BadRequest({"name": ["Invalid character in the tag name."]})
+            if not name:
+                raise BadRequest({"name": ["This field is required."]})
+            if len(name) > 256:
+                raise BadRequest({"name": ["Ensure this value has at most 256 characters (it has %d)." % len(name)]})
+            if not TAG_NAME.match(name):
+                raise BadRequest({"name": ["Enter a valid value."]})
             if name in self.tags:
                 raise BadRequest({"name": ["Tag with this Name already exists."]})
             self.tags[name] = {"name": name, "comment": comment, "definition": definition, "kernel_opts": "",
@@ -425,21 +468,22 @@ class MaasModel:
             return self.tags[name]
 
     def update_tag_nodes(self, name: str, add: List[str], remove: List[str]) -> dict:
+        """TagHandler.update_nodes (api/tags.py:307-409): unknown ids are ignored; the counts are of the
+        known machines named, whether or not they already had the tag."""
         with self.lock:
             if name not in self.tags:
                 raise NotFound("No Tag matches the given query.")
-            unknown = [s for s in add + remove if s not in self.machines]
-            if unknown:
-                raise BadRequest({"add": ["Unknown node(s): %s" % ", ".join(unknown)]})
             tag = self.tags[name]
-            added = [s for s in add if s not in tag["machines"]]
-            removed = [s for s in remove if s in tag["machines"]]
+            added = sorted({s for s in add if s in self.machines})
+            removed = sorted({s for s in remove if s in self.machines})
             for system_id in added:
                 tag["machines"].add(system_id)
-                self.machines[system_id].tags.append(name)
+                if name not in self.machines[system_id].tags:
+                    self.machines[system_id].tags.append(name)
             for system_id in removed:
                 tag["machines"].discard(system_id)
-                self.machines[system_id].tags.remove(name)
+                if name in self.machines[system_id].tags:
+                    self.machines[system_id].tags.remove(name)
             return {"added": len(added), "removed": len(removed)}
 
     def create_named(self, table: Dict[str, dict], name: str, description: str, what: str) -> dict:
@@ -455,6 +499,35 @@ class MaasModel:
     def snapshot(self, machine: Machine) -> Machine:
         with self.lock:
             return copy.deepcopy(machine)
+
+
+def requires_macs_and_architecture(form: Dict[str, List[str]]) -> bool:
+    """forms/__init__.py:1446-1450: only ipmi (or a deployed machine without a power type) may omit them."""
+    power_type = form_value(form, "power_type", "unknown")
+    return not (power_type == "ipmi" or (_true(form_value(form, "deployed")) and power_type == "unknown"))
+
+
+def power_parameters_of(form: Dict[str, List[str]], errors: Dict[str, List[str]]) -> Dict[str, str]:
+    """WithPowerTypeMixin._get_power_parameters (forms/__init__.py:262-288): a JSON `power_parameters`
+    field, completed by `power_parameters_<key>` fields (api/utils.py:145)."""
+    params: Dict[str, str] = {}
+    text = form_value(form, "power_parameters")
+    if text and text.strip():
+        try:
+            params.update(json.loads(text))
+        except ValueError:
+            errors["power_parameters"] = ["Failed to parse JSON power_parameters"]
+    params.update({k[len("power_parameters_"):]: v[0] for k, v in form.items()
+                   if k.startswith("power_parameters_") and k != "power_parameters_skip_check"})
+    return params
+
+
+def series_of(distro: str) -> Optional[str]:
+    """The series a deploy's distro_series names: `jammy`, `ubuntu/jammy` or `22.04`, else None."""
+    name = distro.split("/", 1)[1] if distro.startswith("ubuntu/") else distro
+    if name in DISTROS:
+        return name
+    return next((series for series, version in DISTROS.items() if version == name), None)
 
 
 def _true(value: Optional[str]) -> bool:

@@ -1,5 +1,7 @@
 """The MAAS simulator's state machine and OAuth check, in process (no HTTP)."""
 
+import time
+
 import pytest
 
 from tests.lab.maas import model
@@ -50,6 +52,7 @@ def test_mac_is_required_for_non_bmc_power_types_and_bad_input_is_a_400():
     with pytest.raises(BadRequest) as err:
         maas.create_machine(form(architecture="amd64", power_type="manual"))
     assert err.value.errors["mac_addresses"] == ["This field is required."]
+    assert err.value.errors["power_type"] == ["Can't set power type to manual without network interfaces"]
     with pytest.raises(BadRequest) as err:
         maas.create_machine(form(architecture="amd64", power_type="smoke-signals", mac_addresses="00:11:22:33:44:55"))
     assert "power_type" in err.value.errors
@@ -85,8 +88,193 @@ def test_tags_and_allocation():
     maas.advance()
     maas.create_tag("vmo")
     assert maas.update_tag_nodes("vmo", [machine.system_id], []) == {"added": 1, "removed": 0}
-    assert maas.update_tag_nodes("vmo", [machine.system_id], []) == {"added": 0, "removed": 0}
+    # MAAS counts the known machines named, tagged before or not, and ignores unknown ids (api/tags.py:307-409).
+    assert maas.update_tag_nodes("vmo", [machine.system_id, "nosuch"], ["gone"]) == {"added": 1, "removed": 0}
     assert maas.allocate(form(tags="vmo"), "admin") is machine and machine.status == model.ALLOCATED
     with pytest.raises(StateViolation) as err:
         maas.allocate(form(tags="vmo"), "admin")
     assert "No available machine matches constraints" in str(err.value)
+
+
+def test_only_ipmi_may_omit_macs_and_architecture():
+    maas = fast_model()
+    redfish = form(architecture="amd64", power_type="redfish", power_parameters_power_address="10.0.0.1",
+                   power_parameters_power_user="u", power_parameters_power_pass="p")
+    with pytest.raises(BadRequest) as err:
+        maas.create_machine(redfish)
+    assert err.value.errors == {"mac_addresses": ["This field is required."],
+                                "power_type": ["Can't set power type to redfish without network interfaces"]}
+    # ipmi without an architecture: MAAS drops the MACs, the machine enlists through its BMC.
+    machine = maas.create_machine(form(power_type="ipmi", mac_addresses="00:11:22:33:44:60",
+                                       power_parameters_power_address="10.0.0.2"))
+    assert machine.macs == [] and machine.status == model.COMMISSIONING
+
+
+def test_power_parameters_as_a_json_field():
+    maas = fast_model()
+    machine = maas.create_machine(form(architecture="amd64", power_type="ipmi",
+                                       power_parameters='{"power_address": "10.0.0.3", "power_user": "u"}',
+                                       power_parameters_power_pass="p"))
+    assert machine.power_parameters == {"power_address": "10.0.0.3", "power_user": "u", "power_pass": "p"}
+
+
+def test_a_non_admin_machine_is_created_new_and_not_commissioned():
+    maas = fast_model()
+    machine = maas.create_machine(form(architecture="amd64", mac_addresses="00:11:22:33:44:61"), is_admin=False)
+    assert machine.status == model.NEW and machine.power_state == "unknown"
+
+
+def test_power_on_needs_an_owner_and_changes_a_moment_later():
+    maas = MaasModel(model.Durations(commissioning=0, deploying=0, releasing=0, erasing=0, power=60))
+    machine = maas.create_machine(form(architecture="amd64", power_type="ipmi", hostname="p",
+                                       power_parameters_power_address="10.0.0.4"))
+    maas.advance()
+    assert machine.status == model.READY
+    with pytest.raises(StateViolation) as err:
+        maas.power(machine, "on")
+    assert str(err.value) == "Can't start node: it hasn't been allocated."
+    maas.allocate(form(name="p"), "admin")
+    maas.power(machine, "on")
+    assert machine.power_state == "off"  # queued: still the old state
+    maas.advance(time.monotonic() + 61)
+    assert machine.power_state == "on"
+
+
+def test_manual_power_is_a_no_op():
+    maas = fast_model()
+    machine = maas.create_machine(form(architecture="amd64", power_type="manual", mac_addresses="00:11:22:33:44:62",
+                                       commission="false"))
+    machine.owner = "admin"
+    maas.power(machine, "on")
+    maas.advance(time.monotonic() + 60)
+    assert machine.power_state == "unknown" and machine.power_pending is None
+
+
+def test_wrong_state_errors_use_maas_words():
+    maas = fast_model()
+    machine = maas.create_machine(form(architecture="amd64", power_type="ipmi", hostname="w",
+                                       power_parameters_power_address="10.0.0.5"))
+    with pytest.raises(BadRequest) as err:
+        maas.commission(machine)  # already commissioning
+    assert err.value.errors == {"__all__": ["Commission is not available because of the current state of the node."]}
+    maas.advance()
+    maas.release(machine, form())  # Ready: nothing to do, not an error
+    maas.mark_broken(machine, "")
+    maas.commission(machine)
+    with pytest.raises(StateViolation) as err:
+        maas.release(machine, form())
+    assert str(err.value) == "Machine cannot be released in its current state ('Commissioning')."
+    with pytest.raises(StateViolation) as err:
+        maas.mark_fixed(machine)
+    assert str(err.value) == "Can't mark a non-broken node as 'Ready'."
+
+
+def test_mark_fixed_returns_a_deployed_machine_to_deployed():
+    maas = fast_model()
+    machine = maas.create_machine(form(architecture="amd64", power_type="ipmi",
+                                       power_parameters_power_address="10.0.0.6"))
+    maas.advance()
+    maas.deploy(machine, form(distro_series="ubuntu/jammy"), "admin")
+    maas.advance()
+    assert machine.status == model.DEPLOYED and machine.distro_series == "jammy"
+    maas.mark_broken(machine, "disk")
+    maas.mark_fixed(machine)
+    assert machine.status == model.DEPLOYED
+
+
+@pytest.mark.parametrize("series", ["jammy", "ubuntu/jammy", "22.04"])
+def test_distro_series_by_name_or_version(series):
+    maas = fast_model()
+    machine = maas.create_machine(form(architecture="amd64", power_type="ipmi",
+                                       power_parameters_power_address="10.0.0.7"))
+    maas.advance()
+    maas.deploy(machine, form(distro_series=series), "admin")
+    assert machine.distro_series == "jammy"
+
+
+@pytest.mark.parametrize("name, message", [("vmo-nodes_1", None), ("caf\u00e9", "Enter a valid value."),
+                                           ("a" * 257, "Ensure this value has at most 256 characters (it has 257).")])
+def test_tag_names_are_ascii_and_at_most_256(name, message):
+    maas = fast_model()
+    if message is None:
+        assert maas.create_tag(name)["name"] == name
+        return
+    with pytest.raises(BadRequest) as err:
+        maas.create_tag(name)
+    assert err.value.errors == {"name": [message]}
+
+
+USER_KEY = "userconsumer123456:usertoken123456ab:usersecret1234567890usersecret12"
+
+
+def api_and_signers():
+    from tests.lab.maas.api import MaasApi
+    from tests.lab.simulator_http import RequestLog
+
+    admin, user = ApiKey(KEY), ApiKey(USER_KEY, username="user", is_admin=False)
+    api = MaasApi(fast_model(), [admin, user], RequestLog("/dev/null"))
+
+    def call(method, path, key=admin, body=b""):
+        signed = {"Authorization": 'OAuth oauth_consumer_key="%s", oauth_token="%s", oauth_signature_method="PLAINTEXT", '
+                                   'oauth_signature="%%26%s", oauth_timestamp="1", oauth_nonce="n"'
+                                   % (key.consumer, key.token, key.secret),
+                  "Content-Type": "application/x-www-form-urlencoded"}
+        return api.handle(method, "/MAAS/api/2.0" + path, signed, body)
+    return api, call, user
+
+
+def test_power_types_are_described_by_the_rack_controllers_for_admins_only():
+    _api, call, user = api_and_signers()
+    assert call("GET", "/general/?op=describe_power_types")[0] == 404
+    status, types = call("GET", "/rackcontrollers/?op=describe_power_types")
+    assert status == 200
+    ipmi = next(t for t in types if t["name"] == "ipmi")
+    assert set(ipmi) == {"name", "description", "fields", "chassis", "can_probe", "missing_packages", "queryable",
+                         "driver_type"}
+    assert set(ipmi["fields"][0]) == {"name", "label", "required", "field_type", "choices", "default", "scope",
+                                      "secret"}
+    assert call("GET", "/rackcontrollers/?op=describe_power_types", user) == (
+        403, "This method is reserved for admin users.")
+
+
+def test_a_non_admin_is_refused_admin_operations():
+    api, call, user = api_and_signers()
+    assert call("GET", "/users/?op=whoami", user)[1]["is_superuser"] is False
+    assert call("GET", "/users/?op=whoami")[1]["is_superuser"] is True
+    status, created = call("POST", "/machines/", user, b"architecture=amd64&mac_addresses=00:11:22:33:44:70")
+    assert status == 200 and created["status_name"] == "New"
+    sid = created["system_id"]
+    refused = [call("POST", "/machines/%s/?op=commission" % sid, user), call("GET", "/machines/?op=power_parameters", user),
+               call("GET", "/machines/%s/?op=power_parameters" % sid, user), call("POST", "/tags/", user, b"name=x")]
+    assert all(answer == (403, "This method is reserved for admin users.") for answer in refused), refused
+    call("POST", "/tags/", body=b"name=x")
+    assert call("POST", "/tags/x/?op=update_nodes", user, ("add=%s" % sid).encode())[0] == 403
+    api.model.machines[sid].status = model.BROKEN
+    assert call("POST", "/machines/%s/?op=mark_fixed" % sid, user)[0] == 403
+
+
+def test_a_locked_machine_refuses_edits_with_403():
+    api, call, _user = api_and_signers()
+    machine = api.model.create_machine(form(architecture="amd64", power_type="ipmi",
+                                            power_parameters_power_address="10.0.0.8"))
+    api.model.advance()
+    api.model.deploy(machine, form(), "admin")
+    api.model.advance()
+    api.model.set_lock(machine, True)
+    assert call("POST", "/machines/%s/?op=release" % machine.system_id) == (403, "")
+    assert call("PUT", "/machines/%s/" % machine.system_id, body=b"description=x") == (403, "")
+
+
+def test_machine_json_and_power_parameters_as_maas_answers_them():
+    api, call, _user = api_and_signers()
+    machine = api.model.create_machine(form(architecture="amd64", power_type="ipmi",
+                                            power_parameters_power_address="10.0.0.9"))
+    api.model.advance()
+    status, listed = call("GET", "/machines/?simple_status=ready")
+    assert status == 200 and [m["system_id"] for m in listed] == [machine.system_id]
+    shown = listed[0]
+    assert "simple_status" not in shown and (shown["status"], shown["status_name"]) == (4, "Ready")
+    assert shown["blockdevice_set"] and {"system_id", "tags", "effective_mtu", "vlan", "links"} <= set(
+        shown["interface_set"][0])
+    assert call("GET", "/machines/?op=power_parameters")[1] == {machine.system_id: {"power_address": "10.0.0.9"}}
+    assert call("GET", "/machines/?simple_status=Ready")[0] == 400
