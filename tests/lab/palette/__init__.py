@@ -16,6 +16,9 @@ What it decides, where Palette's documents leave room:
 - Registry "Public Repo" (system scope) holds `virtual-machine-orchestrator` in tags 4.6.3 and 4.9.9
   (values layout up to 4.9) and 4.10.7 (the `vmo-manager` layout); their default values are the YAML
   files in packs/. A manifest layer is `type: manifest` with uid `spectro-manifest-pack`.
+- Errors are Palette's v1Error `{code, message, details, ref}`. A create or clone of an existing name
+  and version is a 409 ClusterProfileAlreadyExists (as the provider's mock server answers; the spec
+  documents only 201), or 400 / 500 with the `duplicate_profile_status` knob.
 - Profiles: POST makes a draft (`?publish=true` publishes it), PUT replaces the draft, PATCH
   publish turns the draft into the published template with the next revision (`spec.published.version`;
   with no draft it does nothing), PATCH metadata changes name, labels, annotations and version,
@@ -31,10 +34,14 @@ What it decides, where Palette's documents leave room:
 - The cluster `lab-cluster` is backed by the lab's real apiserver. Its infra profile `lab-maas-infra`
   (os, k8s, cni, csi layers, always Ready) must stay: PUT profiles must list it, DELETE cannot remove it.
   PATCH profiles adds or updates add-on profiles (published ones only; `replaceWithProfile` swaps an
-  attached one, `packValues` override a pack's values for this cluster). The agent (agent.py) then
-  applies each pack in a thread: the packs show `condition {type: Ready, status: "False"}` for at
+  attached one, `packValues` override a pack's values for this cluster). The agent (agent.py) picks the
+  change up after `apply_delay_seconds` (0 unless a test sets it; Palette's agent takes until its next
+  sync): until then `status.packs` goes on showing what it showed before for that profile uid (a re-apply)
+  or for the version it replaced, Ready or Error conditions included. Then it applies each pack in a
+  thread: the packs show `condition {type: Ready, status: "False"}` (with a new `startTime`) for at
   least `deploy_seconds` (0.5 s), then `Ready/True`, or `Error/True` with a message naming the values key
-  of the wrong type or quoting the apiserver's refusal. The VMO pack yields the namespaces (kubevirt,
+  of the wrong type or quoting the apiserver's refusal. `status.conditions` (ControlPlaneReady,
+  NodesReady) are True unless the `nodes_not_ready_seconds` knob holds NodesReady False. The VMO pack yields the namespaces (kubevirt,
   cdi, the pack's, vmEnabledNamespaces, the golden-images one), the VMO ClusterRoles from
   plugins/module_utils/vmo_roles.py, the KubeVirt CR kubevirt/kubevirt (featureGates exactly
   `additionalFeatureGates`, useEmulation, evictionStrategy, additionalConfig, ...) and the CDI CR
@@ -53,10 +60,14 @@ What it decides, where Palette's documents leave room:
 Lab endpoints (no ApiKey, never logged, never called by the collection):
 
 - `GET /__lab__/health`, `GET /__lab__/info` (cluster, registry, project, pack and infra profile uids).
-- `PUT /__lab__/faults` with any of: `http_429` (next n requests get 429, with `retry_after` seconds),
-  `http_5xx` (next n get `status_5xx`, default 503), `drop_connections` (next n are cut),
-  `lose_write_answers` (next n writes take effect, then are cut before their answer), `slow_seconds`
-  (every request waits first), `rate_limit` (false turns Palette's limits off), `deploy_seconds`.
+- `PUT /__lab__/faults` with any of: `http_429` (next n requests get 429, with `retry_after` seconds
+  in a Retry-After header unless `retry_after_header` is false), `http_5xx` (next n get `status_5xx`,
+  default 503), `drop_connections` (next n are cut), `lose_write_answers` (next n writes take effect,
+  then are cut before their answer), `refuse_writes` (next n writes are refused with `refuse_status`,
+  default 500, and not carried out), `slow_seconds` (every request waits first), `rate_limit` (false
+  turns Palette's limits off), `deploy_seconds`, `apply_delay_seconds`, `duplicate_profile_status`
+  (409, 400 or 500), `nodes_not_ready_seconds` (NodesReady False for that long from now). The answer
+  lists every knob; `/__lab__/reset` puts them back.
 - `POST /__lab__/seed` `{count, prefix, project (name, "" for tenant), version}`: published add-on profiles.
 - `POST /__lab__/reset`: faults, limits, profiles, attachments and RBAC as in a fresh lab, then the
   baseline below.

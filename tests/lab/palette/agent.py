@@ -20,6 +20,10 @@ CLUSTER_LABEL = "spectrocloud.com/clusterId"
 RBAC_API = "rbac.authorization.k8s.io/v1"
 KUBEVIRT_API, CDI_API = "kubevirt.io/v1", "cdi.kubevirt.io/v1beta1"
 DEPLOYED_TIMEOUT = 30.0
+DEPLOY_SECONDS = 0.5
+# Palette's agent takes a moment to pick an attach up; the lab does it at once unless a test sets the knob
+# apply_delay_seconds (tests/lab/tests/test_palette_simulator.py expects the packs listed right after the PATCH).
+APPLY_DELAY_SECONDS = 0.0
 
 
 def _default_cluster_roles() -> List[dict]:
@@ -37,7 +41,8 @@ class Agent:
     def __init__(self, kube: Kube, cluster_uid: str, cluster_roles: Callable[[], List[dict]] = _default_cluster_roles):
         self.kube, self.cluster_uid = kube, cluster_uid
         self.cluster_roles = cluster_roles
-        self.deploy_seconds = 0.5  # how long a pack stays not Ready at least, so a poller sees the transition
+        self.deploy_seconds = DEPLOY_SECONDS  # how long a pack stays not Ready at least, so a poller sees it
+        self.apply_delay_seconds = APPLY_DELAY_SECONDS  # until the agent picks an attach up (its next sync)
         # What the agent created (namespaces, manifest objects): `restore_baseline` deletes it again.
         self.created: Set[str] = set()
         self._resources: Dict[Tuple[str, str], Tuple[str, bool]] = {}
@@ -45,9 +50,21 @@ class Agent:
 
     # -- packs ------------------------------------------------------------------------------------
 
-    def deploy(self, attachment: Attachment, report: Callable[[Attachment, Dict[str, dict]], None]) -> None:
-        """Applies each pack of an attached profile (in a thread of its own) and reports its condition."""
+    def deploy(self, attachment: Attachment, pick_up: Callable[[Attachment], None],
+               report: Callable[[Attachment, Dict[str, dict]], None]) -> None:
+        """Applies each pack of an attached profile (in a thread of its own) and reports its condition.
+
+        Like Palette's agent on a cluster, it picks the change up only after `apply_delay_seconds` (its next
+        sync); until then the cluster goes on reporting the packs it reported before (model.Attachment).
+        """
+        delay = self.apply_delay_seconds
+        if delay <= 0:
+            pick_up(attachment)  # at once: the PATCH's answer already finds the packs deploying
+
         def run():
+            if delay > 0:
+                time.sleep(delay)
+                pick_up(attachment)
             started = time.monotonic()
             results = {}
             for pack in attachment.packs:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from ..simulator_http import RequestLog, VerbHandler
+from ..simulator_http import RequestLog, VerbHandler, mirrors
 from . import model as palette_model
-from .agent import Agent
+from .agent import APPLY_DELAY_SECONDS, DEPLOY_SECONDS, Agent
 from .model import ApiError, PaletteModel
 
 # Palette's published limits per parent resource: (path pattern, requests per second, burst factor).
@@ -67,10 +67,15 @@ class RateLimiter:
 class Faults:
     http_429: int = 0  # the next n API requests are answered 429 (a storm), with Retry-After below
     retry_after: int = 1
+    # Whether a 429 carries Retry-After at all: Palette's SDK never reads it (api/apiutil/transport/runtime.go
+    # Submit retries 429 on its own backoff), so a client must cope without it.
+    retry_after_header: bool = True
     http_5xx: int = 0  # the next n API requests fail with status_5xx
     status_5xx: int = 503
     drop_connections: int = 0  # the next n API requests are cut without an answer
     lose_write_answers: int = 0  # the next n writes are carried out, then cut before their answer
+    refuse_writes: int = 0  # the next n writes are refused with refuse_status and Palette's error body, not done
+    refuse_status: int = 500
     slow_seconds: float = 0.0  # every API request waits this long first
     rate_limit: bool = True  # Palette's per-resource limits
 
@@ -125,7 +130,7 @@ class PaletteApi:
             ("PUT", cluster + "/profiles", self.cluster_profiles_put),
             ("DELETE", cluster + "/profiles", self.cluster_profiles_delete),
             ("GET", cluster + "/assets/kubeconfig", self.cluster_kubeconfig),
-            ("GET", cluster + "/assets/adminKubeconfig", self.cluster_kubeconfig),
+            ("GET", cluster + "/assets/adminKubeconfig", self.cluster_admin_kubeconfig),
             ("GET", cluster + "/config/rbacs", self.cluster_rbacs),
             ("PUT", cluster + "/config/rbacs", self.cluster_rbacs_put),
             ("POST", r"/v1/dashboard/spectroclusters/search", self.clusters_search),
@@ -144,8 +149,8 @@ class PaletteApi:
                 except ApiError as err:
                     return err.status, err.body()
         if any(pattern.match(request.path) for _method, pattern, _handler in self.routes):
-            return 405, {"code": "MethodNotAllowed", "message": f"{request.method} is not allowed on {request.path}"}
-        return 404, {"code": "ResourceNotFound", "message": f"no such API path: {request.path}"}
+            return 405, ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on {request.path}").body()
+        return 404, ApiError(404, "ResourceNotFound", f"no such API path: {request.path}").body()
 
     @staticmethod
     def mutating(method: str, path: str) -> bool:
@@ -153,26 +158,31 @@ class PaletteApi:
 
     # -- projects, registries, packs --------------------------------------------------------------
 
+    @mirrors("v1ProjectsMetadata", source="palette-sdk-go client/project.go GetProjects")
     def projects_metadata(self, request: Request) -> Response:
         wanted = request.arg("name")
         return 200, {"items": [{"metadata": {"name": name, "uid": uid}}
                                for uid, name in self.model.projects.items() if not wanted or name == wanted]}
 
+    @mirrors("v1RegistriesMetadata", source="palette-sdk-go client/registry.go getRegistryCommon")
     def registries_metadata(self, _request: Request) -> Response:
         return 200, {"items": [{"name": palette_model.REGISTRY_NAME, "uid": self.model.registry_uid, "kind": "pack",
                                 "scope": "system", "isPrivate": False, "isDefault": True}]}
 
+    @mirrors("v1PacksSummaryList", source="palette-sdk-go client/pack.go GetPacks")
     def packs_list(self, request: Request) -> Response:
         summaries = [s for s in self.model.pack_summaries() if pack_filter_matches(request.arg("filters"), s)]
         items, meta = palette_model.page(summaries, _int(request.arg("limit")), request.arg("continue"),
                                          _int(request.arg("offset")))
         return 200, {"items": items, "listmeta": meta}
 
+    @mirrors("v1PacksNameRegistryUidList", source="palette-sdk-go client/pack.go GetPacksByNameAndRegistry")
     def pack_by_name(self, _request: Request, name: str, registry: str) -> Response:
         if name != palette_model.PACK_NAME or registry != self.model.registry_uid:
             raise ApiError(404, "PackNotFound", f"pack {name!r} not found in registry {registry!r}")
         return 200, self.model.pack_entity(list(self.model.packs.values()))
 
+    @mirrors("v1PacksUid", source="palette-sdk-go client/pack.go GetPack")
     def pack_by_uid(self, _request: Request, uid: str) -> Response:
         version = self.model.pack_by_uid(uid)
         if version is None:
@@ -184,37 +194,48 @@ class PaletteApi:
     def _profile(self, request: Request, uid: str, writable: bool = False):
         return self.model.profile(uid, request.project, writable)
 
+    @mirrors("v1ClusterProfilesCreate", source="palette-sdk-go client/cluster_profile.go CreateClusterProfile")
     def profile_create(self, request: Request) -> Response:
         profile = self.model.create_profile(_object(request.body), request.project, request.flag("publish"))
         return 201, {"uid": profile.uid}
 
+    @mirrors("v1ClusterProfilesValidateNameVersion",
+             source="palette-sdk-go api/client/v1 V1ClusterProfilesValidateNameVersion")
     def profile_validate_name(self, request: Request) -> Response:
         self.model.validate_name(request.arg("name"), request.arg("version") or "1.0.0", request.project)
         return 204, None
 
+    @mirrors("v1ClusterProfilesGet", source="palette-sdk-go client/cluster_profile.go GetClusterProfile")
     def profile_get(self, request: Request, uid: str) -> Response:
         return 200, self.model.profile_view(self._profile(request, uid))
 
+    @mirrors("v1ClusterProfilesUpdate", source="palette-sdk-go client/cluster_profile.go UpdateClusterProfile")
     def profile_put(self, request: Request, uid: str) -> Response:
         self.model.update_profile(self._profile(request, uid, writable=True), _object(request.body))
         return 204, None
 
+    @mirrors("v1ClusterProfilesDelete", source="palette-sdk-go client/cluster_profile.go DeleteClusterProfile")
     def profile_delete(self, request: Request, uid: str) -> Response:
         self.model.delete_profile(self._profile(request, uid, writable=True))
         return 204, None
 
+    @mirrors("v1ClusterProfilesUidMetadataUpdate",
+             source="palette-sdk-go client/cluster_profile.go PatchClusterProfile")
     def profile_patch_metadata(self, request: Request, uid: str) -> Response:
         self.model.patch_metadata(self._profile(request, uid, writable=True), _object(request.body))
         return 204, None
 
+    @mirrors("v1ClusterProfilesPublish", source="palette-sdk-go client/cluster_profile.go PublishClusterProfile")
     def profile_publish(self, request: Request, uid: str) -> Response:
         self.model.publish(self._profile(request, uid, writable=True))
         return 204, None
 
+    @mirrors("v1ClusterProfilesUidClone", source="palette-sdk-go client/cluster_profile.go CloneClusterProfile")
     def profile_clone(self, request: Request, uid: str) -> Response:
         clone = self.model.clone_profile(self._profile(request, uid), _object(request.body), request.project)
         return 201, {"uid": clone.uid}
 
+    @mirrors("V1ClusterProfilesUidVariablesGet", source="palette-sdk-go client/cluster_profile.go GetProfileVariables")
     def profile_variables(self, request: Request, uid: str) -> Response:
         return 200, {"variables": list(self._profile(request, uid).variables)}
 
@@ -233,20 +254,27 @@ class PaletteApi:
             raise ApiError(404, "PackNotFound", f"cluster profile {profile.name!r} has no pack {pack_name!r}")
         return list(found.values())
 
+    @mirrors("v1ClusterProfilesUidPacksUidManifests",
+             source="palette-sdk-go client/pack.go GetClusterProfileManifestPack")
     def profile_manifests(self, request: Request, uid: str, pack: str) -> Response:
         return 200, {"items": self._manifest_views(request, uid, pack)}
 
+    @mirrors("v1ClusterProfilesUidPacksNameManifestsUidGet",
+             source="palette-sdk-go api/client/v1 V1ClusterProfilesUIDPacksNameManifestsUIDGet")
     def profile_manifest(self, request: Request, uid: str, pack: str, manifest: str) -> Response:
         for view in self._manifest_views(request, uid, pack):
             if view["metadata"]["uid"] == manifest:
                 return 200, view
         raise ApiError(404, "ManifestNotFound", f"manifest {manifest!r} not found in pack {pack!r}")
 
+    @mirrors("v1ClusterProfilesMetadata",
+             source="palette-sdk-go client/cluster_profile.go GetClusterProfileUID, GetClusterProfiles")
     def profiles_metadata(self, request: Request) -> Response:
         return 200, {"items": [{"metadata": {"name": p.name, "uid": p.uid, "annotations": {"scope": p.scope}},
                                 "spec": {"cloudType": p.cloud_type, "version": p.version}}
                                for p in self.model.listed_profiles(request.project)]}
 
+    @mirrors("v1ClusterProfilesFilterSummary", source="palette-sdk-go api/client/v1 V1ClusterProfilesFilterSummary")
     def profiles_summary(self, request: Request) -> Response:
         body = request.body if isinstance(request.body, dict) else {}
         profiles = [p for p in self.model.listed_profiles(request.project)
@@ -265,9 +293,13 @@ class PaletteApi:
     def _cluster(self, request: Request, uid: str):
         return self.model.cluster_by_uid(uid, request.project)
 
+    # status.conditions and status.packs as the provider's add-on wait reads them: terraform-provider-spectrocloud
+    # spectrocloud/cluster_common_attachment.go resourceAddonDeploymentStateRefreshFunc (model.cluster_view).
+    @mirrors("v1SpectroClustersGet", source="palette-sdk-go client/cluster.go GetCluster")
     def cluster_get(self, request: Request, uid: str) -> Response:
         return 200, self.model.cluster_view(self._cluster(request, uid))
 
+    @mirrors("v1SpectroClustersGetProfiles", source="palette-sdk-go api/client/v1 V1SpectroClustersGetProfiles")
     def cluster_profiles(self, request: Request, uid: str) -> Response:
         return 200, {"profiles": self.model.cluster_profiles_view(self._cluster(request, uid))}
 
@@ -275,36 +307,58 @@ class PaletteApi:
         cluster = self._cluster(request, uid)
         started = self.model.attach(cluster, _object(request.body).get("profiles"), request.project, replace_all)
         for attachment in started:
-            self.agent.deploy(attachment, self._report)
+            self.agent.deploy(attachment, self._pick_up, self._report)
         return 204, None
+
+    def _pick_up(self, attachment) -> None:
+        with self.model.lock:
+            self.model.pick_up(attachment)
 
     def _report(self, attachment, conditions) -> None:
         with self.model.lock:
             self.model.finish(attachment, conditions)
 
+    @mirrors("v1SpectroClustersPatchProfiles",
+             source="palette-sdk-go client/addon_deployment_update.go ClustersPatchProfiles")
     def cluster_profiles_patch(self, request: Request, uid: str) -> Response:
         return self._attach(request, uid, replace_all=False)
 
+    @mirrors("v1SpectroClustersUpdateProfiles", source="palette-sdk-go client/cluster.go UpdateClusterProfileValues")
     def cluster_profiles_put(self, request: Request, uid: str) -> Response:
         return self._attach(request, uid, replace_all=True)
 
+    @mirrors("v1SpectroClustersDeleteProfiles",
+             source="palette-sdk-go client/addon_deployment_update.go DeleteAddonDeployment")
     def cluster_profiles_delete(self, request: Request, uid: str) -> Response:
         self.model.detach(self._cluster(request, uid), _object(request.body).get("profileUids"))
         return 204, None
 
-    def cluster_kubeconfig(self, request: Request, uid: str) -> Response:
+    def _kubeconfig(self, request: Request, uid: str) -> Response:
         self._cluster(request, uid)
         with open(self.kubeconfig) as kubeconfig:
             return 200, kubeconfig.read().encode()
 
+    @mirrors("v1SpectroClustersUidKubeConfig", source="palette-sdk-go client/cluster.go GetClusterKubeConfig")
+    def cluster_kubeconfig(self, request: Request, uid: str) -> Response:
+        return self._kubeconfig(request, uid)
+
+    @mirrors("v1SpectroClustersUidAdminKubeConfig", source="palette-sdk-go client/cluster.go GetClusterAdminKubeConfig")
+    def cluster_admin_kubeconfig(self, request: Request, uid: str) -> Response:
+        return self._kubeconfig(request, uid)
+
+    @mirrors("v1SpectroClustersUidConfigRbacsGet",
+             source="palette-sdk-go client/cluster_rbac_config.go GetClusterRbacConfig")
     def cluster_rbacs(self, request: Request, uid: str) -> Response:
         return 200, {"items": self._cluster(request, uid).rbacs}
 
+    @mirrors("v1SpectroClustersUidConfigRbacsUpdate",
+             source="palette-sdk-go client/cluster_rbac_config.go UpdateClusterRbacConfig")
     def cluster_rbacs_put(self, request: Request, uid: str) -> Response:
         rbacs = self.model.set_rbacs(self._cluster(request, uid), _object(request.body))
         self.agent.apply_rbacs(rbacs)
         return 204, None
 
+    @mirrors("v1SpectroClustersSearchFilterSummary", source="palette-sdk-go client/cluster.go SearchClusterSummaries")
     def clusters_search(self, request: Request) -> Response:
         cluster = self.model.cluster
         visible = not request.project or request.project == cluster.project_uid
@@ -327,14 +381,7 @@ class PaletteApi:
         if path == "/__lab__/health":
             return 200, {"ok": True}
         if path == "/__lab__/faults" and method == "PUT":
-            for key, value in body.items():
-                if key == "deploy_seconds":
-                    self.agent.deploy_seconds = float(value)
-                elif hasattr(self.faults, key):
-                    setattr(self.faults, key, type(getattr(self.faults, key))(value))
-                else:
-                    return 400, {"message": f"unknown fault {key!r}"}
-            return 200, dict(vars(self.faults), deploy_seconds=self.agent.deploy_seconds)
+            return self._set_faults(body)
         if path == "/__lab__/reset" and method == "POST":
             return self._reset()
         if path == "/__lab__/baseline" and method == "POST":
@@ -354,13 +401,39 @@ class PaletteApi:
                              "infra_profile_uid": self.model.infra_profile_uid}
         return 404, {"message": f"unknown lab path {method} {path}"}
 
+    def _knobs(self) -> dict:
+        return dict(vars(self.faults), deploy_seconds=self.agent.deploy_seconds,
+                    apply_delay_seconds=self.agent.apply_delay_seconds,
+                    duplicate_profile_status=self.model.duplicate_status)
+
+    def _set_faults(self, body: dict) -> Response:
+        """PUT /__lab__/faults: the Faults fields, and the agent's and model's timing and answer knobs."""
+        for key, value in body.items():
+            if key == "deploy_seconds":
+                self.agent.deploy_seconds = float(value)
+            elif key == "apply_delay_seconds":
+                self.agent.apply_delay_seconds = float(value)
+            elif key == "duplicate_profile_status":
+                self.model.duplicate_status = int(value)
+            elif key == "nodes_not_ready_seconds":
+                with self.model.lock:
+                    self.model.cluster.nodes_not_ready_until = time.monotonic() + float(value)
+                    self.model.cluster.nodes_not_ready_since = palette_model.now()
+            elif hasattr(self.faults, key):
+                setattr(self.faults, key, type(getattr(self.faults, key))(value))
+            else:
+                return 400, {"message": f"unknown fault {key!r}"}
+        return 200, self._knobs()
+
     def _reset(self) -> Response:
         """Faults, limits, profiles, attachments and RBAC back to a fresh lab; the apiserver to its baseline."""
         self.faults = Faults()
         self.limiter.reset()
-        self.agent.deploy_seconds = 0.5
+        self.agent.deploy_seconds, self.agent.apply_delay_seconds = DEPLOY_SECONDS, APPLY_DELAY_SECONDS
         with self.model.lock:
             model = self.model
+            model.duplicate_status = 409
+            model.cluster.nodes_not_ready_until = 0.0
             model.profiles = {uid: p for uid, p in model.profiles.items() if uid == model.infra_profile_uid}
             model.cluster.attachments = {uid: a for uid, a in model.cluster.attachments.items()
                                          if uid == model.infra_profile_uid}
@@ -499,7 +572,8 @@ def make_handler(api: PaletteApi) -> type:
             if faults.slow_seconds:
                 time.sleep(faults.slow_seconds)
             if self.headers.get("ApiKey") != api.api_key:
-                return 401, {"code": "Unauthorized", "message": "the ApiKey header is missing or not valid"}, None
+                return 401, palette_model.ApiError(401, "Unauthorized",
+                                                   "the ApiKey header is missing or not valid").body(), None
             with api.model.lock:
                 fault = next((name for name in ("drop_connections", "http_429", "http_5xx")
                               if getattr(faults, name) > 0), None)
@@ -511,16 +585,22 @@ def make_handler(api: PaletteApi) -> type:
                 self.connection.close()
                 return 0, None, None
             if fault == "http_5xx":
-                return faults.status_5xx, {"code": "InternalError", "message": "injected server error"}, None
+                return faults.status_5xx, palette_model.ApiError(faults.status_5xx, "InternalError",
+                                                                 "injected server error").body(), None
             retry_after = faults.retry_after if fault == "http_429" else (
                 api.limiter.admit(url.path) if faults.rate_limit else None)
             if retry_after is not None:
-                return 429, {"code": "TooManyRequests", "message": "rate limit exceeded"}, \
-                    {"Retry-After": str(retry_after)}
+                header = {"Retry-After": str(retry_after)} if faults.retry_after_header else None
+                return 429, {"code": "TooManyRequests", "message": "rate limit exceeded", "details": {},
+                             "ref": palette_model.new_uid()}, header
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 return 400, {"code": "InvalidRequest", "message": "the request body is not JSON"}, None
+            if entry["mutating"] and self._refuse_write(entry):
+                return faults.refuse_status, palette_model.ApiError(
+                    faults.refuse_status, "InternalError" if faults.refuse_status >= 500 else "InvalidRequest",
+                    "injected refusal: the request was not carried out").body(), None
             request = Request(method, url.path, parse_qs(url.query, keep_blank_values=True), body, project)
             status, payload = api.handle(request)
             if entry["mutating"] and status < 400 and self._lose_answer(entry):
@@ -528,6 +608,14 @@ def make_handler(api: PaletteApi) -> type:
                 self.connection.close()
                 return 0, None, None
             return status, payload, None
+
+        def _refuse_write(self, entry: dict) -> bool:
+            with api.model.lock:
+                if api.faults.refuse_writes <= 0:
+                    return False
+                api.faults.refuse_writes -= 1
+            entry["fault"] = "refuse_writes"
+            return True
 
         def _lose_answer(self, entry: dict) -> bool:
             """A write that took effect, whose answer a dropped connection loses (the client cannot tell)."""

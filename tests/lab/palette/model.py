@@ -1,7 +1,7 @@
 """The Palette simulator's state: projects, the pack registry, cluster profiles and the lab cluster.
 
 Handlers in api.py call these methods under `PaletteModel.lock`; every refusal is an ApiError that
-carries Palette's status code and error body ({code, message, ref}).
+carries Palette's status code and error body ({code, message, details, ref}: the spec's v1Error).
 """
 
 import base64
@@ -39,7 +39,9 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
     def body(self) -> dict:
-        return {"code": self.code, "message": self.message, "ref": secrets.token_hex(8)}
+        # palette-apis-spec-4.8.json definitions.v1Error; the provider's mock server (tests/mockApiServer/routes/
+        # common.go getError) fills ref the same way.
+        return {"code": self.code, "message": self.message, "details": {}, "ref": secrets.token_hex(8)}
 
 
 def new_uid() -> str:
@@ -48,7 +50,8 @@ def new_uid() -> str:
 
 
 def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    stamp = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + ".%03dZ" % (int(stamp * 1000) % 1000)
 
 
 def page(items: list, limit: Optional[int], token: Optional[str], offset: Optional[int] = None) -> Tuple[list, dict]:
@@ -101,13 +104,23 @@ class Profile:
 
 @dataclass
 class Attachment:
-    """A profile attached to the cluster: what the agent applied and each pack's condition."""
+    """A profile attached to the cluster: what the agent applied and each pack's condition.
+
+    Until the agent picks the attachment up, `status.packs` goes on showing `earlier_statuses`: what it
+    showed before for this profile uid (a re-apply) or for the version it replaced, Ready conditions
+    included. Palette's agent on the cluster picks a change up on its next sync, and the provider's wait
+    (cluster_common_attachment.go waitForAddonDeployment) gives it a 30 s Delay before its first look.
+    """
 
     profile_uid: str
     packs: List[dict]
     revision: int
     conditions: Dict[str, dict] = field(default_factory=dict)
     generation: int = 0
+    earlier_statuses: List[dict] = field(default_factory=list)
+    picked_up: bool = False
+    start_time: str = ""
+    end_time: str = ""
 
 
 @dataclass
@@ -118,12 +131,23 @@ class Cluster:
     attachments: Dict[str, Attachment] = field(default_factory=dict)
     rbacs: List[dict] = field(default_factory=list)
     created: str = field(default_factory=now)
+    # Lab knob nodes_not_ready_seconds: until this time.monotonic() value, condition NodesReady is False.
+    nodes_not_ready_until: float = 0.0
+    nodes_not_ready_since: str = ""
 
 
 def condition(ctype: str, status: str, reason: str, message: str) -> dict:
     stamp = now()
     return {"type": ctype, "status": status, "reason": reason, "message": message,
             "lastProbeTime": stamp, "lastTransitionTime": stamp}
+
+
+def duplicate_error(status: int, name: str, version: str) -> ApiError:
+    """A create or clone of a name and version that exists, answered with `status` (see duplicate_status)."""
+    if status >= 500:
+        return ApiError(status, "InternalError", "Internal server error")
+    return ApiError(status, "ClusterProfileAlreadyExists",
+                    f"cluster profile {name!r} version {version!r} already exists")
 
 
 def pack_ref_view(pack: dict) -> dict:
@@ -146,7 +170,13 @@ class PaletteModel:
         self.infra_profile_uid = infra.uid
         self.cluster = Cluster(new_uid(), LAB_CLUSTER, lab_project)
         self.cluster.attachments[infra.uid] = Attachment(infra.uid, copy.deepcopy(infra.published), infra.revision, {
-            p["name"]: condition("Ready", "True", "Deployed", f"{p['name']} is deployed") for p in infra.published})
+            p["name"]: condition("Ready", "True", "Deployed", f"{p['name']} is deployed") for p in infra.published},
+            picked_up=True)
+        # Lab knob duplicate_profile_status: the published API documents only 201 for a create
+        # (v1ClusterProfilesCreate) or clone (v1ClusterProfilesUidClone); the provider's mock server answers a
+        # duplicate 409 ClusterProfileAlreadyExists (tests/mockApiServer/routes/mockClusterProfile.go:272), and
+        # real Palette's answer is not published, so a test can make it 400 or 500 too.
+        self.duplicate_status = 409
 
     # -- projects and scope -----------------------------------------------------------------------
 
@@ -278,7 +308,8 @@ class PaletteModel:
                            "change it from the tenant scope")
         return profile
 
-    def validate_name(self, name: str, version: str, project_uid: str, skip_uid: str = "") -> None:
+    def validate_name(self, name: str, version: str, project_uid: str, skip_uid: str = "",
+                      duplicate_status: int = 409) -> None:
         if not name or not NAME_RULE.match(name):
             raise ApiError(400, "InvalidName", f"cluster profile name {name!r} must be 1-63 lowercase letters, "
                            "digits or '-', starting and ending with a letter or digit")
@@ -287,14 +318,13 @@ class PaletteModel:
         for other in self.profiles.values():
             if other.uid != skip_uid and other.project_uid == project_uid \
                     and (other.name, other.version) == (name, version):
-                raise ApiError(409, "ClusterProfileAlreadyExists",
-                               f"cluster profile {name!r} version {version!r} already exists")
+                raise duplicate_error(duplicate_status, name, version)
 
     def create_profile(self, body: dict, project_uid: str, publish: bool) -> Profile:
         metadata, spec = body.get("metadata") or {}, body.get("spec") or {}
         template = spec.get("template") or {}
         name, version = metadata.get("name") or "", spec.get("version") or "1.0.0"
-        self.validate_name(name, version, project_uid)
+        self.validate_name(name, version, project_uid, duplicate_status=self.duplicate_status)
         ptype = template.get("type") or "cluster"
         if ptype not in PROFILE_TYPES:
             raise ApiError(400, "InvalidProfileType",
@@ -357,7 +387,7 @@ class PaletteModel:
             raise ApiError(400, "InvalidScope", "metadata.target.projectUid is required for a project scope")
         self.check_scope(target_project)
         name, version = metadata.get("name") or "", metadata.get("version") or source.version
-        self.validate_name(name, version, target_project)
+        self.validate_name(name, version, target_project, duplicate_status=self.duplicate_status)
         clone = Profile(new_uid(), name, version, target_project, source.profile_type, source.cloud_type,
                         labels=dict(source.labels), annotations=dict(source.annotations),
                         variables=copy.deepcopy(source.variables))
@@ -457,15 +487,15 @@ class PaletteModel:
                 del cluster.attachments[uid]
         started = []
         for profile, packs, replaced in plans:
-            if replaced:
-                cluster.attachments.pop(replaced, None)
+            earlier = self.pack_statuses(cluster.attachments.pop(replaced)) if replaced in cluster.attachments else []
             if profile.uid == self.infra_profile_uid:
                 continue
             previous = cluster.attachments.get(profile.uid)
+            if previous is not None:
+                earlier = self.pack_statuses(previous) + earlier
             attachment = Attachment(profile.uid, packs, profile.revision,
-                                    generation=(previous.generation + 1) if previous else 1)
-            attachment.conditions = {p["name"]: condition("Ready", "False", "Deploying", f"deploying {p['name']}")
-                                     for p in packs}
+                                    generation=(previous.generation + 1) if previous else 1,
+                                    earlier_statuses=earlier)
             cluster.attachments[profile.uid] = attachment
             started.append(attachment)
         return started
@@ -510,11 +540,50 @@ class PaletteModel:
         for uid in uids:
             cluster.attachments.pop(uid, None)
 
+    def pick_up(self, attachment: Attachment) -> None:
+        """The agent starts on the attachment: from now on status.packs lists its packs, each Ready=False.
+
+        A re-applied profile's packs go from their earlier Ready to not Ready here, so a poller sees the
+        transition (v1ClusterPackStatus: condition, startTime, endTime).
+        """
+        if self.cluster.attachments.get(attachment.profile_uid) is not attachment:
+            return
+        attachment.conditions = {p["name"]: condition("Ready", "False", "Deploying", f"deploying {p['name']}")
+                                 for p in attachment.packs}
+        attachment.picked_up, attachment.start_time, attachment.end_time = True, now(), ""
+        attachment.earlier_statuses = []
+
     def finish(self, attachment: Attachment, conditions: Dict[str, dict]) -> None:
         """The agent's result, unless the profile was detached or attached again meanwhile."""
         current = self.cluster.attachments.get(attachment.profile_uid)
         if current is attachment:
             current.conditions.update(conditions)
+            current.end_time = now()
+
+    def pack_statuses(self, attachment: Attachment) -> List[dict]:
+        """The attachment's entries of status.packs (v1ClusterPackStatus), or the earlier ones until picked up."""
+        if not attachment.picked_up:
+            return copy.deepcopy(attachment.earlier_statuses)
+        statuses = []
+        for pack in attachment.packs:
+            cond = attachment.conditions.get(pack["name"])
+            statuses.append({"name": pack["name"], "profileUid": attachment.profile_uid, "type": pack["type"],
+                             "version": pack["tag"], "condition": dict(cond) if cond else None,
+                             "startTime": attachment.start_time, "endTime": attachment.end_time,
+                             "manifests": [{"name": m["name"], "uid": m["uid"], "condition": dict(cond)}
+                                           for m in pack.get("manifests", [])] if cond else []})
+        return statuses
+
+    def cluster_conditions(self, cluster: Cluster) -> List[dict]:
+        """status.conditions (v1ClusterCondition): the provider waits for every one to be True before it looks at
+        packs (cluster_common_attachment.go resourceAddonDeploymentStateRefreshFunc)."""
+        ready = {"type": "ControlPlaneReady", "status": "True", "reason": "", "message": "",
+                 "lastProbeTime": cluster.created, "lastTransitionTime": cluster.created}
+        nodes = dict(ready, type="NodesReady")
+        if time.monotonic() < cluster.nodes_not_ready_until:
+            nodes.update(status="False", reason="NodesNotReady", message="1 of 3 nodes is not ready",
+                         lastTransitionTime=cluster.nodes_not_ready_since)
+        return [ready, nodes]
 
     def cluster_profiles_view(self, cluster: Cluster) -> List[dict]:
         views = []
@@ -538,12 +607,7 @@ class PaletteModel:
                               "type": profile.profile_type if profile else "add-on",
                               "cloudType": profile.cloud_type if profile else "all",
                               "packs": [pack_ref_view(p) for p in attachment.packs]})
-            for pack in attachment.packs:
-                cond = attachment.conditions.get(pack["name"])
-                statuses.append({"name": pack["name"], "profileUid": attachment.profile_uid, "type": pack["type"],
-                                 "version": pack["tag"], "condition": dict(cond) if cond else None,
-                                 "manifests": [{"name": m["name"], "uid": m["uid"], "condition": dict(cond)}
-                                               for m in pack.get("manifests", [])] if cond else []})
+            statuses.extend(self.pack_statuses(attachment))
         project = self.projects[cluster.project_uid]
         return {"apiVersion": "v1", "kind": "SpectroCluster",
                 "metadata": {"name": cluster.name, "uid": cluster.uid, "creationTimestamp": cluster.created,
@@ -554,9 +618,7 @@ class PaletteModel:
                                                                  "uid": cluster.uid[::-1]},
                          "clusterType": "PureManage", "clusterProfileTemplates": templates,
                          "clusterConfig": {"clusterRbac": [], "clusterResources": {"namespaces": [], "rbacs": []}}},
-                "status": {"state": "Running", "packs": statuses,
-                           "conditions": [condition("ControlPlaneReady", "True", "", ""),
-                                          condition("NodesReady", "True", "", "")],
+                "status": {"state": "Running", "packs": statuses, "conditions": self.cluster_conditions(cluster),
                            "services": [], "apiEndpoints": []}}
 
     # -- cluster RBAC (Settings > RBAC) -----------------------------------------------------------

@@ -145,3 +145,83 @@ def test_palette_bindings_become_kubernetes_bindings():
                                {"kind": "ServiceAccount", "name": "sa", "namespace": "vms"}]
     with pytest.raises(model.ApiError, match="namespace is required"):
         model.check_binding(dict(binding, namespace=""), "rbacs[0].spec.bindings[0]")
+
+
+# -- what the cluster reports around an attach --------------------------------------------------------------
+
+def _published_manifest_profile(sim_model, name):
+    body = {"metadata": {"name": name}, "spec": {"version": "1.0.0", "template": {"type": "add-on", "packs": [
+        {"name": "layer", "type": "manifest", "manifests": [{"name": "m", "content": ""}]}]}}}
+    return sim_model.create_profile(body, sim_model.project_uid(model.LAB_PROJECT), publish=True)
+
+
+def _pack_statuses(sim_model, profile_uid):
+    status = sim_model.cluster_view(sim_model.cluster)["status"]
+    return {(p["name"], p["profileUid"]): (p["condition"]["type"], p["condition"]["status"])
+            for p in status["packs"] if p["profileUid"] != sim_model.infra_profile_uid}
+
+
+def test_a_reapply_keeps_the_earlier_ready_until_the_agent_picks_it_up_then_shows_not_ready():
+    sim_model = model.PaletteModel()
+    profile = _published_manifest_profile(sim_model, "reapplied")
+    lab = sim_model.project_uid(model.LAB_PROJECT)
+    first = sim_model.attach(sim_model.cluster, [{"uid": profile.uid}], lab, replace_all=False)[0]
+    assert _pack_statuses(sim_model, profile.uid) == {}  # not picked up yet: nothing listed for a first attach
+    sim_model.pick_up(first)
+    sim_model.finish(first, {"layer": model.condition("Ready", "True", "Deployed", "")})
+    assert _pack_statuses(sim_model, profile.uid) == {("layer", profile.uid): ("Ready", "True")}
+
+    again = sim_model.attach(sim_model.cluster, [{"uid": profile.uid}], lab, replace_all=False)[0]
+    assert _pack_statuses(sim_model, profile.uid) == {("layer", profile.uid): ("Ready", "True")}  # the earlier one
+    sim_model.pick_up(again)
+    assert _pack_statuses(sim_model, profile.uid) == {("layer", profile.uid): ("Ready", "False")}
+    sim_model.finish(first, {"layer": model.condition("Error", "True", "Late", "")})  # a stale agent run is ignored
+    assert _pack_statuses(sim_model, profile.uid) == {("layer", profile.uid): ("Ready", "False")}
+
+
+def test_a_replace_shows_the_replaced_versions_packs_until_picked_up():
+    sim_model = model.PaletteModel()
+    lab = sim_model.project_uid(model.LAB_PROJECT)
+    old = _published_manifest_profile(sim_model, "old")
+    first = sim_model.attach(sim_model.cluster, [{"uid": old.uid}], lab, replace_all=False)[0]
+    sim_model.pick_up(first)
+    sim_model.finish(first, {"layer": model.condition("Ready", "True", "Deployed", "")})
+    new = _published_manifest_profile(sim_model, "new")
+    second = sim_model.attach(sim_model.cluster, [{"uid": new.uid, "replaceWithProfile": old.uid}], lab, False)[0]
+    assert _pack_statuses(sim_model, new.uid) == {("layer", old.uid): ("Ready", "True")}
+    sim_model.pick_up(second)
+    assert _pack_statuses(sim_model, new.uid) == {("layer", new.uid): ("Ready", "False")}
+
+
+def test_cluster_conditions_are_true_unless_nodes_are_held_not_ready():
+    sim_model = model.PaletteModel()
+    conditions = sim_model.cluster_view(sim_model.cluster)["status"]["conditions"]
+    assert {c["type"]: c["status"] for c in conditions} == {"ControlPlaneReady": "True", "NodesReady": "True"}
+    sim_model.cluster.nodes_not_ready_until = float("inf")
+    conditions = sim_model.cluster_view(sim_model.cluster)["status"]["conditions"]
+    assert {c["type"]: c["status"] for c in conditions} == {"ControlPlaneReady": "True", "NodesReady": "False"}
+
+
+@pytest.mark.parametrize("status, code", [(409, "ClusterProfileAlreadyExists"), (400, "ClusterProfileAlreadyExists"),
+                                          (500, "InternalError")])
+def test_a_duplicate_create_or_clone_answers_the_configured_status_in_palettes_error_shape(status, code):
+    sim_model = model.PaletteModel()
+    sim_model.duplicate_status = status
+    profile = _published_manifest_profile(sim_model, "twice")
+    with pytest.raises(model.ApiError) as created:
+        _published_manifest_profile(sim_model, "twice")
+    with pytest.raises(model.ApiError) as cloned:
+        sim_model.clone_profile(profile, {"metadata": {"name": "twice", "version": "1.0.0"}},
+                                sim_model.project_uid(model.LAB_PROJECT))
+    for err in (created.value, cloned.value):
+        assert (err.status, err.code) == (status, code)
+        assert sorted(err.body()) == ["code", "details", "message", "ref"]
+
+
+def test_every_route_names_its_spec_operation_and_product_source():
+    routes = api.PaletteApi(model.PaletteModel(), "key", None, None, "").routes
+    assert routes and all(len(route) == 3 for route in routes)
+    for method, pattern, handler in routes:
+        operations = getattr(handler, "spec_operations", ())
+        assert operations and all(op.lower().startswith("v1") for op in operations), (method, pattern.pattern)
+        assert handler.product_source, (method, pattern.pattern)
