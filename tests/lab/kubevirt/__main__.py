@@ -29,7 +29,8 @@ def main() -> int:
     manager = Manager(kube)
     operators = Operators(manager, kube, port, (pki / "ca.crt").read_bytes())
     VirtController(manager, kube, operators, step)
-    virt_api.serve(kube, port, str(pki / "virt-api.crt"), str(pki / "virt-api.key"), str(pki / "front-proxy-ca.crt"))
+    virt_api.serve(kube, port, str(pki / "virt-api.crt"), str(pki / "virt-api.key"), str(pki / "front-proxy-ca.crt"),
+                   operators.kubevirt_config)
     manager.start()
     threading.Event().wait()
     return 0

@@ -6,8 +6,9 @@ controller would, and from then on acts on KubeVirt CRs in that Deployment's nam
 `cdi-operator` for the CDI CR. Before that a CR just sits there, as on a cluster where the operator is
 not installed, and the informers wait for the CRDs to appear.
 
-On a KubeVirt CR the stand-in registers KubeVirt's CRDs and the subresources APIService (served by
-the stand-in virt-api), then reports `status.phase: Deployed`; on a CDI CR it registers CDI's CRDs.
+On a KubeVirt CR the stand-in registers KubeVirt's CRDs, the subresources APIService and the
+`virt-api-validator` ValidatingWebhookConfiguration (both served by the stand-in virt-api), then
+reports `status.phase: Deployed`; on a CDI CR it registers CDI's CRDs.
 Deleting the CR removes what it registered, as the real operators do.
 """
 
@@ -28,6 +29,16 @@ KUBEVIRT_FINALIZER = "foregroundDeleteKubeVirt"
 CDI_FINALIZER = "operator.cdi.kubevirt.io"
 SUBRESOURCE_VERSIONS = ("v1", "v1alpha3")
 VIRT_API_SERVICE = "virt-api"
+# virt-operator's components/webhooks.go VirtAPIValidatingWebhookName and the webhooks of it the
+# stand-in serves: (name, resource, operations, path), from NewVirtAPIValidatingWebhookConfiguration.
+VIRT_API_VALIDATOR = "virt-api-validator"
+VIRT_API_WEBHOOKS = (
+    ("virtualmachineinstances-create-validator.kubevirt.io", "virtualmachineinstances", ["CREATE"],
+     "/virtualmachineinstances-validate-create"),
+    ("virtualmachine-validator.kubevirt.io", "virtualmachines", ["CREATE", "UPDATE"], "/virtualmachines-validate"),
+)
+# kubevirt.io/api core/v1 ApiSupportedWebhookVersions
+WEBHOOK_API_VERSIONS = ["v1alpha3", "v1"]
 # The operator Deployments of the release manifests, and the kind of CR each one acts on.
 OPERATOR_DEPLOYMENTS = {"virt-operator": "KubeVirt", "cdi-operator": "CDI"}
 
@@ -108,6 +119,11 @@ class Operators:
         config = kv.get("spec", {}).get("configuration", {})
         return list(config.get("developerConfiguration", {}).get("featureGates") or [])
 
+    def kubevirt_config(self) -> JSON:
+        """The deployed KubeVirt CR's spec.configuration (what virt-api's ClusterConfig reads)."""
+        kv = self.active_kubevirt() or {}
+        return kv.get("spec", {}).get("configuration") or {}
+
     def use_emulation(self) -> bool:
         kv = self.active_kubevirt() or {}
         config = kv.get("spec", {}).get("configuration", {})
@@ -185,7 +201,31 @@ class Operators:
             self.kube.apply(object_path("apiregistration.k8s.io/v1", "apiservices", name), api_service,
                             FIELD_MANAGER, force=True)
 
+        self.kube.apply(object_path("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations",
+                                    VIRT_API_VALIDATOR), self._validating_webhooks(namespace), FIELD_MANAGER, force=True)
+
+    def _validating_webhooks(self, namespace: str) -> JSON:
+        """virt-operator's NewVirtAPIValidatingWebhookConfiguration, for the VM and VMI-create webhooks."""
+        webhooks = [{
+            "name": name, "admissionReviewVersions": ["v1"], "failurePolicy": "Fail", "timeoutSeconds": 10,
+            # sideEffects None: the apiserver calls the webhook for dry-run requests too.
+            "sideEffects": "None",
+            "rules": [{"operations": operations, "apiGroups": ["kubevirt.io"], "apiVersions": WEBHOOK_API_VERSIONS,
+                       "resources": [resource]}],
+            "clientConfig": {"caBundle": self.ca_bundle,
+                             "service": {"namespace": namespace, "name": VIRT_API_SERVICE, "path": path,
+                                         "port": self.virt_api_port}},
+        } for name, resource, operations, path in VIRT_API_WEBHOOKS]
+        return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": VIRT_API_VALIDATOR,
+                             "labels": {"kubevirt.io": VIRT_API_VALIDATOR,
+                                        "app.kubernetes.io/managed-by": "virt-operator"}},
+                "webhooks": webhooks}
+
     def _unregister_virt_api(self, namespace: str) -> None:
+        # The webhook first: with failurePolicy Fail it must not outlive the server it points at.
+        self.kube.delete(object_path("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations",
+                                     VIRT_API_VALIDATOR))
         for version in SUBRESOURCE_VERSIONS:
             self.kube.delete(object_path("apiregistration.k8s.io/v1", "apiservices",
                                          f"{version}.subresources.kubevirt.io"))

@@ -3,6 +3,11 @@
 The apiserver authenticates and authorizes the caller (RBAC on e.g. `virtualmachines/start`) before it
 proxies here with the front-proxy client certificate, which this server requires. The handlers
 follow KubeVirt's `pkg/virt-api/rest/lifecycle.go`: the same checks, status codes and messages.
+
+The same server answers the apiserver's admission webhook calls (AdmissionReview POSTs on the paths
+of `admission.ADMITTERS`), as virt-api does on its one port. As virt-api's TLS config
+(`tls.VerifyClientCertIfGiven`), a client certificate is verified when given; the webhook client
+sends none, while the subresource routes answer only the aggregator, which does.
 """
 
 import json
@@ -14,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..kube import JSON, Kube, KubeError, object_path
+from . import admission
 from .controller import now, is_final, is_paused, phase, run_strategy
 
 log = logging.getLogger("standin.virt-api")
@@ -227,7 +233,7 @@ ROUTE = re.compile(r"^/apis/subresources\.kubevirt\.io/(?P<version>v1|v1alpha3)/
                    r"(?P<plural>virtualmachines|virtualmachineinstances)/(?P<name>[^/]+)/(?P<verb>[a-z]+)$")
 
 
-def make_handler(handlers: SubresourceHandlers) -> type:
+def make_handler(handlers: SubresourceHandlers, kubevirt_config: Callable[[], JSON]) -> type:
     verbs: Dict[Tuple[str, str], Callable[[str, str, JSON], int]] = {}
     for verb in VM_VERBS:
         verbs[("virtualmachines", verb)] = getattr(handlers, verb)
@@ -248,8 +254,33 @@ def make_handler(handlers: SubresourceHandlers) -> type:
             self.end_headers()
             self.wfile.write(data)
 
+        def _from_aggregator(self) -> bool:
+            """Only the aggregator's front-proxy certificate (verified by the TLS layer) carries a user."""
+            if self.connection.getpeercert():
+                return True
+            self._send(401, ApiError(401, "Unauthorized", "Unauthorized").status())
+            return False
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            admit = admission.ADMITTERS.get(self.path.split("?")[0])
+            if admit is None:
+                return self._send(404, ApiError(404, "NotFound", "the server could not find the requested resource").status())
+            try:
+                body = json.loads(raw)
+            except json.JSONDecodeError as err:
+                return self._send(400, bad_request(f"contentType=application/json, error: {err}").status())
+            answer = admission.review(body, admit, kubevirt_config())
+            if not answer["response"]["allowed"]:
+                log.info("admission %s %s/%s: %s", self.path, (body.get("request") or {}).get("namespace", ""),
+                         (body.get("request") or {}).get("name", ""), answer["response"]["status"]["message"])
+            self._send(200, answer)
+
         def do_GET(self) -> None:  # noqa: N802 - http.server naming
             path = self.path.split("?")[0].rstrip("/")
+            if not (path.endswith("/healthz") or self._from_aggregator()):
+                return None
             for version in VERSIONS:
                 if path == f"/apis/{GROUP}/{version}":
                     return self._send(200, discovery(version))
@@ -265,6 +296,8 @@ def make_handler(handlers: SubresourceHandlers) -> type:
             match = ROUTE.match(self.path.split("?")[0])
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            if not self._from_aggregator():
+                return None
             if not match or (match["plural"], match["verb"]) not in verbs:
                 return self._send(404, ApiError(404, "NotFound", "the server could not find the requested resource").status())
             try:
@@ -282,13 +315,14 @@ def make_handler(handlers: SubresourceHandlers) -> type:
     return Handler
 
 
-def serve(kube: Kube, port: int, cert: str, key: str, front_proxy_ca: str) -> ThreadingHTTPServer:
-    """Starts the HTTPS server in a thread; only the aggregator's client certificate gets in."""
+def serve(kube: Kube, port: int, cert: str, key: str, front_proxy_ca: str,
+          kubevirt_config: Callable[[], JSON] = dict) -> ThreadingHTTPServer:
+    """Starts the HTTPS server in a thread. `kubevirt_config` gives the KubeVirt CR's spec.configuration."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     context.load_verify_locations(front_proxy_ca)
-    context.verify_mode = ssl.CERT_REQUIRED
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(SubresourceHandlers(kube)))
+    context.verify_mode = ssl.CERT_OPTIONAL
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(SubresourceHandlers(kube), kubevirt_config))
     server.daemon_threads = True
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True, name="virt-api").start()
