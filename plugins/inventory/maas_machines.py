@@ -14,7 +14,8 @@ description:
   - Lists MAAS machines (deployed ones by default) and makes each a host, C(ansible_host) being its first IP address.
   - Groups by status, tag, resource pool and zone (C(status_deployed), C(tag_vmo), C(pool_default), C(zone_default)),
     plus C(compose), C(groups) and C(keyed_groups).
-  - Connection options come from the file or from E(MAAS_URL), E(MAAS_API_KEY) and E(MAAS_CA_CERT).
+  - Connection options come from the file or from E(MAAS_URL), E(MAAS_API_KEY) and E(MAAS_CA_CERT). Any MAAS
+    user's API key will do; a user who is not an administrator sees only the machines nobody owns and their own.
   - The inventory file must end in C(maas_machines.yml) or C(maas_machines.yaml).
 author:
   - palette.vmo contributors (!UNKNOWN)
@@ -29,7 +30,9 @@ options:
     required: true
     choices: [palette.vmo.maas_machines]
   statuses:
-    description: MAAS simple statuses to include; all machines when empty.
+    description:
+      - MAAS simplified statuses to include (V(deployed), V(ready), V(rescue_mode), ...; V(Deployed) works too);
+        all machines when empty.
     type: list
     elements: str
     default: [deployed]
@@ -69,7 +72,7 @@ import os
 from ansible.errors import AnsibleError
 
 from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MaasClient, MaasConfigError, MaasError
-from ansible_collections.palette.vmo.plugins.module_utils.maas_facts import machine_facts
+from ansible_collections.palette.vmo.plugins.module_utils.maas_facts import machine_facts, simple_status_filter
 from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
 from ansible_collections.palette.vmo.plugins.plugin_utils.cached_inventory import CachedInventory
 
@@ -89,7 +92,8 @@ class InventoryModule(CachedInventory):
     def _fetch(self):
         try:
             client = MaasClient(self._connection())
-            machines = client.get("/machines/", simple_status=self.get_option("statuses") or None,
+            statuses = [simple_status_filter(s) for s in self.get_option("statuses") or []]
+            machines = client.get("/machines/", simple_status=statuses or None,
                                   tags=self.get_option("tags") or None, pool=self.get_option("pools") or None,
                                   zone=self.get_option("zones") or None)
         except (MaasConfigError, MaasError, TransientError) as err:

@@ -42,9 +42,14 @@ class MaasError(Exception):
         super(MaasError, self).__init__("%s %s: HTTP %s: %s" % (method, path, status, self.describe()))
 
     def describe(self):
+        """MAAS's own words: field errors as `field: message`, form-wide ones (`__all__`) as they are."""
         if isinstance(self.body, dict):
-            return "; ".join("%s: %s" % (k, " ".join(v) if isinstance(v, list) else v) for k, v in self.body.items())
-        return str(self.body).strip()
+            return "; ".join(("%s" if k == "__all__" else k + ": %s") % (" ".join(v) if isinstance(v, list) else v)
+                             for k, v in self.body.items())
+        text = str(self.body).strip()
+        if not text and self.status == 403:
+            return "Forbidden (MAAS gives no reason; it refuses every change to a locked machine this way)"
+        return text
 
 
 class MaasConfigError(Exception):

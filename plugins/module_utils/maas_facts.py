@@ -8,6 +8,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
+def simple_status_filter(status):
+    """MAAS's `simple_status` list filter takes the lowercase status names (`ready`, `rescue_mode`); machine JSON
+    has no such field, so `status_name` (`Ready`, `Rescue mode`) is what users see and may write."""
+    return status.strip().lower().replace(" ", "_") if status else None
+
+
 def machine_facts(machine):
     interfaces = machine.get("interface_set") or []
     return {

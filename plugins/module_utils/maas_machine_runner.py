@@ -26,6 +26,12 @@ TRANSITIONAL = ("Commissioning", "Deploying", "Releasing", "Disk erasing", "Test
                 "Exiting rescue mode")
 MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# MAAS's Tag.name: ASCII letters, digits, '-' and '_', at most 256 characters (models/tag.py).
+TAG_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,256}$")
+# MAAS enlists a machine without MACs (and without architecture) only through an IPMI BMC.
+MACLESS_POWER_TYPES = ("ipmi",)
+# A machine MAAS starts only when someone owns it: power_on of a New or Ready machine is a 409.
+NOT_ALLOCATED = "Can't start node: it hasn't been allocated."
 DEPLOYED_STATES = ("Deployed", "Deploying", "Allocated", "Failed deployment")
 MACHINE_OPTIONS = ("system_id", "hostname", "domain", "architecture", "description", "power_type",
                    "power_parameters", "pxe_mac", "mac_addresses", "state", "zone", "pool", "tags", "tags_exclusive",
@@ -105,8 +111,9 @@ def validate(requests, power_types, zones, pools):
         if request.get("pool") and request["pool"] not in pools:
             bad("pool", "%r does not exist (pools: %s)" % (request["pool"], ", ".join(sorted(pools))))
         for tag in request.get("tags") or []:
-            if not re.match(r"^[\w-]+$", tag):
-                bad("tags", "%r is not a valid tag name" % tag)
+            if not TAG_NAME.match(tag):
+                bad("tags", "%r is not a valid tag name (MAAS allows ASCII letters, digits, '-' and '_', at most "
+                            "256 characters)" % tag)
         if request.get("user_data") is not None and request["state"] != "deployed":
             bad("user_data", "only applies with state=deployed")
         if request.get("distro_series") and request["state"] != "deployed":
@@ -116,6 +123,8 @@ def validate(requests, power_types, zones, pools):
             bad("erase", "only applies when the machine is released")
         if request.get("power") and request["state"] in ("absent",):
             bad("power", "cannot be combined with state=absent")
+        elif request.get("power") == "on" and request["state"] in ("ready", "released"):
+            bad("power", "on needs state=deployed: MAAS starts only an allocated machine (%s)" % NOT_ALLOCATED)
         key = request.get("system_id") or request.get("hostname") or request.get("pxe_mac")
         if key in seen:
             bad("hostname", "declared more than once in this task")
@@ -156,9 +165,35 @@ class Inventory(object):
         return next(iter(found.values()), None)
 
 
+class PowerTypes(object):
+    """The power drivers MAAS describes: each one's fields, and whether MAAS can drive it at all."""
+
+    def __init__(self, described):
+        # A required field with a default is filled by MAAS from that default (driver_parameters.make_form_field).
+        self.fields = {t["name"]: {f["name"]: bool(f.get("required")) and not f.get("default")
+                                   for f in t.get("fields") or []} for t in described}
+        # A driver MAAS cannot query (manual) cannot start or stop a machine either: power ops are no-ops.
+        self.undriven = {t["name"] for t in described if t.get("queryable") is False}
+
+
+def admin_read(client, path, op):
+    """A read only MAAS administrators may make; run before any write, so a user's key fails cleanly."""
+    try:
+        return client.get(path, op=op)
+    except MaasError as err:
+        if err.status == 403:
+            raise TaskFailure("maas_machine needs a MAAS administrator's API key: %s"
+                              % (err.describe() or "HTTP 403 Forbidden"))
+        raise
+
+
+def read_power_types(client):
+    return PowerTypes(admin_read(client, "/rackcontrollers/", "describe_power_types"))
+
+
 def read_inventory(client):
     machines = client.get("/machines/")
-    power = client.get("/machines/", op="power_parameters")
+    power = admin_read(client, "/machines/", "power_parameters")
     return Inventory(machines, power)
 
 
@@ -283,14 +318,38 @@ def _op_fields(op, request):
     return {}
 
 
+def creation_problems(request, machine):
+    """Why MAAS would refuse to create this machine, before anything is written (forms/__init__.py:1446)."""
+    if machine is not None or request["state"] == "absent":
+        return []
+    if request.get("pxe_mac") or request.get("mac_addresses"):
+        return []
+    power_type = request.get("power_type")
+    if power_type in MACLESS_POWER_TYPES:
+        return []
+    return ["machine %s: mac_addresses: a %s machine needs pxe_mac or mac_addresses to be created; MAAS enlists "
+            "without MACs only through an ipmi BMC" % (label(request), power_type or "power_type-less")]
+
+
+def owned_after_run(request, machine):
+    """Whether the machine will have an owner once its state is reached (only owned machines start)."""
+    if request["state"] == "deployed":
+        return True
+    return bool(machine and machine.get("owner")) and request["state"] in ("present", "broken", "fixed")
+
+
+def power_problems(request, machine):
+    if request.get("power") != "on" or owned_after_run(request, machine):
+        return []
+    return ["machine %s: power: on needs an allocated or deployed machine (MAAS: %s)" % (label(request), NOT_ALLOCATED)]
+
+
 def plan_machine(run, inventory, tags_known):
     """Everything that brings one machine in line except the state transitions; returns the actions."""
     request, machine = run.request, run.machine
     actions = []
     if request["state"] == "absent":
         if machine is not None:
-            if machine.get("locked"):
-                raise TaskFailure("machine %s: is locked; unlock it before deleting it" % label(request))
             actions.append(("delete", None))
         return actions
     if machine is None:
@@ -311,10 +370,25 @@ def plan_machine(run, inventory, tags_known):
             actions.append(("create_tag", tag))
     if add or remove:
         actions.append(("tag", (add, remove)))
-    if request.get("power") and machine.get("power_state") != request["power"] and \
-            machine["status_name"] not in TRANSITIONAL:
-        actions.append(("power_" + request["power"], None))
     return actions
+
+
+def power_op(run, power_types):
+    """The power op a machine at its state still needs, or None (also for drivers MAAS cannot drive)."""
+    wanted, machine = run.request.get("power"), run.machine
+    if not wanted or machine is None or machine.get("power_state") == wanted:
+        return None
+    if machine.get("power_type") in power_types.undriven:
+        return None
+    return "power_" + wanted
+
+
+def undriven_notes(runs, power_types):
+    return ["machine %s: power: MAAS cannot drive a %s power type; it was not asked to power the machine %s "
+            "(power it by hand)" % (label(item.request), item.machine.get("power_type"), item.request["power"])
+            for item in runs if item.request.get("power") and item.machine and
+            item.machine.get("power_state") != item.request["power"] and
+            item.machine.get("power_type") in power_types.undriven]
 
 
 def execute(client, run, action, argument, created_tags):
@@ -341,7 +415,8 @@ def execute(client, run, action, argument, created_tags):
         for tag in remove:
             client.post("/tags/%s/" % tag, op="update_nodes", remove=run.machine["system_id"])
     elif action in ("power_on", "power_off"):
-        run.machine = client.post("/machines/%s/" % run.machine["system_id"], op=action)
+        # The answer shows the power state from before the change: keep the machine and read it later.
+        client.post("/machines/%s/" % run.machine["system_id"], op=action)
     else:
         run.machine = client.post("/machines/%s/" % run.machine["system_id"], op=action, **_op_fields(action, request))
     run.actions.append(action)
@@ -393,8 +468,9 @@ def predicted(run, actions, transition):
             view.update({k: v for k, v in argument.items() if k in ("hostname", "zone", "pool")})
         elif action == "tag":
             view["tags"] = sorted((set(view.get("tags") or []) | set(argument[0])) - set(argument[1]))
-        elif action in ("power_on", "power_off"):
-            view["power_state"] = action[len("power_"):]
+    if transition in ("power_on", "power_off"):
+        view["power_state"] = transition[len("power_"):]
+        return view
     final = {"ready": "Ready", "deployed": "Deployed", "released": "Ready", "broken": "Broken"}
     if transition or any(action[0] == "create" for action in actions):
         view["status"] = final.get(run.request["state"], view.get("status"))
@@ -408,11 +484,10 @@ def run(module):
     try:
         requests = machine_requests(params)
         client = MaasClient(params)
-        power_types = {t["name"]: {f["name"]: f.get("required", False) for f in t.get("fields") or []}
-                       for t in client.get("/general/", op="describe_power_types")}
+        power_types = read_power_types(client)
         zones = {z["name"] for z in client.get("/zones/")}
         pools = {p["name"] for p in client.get("/resourcepools/")}
-        validate(requests, power_types, zones, pools)
+        validate(requests, power_types.fields, zones, pools)
         inventory = read_inventory(client)
         tags_known = {t["name"] for t in client.get("/tags/")}
         runs = [MachineRun(r) for r in requests]
@@ -424,9 +499,18 @@ def run(module):
                 if other != label(item.request):
                     raise TaskFailure("machines %s and %s are the same MAAS machine %s"
                                       % (other, label(item.request), item.machine["system_id"]))
+        problems = [p for item in runs for p in creation_problems(item.request, item.machine) +
+                    power_problems(item.request, item.machine)]
+        if problems:
+            raise TaskFailure("invalid input, nothing was changed: " + "; ".join(problems), problems)
         plans = [(item, plan_machine(item, inventory, tags_known)) for item in runs]
-        # The first transition each machine needs now; check mode reports it, diff predicts from it.
-        first_steps = [item.machine and next_transition(item.request, item.machine) for item, _actions in plans]
+        # The first transition each machine needs now; check mode reports it, diff predicts from it. A
+        # machine already at its state may still need its power changed.
+        first_steps = [item.machine and (next_transition(item.request, item.machine) or
+                                         power_op(item, power_types)) for item, _actions in plans]
+        refuse_locked_changes(plans, first_steps)
+        for note in undriven_notes(runs, power_types):
+            module.warn(note)
         result = {"changed": any(actions or step for (_item, actions), step in zip(plans, first_steps))}
         if module._diff:
             result["diff"] = [{"before_header": "machine %s" % label(item.request),
@@ -438,7 +522,7 @@ def run(module):
                                        changed=bool(actions or step))
                                   for (item, actions), step in zip(plans, first_steps)]
             return module.exit_json(**result)
-        converge(client, plans, params)
+        converge(client, plans, params, power_types)
         result["changed"] = any(item.actions for item, _actions in plans)
         result["machines"] = [summary(item) for item, _actions in plans]
         module.exit_json(**result)
@@ -448,7 +532,16 @@ def run(module):
         module.fail_json(msg=str(err))
 
 
-def converge(client, plans, params):
+def refuse_locked_changes(plans, first_steps):
+    """MAAS answers 403 to any change of a locked machine (models/node.py:666): say so before writing."""
+    locked = ["machine %s: is locked in MAAS, which refuses every change to it; unlock it first"
+              % label(item.request) for (item, actions), step in zip(plans, first_steps)
+              if item.machine and item.machine.get("locked") and (actions or step)]
+    if locked:
+        raise TaskFailure("nothing was changed: " + "; ".join(locked), locked)
+
+
+def converge(client, plans, params, power_types):
     concurrency, created_tags = params["concurrency"], set()
     deadline = time.monotonic() + params["wait_timeout"]
 
@@ -511,6 +604,32 @@ def converge(client, plans, params):
     if unmet:
         raise TaskFailure("; ".join("machine %s: is %s, not %s" % (label(i.request), i.machine and i.machine["status_name"],
                                                                    i.request["state"]) for i in unmet))
+    converge_power(client, runs, params, power_types, deadline, created_tags)
+
+
+def converge_power(client, runs, params, power_types, deadline, created_tags):
+    """Sends each power op once, then waits until MAAS reports the state: power changes are queued and the
+    answer still shows the old power_state (models/node.py:6181-6230)."""
+    steps = [(item, power_op(item, power_types)) for item in runs]
+    steps = [(item, op) for item, op in steps if op]
+
+    def send(entry):
+        item, op = entry
+        try:
+            execute(client, item, op, None, created_tags)
+        except MaasError as err:
+            raise TaskFailure("machine %s: %s: %s" % (label(item.request), op, err.describe()))
+    _raise_all(run_concurrently(send, steps, params["concurrency"]))
+    sent = [item for item, _op in steps]
+    while params["wait"] and sent:
+        refresh(client, sent)
+        sent = [item for item in sent if item.machine["power_state"] != item.request["power"]]
+        if not sent:
+            break
+        if time.monotonic() > deadline:
+            raise TaskFailure("timed out after %ss waiting for the power state of %s" % (params["wait_timeout"], ", ".join(
+                "%s (%s, not %s)" % (label(i.request), i.machine["power_state"], i.request["power"]) for i in sent)))
+        time.sleep(params["poll_interval"])
 
 
 def refresh(client, runs):

@@ -20,6 +20,9 @@ description:
   - Checks the whole task first (power types and their parameters as the MAAS server describes them, zones, pools,
     MACs, names) and fails before any write if anything is wrong.
   - A failed commissioning or deployment fails the task with the failing scripts' names.
+  - Needs a MAAS administrator's API key (MAAS reserves power types, power parameters, commissioning and tags for
+    administrators); another user's key fails before any change.
+  - A locked machine is refused before any change, since MAAS refuses every change to it.
 author:
   - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -66,7 +69,9 @@ options:
         also used to find the machine again.
     type: dict
   pxe_mac:
-    description: The MAC address the machine boots from. Optional with a BMC power type.
+    description:
+      - The MAC address the machine boots from. Only an V(ipmi) machine may be created without any MAC (MAAS finds
+        its interfaces through the BMC); every other power type needs O(pxe_mac) or O(mac_addresses).
     type: str
   mac_addresses:
     description: Further MAC addresses, used to find the machine.
@@ -88,18 +93,24 @@ options:
     description: Resource pool.
     type: str
   tags:
-    description: Tags to put on the machine; missing tags are created.
+    description: Tags to put on the machine; missing tags are created. Names are ASCII letters, digits, V(-) and V(_), at most 256 characters.
     type: list
     elements: str
   tags_exclusive:
     description: Remove the machine's tags that are not in O(tags).
     type: bool
   power:
-    description: Power the machine V(on) or V(off) through its BMC.
+    description:
+      - Power the machine V(on) or V(off) through its BMC, once it has reached its O(state); the task waits (within
+        O(wait_timeout)) until MAAS reports that power state, since MAAS changes it a moment after the request.
+      - MAAS starts only an allocated or deployed machine, so V(on) with O(state=ready) or O(state=released) is an
+        input error.
+      - A power type MAAS cannot drive (V(manual)) is left alone: the task reports no change for the power and
+        warns that the machine must be powered by hand.
     type: str
     choices: ['on', 'off']
   distro_series:
-    description: Ubuntu series to deploy, such as V(noble) or V(jammy).
+    description: Ubuntu series to deploy, such as V(noble), V(jammy), V(ubuntu/jammy) or (MAAS 3.6 and later) V(22.04).
     type: str
   hwe_kernel:
     description: Kernel to deploy.

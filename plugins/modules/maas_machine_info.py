@@ -14,6 +14,8 @@ version_added: 0.1.0
 description:
   - Lists MAAS machines with MAAS's own filters (one request) and returns their status, power state, tags, pool,
     zone and IP addresses.
+  - Any MAAS user's API key will do; MAAS shows a user who is not an administrator only the machines nobody owns
+    and the user's own, so machines deployed by others are missing from the answer.
 author:
   - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -42,7 +44,10 @@ options:
     elements: str
     default: []
   status:
-    description: Only machines in this simple status (V(new), V(ready), V(deployed), V(broken), ...).
+    description:
+      - Only machines in this simplified status (V(new), V(commissioning), V(ready), V(allocated), V(deploying),
+        V(deployed), V(releasing), V(broken), V(failed), V(testing), V(rescue_mode), V(other)); case and spaces as in
+        C(status_name) are accepted (V(Ready) is V(ready)).
     type: str
   pool:
     description: Only machines of this resource pool.
@@ -135,7 +140,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.palette.vmo.plugins.module_utils.maas_client import (
     MAAS_ARG_SPEC, MaasClient, MaasConfigError, MaasError)
-from ansible_collections.palette.vmo.plugins.module_utils.maas_facts import machine_facts
+from ansible_collections.palette.vmo.plugins.module_utils.maas_facts import machine_facts, simple_status_filter
 
 
 def main():
@@ -152,7 +157,7 @@ def main():
     try:
         client = MaasClient(params)
         machines = client.get("/machines/", hostname=params["hostnames"] or None, id=params["system_ids"] or None,
-                              mac_address=params["mac_addresses"] or None, simple_status=params["status"],
+                              mac_address=params["mac_addresses"] or None, simple_status=simple_status_filter(params["status"]),
                               pool=params["pool"], zone=params["zone"], tags=params["tags"] or None)
         module.exit_json(changed=False, machines=[machine_facts(m) for m in sorted(machines, key=lambda m: m["hostname"])])
     except (MaasError, MaasConfigError) as err:

@@ -88,7 +88,7 @@ def test_missing_url(run_module, maas):
 
 
 def test_illegal_transition_is_reported(run_module, maas):
-    """Releasing a locked machine is refused by MAAS's rules (409); the task quotes the reason."""
+    """MAAS refuses any change to a locked machine (403, no reason given): the task says so before writing."""
     from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MaasClient
 
     maas.durations(commissioning=0.5, deploying=0.5)
@@ -98,9 +98,11 @@ def test_illegal_transition_is_reported(run_module, maas):
         assert deployed.get("failed") is not True, deployed.get("msg")
         client = MaasClient(dict(maas.connection(), validate_certs=True))
         client.post("/machines/%s/" % deployed["machines"][0]["system_id"], op="lock")
+        mark = maas.mark()
         refused = run_module(MODULE, dict(maas.connection(), state="released", **node))
         assert refused.get("failed") is True
-        assert "machine locked-node: release: Can't release a locked machine" in refused["msg"]
+        assert "machine locked-node: is locked in MAAS, which refuses every change to it" in refused["msg"]
+        assert maas.writes_since(mark) == []
         client.post("/machines/%s/" % deployed["machines"][0]["system_id"], op="unlock")
         assert run_module(MODULE, dict(maas.connection(), state="absent", **node))["changed"] is True
     finally:

@@ -311,7 +311,8 @@ class MaasModel:
 
     def _start_commissioning(self, machine: Machine) -> None:
         self._move(machine, COMMISSIONING, "commission")
-        machine.power_state, machine.status_message = "on", "Commissioning"
+        machine.status_message = "Commissioning"
+        _power_observed(machine, "on")
         self._schedule(machine, self.durations.commissioning, "commissioning")
 
     def _finish_commissioning(self, machine: Machine) -> None:
@@ -320,7 +321,7 @@ class MaasModel:
                             "status_name": "Failed" if failed and name == FAILING_SCRIPT else "Passed",
                             "exit_status": 1 if failed and name == FAILING_SCRIPT else 0}
                            for name in COMMISSIONING_SCRIPTS]
-        machine.power_state = "off"
+        _power_observed(machine, "off")
         if failed:
             machine.status, machine.status_message = FAILED_COMMISSIONING, "Failed commissioning"
             return
@@ -353,7 +354,8 @@ class MaasModel:
             self._move(machine, DEPLOYING, "deploy")
             machine.osystem, machine.distro_series = "ubuntu", distro
             machine.hwe_kernel, machine.user_data = value("hwe_kernel"), value("user_data")
-            machine.power_state, machine.status_message = "on", "Deploying"
+            machine.status_message = "Deploying"
+            _power_observed(machine, "on")
             machine.owner = machine.owner or user
             self._schedule(machine, self.durations.deploying, "deploying")
 
@@ -382,7 +384,8 @@ class MaasModel:
     def _finish_releasing(self, machine: Machine) -> None:
         machine.status, machine.status_message = READY, "Released"
         machine.owner, machine.osystem, machine.distro_series = None, "", ""
-        machine.ip_addresses, machine.power_state, machine.user_data = [], "off", None
+        machine.ip_addresses, machine.user_data = [], None
+        _power_observed(machine, "off")
 
     def abort(self, machine: Machine) -> None:
         with self.lock:
@@ -391,7 +394,8 @@ class MaasModel:
             if machine.status not in back:
                 raise StateViolation("Cannot abort in current state: '%s'" % STATUS_NAMES[machine.status])
             machine.pending = None
-            machine.status, machine.power_state = back[machine.status], "off"
+            machine.status = back[machine.status]
+            _power_observed(machine, "off")
 
     def mark_broken(self, machine: Machine, comment: str) -> None:
         with self.lock:
@@ -528,6 +532,13 @@ def series_of(distro: str) -> Optional[str]:
     if name in DISTROS:
         return name
     return next((series for series, version in DISTROS.items() if version == name), None)
+
+
+def _power_observed(machine: Machine, state: str) -> None:
+    """The power state MAAS records when a lifecycle step powers the machine; a driver MAAS cannot query
+    (manual) never reports one, so such a machine stays `unknown`."""
+    if DRIVERS.get(machine.power_type, {}).get("queryable", False):
+        machine.power_state = state
 
 
 def _true(value: Optional[str]) -> bool:
