@@ -105,7 +105,7 @@ options:
         O(wait_timeout)) until MAAS reports that power state, since MAAS changes it a moment after the request.
       - MAAS starts only an allocated or deployed machine, so V(on) with O(state=ready) or O(state=released) is an
         input error.
-      - A power type MAAS cannot drive (V(manual)) is left alone: the task reports no change for the power and
+      - A power type MAAS cannot drive (V(manual)) is left alone; the task reports no change for the power and
         warns that the machine must be powered by hand.
     type: str
     choices: ['on', 'off']
