@@ -15,7 +15,7 @@ __metaclass__ = type
 
 import os
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 try:
     from kubernetes.client import Configuration
@@ -46,6 +46,51 @@ AUTH_ARG_SPEC = dict(
 )
 
 AUTH_PARAMS = tuple(AUTH_ARG_SPEC)
+
+# Fields of a kubeconfig user that hold a credential; everything under these is one.
+KUBECONFIG_SECRET_FIELDS = ("token", "password", "client-key-data")
+KUBECONFIG_SECRET_SECTIONS = ("auth-provider", "exec")
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            for text in _strings(item):
+                yield text
+    elif isinstance(value, list):
+        for item in value:
+            for text in _strings(item):
+                yield text
+    elif isinstance(value, str) and value:
+        yield value
+
+
+def kubeconfig_secrets(kubeconfig):
+    """The credentials in a kubeconfig given as a dict: tokens, passwords, keys, auth-provider and exec
+    settings. Only these, not the whole dict: its context, cluster and user names are words such as
+    `default` that masking would blank out of every result."""
+    secrets = set()
+    if not isinstance(kubeconfig, dict):
+        return secrets
+    for entry in kubeconfig.get("users") or []:
+        user = entry.get("user") if isinstance(entry, dict) else None
+        if not isinstance(user, dict):
+            continue
+        for field in KUBECONFIG_SECRET_FIELDS + KUBECONFIG_SECRET_SECTIONS:
+            secrets.update(_strings(user.get(field)))
+    return secrets
+
+
+class KubeModule(AnsibleModule):
+    """AnsibleModule for the Kubernetes modules: the credentials inside a kubeconfig dict are no_log.
+
+    They are registered as soon as the parameters are read, so even a failure of the argument validation
+    itself (whose result carries the invocation) never shows them.
+    """
+
+    def _load_params(self):
+        super(KubeModule, self)._load_params()
+        self.no_log_values.update(kubeconfig_secrets(self.params.get("kubeconfig")))
 
 
 class AuthError(Exception):

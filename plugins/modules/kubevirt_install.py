@@ -184,9 +184,7 @@ cdi:
   sample: {name: cdi, phase: Deployed, version: v1.65.0}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AUTH_ARG_SPEC
+from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AUTH_ARG_SPEC, KubeModule
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_install_runner import run
 
 
@@ -215,7 +213,7 @@ def argument_spec():
 
 
 def main():
-    run(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True))
+    run(KubeModule(argument_spec=argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

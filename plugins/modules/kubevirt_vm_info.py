@@ -148,16 +148,16 @@ vms:
       type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.palette.vmo.plugins.module_utils import kubevirt_power
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AUTH_ARG_SPEC, AuthError, resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import (
+    AUTH_ARG_SPEC, AuthError, KubeModule, resolve_connection)
 from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
     KubeApiError, KubeClient, KubeConnectionError)
 from ansible_collections.palette.vmo.plugins.module_utils.kube_discovery import DiscoveryError, preferred_version
 from ansible_collections.palette.vmo.plugins.module_utils.kube_wait import WaitTarget, WaitTimeout, wait_for
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_facts import vm_facts
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_query import find_vms
+from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
 from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
 
 
@@ -182,8 +182,11 @@ def main():
         wait_timeout=dict(type="int", default=120),
         api_version=dict(type="str"),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = KubeModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
+    bounds = bound_errors(params)
+    if bounds:
+        module.fail_json(msg="invalid input: " + "; ".join(bounds), errors=bounds)
     try:
         client = KubeClient(resolve_connection(params))
         api_version = preferred_version(client, "kubevirt.io", params["api_version"])
