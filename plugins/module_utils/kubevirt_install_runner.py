@@ -24,6 +24,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
 from ansible_collections.palette.vmo.plugins.module_utils.kube_manifest import (
     ManifestError, ResourceResolver, is_url, label, parse_manifest, read_manifest)
 from ansible_collections.palette.vmo.plugins.module_utils.kube_wait import WaitTarget, WaitTimeout, wait_for
+from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
 from ansible_collections.palette.vmo.plugins.module_utils.vmo_pack_values import deep_merge
 
 KUBEVIRT_API = "kubevirt.io/v1"
@@ -301,6 +302,9 @@ def install(module, client, manifests):
 
 
 def run(module):
+    bounds = bound_errors(module.params)
+    if bounds:
+        module.fail_json(msg="invalid input, nothing was changed: " + "; ".join(bounds), errors=bounds)
     for option in ("kubevirt_operator_manifest", "cdi_operator_manifest"):
         source = module.params[option]
         if not is_url(source) and "://" in source:

@@ -12,6 +12,7 @@ __metaclass__ = type
 
 import copy
 import re
+from decimal import Decimal, InvalidOperation
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "palette.vmo"
@@ -22,6 +23,10 @@ NIC_MODELS = ("virtio", "e1000", "e1000e", "igb", "ne2k_pci", "pcnet", "rtl8139"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[kMGTPE]|([eE][+-]?\d+))?$")
 DISK_SOURCES = ("container_disk", "pvc", "data_volume", "empty_disk")
+SUFFIX_FACTORS = dict([(s, 1024 ** (i + 1)) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))]
+                      + [(s, 1000 ** (i + 1)) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))])
+# A quantity's value in bytes must fit the int64 that Kubernetes and KubeVirt convert it to.
+MAX_BYTES = 2 ** 63 - 1
 
 
 class VmInputError(Exception):
@@ -43,11 +48,36 @@ def check_name(vm, option, value, max_length=63):
                            % (value, max_length))
 
 
+def quantity_bytes(text):
+    """The value of a quantity that matches QUANTITY, as a Decimal."""
+    match = re.match(r"^[+]?([\d.]+)(.*)$", text)
+    number, suffix = match.group(1), match.group(2)
+    try:
+        if suffix in SUFFIX_FACTORS:
+            return Decimal(number) * SUFFIX_FACTORS[suffix]
+        return Decimal(number + suffix)  # no suffix, or a decimal exponent (1e9)
+    except InvalidOperation:
+        return None
+
+
 def check_quantity(vm, option, value):
     if value is None:
         return
     if not QUANTITY.match(str(value)):
         raise VmInputError(vm, option, "%r is not a Kubernetes quantity (for example 2Gi or 512Mi)" % (value,))
+    size = quantity_bytes(str(value))
+    if size is None or size > MAX_BYTES:
+        raise VmInputError(vm, option, "%r is too large: a quantity of bytes must stay below 8Ei (2^63)"
+                           % (value,))
+
+
+def check_unique_names(vm, option, items):
+    """Disk and NIC names are the keys KubeVirt matches devices, volumes and networks by."""
+    seen = set()
+    for name in [item.get("name") for item in items]:
+        if name in seen:
+            raise VmInputError(vm, option, "%r is given more than once (names must be unique in one VM)" % (name,))
+        seen.add(name)
 
 
 def _matcher(vm, option, value, default_kind):
@@ -274,6 +304,7 @@ def build_vm(params, api_version="kubevirt.io/v1", base_spec=None, networks_know
         device, volume = _cloud_init(vm, params["cloud_init"])
         disks.append(device)
         volumes.append(volume)
+    check_unique_names(vm, "disks", disks)
     devices["disks"] = _merge_named(vm, "disks", list(devices.get("disks") or []), disks)
     tspec["volumes"] = _merge_named(vm, "disks", list(tspec.get("volumes") or []), volumes)
 
@@ -284,6 +315,7 @@ def build_vm(params, api_version="kubevirt.io/v1", base_spec=None, networks_know
             iface, net = _nic(vm, nic, networks_known)
             ifaces.append(iface)
             nets.append(net)
+        check_unique_names(vm, "nics", ifaces)
         devices["interfaces"] = _merge_named(vm, "nics", list(devices.get("interfaces") or []), ifaces)
         tspec["networks"] = _merge_named(vm, "nics", list(tspec.get("networks") or []), nets)
 

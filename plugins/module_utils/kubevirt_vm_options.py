@@ -9,6 +9,8 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.palette.vmo.plugins.module_utils.kube_items import validate_items
+
 STATES = ("present", "absent", "started", "stopped", "restarted", "paused", "unpaused")
 
 DATA_VOLUME_OPTIONS = dict(
@@ -44,7 +46,7 @@ VM_OPTIONS = dict(
     name=dict(type="str"),
     namespace=dict(type="str"),
     state=dict(type="str", choices=list(STATES)),
-    run_strategy=dict(type="str"),
+    run_strategy=dict(type="str", choices=["Always", "Halted", "Manual", "RerunOnFailure", "Once"]),
     labels=dict(type="dict"),
     annotations=dict(type="dict"),
     cpu=dict(type="dict", options=dict(cores=dict(type="int"), sockets=dict(type="int"), threads=dict(type="int"))),
@@ -59,7 +61,7 @@ VM_OPTIONS = dict(
     instancetype=dict(type="raw"),
     preference=dict(type="raw"),
     node_selector=dict(type="dict"),
-    eviction_strategy=dict(type="str"),
+    eviction_strategy=dict(type="str", choices=["LiveMigrate", "LiveMigrateIfPossible", "External", "None"]),
     spec=dict(type="dict"),
     data_volume_templates=dict(type="list", elements="dict"),
     template=dict(type="str"),
@@ -76,7 +78,11 @@ def strip_none(value):
 
 
 class ItemError(Exception):
-    """A `vms` item that is not made of VM options."""
+    """`vms` items that are not made of VM options; `errors` names each item and field."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super(ItemError, self).__init__("; ".join(self.errors))
 
 
 def vm_requests(params):
@@ -86,14 +92,12 @@ def vm_requests(params):
     if not items:
         requests = [defaults]
     else:
+        # Each item through Ansible's argument-spec validation, as the task-level options went.
+        validated, errors = validate_items("vms", items, VM_OPTIONS)
+        if errors:
+            raise ItemError(errors)
         requests = []
-        for index, item in enumerate(items):
-            unknown = sorted(set(item) - set(VM_OPTIONS))
-            if unknown:
-                raise ItemError("vms[%d] (%s): unknown option(s) %s" % (index, item.get("name"), ", ".join(unknown)))
-            if item.get("state") is not None and item["state"] not in STATES:
-                raise ItemError("vms[%d] (%s): state: %r is not one of %s"
-                                % (index, item.get("name"), item["state"], ", ".join(STATES)))
+        for item in validated:
             merged = copy.deepcopy(defaults)
             merged.update({k: v for k, v in item.items() if v is not None})
             requests.append(merged)

@@ -24,6 +24,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_power import 
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_spec import (
     MANAGED_BY, MANAGED_BY_LABEL, VmInputError, build_vm, instantiate_template, vm_label)
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_options import ItemError, vm_requests
+from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
 from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
 
 PRESENT_STATES = ("present",) + kubevirt_power.POWER_STATES
@@ -419,10 +420,13 @@ def _last_known(plan):
 def run(module):
     params = module.params
     try:
+        bounds = bound_errors(params)
+        if bounds:
+            raise TaskFailure("invalid input, nothing was changed: " + "; ".join(bounds), bounds)
         try:
             requests = vm_requests(params)
         except ItemError as err:
-            raise TaskFailure("invalid input, nothing was changed: %s" % err, [str(err)])
+            raise TaskFailure("invalid input, nothing was changed: %s" % err, err.errors)
         plans = validate_requests(requests)
         client = connect(params)
         if all(plan.state == "absent" for plan in plans) and not params["exclusive"] \

@@ -383,9 +383,7 @@ errors:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AUTH_ARG_SPEC
+from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AUTH_ARG_SPEC, KubeModule
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_options import VM_OPTIONS
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_runner import run
 
@@ -393,9 +391,6 @@ from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_runner imp
 def argument_spec():
     spec = dict(AUTH_ARG_SPEC)
     spec.update(VM_OPTIONS)
-    spec["run_strategy"] = dict(VM_OPTIONS["run_strategy"], choices=["Always", "Halted", "Manual", "RerunOnFailure", "Once"])
-    spec["eviction_strategy"] = dict(VM_OPTIONS["eviction_strategy"],
-                                     choices=["LiveMigrate", "LiveMigrateIfPossible", "External", "None"])
     spec.update(
         vms=dict(type="list", elements="dict"),
         api_version=dict(type="str"),
@@ -415,7 +410,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+    module = KubeModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[("name", "vms"), ("wait_condition", "wait_field")])
     run(module)
 

@@ -88,3 +88,17 @@ def test_template_instances_get_their_own_data_volumes():
     assert spec["dataVolumeTemplates"][0]["metadata"]["name"] == "vm-a-root"
     assert spec["template"]["spec"]["volumes"][0]["dataVolume"]["name"] == "vm-a-root"
     assert template["spec"]["dataVolumeTemplates"][0]["metadata"]["name"] == "root"  # the template is untouched
+
+
+def test_quantities_beyond_int64_bytes_are_refused():
+    for too_large in ("99999999Ei", "8Ei", "1e19"):
+        with pytest.raises(VmInputError, match="memory: %r is too large" % too_large):
+            build_vm(base(memory=too_large))
+    assert build_vm(base(memory="7Ei"))["spec"]["template"]["spec"]["domain"]["memory"] == {"guest": "7Ei"}
+
+
+def test_disk_and_nic_names_are_unique_in_one_vm():
+    with pytest.raises(VmInputError, match="VM vms/web: disks: 'root' is given more than once"):
+        build_vm(base(disks=[{"name": "root", "container_disk": "quay.io/x:1"}, {"name": "root", "pvc": "r"}]))
+    with pytest.raises(VmInputError, match="VM vms/web: nics: 'default' is given more than once"):
+        build_vm(base(nics=[{"name": "default"}, {"name": "default", "model": "e1000"}]))
