@@ -29,11 +29,12 @@ options:
   palette_ca_cert:
     description: CA certificate that signed the Palette certificate (a self-hosted Palette). E(PALETTE_CA_CERT) when unset.
     type: path
-  validate_certs:
-    description: Verify the Palette TLS certificate. Only turn this off for a throwaway lab.
+  palette_validate_certs:
+    description:
+      - Verify the Palette TLS certificate. Only turn this off for a throwaway lab. E(PALETTE_VALIDATE_CERTS) when unset.
+      - Palette's own switch; the Kubernetes O(validate_certs) and E(K8S_AUTH_VERIFY_SSL) never change it.
     type: bool
     default: true
-    aliases: [palette_validate_certs]
   palette_timeout:
     description: Seconds to wait for one Palette response.
     type: int

@@ -29,13 +29,26 @@ PALETTE_ARG_SPEC = dict(
     palette_api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["PALETTE_API_KEY"])),
     palette_project=dict(type="str", fallback=(env_fallback, ["PALETTE_PROJECT"])),
     palette_ca_cert=dict(type="path", fallback=(env_fallback, ["PALETTE_CA_CERT"])),
-    validate_certs=dict(type="bool", default=True, aliases=["palette_validate_certs"]),
+    # Palette's own TLS switch: never shared with a Kubernetes validate_certs / K8S_AUTH_VERIFY_SSL.
+    palette_validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["PALETTE_VALIDATE_CERTS"])),
     palette_timeout=dict(type="int", default=30),
 )
 PALETTE_PARAMS = tuple(PALETTE_ARG_SPEC)
 UID = re.compile(r"^[0-9a-f]{24}$")
 TENANT = "tenant"
 MAX_PAGES = 1000
+
+
+def retryable_status(status):
+    """Whether a refused request is tried again: 429 and the 5xx above 500, as Palette's own SDK decides.
+
+    palette-sdk-go api/apiutil/transport/runtime.go (Runtime.Submit) retries `StatusCode > 500 || 429` and
+    nothing else. A plain 500 is Palette's answer to a request it failed on (a duplicate profile can get one),
+    which the same request meets again; 502/503/504 come from a restarting or overloaded service, which passes.
+    Retrying a 500 would only delay the error by the whole backoff, or hide what a create's recovery must see.
+    The SDK never reads Retry-After on a 429; this client honours it when present and backs off without it.
+    """
+    return status == 429 or status > 500
 
 
 class PaletteError(Exception):
@@ -80,11 +93,11 @@ class PaletteClient(object):
         self.api_key = params.get("palette_api_key")
         if not self.api_key:
             raise PaletteConfigError("no Palette API key: set palette_api_key or PALETTE_API_KEY")
-        self.request = Request(validate_certs=params.get("validate_certs", True),
+        self.request = Request(validate_certs=params.get("palette_validate_certs") is not False,
                                ca_path=params.get("palette_ca_cert"),
                                timeout=params.get("palette_timeout") or 30, follow_redirects="safe")
         self.endpoint = Endpoint("Palette", self.base, "palette_ca_cert", PaletteConfigError,
-                                 retryable=lambda status: status == 429 or status >= 500)
+                                 retryable=retryable_status)
         self.project_name = params.get("palette_project") or None
         self.project_uid = None  # tenant scope until the project is known
         self.project_uid = self.resolve_project(self.project_name) if self.project_name else None

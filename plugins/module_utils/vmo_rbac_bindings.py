@@ -15,6 +15,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.palette.vmo.plugins.module_utils.kube_items import validate_items
+
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "palette.vmo"
 ROLE_LABEL = "palette.vmo/role"
@@ -25,6 +27,17 @@ ROLE_BINDING, CLUSTER_ROLE_BINDING = "RoleBinding", "ClusterRoleBinding"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SUBJECT_KINDS = ("users", "groups", "service_accounts")
+
+SUBJECT_OPTIONS = dict(users=dict(type="list", elements="str"), groups=dict(type="list", elements="str"),
+                       service_accounts=dict(type="list", elements="str"))
+BINDING_OPTIONS = dict(
+    role=dict(type="str", required=True),
+    subjects=dict(type="dict", required=True, options=SUBJECT_OPTIONS),
+    namespaces=dict(type="list", elements="str"),
+    cluster_wide=dict(type="bool", default=False),
+    name=dict(type="str"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+)
 
 
 class RbacInputError(Exception):
@@ -85,12 +98,16 @@ def _subject_errors(binding):
     raw = binding.raw_subjects
     errors = []
     for kind in SUBJECT_KINDS:
+        seen = set()
         for position, value in enumerate(raw.get(kind) or []):
             field = "%s: subjects.%s[%d]" % (binding.label, kind, position)
             if not isinstance(value, str) or not value.strip():
                 errors.append("%s: must be a non-empty name" % field)
+            elif value in seen:
+                errors.append("%s: %r is given more than once" % (field, value))
             elif kind == "service_accounts":
                 errors.extend(_service_account_errors(field, value))
+            seen.add(value)
     if not errors and not any(raw.get(kind) for kind in SUBJECT_KINDS):
         errors.append("%s: subjects: give at least one of users, groups or service_accounts" % binding.label)
     return errors
@@ -153,9 +170,15 @@ def _subject_objects(raw):
 
 
 def parse_bindings(items):
-    """Validated DeclaredBindings; raises RbacInputError listing every problem of every item."""
-    bindings, errors = [], []
-    for index, item in enumerate(items or []):
+    """Validated DeclaredBindings; raises RbacInputError listing every problem of every item.
+
+    Each item goes through Ansible's argument-spec validation first, as a task-level option would.
+    """
+    items, errors = validate_items("bindings", items, BINDING_OPTIONS)
+    if errors:
+        raise RbacInputError(errors)
+    bindings = []
+    for index, item in enumerate(items):
         binding = DeclaredBinding(index, item)
         problems = _name_errors(binding) + _scope_errors(binding) + _subject_errors(binding)
         errors.extend(problems)

@@ -19,6 +19,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import Plan
 from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AuthError, resolve_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
     KubeApiError, KubeClient, KubeConnectionError, object_path)
+from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
 from ansible_collections.palette.vmo.plugins.module_utils.palette_client import (
     PaletteClient, PaletteConfigError, PaletteError)
 from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
@@ -304,6 +305,9 @@ def verify_result(module, client, bindings):
 def run(module):
     params = module.params
     try:
+        bounds = bound_errors(params)
+        if bounds:
+            raise RbacInputError(bounds)
         bindings = parse_bindings(params["bindings"])
         if params.get("palette_cluster"):
             result = run_palette_mode(module, bindings)
@@ -323,10 +327,7 @@ def run_palette_mode(module, bindings):
     if params["roles"] != "unmanaged":
         raise RbacInputError(["roles: Palette installs the VMO roles with the pack; use roles: unmanaged with "
                               "palette_cluster"])
-    palette_params = dict(params)
-    if palette_params.get("validate_certs") is None:
-        palette_params["validate_certs"] = True  # Palette has no kubeconfig to decide it
-    result = run_palette(module, PaletteClient(palette_params), bindings)
+    result = run_palette(module, PaletteClient(params), bindings)
     if params["verify"]:
         result.update(verify_result(module, connect(params), bindings))
     return result

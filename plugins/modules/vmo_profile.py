@@ -149,14 +149,20 @@ options:
     type: bool
     default: true
   wait_timeout:
-    description: Seconds to wait for the packs; the error names each cluster and pack still waited for, with its last
-      condition.
+    description: Seconds to wait for the packs (0 or more); the error names each cluster and pack still waited for,
+      with its last condition.
     type: int
     default: 900
   poll_interval:
     description: Seconds between two reads of each cluster while waiting.
     type: float
     default: 2.0
+  palette_validate_certs:
+    description:
+      - Verify the Palette TLS certificate. Only turn this off for a throwaway lab. E(PALETTE_VALIDATE_CERTS) when unset.
+    type: bool
+    default: true
+    aliases: [validate_certs]
 notes:
   - A pack that goes to condition C(Error) on a cluster fails the task with the pack's message.
   - The profile is of type C(add-on) with cloud type C(all).
@@ -279,12 +285,15 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
 from ansible_collections.palette.vmo.plugins.module_utils.palette_client import PALETTE_ARG_SPEC
 from ansible_collections.palette.vmo.plugins.module_utils.vmo_profile_runner import run
 
 
 def main():
     spec = dict(PALETTE_ARG_SPEC)
+    # vmo_profile talks to Palette alone, so the usual validate_certs name means Palette's.
+    spec["palette_validate_certs"] = dict(spec["palette_validate_certs"], aliases=["validate_certs"])
     spec.update(
         name=dict(type="str", required=True), version=dict(type="str"), description=dict(type="str"),
         tags=dict(type="list", elements="str"), labels=dict(type="dict"),
@@ -306,6 +315,9 @@ def main():
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("state", "present", ["pack_tag"])])
+    errors = bound_errors(module.params)
+    if errors:
+        module.fail_json(msg="invalid input, nothing was changed: " + "; ".join(errors), errors=errors)
     run(module)
 
 

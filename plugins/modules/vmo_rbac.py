@@ -169,13 +169,6 @@ options:
   palette_cluster:
     description: Name or uid of a Palette cluster; the bindings are then made through Palette, not the Kubernetes API.
     type: str
-  validate_certs:
-    description:
-      - Verify TLS certificates. For Kubernetes, unset means the kubeconfig decides (E(K8S_AUTH_VERIFY_SSL));
-        Palette is always verified unless this is V(false).
-    type: bool
-    default: null
-    aliases: [verify_ssl, palette_validate_certs]
   field_manager:
     description: Server-side apply field manager.
     type: str
@@ -334,31 +327,17 @@ errors:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AUTH_ARG_SPEC
+from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AUTH_ARG_SPEC, KubeModule
 from ansible_collections.palette.vmo.plugins.module_utils.palette_client import PALETTE_ARG_SPEC
 from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_runner import run
 
-SUBJECTS = dict(users=dict(type="list", elements="str"), groups=dict(type="list", elements="str"),
-                service_accounts=dict(type="list", elements="str"))
-BINDING = dict(
-    role=dict(type="str", required=True),
-    subjects=dict(type="dict", required=True, options=SUBJECTS),
-    namespaces=dict(type="list", elements="str"),
-    cluster_wide=dict(type="bool", default=False),
-    name=dict(type="str"),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
-)
-
-
 def argument_spec():
     spec = dict(AUTH_ARG_SPEC)
-    spec.update((key, value) for key, value in PALETTE_ARG_SPEC.items() if key != "validate_certs")
-    # One switch for both backends; unset lets the kubeconfig decide for Kubernetes, Palette verifies.
-    spec["validate_certs"] = dict(AUTH_ARG_SPEC["validate_certs"], aliases=["verify_ssl", "palette_validate_certs"])
+    # Each backend keeps its own TLS options: validate_certs is the Kubernetes one, palette_validate_certs Palette's.
+    spec.update(PALETTE_ARG_SPEC)
     spec.update(
-        bindings=dict(type="list", elements="dict", options=BINDING, default=[]),
+        # Each item is validated against BINDING_OPTIONS by the runner, so that its errors name the item.
+        bindings=dict(type="list", elements="dict", default=[]),
         exclusive=dict(type="bool", default=False),
         exclusive_scope=dict(type="str", choices=["cluster", "namespaces"], default="cluster"),
         roles=dict(type="str", choices=["present", "absent", "unmanaged"], default="unmanaged"),
@@ -373,7 +352,7 @@ def argument_spec():
 
 
 def main():
-    run(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True))
+    run(KubeModule(argument_spec=argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

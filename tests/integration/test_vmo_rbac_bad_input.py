@@ -52,12 +52,26 @@ CASES = [
      ["bindings", "state", "gone"]),
     ("missing-role", lambda ns: {"bindings": [{"subjects": {"users": ["bob"]}, "namespaces": [ns]}]},
      ["missing required arguments: role", "bindings"]),
+    ("binding-not-a-dict", lambda ns: {"bindings": ["x"]},
+     ["Elements value for option 'bindings' is of type str and we were unable to convert to dict"]),
+    ("subjects-not-a-dict", lambda ns: {"bindings": [binding(ns, subjects=["bob"])]},
+     ["bindings[0] (?): argument 'subjects' is of type list and we were unable to convert to dict"]),
+    ("duplicate-user-in-a-binding", lambda ns: {"bindings": [binding(ns, subjects={"users": ["bob", "bob"]})]},
+     ["bindings[0] (vmo-spectro-vm-user): subjects.users[1]: 'bob' is given more than once"]),
+    ("zero-concurrency", lambda ns: {"bindings": [binding(ns)], "concurrency": 0},
+     ["concurrency: 0 is out of range, give at least 1"]),
 ]
 
 
-def _writes(audit, mark):
+RBAC_RESOURCES = ("rolebindings", "clusterrolebindings", "clusterroles")
+
+
+def _writes(audit, mark, namespace=None):
+    """RBAC writes since the mark: cluster-scoped ones, and namespaced ones in the test's namespace (other tests
+    write to the shared lab meanwhile)."""
     return [e for e in audit.mutations(mark, user=ADMIN_USER)
-            if "subjectaccessreviews" not in e.get("requestURI", "")]
+            if (e.get("objectRef") or {}).get("resource") in RBAC_RESOURCES
+            and (e.get("objectRef") or {}).get("namespace") in (None, "", namespace)]
 
 
 @pytest.mark.parametrize("case_id,make_args,expected", CASES, ids=[c[0] for c in CASES])
@@ -72,9 +86,10 @@ def test_bad_input_fails_clearly_without_writing(run_module, audit, vmo_cluster_
     message = result["msg"]
     for part in expected:
         assert (part % ns if "%s" in part else part) in message, (part, message)
-    if not message.startswith("Unsupported") and "missing required" not in message and "value of state" not in message:
+    if not message.startswith(("Unsupported", "Elements value")) and "missing required" not in message \
+            and "value of state" not in message:
         assert message.startswith("invalid input, nothing was changed: "), message
-    assert _writes(audit, mark) == []
+    assert _writes(audit, mark, ns) == []
 
 
 def test_binding_name_taken_by_an_unmanaged_binding(run_module, audit, admin, vmo_cluster_roles, ns):
@@ -89,7 +104,7 @@ def test_binding_name_taken_by_an_unmanaged_binding(run_module, audit, admin, vm
     assert result.get("failed")
     assert (f"bindings[0] (vmo-spectro-vm-user): name: RoleBinding {ns}/vmo-spectro-vm-user exists and is not "
             "managed by palette.vmo") in result["msg"]
-    assert _writes(audit, mark) == []
+    assert _writes(audit, mark, ns) == []
     live = admin.get(object_path("rbac.authorization.k8s.io/v1", "rolebindings", "vmo-spectro-vm-user", ns))
     assert live["subjects"][0]["name"] == "carol"
 
@@ -108,7 +123,7 @@ def test_vmo_role_missing_without_roles_present(run_module, audit, admin, ns):
         assert result.get("failed")
         assert (f"role: ClusterRole {missing} does not exist (install the VMO pack, or set roles: present)"
                 in result["msg"])
-        assert _writes(audit, mark) == []
+        assert _writes(audit, mark, ns) == []
     finally:
         if saved:
             saved["metadata"] = {k: v for k, v in saved["metadata"].items()

@@ -15,13 +15,29 @@ def item(**overrides):
 
 
 def test_one_rolebinding_per_namespace_with_deterministic_names_and_labels():
-    [binding] = parse_bindings([item(namespaces=["a", "b"], subjects={"users": ["bob", "bob"], "groups": ["ops"]})])
+    [binding] = parse_bindings([item(namespaces=["a", "b"], subjects={"users": ["bob"], "groups": ["ops"]})])
     objects = [binding_object(binding, key) for key in binding.keys()]
     assert [(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects] == [
         ("RoleBinding", "a", "vmo-spectro-vm-user"), ("RoleBinding", "b", "vmo-spectro-vm-user")]
     assert objects[0]["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "palette.vmo",
                                                 "palette.vmo/role": "spectro-vm-user"}
-    assert [s["name"] for s in objects[0]["subjects"]] == ["bob", "ops"], "duplicates are bound once"
+    assert [s["name"] for s in objects[0]["subjects"]] == ["bob", "ops"]
+
+
+def test_a_subject_given_twice_in_one_binding_is_refused():
+    with pytest.raises(RbacInputError) as err:
+        parse_bindings([item(subjects={"users": ["bob", "alice", "bob"]})])
+    assert err.value.errors == ["bindings[0] (vmo-spectro-vm-user): subjects.users[2]: 'bob' is given more than once"]
+
+
+def test_items_get_ansible_type_conversion_and_messages_naming_the_item():
+    [binding] = parse_bindings([item(cluster_wide="yes", namespaces=None, subjects={"users": "bob"})])
+    assert binding.cluster_wide is True and binding.raw_subjects["users"] == ["bob"]
+    with pytest.raises(RbacInputError) as err:
+        parse_bindings(["x", item(state="gone"), item(colour="blue")])
+    assert err.value.errors[0] == "bindings[0] (?): must be a dict of the item's options, not str"
+    assert err.value.errors[1].startswith("bindings[1] (?): value of state must be one of: present, absent, got: gone")
+    assert err.value.errors[2].startswith("bindings[2] (?): unsupported parameters: colour.")
 
 
 def test_every_problem_of_every_item_is_reported_at_once():
