@@ -51,3 +51,16 @@ def test_form_wide_errors_are_quoted_as_maas_words():
     assert MaasError(400, body, "POST", "/machines/x/").describe() == \
         "Commission is not available because of the current state of the node."
     assert MaasError(400, {"hostname": ["Taken."]}, "POST", "/").describe() == "hostname: Taken."
+
+
+def test_the_example_inventory_servers_can_be_created():
+    """The example group_vars are what users copy: every server there must pass the input checks MAAS's own
+    create form makes (only ipmi may come without MACs)."""
+    from pathlib import Path
+
+    import yaml
+
+    example = Path(__file__).parents[3] / "inventories" / "example" / "group_vars" / "all.yml"
+    servers = yaml.safe_load(example.read_text())["maas_enroll_servers"]
+    assert servers
+    assert [p for server in servers for p in creation_problems(request(**server), None)] == []
