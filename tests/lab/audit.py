@@ -17,9 +17,13 @@ class AuditLog:
 
     def events(self, since: int = 0) -> List[Dict]:
         with open(self.path, "rb") as log:
-            log.seek(since)
+            log.seek(max(since - 1, 0))
             data = log.read()
-        # The last line may still be being written; only whole lines count.
+        # A mark taken while the apiserver was writing a line falls inside it: that event was under way
+        # before the mark, so reading starts after its end. The last line may still be being written too;
+        # only whole lines count.
+        if since > 0:
+            data = data[data.index(b"\n") + 1:] if b"\n" in data else b""
         lines = data.split(b"\n")[:-1]
         return [json.loads(line) for line in lines if line.strip()]
 

@@ -26,3 +26,14 @@ def test_mutations_skip_reads_dry_runs_failures_and_partial_lines(tmp_path):
     with open(path, "a") as f:
         f.write('t"}\n' + json.dumps(_event("delete", "/api/v1/namespaces/a")) + "\n")
     assert [e["verb"] for e in log.mutations(since=mark - len('{"verb": "ge'))] == ["delete"]
+
+
+def test_a_mark_inside_a_line_being_written_reads_from_the_next_whole_line(tmp_path):
+    path = tmp_path / "audit.log"
+    path.write_text(json.dumps(_event("get", "/api/v1/namespaces")) + "\n" + '{"verb": "cre')
+    log = AuditLog(path)
+    mark = log.mark()
+    with open(path, "a") as f:
+        f.write('ate", "requestURI": "/api/v1/namespaces", "responseStatus": {"code": 201}}\n')
+        f.write(json.dumps(_event("delete", "/api/v1/namespaces/a")) + "\n")
+    assert [e["verb"] for e in log.events(since=mark)] == ["delete"]
