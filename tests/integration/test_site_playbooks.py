@@ -4,6 +4,7 @@ site.yml runs on the session's lab (MAAS simulator, Palette simulator and its cl
 edge_bootstrap.yml runs on a bare lab of its own, so it really starts from nothing.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -112,6 +113,15 @@ def test_site_from_nothing_then_unchanged_then_torn_down(lab, lab_env, admin, pa
 
         again = run_playbook("playbooks/teardown.yml", lab_env)
         assert again.rc == 0 and again.recap["localhost"]["changed"] == 0, again
+
+        # A check run on the torn-down site plans everything, writes nothing and ends well, summary included.
+        planned = run_playbook("playbooks/site.yml", lab_env, "--check", "--diff")
+        assert planned.rc == 0 and planned.recap["localhost"]["failed"] == 0, planned
+        assert "TASK [Print the summary" in planned.stdout or "Show the site summary" in planned.stdout, planned
+        assert vm_names(admin, SITE_NAMESPACE) == [] and managed_bindings(admin, SITE_NAMESPACE) == []
+        profiles = palette.api("GET", "/v1/dashboard/clusterprofiles/metadata").json()["items"]
+        assert [p for p in profiles if p["metadata"]["name"] == "vmo-lab"] == []
+        assert maas_hostnames(run_module, maas_connection) == []
     finally:
         palette.restore_baseline()
 
@@ -178,3 +188,19 @@ def test_edge_bootstrap_from_nothing_then_unchanged_then_torn_down(edge_site, ru
 
     again = run_playbook("playbooks/teardown.yml", env, "-e", "vmo_pack_mode=edge")
     assert again.rc == 0 and again.recap["localhost"]["changed"] == 0, again
+
+
+def test_summary_of_a_check_run_on_a_torn_down_site(tmp_path):
+    """What `site.yml --check` registers on a torn-down site (a planned profile, clusters with no packs yet, no
+    VMs) still makes a summary, so the check run exits 0."""
+    playbook = tmp_path / "summary.yml"
+    playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "vars": {
+        "vmo_pack_palette_result": {"changed": True, "name": "vmo-lab", "version": "1.0.0", "pack_tag": "4.10.7",
+                                    "layout": "vmo-manager", "clusters": [{"name": "lab-cluster"}]},
+        "vmo_rbac_result": {"bindings": []}, "vmo_vms_result": {"vms": []}},
+        "tasks": [{"ansible.builtin.import_tasks": str(REPO_ROOT / "playbooks" / "tasks" / "summary.yml")}]}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "--check"],
+                          cwd=REPO_ROOT, env=env, check=False, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "profile vmo-lab 1.0.0 (pack 4.10.7, vmo-manager layout); lab-cluster  " in proc.stdout, proc.stdout
