@@ -138,7 +138,14 @@ def apply_planned(client, planned, field_manager, force, concurrency):
     todo = [item for item in planned if item.action in ("create", "update")]
 
     def apply(item):
-        return client.apply(item.path, item.desired, field_manager, force=force)
+        try:
+            return client.apply(item.path, item.desired, field_manager, force=force)
+        except KubeApiError as err:
+            if err.status != 409:
+                raise
+            # Another writer (the same task in a parallel run) created the object between our plan and our
+            # apply: applying again is an update of what it made, which converges on the same declared state.
+            return client.apply(item.path, item.desired, field_manager, force=force)
 
     failed = []
     for item, outcome in zip(todo, run_concurrently(apply, todo, concurrency)):

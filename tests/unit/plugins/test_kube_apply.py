@@ -51,3 +51,36 @@ def test_digest_ignores_itself_and_comparison_ignores_server_bookkeeping():
     after = live_from(one, [OURS, STATUS])
     after["metadata"]["resourceVersion"] = "8"
     assert comparable(before) == comparable(after)
+
+
+class RacedClient(object):
+    """The object appears between the plan and the apply: the first create meets 409 AlreadyExists."""
+
+    def __init__(self, conflicts=1):
+        self.conflicts, self.calls = conflicts, 0
+
+    def apply(self, path, obj, field_manager, force=False, dry_run=False):
+        from ansible_collections.palette.vmo.plugins.module_utils.kube_client import KubeApiError
+
+        self.calls += 1
+        if self.conflicts:
+            self.conflicts -= 1
+            raise KubeApiError(409, {"reason": "AlreadyExists", "message": "already exists"}, "PATCH", path)
+        return dict(obj, status={})
+
+
+def test_a_create_that_meets_409_is_applied_again_and_converges():
+    from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import PlannedObject, apply_planned
+
+    item = PlannedObject("n/a", "/apis/kubevirt.io/v1/namespaces/n/virtualmachines/a", desired(), None)
+    client = RacedClient()
+    assert apply_planned(client, [item], "palette.vmo", True, 4) == []
+    assert client.calls == 2 and item.result["metadata"]["name"] == "a"
+
+
+def test_a_conflict_that_persists_is_reported():
+    from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import PlannedObject, apply_planned
+
+    item = PlannedObject("n/a", "/apis/kubevirt.io/v1/namespaces/n/virtualmachines/a", desired(), None)
+    assert apply_planned(RacedClient(conflicts=2), [item], "palette.vmo", True, 4) == [item]
+    assert item.error == "already exists"
