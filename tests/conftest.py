@@ -1,5 +1,6 @@
 """Shared fixtures: the running lab (started the way a user starts it) and clients for its users."""
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -152,9 +153,21 @@ class PaletteLab:
         return answer.json()
 
     def faults(self, **faults) -> dict:
-        """http_429, retry_after, http_5xx, status_5xx, drop_connections, lose_write_answers, slow_seconds, rate_limit,
-        deploy_seconds."""
+        """http_429, retry_after, retry_after_header, http_5xx, status_5xx, drop_connections, lose_write_answers,
+        refuse_writes, refuse_status, slow_seconds, rate_limit, deploy_seconds, apply_delay_seconds,
+        duplicate_profile_status, nodes_not_ready_seconds (tests/lab/palette/__init__.py)."""
         return self._lab("PUT", "faults", faults)
+
+    @contextlib.contextmanager
+    def faulted(self, **knobs):
+        """The knobs set for the block, then each one back as it was (other tests share the lab); a count left
+        unspent (a fault the block did not meet) is cleared too."""
+        before = dict(self.faults(), nodes_not_ready_seconds=0)
+        self.faults(**knobs)
+        try:
+            yield
+        finally:
+            self.faults(**{key: before[key] for key in knobs})
 
     def reset(self) -> None:
         """Profiles, attachments, RBAC, faults and limits as in a fresh lab; KubeVirt and CDI CRs at their baseline."""

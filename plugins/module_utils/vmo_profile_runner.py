@@ -210,17 +210,24 @@ def plan_profile(client, params, scope, desired):
 def create_or_adopt(client, name, version, scope, post):
     """(uid, adopted) of the profile version `post` makes.
 
-    The plan found no such version, so Palette's 409 "already exists" means an earlier attempt of this very
-    call took effect and its answer was lost (a dropped connection, retried): that version is adopted, so a
-    lost answer neither fails the task nor leaves a second version behind.
+    After ANY failure of the create or clone, the version is looked up by name and version and adopted when
+    it is there, as Palette's Terraform provider does (resource_cluster_profile.go, resourceClusterProfileCreate:
+    the create's error is not inspected). The plan found no such version, so one that is there now was made
+    by this very call whose answer was lost (a dropped connection, retried): Palette's published API
+    documents only 201 for both calls and does not say what a duplicate gets (a 409, a 400 or a 500 are all
+    seen), so the status cannot tell. When the lookup finds nothing, or fails, Palette's own error stands.
     """
     try:
         return post()["uid"], False
-    except PaletteError as err:
-        uid = profile_versions(client, name, scope).get(version) if err.status == 409 else None
-        if uid is None:
-            raise
-        return uid, True
+    except (PaletteError, PaletteConfigError) as failure:
+        original = failure
+    try:
+        uid = profile_versions(client, name, scope).get(version)
+    except (PaletteError, PaletteConfigError):
+        uid = None
+    if uid is None:
+        raise original
+    return uid, True
 
 
 def write_profile(client, params, scope, plan, desired):
@@ -371,7 +378,20 @@ def run_absent(module, client, scope, result):
     for uid, _cluster_name, doomed in detaching:
         palette_attach.detach(client, uid, doomed)
     for uid in versions.values():
+        delete_profile(client, uid, scope)
+
+
+def delete_profile(client, uid, scope):
+    """Deletes a profile version the task listed; a 404 means it is gone already, which is what was wanted.
+
+    A DELETE whose answer was lost (a dropped connection) took effect, and the client's retry of it meets
+    Palette's 404 (v1ClusterProfilesDelete documents 204; the SDK's DeleteClusterProfile returns its error).
+    """
+    try:
         client.delete("/v1/clusterprofiles/%s" % quote(uid), scope=scope)
+    except PaletteError as err:
+        if err.status != 404:
+            raise
 
 
 def run(module):

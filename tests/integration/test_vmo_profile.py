@@ -283,3 +283,63 @@ def test_in_place_after_new_versions_changes_the_latest_version(run_module, pale
     assert in_place["actions"] == ["update"], in_place
     assert sorted(versions(palette, profile)) == ["1.0.0", "1.0.1"]
     assert gates(published(palette, versions(palette, profile)["1.0.0"])[PACK]) == VMO_GATES
+
+
+@pytest.mark.parametrize("duplicate_status", [409, 400, 500])
+def test_a_lost_create_answer_is_adopted_whatever_palette_answers_the_retried_duplicate(run_module, palette, profile,
+                                                                                        duplicate_status):
+    # The published API documents only 201; the retried create meets a duplicate, answered 409, 400 or 500.
+    mark = palette.mark()
+    with palette.faulted(lose_write_answers=1, duplicate_profile_status=duplicate_status):
+        result = run_module(MODULE, args(palette, profile, feature_gates_extra=["GPU"]))
+    assert result.get("failed") is not True and result["changed"] is True, result
+    creates = [r["status"] for r in palette.requests_since(mark) if r["path"] == "/v1/clusterprofiles"]
+    assert creates == [0, duplicate_status], creates  # the lost answer (logged as 0), then the duplicate
+    assert list(versions(palette, profile)) == ["1.0.0"]
+    assert gates(published(palette, result["uid"])[PACK]) == VMO_GATES + ["GPU"]
+    again = run_module(MODULE, args(palette, profile, feature_gates_extra=["GPU"]))
+    assert again["changed"] is False, again
+
+
+def test_a_lost_clone_answer_is_adopted_when_the_duplicate_is_a_500(run_module, palette, profile):
+    run_module(MODULE, args(palette, profile, update_mode="new_version"))
+    with palette.faulted(lose_write_answers=1, duplicate_profile_status=500):
+        result = run_module(MODULE, args(palette, profile, update_mode="new_version", feature_gates_extra=["GPU"]))
+    assert result.get("failed") is not True and result["version"] == "1.0.1", result
+    assert sorted(versions(palette, profile)) == ["1.0.0", "1.0.1"]
+    assert gates(published(palette, result["uid"])[PACK]) == VMO_GATES + ["GPU"]
+
+
+def test_a_refused_create_that_made_nothing_fails_with_palettes_own_error(run_module, palette, profile):
+    # A 500 is not retried (as Palette's SDK does not); the lookup after it finds no profile, so the error stands.
+    mark = palette.mark()
+    with palette.faulted(refuse_writes=1, refuse_status=500):
+        result = run_module(MODULE, args(palette, profile))
+    assert result.get("failed") is True, result
+    assert "POST /v1/clusterprofiles: HTTP 500: injected refusal: the request was not carried out (InternalError)" \
+        in result["msg"], result["msg"]
+    assert [r["method"] for r in palette.writes_since(mark)] == ["POST"]
+    assert versions(palette, profile) == {}
+
+
+def test_a_rate_limit_storm_without_retry_after_is_ridden_out_on_backoff(run_module, palette, profile):
+    # Palette's SDK never reads Retry-After; a 429 without it is retried on the client's own backoff.
+    mark = palette.mark()
+    with palette.faulted(http_429=6, retry_after_header=False):
+        result = run_module(MODULE, args(palette, profile))
+    assert result["changed"] is True and result["actions"] == ["create"], result
+    assert [r["status"] for r in palette.requests_since(mark)].count(429) == 6
+    assert len(versions(palette, profile)) == 1
+
+
+def test_absent_whose_delete_answer_is_lost_is_done(run_module, palette, profile):
+    created = run_module(MODULE, args(palette, profile))
+    mark = palette.mark()
+    with palette.faulted(lose_write_answers=1):
+        removed = run_module(MODULE, dict(palette.connection(), name=profile, state="absent"))
+    assert removed.get("failed") is not True and removed["changed"] is True, removed
+    deletes = [r["status"] for r in palette.writes_since(mark)]
+    assert deletes == [0, 404], deletes  # the lost answer, then the retry finds it gone
+    assert palette.api("GET", "/v1/clusterprofiles/%s" % created["uid"]).status_code == 404
+    gone = run_module(MODULE, dict(palette.connection(), name=profile, state="absent"))
+    assert gone["changed"] is False

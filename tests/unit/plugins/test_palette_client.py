@@ -59,3 +59,9 @@ def test_cluster_search_filter_matches_by_name():
 def test_query_pairs_repeat_lists_and_spell_booleans():
     assert palette_client._query_pairs({"publish": True, "ns": ["a", "b"], "skip": None}) == [
         ("publish", "true"), ("ns", "a"), ("ns", "b")]
+
+
+@pytest.mark.parametrize("status, retried", [(429, True), (502, True), (503, True), (504, True), (500, False),
+                                             (400, False), (404, False), (409, False)])
+def test_retried_statuses_are_the_sdks_429_and_5xx_above_500(status, retried):
+    assert palette_client.retryable_status(status) is retried

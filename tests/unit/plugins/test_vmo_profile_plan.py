@@ -2,10 +2,12 @@
 
 import pytest
 
+from ansible_collections.palette.vmo.plugins.module_utils.palette_client import PaletteError
 from ansible_collections.palette.vmo.plugins.module_utils.vmo_pack_values import ValuesError, dump_yaml
 from ansible_collections.palette.vmo.plugins.module_utils.vmo_profile_plan import (
     MANIFEST_PACK_UID, changed_packs, diff_text, manifest_layers, next_version, pack_entities, parse_version,
     profile_labels, published_pack, vmo_pack)
+from ansible_collections.palette.vmo.plugins.module_utils.vmo_profile_runner import create_or_adopt, delete_profile
 
 TEMPLATE = """apiVersion: spectrocloud.com/v1
 kind: VmTemplate
@@ -105,3 +107,51 @@ def test_diff_text_shows_values_as_yaml():
     text = diff_text("vmo", "1.0.0", [vmo_pack("4.9.9", "p1", "r1", {"c": "x"})])
     assert "profile: vmo 1.0.0" in text and "c: x" in text
     assert diff_text("vmo", "1.0.0", []) == ""
+
+
+# -- recovering a write whose answer was lost ----------------------------------------------------------------
+
+class ProfileSearch:
+    """Answers Palette's profile search with the given {version: uid}, or fails as told."""
+
+    def __init__(self, found=None, failure=None):
+        self.found, self.failure = found or {}, failure
+
+    def list_all(self, *_args, **_kwargs):
+        if self.failure:
+            raise self.failure
+        return [{"metadata": {"name": "vmo", "uid": uid, "annotations": {"scope": "project"}},
+                 "specSummary": {"version": version}} for version, uid in self.found.items()]
+
+
+def refused(status):
+    def post():
+        raise PaletteError(status, {"code": "X", "message": "refused %d" % status}, "POST", "/v1/clusterprofiles")
+    return post
+
+
+@pytest.mark.parametrize("status", [400, 409, 500])
+def test_any_failed_create_adopts_the_version_the_lookup_finds(status):
+    assert create_or_adopt(ProfileSearch({"1.0.0": "u1"}), "vmo", "1.0.0", None, refused(status)) == ("u1", True)
+
+
+def test_a_failed_create_whose_lookup_finds_nothing_or_fails_raises_palettes_error():
+    with pytest.raises(PaletteError, match="refused 500"):
+        create_or_adopt(ProfileSearch({"2.0.0": "u2"}), "vmo", "1.0.0", None, refused(500))
+    broken = ProfileSearch(failure=PaletteError(503, "down", "POST", "/v1/dashboard/clusterprofiles"))
+    with pytest.raises(PaletteError, match="refused 400"):
+        create_or_adopt(broken, "vmo", "1.0.0", None, refused(400))
+
+
+class Deleter:
+    def __init__(self, status):
+        self.status = status
+
+    def delete(self, path, scope=None):
+        raise PaletteError(self.status, "no", "DELETE", path)
+
+
+def test_a_delete_that_finds_the_profile_gone_is_done_other_refusals_fail():
+    delete_profile(Deleter(404), "u1", None)
+    with pytest.raises(PaletteError):
+        delete_profile(Deleter(409), "u1", None)
