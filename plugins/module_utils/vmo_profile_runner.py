@@ -318,13 +318,17 @@ def run_present(module, client, scope, overrides, layers, result):
     if plan.actions:
         write_profile(client, params, scope, plan, desired)
         result["uid"] = plan.uid
+    # What the clusters list for a profile applied again before the PATCH: Palette goes on listing it for a while.
+    earlier = palette_attach.packs_before_reapply(
+        client, [entry["uid"] for entry in cluster_plans if entry["action"] == "reapply"], plan.uid) \
+        if params["wait"] else {}
     for entry in cluster_plans:
         if entry["action"] != "none":
             palette_attach.attach(client, entry["uid"], plan.uid, replaces=entry["replaces"],
                                   reapply=entry["action"] == "reapply")
     if clusters and params["wait"]:
         conditions = palette_attach.wait_for_packs(client, clusters, plan.uid, [p["name"] for p in desired],
-                                                   params["wait_timeout"], params["poll_interval"])
+                                                   params["wait_timeout"], params["poll_interval"], earlier=earlier)
         for entry in result["clusters"]:
             entry["packs"] = conditions.get(entry["uid"], {})
 

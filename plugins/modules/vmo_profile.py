@@ -145,12 +145,18 @@ options:
     type: list
     elements: str
   wait:
-    description: Wait until every pack of the profile is Ready on every cluster of O(clusters).
+    description:
+      - Wait as Palette's Terraform provider does, on every cluster of O(clusters) - first until every condition of
+        the cluster's C(status.conditions) is C(True), then until the profile is listed in C(status.packs), then until
+        each of its packs is C(Ready).
+      - When the profile is applied again in place, Palette lists its packs as they were (C(Ready), or C(Error)) until
+        its agent picks the change up; such a pack counts only once it changed, or after 30 seconds without a
+        change (the delay the provider waits before its first look).
     type: bool
     default: true
   wait_timeout:
-    description: Seconds to wait for the packs (0 or more); the error names each cluster and pack still waited for,
-      with its last condition.
+    description: Seconds to wait for the packs (0 or more); the error names each cluster condition and pack still
+      waited for, with its last condition.
     type: int
     default: 900
   poll_interval:

@@ -82,8 +82,10 @@ def test_new_version_replaces_the_attached_one(run_module, palette, admin, attac
     first = run_module(MODULE, args(palette, attached, use_emulation=True, update_mode="new_version"))
     assert first["clusters"][0]["action"] == "attach"
     mark = palette.mark()
-    second = run_module(MODULE, args(palette, attached, use_emulation=True, update_mode="new_version",
-                                     feature_gates_extra=["GPU", "Sidecar"]))
+    # Until Palette's agent picks the replace up, the cluster lists the replaced version's packs as Ready.
+    with palette.faulted(apply_delay_seconds=2):
+        second = run_module(MODULE, args(palette, attached, use_emulation=True, update_mode="new_version",
+                                         feature_gates_extra=["GPU", "Sidecar"]))
     assert second["version"] == "1.0.1" and second["clusters"][0]["action"] == "replace", second
     patches = [r for r in palette.writes_since(mark) if r["path"].endswith("/profiles")]
     assert len(patches) == 1 and patches[0]["method"] == "PATCH"
@@ -142,3 +144,34 @@ def test_absent_refuses_a_version_attached_elsewhere_and_deletes_nothing(run_mod
         in refused["msg"], refused["msg"]
     assert palette.writes_since(mark) == []
     assert attached in attached_uids(palette).values()
+
+
+def test_reapply_waits_until_palette_deployed_the_changed_pack_not_for_the_ready_listed_before(
+        run_module, palette, admin, attached):
+    run_module(MODULE, args(palette, attached, use_emulation=True))
+    # Palette's agent picks the change up only after a while; until then the packs are listed Ready as before.
+    with palette.faulted(apply_delay_seconds=3):
+        changed = run_module(MODULE, args(palette, attached, use_emulation=True, feature_gates_extra=["Sidecar"]))
+    assert changed.get("failed") is not True and changed["clusters"][0]["action"] == "reapply", changed
+    assert kubevirt_spec(admin)["configuration"]["developerConfiguration"]["featureGates"] == VMO_GATES + ["Sidecar"]
+    pack = changed["clusters"][0]["packs"][PACK]
+    assert (pack["type"], pack["status"]) == ("Ready", "True")
+
+
+def test_values_fixed_after_an_error_are_applied_again_despite_the_error_listed_before(run_module, palette, admin,
+                                                                                     attached):
+    bad = {"charts": {PACK: {"kubevirt": {"kubevirtResource": {"useEmulation": "sometimes"}}}}}
+    failed = run_module(MODULE, args(palette, attached, values=bad))
+    assert "pack %s failed:" % PACK in failed.get("msg", ""), failed
+    with palette.faulted(apply_delay_seconds=2):
+        fixed = run_module(MODULE, args(palette, attached, use_emulation=True))
+    assert fixed.get("failed") is not True and fixed["clusters"][0]["action"] == "reapply", fixed
+    assert kubevirt_spec(admin)["configuration"]["developerConfiguration"]["useEmulation"] is True
+
+
+def test_the_wait_holds_while_a_cluster_condition_is_not_true_and_its_timeout_names_it(run_module, palette, attached):
+    with palette.faulted(nodes_not_ready_seconds=3600):
+        result = run_module(MODULE, args(palette, attached, use_emulation=True, wait_timeout=4))
+    assert result.get("failed") is True, result
+    assert "timed out after 4s" in result["msg"]
+    assert "cluster %s: condition NodesReady=False: 1 of 3 nodes is not ready" % palette.cluster in result["msg"]
