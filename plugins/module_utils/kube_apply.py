@@ -90,6 +90,10 @@ class PlannedObject(object):
 
     def __init__(self, label, path, desired, before):
         self.label, self.path, self.desired, self.before = label, path, desired, before
+        # Fields another manager set that must go before the apply (a JSON merge patch of nulls, e.g. a
+        # deprecated field that may not stand beside its replacement): the dry run then merges the desired
+        # object without them, since a server-side apply cannot remove a field it does not own.
+        self.removed_first = None
         self.after = None
         self.error = None
         self.result = None
@@ -121,6 +125,8 @@ def plan_apply(client, planned, field_manager, force, concurrency):
             asking.append(item)
 
     def dry_run(item):
+        if item.removed_first:
+            return client.merge_patch(item.path, merged_removal(item.desired, item.removed_first), dry_run=True)
         return client.apply(item.path, item.desired, field_manager, force=force, dry_run=True)
 
     for item, outcome in zip(asking, run_concurrently(dry_run, asking, concurrency)):
@@ -131,6 +137,17 @@ def plan_apply(client, planned, field_manager, force, concurrency):
         else:
             item.after = outcome
     return planned
+
+
+def merged_removal(desired, removal):
+    """The desired object as one JSON merge patch that also removes the `removal` fields (null leaves)."""
+    patch = dict(desired)
+    for key, value in removal.items():
+        if isinstance(value, dict):
+            patch[key] = merged_removal(desired.get(key) or {}, value)
+        else:
+            patch[key] = value
+    return patch
 
 
 def apply_planned(client, planned, field_manager, force, concurrency):

@@ -177,6 +177,8 @@ def plan_batch(client, plans, params, live_vms, live_vmis, api_version):
         _resolve_run_strategy(plan)
         path = object_path(api_version, "virtualmachines", plan.name, plan.namespace)
         plan.apply = PlannedObject(plan.label, path, plan.desired, plan.live)
+        if plan.migrate_running:
+            plan.apply.removed_first = {"spec": {"running": None}}
     applying = [plan.apply for plan in plans if plan.apply]
     kube_apply.plan_apply(client, applying, params["field_manager"], params["force_conflicts"], params["concurrency"])
     errors = ["VM %s: %s" % (item.label, item.error) for item in applying if item.error]
@@ -270,8 +272,6 @@ def plan_changed(plan):
 def plan_diff(plan):
     before = comparable(plan.live)
     after = None if plan.delete else comparable(plan.apply.after if plan.apply else plan.live)
-    if plan.apply and plan.migrate_running and after:
-        after["spec"] = {k: v for k, v in (after.get("spec") or {}).items() if k != "running"}
     return {"before_header": "VirtualMachine %s" % plan.label, "after_header": "VirtualMachine %s" % plan.label,
             "before": before or {}, "after": after or {}}
 

@@ -3,7 +3,7 @@
 import copy
 
 from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import (
-    APPLIED_HASH_ANNOTATION, comparable, stamp_applied_hash, untouched_since_our_apply)
+    APPLIED_HASH_ANNOTATION, comparable, merged_removal, stamp_applied_hash, untouched_since_our_apply)
 
 
 def desired():
@@ -84,3 +84,11 @@ def test_a_conflict_that_persists_is_reported():
     item = PlannedObject("n/a", "/apis/kubevirt.io/v1/namespaces/n/virtualmachines/a", desired(), None)
     assert apply_planned(RacedClient(conflicts=2), [item], "palette.vmo", True, 4) == [item]
     assert item.error == "already exists"
+
+
+def test_merged_removal_keeps_the_desired_object_and_nulls_what_must_go_first():
+    wanted = {"apiVersion": "kubevirt.io/v1", "spec": {"runStrategy": "Always", "template": {"spec": {}}}}
+    patch = merged_removal(wanted, {"spec": {"running": None}})
+    assert patch == {"apiVersion": "kubevirt.io/v1",
+                     "spec": {"runStrategy": "Always", "template": {"spec": {}}, "running": None}}
+    assert "running" not in wanted["spec"]
