@@ -1,7 +1,8 @@
 """The MAAS simulator's HTTP API: `/MAAS/api/2.0/` with OAuth 1.0a PLAINTEXT, `op=` verbs, MAAS's codes.
 
-Every request is logged as one JSON line (method, path, op, status, whether it could write), so tests
-can prove that check mode wrote nothing. `/__lab__/` (loopback only, no OAuth) lets tests inject faults
+Every request is logged as one JSON line (method, path, op, status, whether it could write and, for a
+write, the machines, tags, zones and pools it touched), so tests can prove that check mode wrote nothing,
+also while other tests write to the same simulator. `/__lab__/` (loopback only, no OAuth) lets tests inject faults
 and change durations; a real MAAS has no such path and the collection never calls it.
 """
 
@@ -26,9 +27,8 @@ VERSION = {"capabilities": ["networks-management", "static-ipaddresses", "ipv6-d
                             "devices-management", "storage-deployment-ubuntu", "network-deployment-ubuntu",
                             "bridging-interface-ubuntu", "bridging-automatic-ubuntu", "authenticate-api"],
            "version": "3.6.2", "subversion": "lab-simulator"}
-BOOT_RESOURCES = [{"id": i + 1, "type": "Synced", "name": "ubuntu/%s" % d, "architecture": "amd64/ga-%s" % v,
-                   "resource_uri": "%s/boot-resources/%d/" % (API, i + 1)}
-                  for i, (d, v) in enumerate((("jammy", "22.04"), ("noble", "24.04"), ("focal", "20.04")))]
+BOOT_RESOURCES = [dict(resource, resource_uri="%s/boot-resources/%d/" % (API, resource["id"]))
+                  for resource in model.BOOT_RESOURCES]
 
 
 class ApiKey:
@@ -209,6 +209,33 @@ class MaasApi:
         if any(pattern.match(url.path) for _method, pattern, _handler in self.routes):
             return 405, "Method not allowed"
         return 404, "Unknown API endpoint: %s." % url.path
+
+    def objects_of(self, method: str, target: str, headers, body: bytes, answer) -> Optional[List[str]]:
+        """What a write touched, for the request log, so that tests sharing the lab can tell their own writes
+        from another test's: host names, MACs, BMC addresses and system ids of machines, `tag:`, `zone:` and
+        `pool:` names. None for a write no route knows (a test must count it as its own)."""
+        path = urlsplit(target).path[len(API):]
+        form = parse_form(headers.get("Content-Type", ""), body) if method in ("POST", "PUT") else {}
+        objects = set(form.get("hostname") or []) | {m.lower() for m in form.get("mac_addresses") or []}
+        objects |= set(form.get("power_parameters_power_address") or [])
+        address = model.power_parameters_of(form, {}).get("power_address")
+        objects |= {address} if address else set()
+        objects |= set(form.get("add") or []) | set(form.get("remove") or []) | set(form.get("machines") or [])
+        if isinstance(answer, dict) and answer.get("system_id"):
+            objects.add(answer["system_id"])
+        match = re.match(r"^/(machines|nodes)/(?P<sid>\w+)/", path)
+        if match:
+            objects.add(match.group("sid"))
+        for kind, prefix in (("tags", "tag"), ("zones", "zone"), ("resourcepool", "pool"),
+                             ("resourcepools", "pool")):
+            named = re.match(r"^/%s/(?P<name>[\w-]+)/" % kind, path)
+            if named:
+                objects.add("%s:%s" % (prefix, named.group("name")))
+            elif path == "/%s/" % kind:
+                objects |= {"%s:%s" % (prefix, name) for name in form.get("name") or []}
+        if not objects and not any(pattern.match(urlsplit(target).path) for _m, pattern, _h in self.routes):
+            return None
+        return sorted(objects)
 
     def _machine(self, sid: str, key: ApiKey, edit: bool = False) -> Machine:
         """NodeManager.get_node_or_404 (models/node.py:640-671): hidden machines are 404, and any edit of a
@@ -471,6 +498,24 @@ class MaasApi:
         return 200, BOOT_RESOURCES
 
 
+# The faults that answer a request instead of MAAS, in the order they are taken.
+ANSWERING_FAULTS = ("drop_connections", "http_503", "http_504", "http_429")
+
+
+def take_count(model_: MaasModel, name: str) -> bool:
+    """Spends one of the fault counter `name`, if any is left."""
+    with model_.lock:
+        left = getattr(model_.faults, name)
+        if left <= 0:
+            return False
+        setattr(model_.faults, name, left - 1)
+        return True
+
+
+def take_fault(model_: MaasModel) -> Optional[str]:
+    return next((name for name in ANSWERING_FAULTS if take_count(model_, name)), None)
+
+
 def make_handler(api: MaasApi) -> type:
     class Handler(VerbHandler):
         def _send(self, status: int, payload, headers: Dict[str, str] = None) -> None:
@@ -512,35 +557,44 @@ def make_handler(api: MaasApi) -> type:
             faults = api.model.faults
             if faults.slow_seconds:
                 time.sleep(faults.slow_seconds)
-            with api.model.lock:
-                drop = faults.drop_connections > 0
-                unavailable = not drop and faults.http_503 > 0
-                timed_out = not drop and not unavailable and faults.http_504 > 0
-                if drop:
-                    faults.drop_connections -= 1
-                elif unavailable:
-                    faults.http_503 -= 1
-                elif timed_out:
-                    faults.http_504 -= 1
             entry = {"time": time.time(), "method": method, "path": urlsplit(self.path).path,
                      "query": urlsplit(self.path).query, "mutating": method != "GET"}
-            if drop:
+            fault = take_fault(api.model)
+            if fault:
+                return self._inject(entry, fault)
+            with api.model.lock:
+                status, payload = api.handle(method, self.path, self.headers, body)
+            if entry["mutating"]:
+                entry["objects"] = api.objects_of(method, self.path, self.headers, body, payload)
+                if status < 400 and take_count(api.model, "lose_write_answers"):
+                    # The change is committed; only its answer is lost on the way back.
+                    api.log.write(dict(entry, status=0, answered=status, fault="lose_write_answers"))
+                    return self._drop()
+            api.log.write(dict(entry, status=status))
+            self._send(status, payload)
+
+        def _drop(self) -> None:
+            self.close_connection = True
+            self.connection.close()
+
+        def _inject(self, entry: dict, fault: str) -> None:
+            """A fault that answers instead of MAAS: nothing is carried out."""
+            faults = api.model.faults
+            if fault == "drop_connections":
                 api.log.write(dict(entry, status=0, fault="dropped"))
-                self.close_connection = True
-                self.connection.close()
-                return
-            if unavailable:
+                return self._drop()
+            if fault == "http_503":
                 # middleware.py:40-42,352-379: a 503 asks the client to come back in 10 seconds.
                 api.log.write(dict(entry, status=503, fault="503"))
                 return self._send(503, "Unable to connect to any rack controller (injected fault)",
                                   {"Retry-After": str(RETRY_AFTER_SERVICE_UNAVAILABLE)})
-            if timed_out:
+            if fault == "http_504":
                 # middleware.py:353: an RPC to the rack that timed out is a 504 Gateway Timeout.
                 api.log.write(dict(entry, status=504, fault="504"))
                 return self._send(504, "Timed out waiting for the rack controller (injected fault)")
-            with api.model.lock:
-                status, payload = api.handle(method, self.path, self.headers, body)
-            api.log.write(dict(entry, status=status))
-            self._send(status, payload)
+            # A rate-limiting proxy in front of MAAS (MAAS never answers 429 itself; see Faults.http_429).
+            api.log.write(dict(entry, status=429, fault="429"))
+            headers = {"Retry-After": str(faults.retry_after)} if faults.retry_after_header else None
+            return self._send(429, "Too Many Requests (injected by a proxy in front of MAAS)", headers)
 
     return Handler

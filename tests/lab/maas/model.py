@@ -76,6 +76,15 @@ FAILING_SCRIPT = "30-maas-01-bmc-config"
 # Ubuntu releases the lab's boot resources hold, by series and by version (forms/__init__.py:561 accepts
 # `jammy`, `ubuntu/jammy` and, since 3.6, `22.04`).
 DISTROS = {"jammy": "22.04", "noble": "24.04", "focal": "20.04"}
+# The lab's synced boot resources, as GET /boot-resources/ lists them (api/boot_resources.py:boot_resource_to_dict:
+# the resource's `extra`, such as `subarches`, is merged into its JSON; api/examples/boot-resources.json).
+BOOT_RESOURCES = [
+    {"id": index + 1, "type": "Synced", "name": "ubuntu/%s" % series, "architecture": "%s/ga-%s" % (arch, version),
+     "subarches": "generic,hwe-%s,ga-%s" % (version, version)}
+    for index, (arch, (series, version)) in enumerate(
+        (arch, distro) for arch in ("amd64", "arm64") for distro in sorted(DISTROS.items()))]
+# create_machine (api/machines.py): an architecture or subarchitecture naming a kernel is refused up front.
+HWE_IN_ARCHITECTURE = re.compile("(hwe|ga)-.+")
 
 
 class StateViolation(Exception):
@@ -117,6 +126,15 @@ class Faults:
     http_503: int = 0  # the next N requests answer 503
     http_504: int = 0  # the next N requests answer 504, as when an RPC to the rack times out
     drop_connections: int = 0  # the next N requests are cut without an answer
+    # MAAS itself never answers 429: no handler or middleware of src/maasserver (9e51f33) raises a "Too Many
+    # Requests". A rate-limiting reverse proxy in front of the region can, with or without Retry-After, so the
+    # lab keeps it as a knob: the next N requests get 429, with `Retry-After: retry_after` if retry_after_header.
+    http_429: int = 0
+    retry_after: int = 1
+    retry_after_header: bool = True
+    # The next N writes MAAS carries out (answer below 400) lose their answer: the connection drops after the
+    # change is committed, as when a proxy or the network fails between MAAS and the client.
+    lose_write_answers: int = 0
     slow_seconds: float = 0.0  # every request waits this long first
 
 
@@ -221,9 +239,12 @@ class MaasModel:
                 "%s: This field is required." % p for p in missing]
 
     def create_machine(self, form: Dict[str, List[str]], is_admin: bool = True) -> Machine:
-        """MachinesHandler.create (api/machines.py:1898-2017) through get_machine_create_form and
+        """MachinesHandler.create (api/machines.py:1898-2017) through create_machine, get_machine_create_form and
         WithMACAddressesMixin (forms/__init__.py:1446-1588)."""
         value = functools.partial(form_value, form)
+        if HWE_IN_ARCHITECTURE.search(value("architecture") or ""):
+            # api/machines.py:create_machine raises MAASAPIValidationError with a plain message: a 400 text body.
+            raise BadRequest("hwe kernel must be specified using the min_hwe_kernel argument.")
         errors: Dict[str, List[str]] = {}
         power_type = value("power_type")
         params = power_parameters_of(form, errors)
@@ -238,11 +259,11 @@ class MaasModel:
         for mac in macs:
             if not _valid_mac(mac):
                 errors.setdefault("mac_addresses", []).append("'%s' is not a valid MAC address." % mac)
-        architecture = value("architecture")
+        architecture = fix_architecture(value("architecture"))
         if not architecture and needs_macs:
             errors["architecture"] = ["This field is required."]
-        elif architecture and architecture.split("/")[0] not in ("amd64", "arm64", "i386", "ppc64el", "s390x"):
-            errors["architecture"] = ["'%s' is not a valid architecture." % architecture]
+        elif architecture and architecture not in usable_architectures():
+            errors["architecture"] = [invalid_architecture(architecture)]
         if not architecture and not needs_macs:
             macs = []  # WithMACAddressesMixin.save: ipmi without architecture boots into enlistment instead
         hostname = value("hostname")
@@ -259,8 +280,8 @@ class MaasModel:
             system_id = _system_id(self.rng)
             while system_id in self.machines:
                 system_id = _system_id(self.rng)
-            arch = architecture if not architecture or "/" in architecture else architecture + "/generic"
-            machine = Machine(system_id=system_id, hostname=hostname or "maas-%s" % system_id, architecture=arch,
+            machine = Machine(system_id=system_id, hostname=hostname or "maas-%s" % system_id,
+                              architecture=architecture or "",
                               power_type=power_type or "", power_parameters=params, macs=macs,
                               domain=value("domain") or "maas", description=value("description") or "")
             self.machines[system_id] = machine
@@ -279,6 +300,9 @@ class MaasModel:
             errors["zone"] = ["Select a valid choice. That choice is not one of the available choices."]
         if value("pool") is not None and value("pool") not in self.pools:
             errors["pool"] = ["Select a valid choice. That choice is not one of the available choices."]
+        architecture = fix_architecture(value("architecture"))
+        if architecture and architecture not in usable_architectures():
+            errors["architecture"] = [invalid_architecture(architecture)]  # MachineForm's architecture field
         params = power_parameters_of(form, errors)
         power_type = value("power_type")
         if power_type is not None or params:
@@ -289,9 +313,10 @@ class MaasModel:
             errors["hostname"] = ["Node with this Hostname already exists."]
         if errors:
             raise BadRequest(errors)
-        for key in ("hostname", "domain", "zone", "pool", "description", "architecture"):
+        for key in ("hostname", "domain", "zone", "pool", "description"):
             if value(key) is not None:
                 setattr(machine, key, value(key))
+        machine.architecture = architecture or machine.architecture
         if power_type is not None:
             machine.power_type = power_type
             machine.power_parameters = {}
@@ -503,6 +528,32 @@ class MaasModel:
     def snapshot(self, machine: Machine) -> Machine:
         with self.lock:
             return copy.deepcopy(machine)
+
+
+def fix_architecture(architecture: Optional[str]) -> Optional[str]:
+    """api/machines.py:fix_architecture: an architecture without a '/' means its generic subarchitecture."""
+    if architecture and "/" not in architecture:
+        return architecture + "/generic"
+    return architecture
+
+
+def usable_architectures() -> List[str]:
+    """BootResourceService.get_usable_architectures (maasservicelayer/services/bootresources.py): each synced
+    resource's architecture and arch/subarch for its `subarches`, leaving out those naming a kernel (hwe-, ga-)."""
+    usable = set()
+    for resource in BOOT_RESOURCES:
+        arch = resource["architecture"].split("/")[0]
+        candidates = [resource["architecture"]] + ["%s/%s" % (arch, sub.strip())
+                                                   for sub in resource.get("subarches", "").split(",") if sub]
+        usable.update(c for c in candidates if "hwe-" not in c and "ga-" not in c)
+    return sorted(usable)
+
+
+def invalid_architecture(architecture: str) -> str:
+    """The architecture ChoiceField's message (forms/__init__.py:set_up_architecture_field,
+    utils/forms.py:compose_invalid_choice_text)."""
+    return "'%s' is not a valid architecture.  It should be one of: %s." % (
+        architecture, ", ".join("'%s'" % a for a in usable_architectures()))
 
 
 def requires_macs_and_architecture(form: Dict[str, List[str]]) -> bool:

@@ -278,3 +278,54 @@ def test_machine_json_and_power_parameters_as_maas_answers_them():
         shown["interface_set"][0])
     assert call("GET", "/machines/?op=power_parameters")[1] == {machine.system_id: {"power_address": "10.0.0.9"}}
     assert call("GET", "/machines/?simple_status=Ready")[0] == 400
+
+
+def test_architecture_is_a_choice_among_the_usable_boot_resources():
+    """forms/__init__.py:set_up_architecture_field with get_usable_architectures; api/machines.py:fix_architecture
+    and create_machine's refusal of a kernel in the architecture."""
+    maas = fast_model()
+    assert model.usable_architectures() == ["amd64/generic", "arm64/generic"]
+    bare = maas.create_machine(form(architecture="arm64", power_type="ipmi", power_parameters_power_address="127.0.0.2"))
+    assert bare.architecture == "arm64/generic"
+    with pytest.raises(BadRequest) as bad:
+        maas.create_machine(form(architecture="sparc", power_type="manual", mac_addresses="52:54:00:00:10:01"))
+    assert bad.value.errors == {"architecture": ["'sparc/generic' is not a valid architecture.  It should be one "
+                                                 "of: 'amd64/generic', 'arm64/generic'."]}
+    with pytest.raises(BadRequest) as kernel:
+        maas.create_machine(form(architecture="amd64/hwe-22.04", power_type="manual", mac_addresses="52:54:00:00:10:02"))
+    assert kernel.value.errors == "hwe kernel must be specified using the min_hwe_kernel argument."
+    assert len(maas.machines) == 1
+
+
+def test_boot_resources_list_the_subarchitectures_they_serve():
+    _api, call, _user = api_and_signers()
+    status, resources = call("GET", "/boot-resources/")
+    assert status == 200
+    jammy = next(r for r in resources if (r["name"], r["architecture"]) == ("ubuntu/jammy", "amd64/ga-22.04"))
+    assert jammy["subarches"] == "generic,hwe-22.04,ga-22.04"
+
+
+def test_the_request_log_names_the_objects_a_write_touched():
+    api, call, _user = api_and_signers()
+    signed = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = (b"hostname=log-node&architecture=amd64&power_type=ipmi&mac_addresses=52:54:00:AA:00:01"
+            b"&power_parameters=%7B%22power_address%22%3A%20%22127.8.0.1%22%7D")
+    status, created = call("POST", "/machines/", body=body)
+    assert status == 200
+    objects = api.objects_of("POST", "/MAAS/api/2.0/machines/", signed, body, created)
+    assert objects == sorted(["log-node", "52:54:00:aa:00:01", "127.8.0.1", created["system_id"]])
+    sid = created["system_id"]
+    assert api.objects_of("POST", "/MAAS/api/2.0/tags/vmo/?op=update_nodes", signed, b"add=" + sid.encode(),
+                          {"added": 1}) == sorted(["tag:vmo", sid])
+    assert api.objects_of("POST", "/MAAS/api/2.0/tags/", signed, b"name=vmo", {}) == ["tag:vmo"]
+    assert api.objects_of("DELETE", "/MAAS/api/2.0/machines/%s/" % sid, {}, b"", None) == [sid]
+    assert api.objects_of("POST", "/MAAS/api/2.0/no-such-thing/", signed, b"", None) is None
+
+
+def test_answering_faults_are_taken_one_at_a_time_in_order():
+    from tests.lab.maas.api import take_count, take_fault
+
+    maas = fast_model()
+    maas.faults.http_429, maas.faults.drop_connections, maas.faults.lose_write_answers = 2, 1, 1
+    assert [take_fault(maas) for _ in range(4)] == ["drop_connections", "http_429", "http_429", None]
+    assert take_count(maas, "lose_write_answers") and not take_count(maas, "lose_write_answers")
