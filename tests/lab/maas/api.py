@@ -559,6 +559,8 @@ def make_handler(api: MaasApi) -> type:
                 time.sleep(faults.slow_seconds)
             entry = {"time": time.time(), "method": method, "path": urlsplit(self.path).path,
                      "query": urlsplit(self.path).query, "mutating": method != "GET"}
+            if entry["mutating"]:  # also for a write a fault stops: it was still sent
+                entry["objects"] = api.objects_of(method, self.path, self.headers, body, None)
             fault = take_fault(api.model)
             if fault:
                 return self._inject(entry, fault)

@@ -268,11 +268,15 @@ class MaasModel:
             macs = []  # WithMACAddressesMixin.save: ipmi without architecture boots into enlistment instead
         hostname = value("hostname")
         with self.lock:
-            in_use = {m for machine in self.machines.values() for m in machine.macs}
-            for mac in macs:
-                if mac in in_use:
-                    errors.setdefault("mac_addresses", []).append(
-                        "One or more MAC addresses is invalid. ('This MAC address is already registered.',)")
+            holders = {m: machine.hostname for machine in self.machines.values() for m in machine.macs}
+            in_use = ["MAC address %s already in use on %s." % (mac, holders[mac]) for mac in macs if mac in holders]
+            if in_use:
+                # WithMACAddressesMixin.clean_mac_addresses (_mac_in_use_on_node_error); with several MACs,
+                # is_valid merges the field's errors into one (merge_error_messages, forms/__init__.py:1415).
+                errors.setdefault("mac_addresses", []).extend(in_use)
+            if len(form.get("mac_addresses") or []) > 1 and errors.get("mac_addresses"):
+                errors["mac_addresses"] = ["One or more MAC addresses is invalid. (%s)"
+                                           % " \u2014 ".join(errors["mac_addresses"][:10])]
             if hostname and any(m.hostname == hostname for m in self.machines.values()):
                 errors["hostname"] = ["Node with this Hostname already exists."]
             if errors:

@@ -329,3 +329,18 @@ def test_answering_faults_are_taken_one_at_a_time_in_order():
     maas.faults.http_429, maas.faults.drop_connections, maas.faults.lose_write_answers = 2, 1, 1
     assert [take_fault(maas) for _ in range(4)] == ["drop_connections", "http_429", "http_429", None]
     assert take_count(maas, "lose_write_answers") and not take_count(maas, "lose_write_answers")
+
+
+def test_a_mac_in_use_names_the_machine_holding_it():
+    """WithMACAddressesMixin.clean_mac_addresses and is_valid's merged message for several MACs."""
+    maas = fast_model()
+    maas.create_machine(form(hostname="first", architecture="amd64", power_type="manual",
+                             mac_addresses="52:54:00:00:20:01"))
+    with pytest.raises(BadRequest) as one:
+        maas.create_machine(form(architecture="amd64", power_type="manual", mac_addresses="52:54:00:00:20:01"))
+    assert one.value.errors == {"mac_addresses": ["MAC address 52:54:00:00:20:01 already in use on first."]}
+    with pytest.raises(BadRequest) as two:
+        maas.create_machine(form(architecture="amd64", power_type="manual",
+                                 mac_addresses=["52:54:00:00:20:02", "52:54:00:00:20:01"]))
+    assert two.value.errors == {"mac_addresses": [
+        "One or more MAC addresses is invalid. (MAC address 52:54:00:00:20:01 already in use on first.)"]}
