@@ -100,7 +100,35 @@ class MaasLab:
     def writes_since(self, mark: int) -> list:
         return [r for r in self.requests_since(mark) if r["mutating"]]
 
+    def writes_to(self, mark: int, *objects) -> list:
+        """The writes since `mark` that touched any of `objects` (host names, MACs, BMC addresses, system ids,
+        `tag:<name>`, `zone:<name>`), so a test's "nothing written" ignores other tests' writes to the shared
+        simulator. A write that touched one of them brings in every object it named (the system id a create was
+        given, the machines a tag write named); a write the simulator could not attribute counts as the test's."""
+        mine = {str(o).lower() for o in objects if o}
+        found = []
+        for entry in self.writes_since(mark):
+            touched = entry.get("objects")
+            named = {o.lower() for o in touched or []}
+            if touched is None or named & mine:
+                found.append(entry)
+                mine |= named
+        return found
+
+    @staticmethod
+    def objects_of(*machines) -> list:
+        """Everything by which the simulator's log may name these maas_machine items (for writes_to)."""
+        objects = []
+        for item in machines:
+            objects += [item.get("hostname"), item.get("system_id"), item.get("pxe_mac")]
+            objects += list(item.get("mac_addresses") or [])
+            objects.append((item.get("power_parameters") or {}).get("power_address"))
+            objects += ["tag:%s" % tag for tag in item.get("tags") or []]
+        return [o for o in objects if o]
+
     def faults(self, **faults) -> None:
+        """fail_commissioning, fail_deployment, http_503, http_504, http_429 (retry_after, retry_after_header),
+        drop_connections, lose_write_answers, slow_seconds (tests/lab/maas/model.py Faults)."""
         self.session.put(self.base + "/__lab__/faults", json=faults, timeout=10).raise_for_status()
 
     def durations(self, **durations) -> None:

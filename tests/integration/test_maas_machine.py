@@ -53,7 +53,7 @@ def test_enroll_and_commission_twenty_in_one_task(run_module, fast_maas):
     assert planned["changed"] is True
     assert all(m["actions"][0] == "create" for m in planned["machines"])
     assert planned["diff"][0]["after"]["status"] == "Ready" and planned["diff"][0]["before"] == {}
-    assert fast_maas.writes_since(mark) == []
+    assert fast_maas.writes_to(mark, *fast_maas.objects_of(*machines), f"tag:{tag}") == []
 
     started = time.monotonic()
     first = run_module(MODULE, args(fast_maas, state="ready", tags=[tag], machines=machines))
@@ -67,7 +67,8 @@ def test_enroll_and_commission_twenty_in_one_task(run_module, fast_maas):
     mark = fast_maas.mark()
     second = run_module(MODULE, args(fast_maas, state="ready", tags=[tag], machines=machines))
     assert second["changed"] is False and all(not m["actions"] for m in second["machines"])
-    assert fast_maas.writes_since(mark) == []
+    system_ids = [m["system_id"] for m in first["machines"]]
+    assert fast_maas.writes_to(mark, *fast_maas.objects_of(*machines), f"tag:{tag}", *system_ids) == []
     again = run_module(MODULE, args(fast_maas, state="ready", tags=[tag], machines=machines), check=True)
     assert again["changed"] is False
 
@@ -120,11 +121,12 @@ def test_interrupted_run_converges_without_duplicates(fast_maas, lab, tmp_path):
 
 
 def test_503_bursts_and_dropped_connections_are_survived(run_module, fast_maas):
+    mark = fast_maas.mark()
     fast_maas.faults(http_503=1, drop_connections=3)  # MAAS's 503 asks for 10 s: one is enough
     result = run_module(MODULE, args(fast_maas, state="ready", **bmc_machine(f"flaky-{unique()}", next_bmc())))
     assert result.get("failed") is not True, result.get("msg")
     assert result["machines"][0]["status_name"] == "Ready"
-    faults = [r.get("fault") for r in fast_maas.requests_since(0) if r.get("fault")]
+    faults = [r.get("fault") for r in fast_maas.requests_since(mark) if r.get("fault")]
     assert "503" in faults and "dropped" in faults
 
 

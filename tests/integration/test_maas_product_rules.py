@@ -35,11 +35,12 @@ def name(prefix):
 
 def test_a_non_admin_key_fails_before_any_write(run_module, maas):
     mark = maas.mark()
-    result = run_module(MODULE, dict(maas.connection(admin=False), state="ready", **ipmi(name("user"))))
+    machine = ipmi(name("user"))
+    result = run_module(MODULE, dict(maas.connection(admin=False), state="ready", **machine))
     assert result.get("failed") is True
     assert result["msg"] == ("maas_machine needs a MAAS administrator's API key: "
                              "This method is reserved for admin users.")
-    assert maas.writes_since(mark) == []
+    assert maas.writes_to(mark, *maas.objects_of(machine)) == []
     assert maas.user_api_key not in result["_stdout"]
 
 
@@ -70,7 +71,7 @@ def test_redfish_without_macs_is_refused_before_any_write(run_module, maas):
     assert result.get("failed") is True
     assert f"machine {redfish['hostname']}: mac_addresses: a redfish machine needs pxe_mac or mac_addresses" \
         in result["msg"]
-    assert maas.writes_since(mark) == []
+    assert maas.writes_to(mark, *maas.objects_of(redfish)) == []
 
 
 def test_power_on_of_an_unallocated_machine_is_refused_before_any_write(run_module, fast_maas):
@@ -80,7 +81,7 @@ def test_power_on_of_an_unallocated_machine_is_refused_before_any_write(run_modu
     assert result.get("failed") is True
     assert f"machine {machine['hostname']}: power: on needs" in result["msg"]
     assert "Can't start node: it hasn't been allocated." in result["msg"]
-    assert fast_maas.writes_since(mark) == []
+    assert fast_maas.writes_to(mark, *fast_maas.objects_of(machine)) == []
 
 
 def power_requests(maas, mark):
@@ -95,7 +96,7 @@ def test_power_waits_for_the_machine_without_sending_twice(run_module, fast_maas
     mark = fast_maas.mark()
     planned = run_module(MODULE, args(fast_maas, state="deployed", power="off", **machine), check=True)
     assert planned["changed"] is True and planned["machines"][0]["actions"] == ["power_off"]
-    assert fast_maas.writes_since(mark) == []
+    assert fast_maas.writes_to(mark, deployed["machines"][0]["system_id"], *fast_maas.objects_of(machine)) == []
     off = run_module(MODULE, args(fast_maas, state="deployed", power="off", **machine))
     assert off["changed"] is True and off["machines"][0]["actions"] == ["power_off"]
     assert off["machines"][0]["power_state"] == "off"  # waited for: MAAS answered with the old state
@@ -129,7 +130,7 @@ def test_a_locked_machine_is_refused_before_any_write(run_module, fast_maas):
         refused = run_module(MODULE, args(fast_maas, state="released", **machine))
         assert refused.get("failed") is True
         assert f"machine {machine['hostname']}: is locked in MAAS" in refused["msg"]
-        assert fast_maas.writes_since(mark) == []
+        assert fast_maas.writes_to(mark, system_id, *fast_maas.objects_of(machine)) == []
     finally:
         client.post(f"/machines/{system_id}/", op="unlock")
 
@@ -168,9 +169,10 @@ def test_distro_series_by_name_or_version(run_module, fast_maas, series):
 
 def test_unicode_tag_names_are_refused_before_any_write(run_module, maas):
     mark = maas.mark()
-    result = run_module(MODULE, dict(maas.connection(), tags=["café"], **ipmi(name("tag"))))
+    machine = ipmi(name("tag"))
+    result = run_module(MODULE, dict(maas.connection(), tags=["café"], **machine))
     assert result.get("failed") is True and "'café' is not a valid tag name" in result["msg"]
-    assert maas.writes_since(mark) == []
+    assert maas.writes_to(mark, "tag:café", *maas.objects_of(machine)) == []
 
 
 def test_mark_fixed_returns_a_deployed_machine_to_deployed(run_module, fast_maas):
@@ -183,10 +185,11 @@ def test_mark_fixed_returns_a_deployed_machine_to_deployed(run_module, fast_maas
 
 
 def test_gateway_timeouts_and_503_with_retry_after_are_ridden_out(run_module, fast_maas):
+    mark = fast_maas.mark()
     fast_maas.faults(http_503=1, http_504=2)
     started = time.monotonic()
     result = run_module(MODULE, args(fast_maas, state="ready", **ipmi(name("busy"))))
     assert result.get("failed") is not True, result.get("msg")
     assert time.monotonic() - started >= 10  # MAAS's Retry-After: 10 was honoured
-    faults = [r.get("fault") for r in fast_maas.requests_since(0) if r.get("fault")]
+    faults = [r.get("fault") for r in fast_maas.requests_since(mark) if r.get("fault")]
     assert "503" in faults and "504" in faults
