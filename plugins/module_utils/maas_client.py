@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import Request
 
@@ -32,6 +32,30 @@ MAAS_ARG_SPEC = dict(
     maas_timeout=dict(type="int", default=30),
 )
 RETRYABLE_STATUS = (429, 502, 503, 504)
+
+
+def bmc_secrets(items):
+    """The BMC credentials inside `machines` items (every power parameter but the address, which names the
+    machine in messages)."""
+    secrets = set()
+    for item in items if isinstance(items, list) else []:
+        parameters = item.get("power_parameters") if isinstance(item, dict) else None
+        for key, value in (parameters.items() if isinstance(parameters, dict) else []):
+            if value not in (None, "") and key != "power_address":
+                secrets.add(str(value))
+    return secrets
+
+
+class MaasModule(AnsibleModule):
+    """AnsibleModule for the MAAS modules: BMC credentials inside `machines` items are no_log.
+
+    They are registered as soon as the parameters are read, so even a failure of the argument validation
+    itself (whose result carries the invocation) never shows them.
+    """
+
+    def _load_params(self):
+        super(MaasModule, self)._load_params()
+        self.no_log_values.update(bmc_secrets(self.params.get("machines")))
 
 
 class MaasError(Exception):

@@ -20,6 +20,7 @@ import time
 from ansible_collections.palette.vmo.plugins.module_utils.maas_client import (
     MaasClient, MaasConfigError, MaasError)
 from ansible_collections.palette.vmo.plugins.module_utils.concurrency import run_concurrently
+from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
 
 STATES = ("present", "ready", "deployed", "released", "broken", "fixed", "absent")
 TRANSITIONAL = ("Commissioning", "Deploying", "Releasing", "Disk erasing", "Testing", "Entering rescue mode",
@@ -33,6 +34,13 @@ MACLESS_POWER_TYPES = ("ipmi",)
 # A machine MAAS starts only when someone owns it: power_on of a New or Ready machine is a 409.
 NOT_ALLOCATED = "Can't start node: it hasn't been allocated."
 DEPLOYED_STATES = ("Deployed", "Deploying", "Allocated", "Failed deployment")
+# What a create did: the action names a machine's summary lists.
+CREATED, ADOPTED = "create", "adopt"
+# MAAS refuses an architecture or subarchitecture that names a kernel (api/machines.py:create_machine).
+KERNEL_IN_ARCHITECTURE = re.compile("(hwe|ga)-.+")
+# What MAAS answers when a create meets a machine that already holds the host name or a MAC (Node.hostname is
+# unique; WithMACAddressesMixin.clean_mac_addresses: "MAC address <mac> already in use on <hostname>.").
+ALREADY_EXISTS = re.compile(r"Node with this Hostname already exists\.|MAC address \S+ already in use")
 MACHINE_OPTIONS = ("system_id", "hostname", "domain", "architecture", "description", "power_type",
                    "power_parameters", "pxe_mac", "mac_addresses", "state", "zone", "pool", "tags", "tags_exclusive",
                    "power", "distro_series", "hwe_kernel", "user_data", "erase", "secure_erase", "quick_erase",
@@ -70,9 +78,63 @@ def machine_requests(params):
     return requests
 
 
-def validate(requests, power_types, zones, pools):
+def fix_architecture(architecture):
+    """What MAAS makes of an architecture (api/machines.py:fix_architecture): no '/' means '<arch>/generic'."""
+    return architecture if not architecture or "/" in architecture else architecture + "/generic"
+
+
+def usable_architectures(boot_resources):
+    """The architectures MAAS's create form accepts, from GET /boot-resources/: each resource's architecture
+    and arch/subarch for each of its `subarches`, except those naming a kernel (hwe-, ga-); the same rule as
+    MAAS's BootResourceService.get_usable_architectures, which feeds the form's architecture choices."""
+    usable = set()
+    for resource in boot_resources or []:
+        arch = resource.get("architecture") or ""
+        base = arch.split("/")[0]
+        candidates = [arch] + ["%s/%s" % (base, sub.strip()) for sub in (resource.get("subarches") or "").split(",")
+                               if sub.strip()]
+        candidates += ["%s/%s" % (base, resource[key]) for key in ("platform",) if resource.get(key)]
+        candidates += ["%s/%s" % (base, p.strip()) for p in (resource.get("supported_platforms") or "").split(",")
+                       if p.strip()]
+        usable.update(c for c in candidates if c and "hwe-" not in c and "ga-" not in c)
+    return usable
+
+
+def architecture_problem(architecture, architectures):
+    if KERNEL_IN_ARCHITECTURE.search(architecture):
+        return "%r names a kernel; MAAS takes the kernel as hwe_kernel, not in the architecture" % architecture
+    if fix_architecture(architecture) not in architectures:
+        return "%r is not an architecture this MAAS has boot images for (%s)" % (
+            architecture, ", ".join(sorted(architectures)) or "none: import boot images first")
+    return None
+
+
+def identities(request):
+    """(option, value) for every identity a request names: a machine is the same MAAS machine by any of them."""
+    found = [("system_id", request.get("system_id")), ("hostname", request.get("hostname"))]
+    if request.get("pxe_mac"):
+        found.append(("pxe_mac", request["pxe_mac"].lower()))
+    found += [("mac_addresses", mac.lower()) for mac in request.get("mac_addresses") or [] if mac]
+    found.append(("power_parameters.power_address", (request.get("power_parameters") or {}).get("power_address")))
+    return [(option, value) for option, value in found if value]
+
+
+def duplicate_problems(requests):
+    """A value of any identity declared by two machines of the batch would make both one MAAS machine."""
+    problems, owner = [], {}
+    for request in requests:
+        for option, value in identities(request):
+            kind = "mac" if option in ("pxe_mac", "mac_addresses") else option
+            first = owner.setdefault((kind, value), request)
+            if first is not request:
+                problems.append("machine %s: %s: %s is declared more than once in this task (also by machine %s)"
+                                % (label(request), option, value, label(first)))
+    return problems
+
+
+def validate(requests, power_types, zones, pools, architectures=None):
     """Every problem of every machine, before any request that writes."""
-    errors, seen = [], {}
+    errors = duplicate_problems(requests)
     for request in requests:
         name = label(request)
 
@@ -125,10 +187,10 @@ def validate(requests, power_types, zones, pools):
             bad("power", "cannot be combined with state=absent")
         elif request.get("power") == "on" and request["state"] in ("ready", "released"):
             bad("power", "on needs state=deployed: MAAS starts only an allocated machine (%s)" % NOT_ALLOCATED)
-        key = request.get("system_id") or request.get("hostname") or request.get("pxe_mac")
-        if key in seen:
-            bad("hostname", "declared more than once in this task")
-        seen[key] = True
+        if request.get("architecture") and architectures is not None:
+            problem = architecture_problem(request["architecture"], architectures)
+            if problem:
+                bad("architecture", problem)
     if errors:
         raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
 
@@ -290,6 +352,7 @@ class MachineRun(object):
         self.machine = None
         self.actions = []
         self.attempted = set()
+        self.inventory = None  # set when an existing machine was adopted instead of created
 
 
 def _create_fields(request):
@@ -394,20 +457,28 @@ def undriven_notes(runs, power_types):
 def execute(client, run, action, argument, created_tags):
     request = run.request
     if action == "create":
-        run.machine = client.post("/machines/", **argument)
-    elif action == "delete":
-        client.delete("/machines/%s/" % run.machine["system_id"])
+        outcome = create_or_adopt(client, run, argument)  # `create`, or `adopt` when MAAS had it already
+        run.actions.append(outcome)
+        return outcome
+    if action == "delete":
+        try:
+            client.delete("/machines/%s/" % run.machine["system_id"])
+        except MaasError as err:
+            if err.status != 404:  # a 404 after a retry: our delete took effect, its answer was lost
+                raise
         run.machine = None
     elif action == "update":
         run.machine = client.put("/machines/%s/" % run.machine["system_id"], **argument)
     elif action == "create_tag":
-        if argument not in created_tags:
-            try:
-                client.post("/tags/", name=argument, comment="created by palette.vmo")
-            except MaasError as err:
-                if "already exists" not in err.describe():
-                    raise
-            created_tags.add(argument)
+        if argument in created_tags:
+            return None  # another machine of the batch created it: not this machine's action
+        try:
+            client.post("/tags/", name=argument, comment="created by palette.vmo")
+        except MaasError as err:
+            # Created meanwhile by another run, or by our own request whose answer was lost.
+            if "already exists" not in err.describe():
+                raise
+        created_tags.add(argument)
     elif action == "tag":
         add, remove = argument
         for tag in add:
@@ -418,8 +489,14 @@ def execute(client, run, action, argument, created_tags):
         # The answer shows the power state from before the change: keep the machine and read it later.
         client.post("/machines/%s/" % run.machine["system_id"], op=action)
     else:
-        run.machine = client.post("/machines/%s/" % run.machine["system_id"], op=action, **_op_fields(action, request))
+        try:
+            run.machine = client.post("/machines/%s/" % run.machine["system_id"], op=action,
+                                      **_op_fields(action, request))
+        except MaasError as err:
+            if not moved_on_its_own(client, run, action, err):
+                raise
     run.actions.append(action)
+    return action
 
 
 def failing_scripts(client, machine):
@@ -480,56 +557,144 @@ def predicted(run, actions, transition):
 
 
 def run(module):
-    params = module.params
+    """Runs the task; every failure, before or after a write, leaves through `fail`."""
+    runs = []  # filled once planned, so a failure can say what was written
     try:
-        requests = machine_requests(params)
-        client = MaasClient(params)
-        power_types = read_power_types(client)
-        zones = {z["name"] for z in client.get("/zones/")}
-        pools = {p["name"] for p in client.get("/resourcepools/")}
-        validate(requests, power_types.fields, zones, pools)
-        inventory = read_inventory(client)
-        tags_known = {t["name"] for t in client.get("/tags/")}
-        runs = [MachineRun(r) for r in requests]
-        claimed = {}
-        for item in runs:
-            item.machine = item.before = inventory.find(item.request)
-            if item.machine:
-                other = claimed.setdefault(item.machine["system_id"], label(item.request))
-                if other != label(item.request):
-                    raise TaskFailure("machines %s and %s are the same MAAS machine %s"
-                                      % (other, label(item.request), item.machine["system_id"]))
-        problems = [p for item in runs for p in creation_problems(item.request, item.machine) +
-                    power_problems(item.request, item.machine)]
-        if problems:
-            raise TaskFailure("invalid input, nothing was changed: " + "; ".join(problems), problems)
-        plans = [(item, plan_machine(item, inventory, tags_known)) for item in runs]
-        # The first transition each machine needs now; check mode reports it, diff predicts from it. A
-        # machine already at its state may still need its power changed.
-        first_steps = [item.machine and (next_transition(item.request, item.machine) or
-                                         power_op(item, power_types)) for item, _actions in plans]
-        refuse_locked_changes(plans, first_steps)
-        for note in undriven_notes(runs, power_types):
-            module.warn(note)
-        result = {"changed": any(actions or step for (_item, actions), step in zip(plans, first_steps))}
-        if module._diff:
-            result["diff"] = [{"before_header": "machine %s" % label(item.request),
-                               "after_header": "machine %s" % label(item.request),
-                               "before": diff_view(item.before), "after": predicted(item, actions, step)}
-                              for (item, actions), step in zip(plans, first_steps) if actions or step]
-        if module.check_mode:
-            result["machines"] = [dict(summary(item), actions=[action[0] for action in actions] + ([step] if step else []),
-                                       changed=bool(actions or step))
-                                  for (item, actions), step in zip(plans, first_steps)]
-            return module.exit_json(**result)
-        converge(client, plans, params, power_types)
-        result["changed"] = any(item.actions for item, _actions in plans)
-        result["machines"] = [summary(item) for item, _actions in plans]
-        module.exit_json(**result)
+        plan_and_apply(module, runs)
     except TaskFailure as err:
-        module.fail_json(msg=str(err), errors=err.errors)
+        fail(module, str(err), err.errors, runs)
     except (MaasError, MaasConfigError) as err:
-        module.fail_json(msg=str(err))
+        fail(module, str(err), [], runs)
+
+
+def fail(module, message, errors, runs):
+    """`changed` is true when anything was written before the failure; `machines` lists each written machine
+    with its actions."""
+    written = [summary(item) for item in runs if item.actions]
+    module.fail_json(msg=message, errors=errors, changed=bool(written), machines=written)
+
+
+def check_inputs(params):
+    """The task's own input, before anything is read from MAAS."""
+    requests = machine_requests(params)
+    bounds = bound_errors(params)
+    if bounds:
+        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(bounds), bounds)
+    return requests
+
+
+def read_architectures(client):
+    return usable_architectures(client.get("/boot-resources/"))
+
+
+def plan_and_apply(module, runs):
+    params = module.params
+    requests = check_inputs(params)
+    client = MaasClient(params)
+    power_types = read_power_types(client)
+    zones = {z["name"] for z in client.get("/zones/")}
+    pools = {p["name"] for p in client.get("/resourcepools/")}
+    validate(requests, power_types.fields, zones, pools, read_architectures(client))
+    inventory = read_inventory(client)
+    tags_known = {t["name"] for t in client.get("/tags/")}
+    runs.extend(MachineRun(r) for r in requests)
+    find_machines(runs, inventory)
+    problems = [p for item in runs for p in creation_problems(item.request, item.machine) +
+                power_problems(item.request, item.machine)]
+    if problems:
+        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(problems), problems)
+    plans = [(item, plan_machine(item, inventory, tags_known)) for item in runs]
+    # The first transition each machine needs now; check mode reports it, diff predicts from it. A
+    # machine already at its state may still need its power changed.
+    first_steps = [item.machine and (next_transition(item.request, item.machine) or
+                                     power_op(item, power_types)) for item, _actions in plans]
+    refuse_locked_changes(plans, first_steps)
+    for note in undriven_notes(runs, power_types):
+        module.warn(note)
+    result = {"changed": any(actions or step for (_item, actions), step in zip(plans, first_steps))}
+    if module._diff:
+        result["diff"] = [{"before_header": "machine %s" % label(item.request),
+                           "after_header": "machine %s" % label(item.request),
+                           "before": diff_view(item.before), "after": predicted(item, actions, step)}
+                          for (item, actions), step in zip(plans, first_steps) if actions or step]
+    if module.check_mode:
+        result["machines"] = [dict(summary(item), actions=[action[0] for action in actions] + ([step] if step else []),
+                                   changed=bool(actions or step))
+                              for (item, actions), step in zip(plans, first_steps)]
+        return module.exit_json(**result)
+    converge(client, plans, params, power_types)
+    result["changed"] = any(item.actions for item, _actions in plans)
+    result["machines"] = [summary(item) for item, _actions in plans]
+    module.exit_json(**result)
+
+
+def find_machines(runs, inventory):
+    claimed = {}
+    for item in runs:
+        item.machine = item.before = inventory.find(item.request)
+        if item.machine:
+            other = claimed.setdefault(item.machine["system_id"], label(item.request))
+            if other != label(item.request):
+                raise TaskFailure("machines %s and %s are the same MAAS machine %s"
+                                  % (other, label(item.request), item.machine["system_id"]))
+
+
+# -- a create that meets an existing machine ------------------------------------------------------------
+
+def already_exists(err):
+    """MAAS refused a create because a machine already holds the host name or one of the MACs."""
+    return err.status == 400 and ALREADY_EXISTS.search(err.describe()) is not None
+
+
+def same_machine(request, machine, power_parameters):
+    """Whether `machine` carries every identity the request gives (host name, each MAC, BMC address)."""
+    macs = {i["mac_address"].lower() for i in machine.get("interface_set") or []}
+    for option, value in identities(request):
+        if option == "hostname" and machine.get("hostname") != value or \
+                option in ("pxe_mac", "mac_addresses") and value not in macs or \
+                option == "power_parameters.power_address" and power_parameters.get("power_address") != value:
+            return False
+    return True
+
+
+def adopt_existing(client, run, refusal):
+    """After a create MAAS refused as existing (another run created the machine meanwhile, or our own create
+    took effect and its answer was lost): the machine holding those identities, if it is this one."""
+    inventory = read_inventory(client)
+    machine = inventory.find(run.request)
+    power = inventory.power.get(machine["system_id"]) or {} if machine else {}
+    if machine is None or not same_machine(run.request, machine, power):
+        raise TaskFailure("machine %s: create: %s; %s" % (
+            label(run.request), refusal.describe(),
+            "the machine holding it is %s (%s), not this one" % (machine["system_id"], machine["hostname"])
+            if machine else "and no machine with it could be read back"))
+    run.machine, run.inventory = machine, inventory
+    return machine
+
+
+def create_or_adopt(client, run, fields):
+    """Creates the machine; returns the action taken: `create`, or `adopt` when it was there already."""
+    try:
+        run.machine = client.post("/machines/", **fields)
+        return CREATED
+    except MaasError as err:
+        if not already_exists(err):
+            raise
+        adopt_existing(client, run, err)
+        return ADOPTED
+
+
+def moved_on_its_own(client, run, op, refusal):
+    """A transition MAAS refused as wrong for the machine's state (400 or 409): re-read it; if it no longer
+    needs `op` (our earlier request took effect but its answer was lost, or another client moved it), the
+    step is done."""
+    if refusal.status not in (400, 409) or run.machine is None:
+        return False
+    fresh = client.get("/machines/%s/" % run.machine["system_id"])
+    if fresh["status_name"] in TRANSITIONAL or next_transition(run.request, fresh) != op:
+        run.machine = fresh
+        return True
+    return False
 
 
 def refuse_locked_changes(plans, first_steps):
@@ -556,13 +721,18 @@ def converge(client, plans, params, power_types):
 
     def apply_plan(entry):
         item, actions = entry
-        for action, argument in actions:
-            if action == "create_tag":
-                continue
+        pending = [action for action in actions if action[0] != "create_tag"]
+        while pending:
+            action, argument = pending.pop(0)
             try:
-                execute(client, item, action, argument, created_tags)
+                done = execute(client, item, action, argument, created_tags)
             except MaasError as err:
                 raise TaskFailure("machine %s: %s: %s" % (label(item.request), action, err.describe()))
+            if done == ADOPTED:
+                # The machine was there already: bring its attributes and tags in line instead. Its tags
+                # exist by now (created above), so none is created again.
+                known = set(item.request.get("tags") or [])
+                pending = [a for a in plan_machine(item, item.inventory, known) if a[0] != "create_tag"]
     _raise_all(run_concurrently(apply_plan, plans, concurrency))
     runs = [item for item, _actions in plans if item.request["state"] != "absent"]
     while True:

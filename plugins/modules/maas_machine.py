@@ -14,11 +14,18 @@ version_added: 0.1.0
 description:
   - Brings MAAS machines to a declared state through MAAS's state machine, every machine of the task at once, with
     one bounded wait.
-  - Enlists by BMC (O(power_type) and O(power_parameters)); the PXE MAC is optional for BMC power types such as
-    C(ipmi) and C(redfish). An existing machine is found by system_id, hostname, any of its MACs or its BMC
-    address, so a machine is never created twice, also when a run was interrupted and run again.
+  - Enlists by BMC (O(power_type) and O(power_parameters)); the PXE MAC is optional only for C(ipmi), as MAAS creates
+    a machine without MACs only through an IPMI BMC. An existing machine is found by system_id, hostname, any of
+    its MACs or its BMC address, so a machine is never created twice, also when a run was interrupted and run again.
   - Checks the whole task first (power types and their parameters as the MAAS server describes them, zones, pools,
-    MACs, names) and fails before any write if anything is wrong.
+    architectures MAAS has boot images for, MACs, names, O(wait_timeout), O(poll_interval), O(concurrency)) and fails
+    before any write if anything is wrong. Two machines of one task may not share a system_id, host name, MAC or BMC
+    address.
+  - When MAAS refuses a create because the host name or a MAC already exists (another run created the machine
+    meanwhile, or an earlier request took effect but its answer was lost), the machine is read back and adopted if it
+    carries every identity given (host name, MACs, BMC address); otherwise the task fails with MAAS's words.
+  - A failure after something was written reports C(changed=true) and, in RV(machines), each machine that was
+    written with its actions.
   - A failed commissioning or deployment fails the task with the failing scripts' names.
   - Needs a MAAS administrator's API key (MAAS reserves power types, power parameters, commissioning and tags for
     administrators); another user's key fails before any change.
@@ -55,7 +62,9 @@ options:
     description: DNS domain of the machine.
     type: str
   architecture:
-    description: Architecture, V(amd64/generic) when creating.
+    description:
+      - Architecture, V(amd64/generic) when creating. One MAAS has boot images for (GET /boot-resources/); V(amd64)
+        means V(amd64/generic), as in MAAS. A kernel (V(hwe-22.04)) goes in O(hwe_kernel), not here.
     type: str
   description:
     description: Free text description.
@@ -135,15 +144,15 @@ options:
     type: bool
     default: true
   wait_timeout:
-    description: Seconds to wait for the whole batch; the error lists every machine still moving.
+    description: Seconds (0 or more) to wait for the whole batch; the error lists every machine still moving.
     type: int
     default: 1800
   poll_interval:
-    description: Seconds between two reads of the batch while machines are moving (one request per read).
+    description: Seconds (more than 0) between two reads of the batch while machines are moving (one request per read).
     type: float
     default: 1.0
   concurrency:
-    description: MAAS requests in flight at once.
+    description: MAAS requests in flight at once (at least 1).
     type: int
     default: 8
 seealso:
@@ -179,7 +188,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 machines:
-  description: One entry per machine of the task.
+  description: One entry per machine of the task; on a failure after writes, one per machine that was written.
   returned: always
   type: list
   elements: dict
@@ -218,7 +227,9 @@ machines:
       description: Deployed series.
       type: str
     actions:
-      description: What was done (or, in check mode, would be done), in order.
+      description:
+        - What was done (or, in check mode, would be done), in order. V(adopt) means MAAS already had the machine when
+          it was to be created (see the description).
       type: list
       elements: str
       sample: [create, create_tag, tag, commission]
@@ -232,9 +243,7 @@ errors:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MAAS_ARG_SPEC
+from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MAAS_ARG_SPEC, MaasModule
 from ansible_collections.palette.vmo.plugins.module_utils.maas_machine_runner import STATES, run
 
 
@@ -261,13 +270,9 @@ def main():
         wait=dict(type="bool", default=True), wait_timeout=dict(type="int", default=1800),
         poll_interval=dict(type="float", default=1.0), concurrency=dict(type="int", default=8),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           mutually_exclusive=[("machines", "system_id"), ("machines", "hostname")])
-    # BMC credentials inside `machines` items are secrets too: mask them like the top-level ones.
-    for item in module.params.get("machines") or []:
-        for key, value in (item.get("power_parameters") or {}).items():
-            if value and key != "power_address":
-                module.no_log_values.add(str(value))
+    # MaasModule masks the BMC credentials inside `machines` items like the top-level ones.
+    module = MaasModule(argument_spec=spec, supports_check_mode=True,
+                        mutually_exclusive=[("machines", "system_id"), ("machines", "hostname")])
     run(module)
 
 

@@ -344,3 +344,26 @@ def test_a_mac_in_use_names_the_machine_holding_it():
                                  mac_addresses=["52:54:00:00:20:02", "52:54:00:00:20:01"]))
     assert two.value.errors == {"mac_addresses": [
         "One or more MAC addresses is invalid. (MAC address 52:54:00:00:20:01 already in use on first.)"]}
+
+
+def test_a_tests_own_writes_are_told_from_other_tests_writes(tmp_path):
+    """MaasLab.writes_to: another test's writes are left out; a write to one of the test's objects (or to the
+    system id a create of its host name was given), and a write the log could not attribute, are kept."""
+    import json
+    from types import SimpleNamespace
+
+    from tests.conftest import MaasLab
+
+    log = tmp_path / "maas-requests.jsonl"
+    entries = [
+        {"method": "POST", "mutating": True, "objects": ["other-node", "s-other"]},
+        {"method": "POST", "mutating": True, "objects": ["mine", "127.9.0.9", "s-mine"]},
+        {"method": "POST", "mutating": True, "objects": ["tag:vmo", "s-mine"]},
+        {"method": "GET", "mutating": False},
+        {"method": "POST", "mutating": True, "objects": None},
+    ]
+    log.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    lab = MaasLab(SimpleNamespace(maas_url="https://127.0.0.1:1/MAAS", maas_api_key="a:b:c", ca_file=tmp_path / "ca",
+                                  maas_user_api_key="d:e:f", maas_request_log=log))
+    assert lab.writes_to(0, "mine") == [entries[1], entries[2], entries[4]]
+    assert lab.writes_to(0, "nobody") == [entries[4]]

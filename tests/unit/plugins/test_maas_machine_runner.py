@@ -4,7 +4,8 @@ import pytest
 
 from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MaasError
 from ansible_collections.palette.vmo.plugins.module_utils.maas_machine_runner import (
-    PowerTypes, TaskFailure, creation_problems, power_problems, validate)
+    PowerTypes, TaskFailure, already_exists, creation_problems, duplicate_problems, power_problems, same_machine,
+    usable_architectures, validate)
 
 IPMI = {"name": "ipmi", "queryable": True, "fields": [
     {"name": "power_driver", "required": True, "default": "LAN_2_0"},
@@ -64,3 +65,57 @@ def test_the_example_inventory_servers_can_be_created():
     servers = yaml.safe_load(example.read_text())["maas_enroll_servers"]
     assert servers
     assert [p for server in servers for p in creation_problems(request(**server), None)] == []
+
+
+# GET /boot-resources/ as MAAS answers it (src/maasserver/api/examples/boot-resources.json).
+BOOT_RESOURCES = [
+    {"name": "grub-efi-signed/uefi", "architecture": "amd64/generic"},
+    {"name": "ubuntu/bionic", "architecture": "amd64/ga-18.04", "subarches": "generic,hwe-p,ga-16.04,ga-18.04"},
+    {"name": "ubuntu/noble", "architecture": "arm64/ga-24.04", "subarches": "generic", "platform": "xgene-uboot"},
+]
+
+
+def test_usable_architectures_follow_maas_rule():
+    assert usable_architectures(BOOT_RESOURCES) == {"amd64/generic", "arm64/generic", "arm64/xgene-uboot"}
+
+
+@pytest.mark.parametrize("architecture, accepted", [("amd64", True), ("amd64/generic", True), ("arm64", True),
+                                                    ("x86_64", False), ("amd64/hwe-22.04", False), ("s390x", False)])
+def test_architecture_is_checked_against_the_boot_resources(architecture, accepted):
+    usable = usable_architectures(BOOT_RESOURCES)
+    if accepted:
+        validate([request(architecture=architecture)], {}, {}, {}, usable)
+    else:
+        with pytest.raises(TaskFailure) as err:
+            validate([request(architecture=architecture)], {}, {}, {}, usable)
+        assert "machine node-1: architecture: %r" % architecture in str(err.value)
+
+
+def test_every_identity_is_unique_in_a_batch():
+    bmc = {"power_address": "10.0.0.9"}
+    assert duplicate_problems([{"power_parameters": {"power_address": "10.0.0.8"}},
+                               {"power_parameters": {"power_address": "10.0.0.9"}}]) == []
+    assert duplicate_problems([request(hostname="a", power_parameters=bmc), request(hostname="b", power_parameters=bmc)]) \
+        == ["machine b: power_parameters.power_address: 10.0.0.9 is declared more than once in this task "
+            "(also by machine a)"]
+    assert duplicate_problems([request(hostname="a", pxe_mac="52:54:00:00:00:0A"),
+                               request(hostname="b", mac_addresses=["52:54:00:00:00:0a"])]) == [
+        "machine b: mac_addresses: 52:54:00:00:00:0a is declared more than once in this task (also by machine a)"]
+    assert len(duplicate_problems([request(system_id="abc", hostname="a"), request(system_id="abc", hostname="b")])) == 1
+
+
+def test_an_existing_machine_is_adopted_only_when_every_identity_matches():
+    machine = {"system_id": "x1", "hostname": "node-1", "interface_set": [{"mac_address": "52:54:00:00:00:01"}]}
+    wanted = request(pxe_mac="52:54:00:00:00:01", power_parameters={"power_address": "10.0.0.1"})
+    assert same_machine(wanted, machine, {"power_address": "10.0.0.1"})
+    assert not same_machine(wanted, machine, {"power_address": "10.0.0.2"})
+    assert not same_machine(dict(wanted, pxe_mac="52:54:00:00:00:02"), machine, {"power_address": "10.0.0.1"})
+    assert not same_machine(dict(wanted, hostname="node-2"), machine, {"power_address": "10.0.0.1"})
+
+
+def test_only_maas_already_exists_answers_lead_to_adoption():
+    assert already_exists(MaasError(400, {"hostname": ["Node with this Hostname already exists."]}, "POST", "/"))
+    assert already_exists(MaasError(400, {"mac_addresses": [
+        "MAC address 52:54:00:00:00:01 already in use on node-1."]}, "POST", "/"))
+    assert not already_exists(MaasError(400, {"architecture": ["'x' is not a valid architecture."]}, "POST", "/"))
+    assert not already_exists(MaasError(409, "Node with this Hostname already exists.", "POST", "/"))
