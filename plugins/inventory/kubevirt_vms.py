@@ -80,13 +80,13 @@ cache_connection: /tmp/kubevirt_vms_cache
 
 from ansible.errors import AnsibleError
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AuthError, auth_params, resolve_connection
-from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AuthError, auth_params, resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import (
     KubeApiError, KubeClient, KubeConnectionError, object_path)
-from ansible_collections.palette.vmo.plugins.module_utils.kube_discovery import DiscoveryError, preferred_version
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_facts import interface_addresses, vm_facts
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_query import find_vms
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import DiscoveryError, preferred_version
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.facts import interface_addresses, vm_facts
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.query import find_vms
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
 from ansible_collections.palette.vmo.plugins.plugin_utils.cached_inventory import CachedInventory
 
 SSH_PORT = 22

@@ -71,9 +71,9 @@ import os
 
 from ansible.errors import AnsibleError
 
-from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MaasClient, MaasConfigError, MaasError
-from ansible_collections.palette.vmo.plugins.module_utils.maas_facts import machine_facts, simple_status_filter
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient, MaasConfigError, MaasError
+from ansible_collections.palette.vmo.plugins.module_utils.maas.facts import machine_facts, simple_status_filter
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
 from ansible_collections.palette.vmo.plugins.plugin_utils.cached_inventory import CachedInventory
 
 ENV = {"maas_url": "MAAS_URL", "maas_api_key": "MAAS_API_KEY", "maas_ca_cert": "MAAS_CA_CERT"}

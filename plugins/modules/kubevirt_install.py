@@ -184,8 +184,8 @@ cdi:
   sample: {name: cdi, phase: Deployed, version: v1.65.0}
 """
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AUTH_ARG_SPEC, KubeModule
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_install_runner import run
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.install_runner import run
 
 
 def argument_spec():

@@ -383,9 +383,9 @@ errors:
   elements: str
 """
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AUTH_ARG_SPEC, KubeModule
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_options import VM_OPTIONS
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_runner import run
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_options import VM_OPTIONS
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_runner import run
 
 
 def argument_spec():

@@ -148,17 +148,17 @@ vms:
       type: dict
 """
 
-from ansible_collections.palette.vmo.plugins.module_utils import kubevirt_power
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import (
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import power as kubevirt_power
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import (
     AUTH_ARG_SPEC, AuthError, KubeModule, resolve_connection)
-from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import (
     KubeApiError, KubeClient, KubeConnectionError)
-from ansible_collections.palette.vmo.plugins.module_utils.kube_discovery import DiscoveryError, preferred_version
-from ansible_collections.palette.vmo.plugins.module_utils.kube_wait import WaitTarget, WaitTimeout, wait_for
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_facts import vm_facts
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_query import find_vms
-from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import DiscoveryError, preferred_version
+from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, WaitTimeout, wait_for
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.facts import vm_facts
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.query import find_vms
+from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
 
 
 def wait_targets(params, found):

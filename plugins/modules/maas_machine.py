@@ -243,8 +243,8 @@ errors:
   elements: str
 """
 
-from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MAAS_ARG_SPEC, MaasModule
-from ansible_collections.palette.vmo.plugins.module_utils.maas_machine_runner import STATES, run
+from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MAAS_ARG_SPEC, MaasModule
+from ansible_collections.palette.vmo.plugins.module_utils.maas.machine_runner import STATES, run
 
 
 MACHINE_SPEC = dict(

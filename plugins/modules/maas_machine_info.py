@@ -138,9 +138,9 @@ machines:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.palette.vmo.plugins.module_utils.maas_client import (
+from ansible_collections.palette.vmo.plugins.module_utils.maas.client import (
     MAAS_ARG_SPEC, MaasClient, MaasConfigError, MaasError)
-from ansible_collections.palette.vmo.plugins.module_utils.maas_facts import machine_facts, simple_status_filter
+from ansible_collections.palette.vmo.plugins.module_utils.maas.facts import machine_facts, simple_status_filter
 
 
 def main():

@@ -291,9 +291,9 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.palette_client import PALETTE_ARG_SPEC
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_profile_runner import run
+from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PALETTE_ARG_SPEC
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.profile_runner import run
 
 
 def main():

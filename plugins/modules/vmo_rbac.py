@@ -327,9 +327,9 @@ errors:
   elements: str
 """
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AUTH_ARG_SPEC, KubeModule
-from ansible_collections.palette.vmo.plugins.module_utils.palette_client import PALETTE_ARG_SPEC
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_runner import run
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PALETTE_ARG_SPEC
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_runner import run
 
 def argument_spec():
     spec = dict(AUTH_ARG_SPEC)

@@ -78,8 +78,8 @@ def run_module(lab):
 @pytest.fixture(scope="session")
 def vmo_cluster_roles(admin):
     """The four VMO ClusterRoles, as vmo_rbac's `roles: present` makes them (the lab has no VMO pack)."""
-    from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_bindings import managed_labels
-    from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import vmo_cluster_roles as roles
+    from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_bindings import managed_labels
+    from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import vmo_cluster_roles as roles
 
     from tests.lab.kube import object_path
 

@@ -177,7 +177,7 @@ def test_missing_url(run_module, maas):
 
 def test_illegal_transition_is_reported(run_module, maas):
     """MAAS refuses any change to a locked machine (403, no reason given): the task says so before writing."""
-    from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MaasClient
+    from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient
 
     maas.durations(commissioning=0.5, deploying=0.5)
     try:

@@ -38,7 +38,7 @@ def args(maas, **extra):
 
 def machines_named(maas, hostnames):
     """Every MAAS machine with one of these host names, read directly (duplicates would show twice)."""
-    from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MaasClient
+    from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient
 
     client = MaasClient(dict(maas.connection(), validate_certs=True))
     return [m for m in client.get("/machines/") if m["hostname"] in hostnames]

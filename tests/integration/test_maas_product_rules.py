@@ -118,7 +118,7 @@ def test_manual_power_type_is_not_driven_and_says_so(run_module, fast_maas):
 
 
 def test_a_locked_machine_is_refused_before_any_write(run_module, fast_maas):
-    from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MaasClient
+    from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient
 
     machine = ipmi(name("lock"))
     deployed = run_module(MODULE, args(fast_maas, state="deployed", **machine))
@@ -137,7 +137,7 @@ def test_a_locked_machine_is_refused_before_any_write(run_module, fast_maas):
 
 def test_wrong_state_errors_quote_maas(run_module, fast_maas):
     """A machine another client moved between our read and our write: the task quotes MAAS's own sentence."""
-    from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MaasClient, MaasError
+    from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient, MaasError
 
     machine = ipmi(name("race"))
     ready = run_module(MODULE, args(fast_maas, state="ready", **machine))

@@ -7,7 +7,7 @@ The tests of this file share one bare lab. The first two need it bare, so they c
 import json
 
 import pytest
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import VMO_ROLE_NAMES
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import VMO_ROLE_NAMES
 
 from tests.lab import releases, versions
 from tests.lab.kube import object_path

@@ -43,7 +43,7 @@ What it decides, where Palette's documents leave room:
   of the wrong type or quoting the apiserver's refusal. `status.conditions` (ControlPlaneReady,
   NodesReady) are True unless the `nodes_not_ready_seconds` knob holds NodesReady False. The VMO pack yields the namespaces (kubevirt,
   cdi, the pack's, vmEnabledNamespaces, the golden-images one), the VMO ClusterRoles from
-  plugins/module_utils/vmo_roles.py, the KubeVirt CR kubevirt/kubevirt (featureGates exactly
+  plugins/module_utils/vmo/roles.py, the KubeVirt CR kubevirt/kubevirt (featureGates exactly
   `additionalFeatureGates`, useEmulation, evictionStrategy, additionalConfig, ...) and the CDI CR
   (featureGates, additionalConfig, additionalSpec), and waits for KubeVirt Deployed. Manifest layers
   are applied as they are (namespaced objects without a namespace go to the layer's `pack.namespace`,

@@ -28,7 +28,7 @@ APPLY_DELAY_SECONDS = 0.0
 
 def _default_cluster_roles() -> List[dict]:
     # Imported late: the collection is importable only once build/collections is on sys.path (__main__ does it).
-    from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import vmo_cluster_roles
+    from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import vmo_cluster_roles
 
     return vmo_cluster_roles()
 

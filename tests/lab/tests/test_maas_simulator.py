@@ -2,7 +2,7 @@
 
 import requests
 
-from ansible_collections.palette.vmo.plugins.module_utils.maas_client import oauth_header
+from ansible_collections.palette.vmo.plugins.module_utils.maas.client import oauth_header
 
 
 def _session(maas):

@@ -6,9 +6,9 @@ import ssl
 import pytest
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
-from ansible_collections.palette.vmo.plugins.module_utils.http_transport import (
+from ansible_collections.palette.vmo.plugins.module_utils.common.http_transport import (
     Endpoint, exchange, retry_after_seconds)
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
 
 
 class Refused(Exception):

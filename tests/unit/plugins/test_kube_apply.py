@@ -2,7 +2,7 @@
 
 import copy
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import (
+from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import (
     APPLIED_HASH_ANNOTATION, comparable, merged_removal, stamp_applied_hash, untouched_since_our_apply)
 
 
@@ -60,7 +60,7 @@ class RacedClient(object):
         self.conflicts, self.calls = conflicts, 0
 
     def apply(self, path, obj, field_manager, force=False, dry_run=False):
-        from ansible_collections.palette.vmo.plugins.module_utils.kube_client import KubeApiError
+        from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError
 
         self.calls += 1
         if self.conflicts:
@@ -70,7 +70,7 @@ class RacedClient(object):
 
 
 def test_a_create_that_meets_409_is_applied_again_and_converges():
-    from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import PlannedObject, apply_planned
+    from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import PlannedObject, apply_planned
 
     item = PlannedObject("n/a", "/apis/kubevirt.io/v1/namespaces/n/virtualmachines/a", desired(), None)
     client = RacedClient()
@@ -79,7 +79,7 @@ def test_a_create_that_meets_409_is_applied_again_and_converges():
 
 
 def test_a_conflict_that_persists_is_reported():
-    from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import PlannedObject, apply_planned
+    from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import PlannedObject, apply_planned
 
     item = PlannedObject("n/a", "/apis/kubevirt.io/v1/namespaces/n/virtualmachines/a", desired(), None)
     assert apply_planned(RacedClient(conflicts=2), [item], "palette.vmo", True, 4) == [item]

@@ -2,9 +2,9 @@
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube_manifest import (
+from ansible_collections.palette.vmo.plugins.module_utils.kube.manifest import (
     ManifestError, ResourceResolver, parse_manifest)
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_install_runner import (
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.install_runner import (
     cdi_cr, kubevirt_cr, stages)
 
 PARAMS = {"feature_gates": ["Snapshot", "LiveMigration", "Snapshot"], "use_emulation": True,
@@ -60,7 +60,7 @@ def test_stages_put_namespaces_and_crds_first_and_the_crs_last():
 
 class _NothingServed(object):
     def get(self, path):
-        from ansible_collections.palette.vmo.plugins.module_utils.kube_client import KubeApiError
+        from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError
 
         raise KubeApiError(404, {"message": "not found"}, "GET", path)
 

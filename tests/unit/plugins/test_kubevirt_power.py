@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_power import (
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.power import (
     PowerConflict, check_power_options, expected_state, plan_power)
 
 
@@ -55,7 +55,7 @@ def test_expectations():
     ("status.missing.deeper", None),
 ])
 def test_field_value_paths(path, expected):
-    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_runner import field_value
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_runner import field_value
 
     vm = {"status": {"printableStatus": "Running", "interfaces": [{"ipAddress": "10.0.0.5"}]}}
     assert field_value(vm, path) == expected

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_spec import (
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.spec import (
     VmInputError, build_vm, instantiate_template)
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.maas_client import MaasError
-from ansible_collections.palette.vmo.plugins.module_utils.maas_machine_runner import (
+from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasError
+from ansible_collections.palette.vmo.plugins.module_utils.maas.machine_runner import (
     PowerTypes, TaskFailure, already_exists, creation_problems, duplicate_problems, power_problems, same_machine,
     usable_architectures, validate)
 

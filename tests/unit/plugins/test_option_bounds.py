@@ -1,6 +1,6 @@
 """Lower bounds of timeouts, concurrency and poll intervals."""
 
-from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
 
 
 def test_negative_timeout_zero_concurrency_and_zero_interval_are_refused():

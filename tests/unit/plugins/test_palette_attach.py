@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.palette_attach import (
+from ansible_collections.palette.vmo.plugins.module_utils.palette.attach import (
     REAPPLY_GRACE, AttachError, plan_attach, wait_for_packs)
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils import palette_client
-from ansible_collections.palette.vmo.plugins.module_utils.palette_client import (
+from ansible_collections.palette.vmo.plugins.module_utils.palette import client as palette_client
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import (
     PaletteClient, PaletteConfigError, PaletteError)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError, backoff_delay, call_with_retries
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError, backoff_delay, call_with_retries
 
 
 def test_transient_errors_are_retried_honouring_retry_after():

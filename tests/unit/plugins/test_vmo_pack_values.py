@@ -2,8 +2,9 @@
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_pack_values import (
-    LAYOUT_DASHBOARD, LAYOUT_MANAGER, ValuesError, deep_merge, desired_values, detect_layout, feature_gates,
+from ansible_collections.palette.vmo.plugins.module_utils.common.merge import deep_merge
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.pack_values import (
+    LAYOUT_DASHBOARD, LAYOUT_MANAGER, ValuesError, desired_values, detect_layout, feature_gates,
     parse_yaml, validate_conveniences)
 
 VMO_GATES = ["LiveMigration", "Snapshot", "HotplugVolumes", "VMExport", "ExpandDisks", "HotplugNICs",

@@ -2,12 +2,12 @@
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.palette_client import PaletteError
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_pack_values import ValuesError, dump_yaml
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_profile_plan import (
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PaletteError
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.pack_values import ValuesError, dump_yaml
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.profile_plan import (
     MANIFEST_PACK_UID, changed_packs, diff_text, manifest_layers, next_version, pack_entities, parse_version,
     profile_labels, published_pack, vmo_pack)
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_profile_runner import create_or_adopt, delete_profile
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.profile_runner import create_or_adopt, delete_profile
 
 TEMPLATE = """apiVersion: spectrocloud.com/v1
 kind: VmTemplate

@@ -2,10 +2,10 @@
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils import vmo_rbac_palette as palette
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_bindings import (
+from ansible_collections.palette.vmo.plugins.module_utils.vmo import rbac_palette as palette
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_bindings import (
     RbacInputError, binding_object, parse_bindings, role_label_value)
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_verify import checks_of, scopes_of
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_verify import checks_of, scopes_of
 
 
 def item(**overrides):

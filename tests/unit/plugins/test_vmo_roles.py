@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import (
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import (
     VMO_OPERATIONS, VMO_ROLE_NAMES, expected_operations, rules_allow, vmo_cluster_roles, vmo_role_rules)
 
 
@@ -48,7 +48,7 @@ def test_every_operation_is_allowed_to_admin_and_the_table_is_not_trivial():
 def test_the_module_documentation_prints_the_whole_table():
     import yaml
 
-    from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import matrix_lines
+    from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import matrix_lines
     from ansible_collections.palette.vmo.plugins.modules import vmo_rbac
 
     description = yaml.safe_load(vmo_rbac.DOCUMENTATION)["description"]

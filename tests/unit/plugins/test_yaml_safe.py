@@ -4,11 +4,11 @@ import time
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils import yaml_safe
-from ansible_collections.palette.vmo.plugins.module_utils.kube_manifest import ManifestError, parse_manifest
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_pack_values import (
+from ansible_collections.palette.vmo.plugins.module_utils.common import yaml_safe
+from ansible_collections.palette.vmo.plugins.module_utils.kube.manifest import ManifestError, parse_manifest
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.pack_values import (
     ValuesError, parse_yaml, parse_yaml_documents)
-from ansible_collections.palette.vmo.plugins.module_utils.yaml_safe import (
+from ansible_collections.palette.vmo.plugins.module_utils.common.yaml_safe import (
     YamlInputError, load_yaml, load_yaml_documents)
 
 

@@ -17,9 +17,9 @@ import os
 from ansible.module_utils.urls import Request
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube_client import KubeApiError, object_path
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, object_path
 
-from ansible_collections.palette.vmo.plugins.module_utils.yaml_safe import (
+from ansible_collections.palette.vmo.plugins.module_utils.common.yaml_safe import (
     HAS_YAML, YamlInputError, load_yaml_documents)
 
 

@@ -16,7 +16,7 @@ import ssl
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
 
 
 class Endpoint(object):

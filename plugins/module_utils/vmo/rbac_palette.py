@@ -16,8 +16,8 @@ __metaclass__ = type
 
 from ansible.module_utils.six.moves.urllib.parse import quote
 
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_bindings import CLUSTER_ROLE_BINDING, ROLE_BINDING
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import VMO_ROLE_NAMES
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_bindings import CLUSTER_ROLE_BINDING, ROLE_BINDING
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import VMO_ROLE_NAMES
 
 
 def rbacs_path(cluster_uid):

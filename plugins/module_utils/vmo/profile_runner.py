@@ -16,12 +16,12 @@ import re
 
 from ansible.module_utils.six.moves.urllib.parse import quote
 
-from ansible_collections.palette.vmo.plugins.module_utils import palette_attach
-from ansible_collections.palette.vmo.plugins.module_utils.palette_client import (
+from ansible_collections.palette.vmo.plugins.module_utils.palette import attach as palette_attach
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import (
     TENANT, PaletteClient, PaletteConfigError, PaletteError)
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_pack_values import (
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.pack_values import (
     HAS_YAML, ValuesError, desired_values, feature_gates, parse_yaml, validate_conveniences)
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_profile_plan import (
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.profile_plan import (
     changed_packs, diff_text, latest_version, manifest_layers, next_version, pack_entities, parse_version,
     profile_labels, published_pack, version_key, vmo_pack)
 

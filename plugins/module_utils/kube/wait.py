@@ -15,7 +15,7 @@ __metaclass__ = type
 import threading
 import time
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube_client import KubeApiError, object_path
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, object_path
 
 
 class WaitTimeout(Exception):

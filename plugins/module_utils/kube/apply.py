@@ -16,8 +16,8 @@ __metaclass__ = type
 import hashlib
 import json
 
-from ansible_collections.palette.vmo.plugins.module_utils.concurrency import run_concurrently
-from ansible_collections.palette.vmo.plugins.module_utils.kube_client import KubeApiError
+from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError
 
 # Fields the server keeps for itself; they say nothing about what was declared.
 SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid", "selfLink")

@@ -13,22 +13,22 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.palette.vmo.plugins.module_utils import kube_apply
-from ansible_collections.palette.vmo.plugins.module_utils.concurrency import run_concurrently
-from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import PlannedObject, comparable
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AuthError, resolve_connection
-from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
+from ansible_collections.palette.vmo.plugins.module_utils.kube import apply as kube_apply
+from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
+from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import PlannedObject, comparable
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AuthError, resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import (
     KubeApiError, KubeClient, KubeConnectionError, object_path)
-from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.palette_client import (
+from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import (
     PaletteClient, PaletteConfigError, PaletteError)
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_bindings import (
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_bindings import (
     CLUSTER_ROLE_BINDING, RBAC_API, ROLE_BINDING, RbacInputError, binding_object, is_managed, managed_labels,
     object_key, parse_bindings)
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_palette import run_palette
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_rbac_verify import describe_mismatches, verify_bindings
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import VMO_ROLE_NAMES, vmo_cluster_roles
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_palette import run_palette
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_verify import describe_mismatches, verify_bindings
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import VMO_ROLE_NAMES, vmo_cluster_roles
 
 PLURALS = {ROLE_BINDING: "rolebindings", CLUSTER_ROLE_BINDING: "clusterrolebindings", "ClusterRole": "clusterroles"}
 

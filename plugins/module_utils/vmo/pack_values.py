@@ -17,7 +17,8 @@ __metaclass__ = type
 import copy
 import re
 
-from ansible_collections.palette.vmo.plugins.module_utils.yaml_safe import (
+from ansible_collections.palette.vmo.plugins.module_utils.common.merge import deep_merge
+from ansible_collections.palette.vmo.plugins.module_utils.common.yaml_safe import (
     HAS_YAML, YamlInputError, load_yaml, load_yaml_documents)
 
 try:
@@ -69,17 +70,6 @@ def parse_yaml_documents(text, what):
 
 def dump_yaml(data):
     return yaml.safe_dump(data, default_flow_style=False, sort_keys=False, allow_unicode=True)
-
-
-def deep_merge(base, override):
-    """`override` merged into a copy of `base`: mappings merge key by key, anything else is replaced."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def detect_layout(defaults):

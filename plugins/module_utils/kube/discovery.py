@@ -11,7 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube_client import KubeApiError
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError
 
 
 class DiscoveryError(Exception):

@@ -17,15 +17,15 @@ __metaclass__ = type
 import copy
 import time
 
-from ansible_collections.palette.vmo.plugins.module_utils import kube_apply
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AuthError, resolve_connection
-from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
+from ansible_collections.palette.vmo.plugins.module_utils.kube import apply as kube_apply
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AuthError, resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import (
     KubeApiError, KubeClient, KubeConnectionError, object_path)
-from ansible_collections.palette.vmo.plugins.module_utils.kube_manifest import (
+from ansible_collections.palette.vmo.plugins.module_utils.kube.manifest import (
     ManifestError, ResourceResolver, is_url, label, parse_manifest, read_manifest)
-from ansible_collections.palette.vmo.plugins.module_utils.kube_wait import WaitTarget, WaitTimeout, wait_for
-from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_pack_values import deep_merge
+from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, WaitTimeout, wait_for
+from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.common.merge import deep_merge
 
 KUBEVIRT_API = "kubevirt.io/v1"
 CDI_API = "cdi.kubevirt.io/v1beta1"

@@ -15,7 +15,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube_items import validate_items
+from ansible_collections.palette.vmo.plugins.module_utils.common.items import validate_items
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "palette.vmo"

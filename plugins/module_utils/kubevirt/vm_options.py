@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube_items import validate_items
+from ansible_collections.palette.vmo.plugins.module_utils.common.items import validate_items
 
 STATES = ("present", "absent", "started", "stopped", "restarted", "paused", "unpaused")
 

@@ -17,10 +17,10 @@ __metaclass__ = type
 import re
 import time
 
-from ansible_collections.palette.vmo.plugins.module_utils.maas_client import (
+from ansible_collections.palette.vmo.plugins.module_utils.maas.client import (
     MaasClient, MaasConfigError, MaasError)
-from ansible_collections.palette.vmo.plugins.module_utils.concurrency import run_concurrently
-from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
+from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
 
 STATES = ("present", "ready", "deployed", "released", "broken", "fixed", "absent")
 TRANSITIONAL = ("Commissioning", "Deploying", "Releasing", "Disk erasing", "Testing", "Entering rescue mode",

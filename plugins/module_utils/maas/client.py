@@ -21,8 +21,8 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import Request
 
-from ansible_collections.palette.vmo.plugins.module_utils.http_transport import Endpoint, exchange
-from ansible_collections.palette.vmo.plugins.module_utils.retry import call_with_retries
+from ansible_collections.palette.vmo.plugins.module_utils.common.http_transport import Endpoint, exchange
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import call_with_retries
 
 MAAS_ARG_SPEC = dict(
     maas_url=dict(type="str", aliases=["url"], fallback=(env_fallback, ["MAAS_URL"])),

@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_pack_values import (
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.pack_values import (
     VMO_PACK_NAME, ValuesError, dump_yaml, parse_yaml, parse_yaml_documents)
 
 VERSION = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")

@@ -20,7 +20,7 @@ try:
 except ImportError:  # pragma: no cover - Python 2 is not supported by this collection
     from urllib import urlencode, quote
 
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError, call_with_retries
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError, call_with_retries
 
 try:
     import urllib3

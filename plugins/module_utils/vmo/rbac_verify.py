@@ -16,8 +16,8 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.palette.vmo.plugins.module_utils.concurrency import run_concurrently
-from ansible_collections.palette.vmo.plugins.module_utils.vmo_roles import VMO_OPERATIONS, VMO_ROLE_NAMES
+from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import VMO_OPERATIONS, VMO_ROLE_NAMES
 
 SAR_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 CLUSTER = ""  # the scope of a cluster-wide binding

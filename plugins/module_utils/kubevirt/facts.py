@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_power import effective_run_strategy
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.power import effective_run_strategy
 
 
 def interface_addresses(vmi, network=None):

@@ -21,8 +21,8 @@ from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import Request
 
-from ansible_collections.palette.vmo.plugins.module_utils.http_transport import Endpoint, exchange
-from ansible_collections.palette.vmo.plugins.module_utils.retry import call_with_retries
+from ansible_collections.palette.vmo.plugins.module_utils.common.http_transport import Endpoint, exchange
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import call_with_retries
 
 PALETTE_ARG_SPEC = dict(
     palette_host=dict(type="str", fallback=(env_fallback, ["PALETTE_HOST"])),

@@ -12,20 +12,22 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.palette.vmo.plugins.module_utils import kube_apply, kubevirt_power
-from ansible_collections.palette.vmo.plugins.module_utils.concurrency import run_concurrently
-from ansible_collections.palette.vmo.plugins.module_utils.kube_apply import PlannedObject, comparable
-from ansible_collections.palette.vmo.plugins.module_utils.kube_auth import AuthError, resolve_connection
-from ansible_collections.palette.vmo.plugins.module_utils.kube_client import (
+from ansible_collections.palette.vmo.plugins.module_utils.kube import apply as kube_apply
+
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import power as kubevirt_power
+from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
+from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import PlannedObject, comparable
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AuthError, resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import (
     KubeApiError, KubeClient, KubeConnectionError, object_path)
-from ansible_collections.palette.vmo.plugins.module_utils.kube_discovery import DiscoveryError, preferred_version, serves
-from ansible_collections.palette.vmo.plugins.module_utils.kube_wait import WaitTarget, WaitTimeout, wait_for
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_power import PowerConflict
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_spec import (
+from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import DiscoveryError, preferred_version, serves
+from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, WaitTimeout, wait_for
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.power import PowerConflict
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.spec import (
     MANAGED_BY, MANAGED_BY_LABEL, VmInputError, build_vm, instantiate_template, vm_label)
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt_vm_options import ItemError, vm_requests
-from ansible_collections.palette.vmo.plugins.module_utils.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.retry import TransientError
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_options import ItemError, vm_requests
+from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
 
 PRESENT_STATES = ("present",) + kubevirt_power.POWER_STATES
 
