@@ -166,3 +166,22 @@ def test_tags_exclusive_pool_zone_and_power(run_module, fast_maas):
     assert result["changed"] is True
     assert result["machines"][0]["tags"] == ["b", "c"] and result["machines"][0]["power_state"] == "off"
     assert result["diff"][0]["before"]["tags"] == ["a", "b"] and result["diff"][0]["after"]["tags"] == ["b", "c"]
+
+
+def test_a_new_machine_is_created_in_its_zone_and_pool(run_module, fast_maas):
+    """MAAS's administrator create form takes zone and pool (AdminNodeForm's fields, AdminMachineForm.save): the
+    first run puts the machine there and the second run has nothing to change."""
+    from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient
+
+    zone, pool = f"zone-{unique()}", f"pool-{unique()}"
+    client = MaasClient(dict(fast_maas.connection(), validate_certs=True))
+    client.post("/zones/", name=zone)
+    client.post("/resourcepools/", name=pool)
+    machine = bmc_machine(f"placed-{unique()}", next_bmc(), zone=zone, pool=pool)
+    first = run_module(MODULE, args(fast_maas, state="ready", **machine))
+    assert first.get("failed") is not True, first.get("msg")
+    assert (first["machines"][0]["zone"], first["machines"][0]["pool"]) == (zone, pool)
+    mark = fast_maas.mark()
+    second = run_module(MODULE, args(fast_maas, state="ready", **machine))
+    assert second["changed"] is False and second["machines"][0]["actions"] == []
+    assert fast_maas.writes_to(mark, *fast_maas.objects_of(machine), first["machines"][0]["system_id"]) == []

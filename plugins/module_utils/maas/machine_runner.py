@@ -358,6 +358,9 @@ class MachineRun(object):
 def _create_fields(request):
     fields = {"architecture": request.get("architecture") or "amd64/generic", "hostname": request.get("hostname"),
               "domain": request.get("domain"), "description": request.get("description"),
+              # MAAS's administrator create form takes zone and pool (AdminNodeForm, AdminMachineForm.save);
+              # without them the machine lands in the defaults and the next run would move it.
+              "zone": request.get("zone"), "pool": request.get("pool"),
               "power_type": request.get("power_type"),
               "mac_addresses": [m for m in [request.get("pxe_mac")] + list(request.get("mac_addresses") or []) if m],
               # A machine declared only "present" is enlisted; every other state needs it commissioned.

@@ -266,6 +266,15 @@ class MaasModel:
             errors["architecture"] = [invalid_architecture(architecture)]
         if not architecture and not needs_macs:
             macs = []  # WithMACAddressesMixin.save: ipmi without architecture boots into enlistment instead
+        if is_admin:
+            # The administrator's create form (AdminMachineWithMACAddressesForm through get_machine_create_form,
+            # forms/__init__.py) has AdminNodeForm's zone and pool fields, ModelChoiceFields by name, and
+            # AdminMachineForm.save puts the machine in them; a user's form has neither field, so a user's zone and
+            # pool are ignored (the machine lands in the defaults).
+            if value("zone") is not None and value("zone") not in self.zones:
+                errors["zone"] = ["Select a valid choice. That choice is not one of the available choices."]
+            if value("pool") is not None and value("pool") not in self.pools:
+                errors["pool"] = ["Select a valid choice. That choice is not one of the available choices."]
         hostname = value("hostname")
         with self.lock:
             holders = {m: machine.hostname for machine in self.machines.values() for m in machine.macs}
@@ -288,6 +297,8 @@ class MaasModel:
                               architecture=architecture or "",
                               power_type=power_type or "", power_parameters=params, macs=macs,
                               domain=value("domain") or "maas", description=value("description") or "")
+            if is_admin:
+                machine.zone, machine.pool = value("zone") or machine.zone, value("pool") or machine.pool
             self.machines[system_id] = machine
             if _true(value("deployed")):
                 machine.status, machine.commissioned = DEPLOYED, True

@@ -367,3 +367,19 @@ def test_a_tests_own_writes_are_told_from_other_tests_writes(tmp_path):
                                   maas_user_api_key="d:e:f", maas_request_log=log))
     assert lab.writes_to(0, "mine") == [entries[1], entries[2], entries[4]]
     assert lab.writes_to(0, "nobody") == [entries[4]]
+
+
+def test_an_administrator_creates_a_machine_in_its_zone_and_pool():
+    """AdminMachineWithMACAddressesForm has AdminNodeForm's zone and pool; a user's create form has neither."""
+    maas = fast_model()
+    maas.create_named(maas.zones, "rack-1", "", "Zone")
+    maas.create_named(maas.pools, "vmo", "", "Resource pool")
+    machine = maas.create_machine(form(architecture="amd64", mac_addresses="00:11:22:33:44:01", zone="rack-1",
+                                       pool="vmo", domain="lab"))
+    assert (machine.zone, machine.pool, machine.domain) == ("rack-1", "vmo", "lab")
+    with pytest.raises(BadRequest) as err:
+        maas.create_machine(form(architecture="amd64", mac_addresses="00:11:22:33:44:02", pool="no-such-pool"))
+    assert err.value.errors == {"pool": ["Select a valid choice. That choice is not one of the available choices."]}
+    by_user = maas.create_machine(form(architecture="amd64", mac_addresses="00:11:22:33:44:03", zone="rack-1",
+                                       pool="no-such-pool"), is_admin=False)
+    assert (by_user.zone, by_user.pool) == ("default", "default")
