@@ -291,7 +291,7 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
 from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PALETTE_ARG_SPEC
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.profile_runner import run
 
@@ -321,10 +321,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("state", "present", ["pack_tag"])])
-    errors = bound_errors(module.params)
-    if errors:
-        module.fail_json(msg="invalid input, nothing was changed: " + "; ".join(errors), errors=errors)
-    run(module)
+    run_module(module, run)
 
 
 if __name__ == "__main__":

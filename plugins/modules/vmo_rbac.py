@@ -327,6 +327,7 @@ errors:
   elements: str
 """
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
 from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PALETTE_ARG_SPEC
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_runner import run
@@ -352,7 +353,7 @@ def argument_spec():
 
 
 def main():
-    run(KubeModule(argument_spec=argument_spec(), supports_check_mode=True))
+    run_module(KubeModule(argument_spec=argument_spec(), supports_check_mode=True), run)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ import time
 
 from ansible.module_utils.six.moves.urllib.parse import quote
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 
-class AttachError(Exception):
+
+class AttachError(ModuleFailure):
     """A pack went to Error, or the wait ran out; the message names the cluster and the pack."""
 
 

@@ -21,6 +21,7 @@ from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import Request
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.http_transport import Endpoint, exchange
 from ansible_collections.palette.vmo.plugins.module_utils.common.retry import call_with_retries
 
@@ -33,7 +34,6 @@ PALETTE_ARG_SPEC = dict(
     palette_validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["PALETTE_VALIDATE_CERTS"])),
     palette_timeout=dict(type="int", default=30),
 )
-PALETTE_PARAMS = tuple(PALETTE_ARG_SPEC)
 UID = re.compile(r"^[0-9a-f]{24}$")
 TENANT = "tenant"
 MAX_PAGES = 1000
@@ -51,7 +51,7 @@ def retryable_status(status):
     return status == 429 or status > 500
 
 
-class PaletteError(Exception):
+class PaletteError(ModuleFailure):
     """Palette refused a request; `status` is the HTTP code, `body` Palette's error document or text."""
 
     def __init__(self, status, body, method, path):
@@ -64,7 +64,7 @@ class PaletteError(Exception):
         return _palette_message(self.body)
 
 
-class PaletteConfigError(Exception):
+class PaletteConfigError(ModuleFailure):
     """The connection options are missing, malformed, or name something Palette does not have."""
 
 
@@ -100,14 +100,16 @@ class PaletteClient(object):
                                  retryable=retryable_status)
         self.project_name = params.get("palette_project") or None
         self.project_uid = None  # tenant scope until the project is known
+        self.writes = []  # "METHOD path" of every write Palette accepted, for a failure's report
         self.project_uid = self.resolve_project(self.project_name) if self.project_name else None
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def call(self, method, path, query=None, body=None, scope=None):
+    def call(self, method, path, query=None, body=None, scope=None, writes=None):
         """One API call; `path` starts with /v1. `scope` TENANT drops the ProjectUid header for this call.
 
-        Returns the decoded JSON document (None for an empty answer such as 204).
+        Returns the decoded JSON document (None for an empty answer such as 204). Every call but a GET counts
+        as a write once Palette accepted it, unless `writes` is False (the POST of a search).
         """
         url = self.base + path + ("?" + urlencode(_query_pairs(query)) if query else "")
         data = json.dumps(body).encode("utf-8") if body is not None else None
@@ -127,7 +129,10 @@ class PaletteClient(object):
 
         # Palette allows about 10 requests/s with a burst of 5 per source; ten tries honouring Retry-After
         # ride out a rate-limit storm or a restarting API server.
-        return call_with_retries(attempt, attempts=10)
+        answer = call_with_retries(attempt, attempts=10)
+        if writes if writes is not None else method != "GET":
+            self.writes.append("%s %s" % (method, path))
+        return answer
 
     def get(self, path, query=None, scope=None):
         return self.call("GET", path, query=query, scope=scope)
@@ -154,7 +159,7 @@ class PaletteClient(object):
             if method == "GET":
                 page = self.get(path, query=page_query, scope=scope)
             else:
-                page = self.call(method, path, query=page_query, body=body or {}, scope=scope)
+                page = self.call(method, path, query=page_query, body=body or {}, scope=scope, writes=False)
             page = page or {}
             items.extend(page.get(items_key) or [])
             token = (page.get("listmeta") or {}).get("continue")

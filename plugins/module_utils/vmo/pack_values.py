@@ -17,6 +17,7 @@ __metaclass__ = type
 import copy
 import re
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.merge import deep_merge
 from ansible_collections.palette.vmo.plugins.module_utils.common.yaml_safe import (
     HAS_YAML, YamlInputError, load_yaml, load_yaml_documents)
@@ -39,7 +40,7 @@ FEATURE_GATE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-class ValuesError(Exception):
+class ValuesError(ModuleFailure):
     """The values, or a convenience option, cannot be used; the message names the field."""
 
 

@@ -16,6 +16,8 @@ import re
 
 from ansible.module_utils.six.moves.urllib.parse import quote
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
 from ansible_collections.palette.vmo.plugins.module_utils.palette import attach as palette_attach
 from ansible_collections.palette.vmo.plugins.module_utils.palette.client import (
     TENANT, PaletteClient, PaletteConfigError, PaletteError)
@@ -31,16 +33,14 @@ PROFILE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 PRESENT_ONLY = ("pack_tag", "values", "manifests") + CONVENIENCES
 
 
-class TaskFailure(Exception):
-    def __init__(self, message, errors=None):
-        super(TaskFailure, self).__init__(message)
-        self.errors = errors or []
-
-
 # -- input --------------------------------------------------------------------------------------------
 
 def check_input(params):
-    """The parsed overrides and manifest layers, or a TaskFailure listing every problem."""
+    """The parsed overrides and manifest layers, or a ModuleFailure listing every problem."""
+    bounds = bound_errors(params)
+    if bounds:
+        # Ranges first and alone, as Ansible's own argument checks come before the module's.
+        raise ModuleFailure("invalid input, nothing was changed: " + "; ".join(bounds), bounds)
     errors = []
 
     def note(call, *args):
@@ -67,7 +67,7 @@ def check_input(params):
         layers, layer_errors = manifest_layers(params.get("manifests"))
         errors.extend(layer_errors)
     if errors:
-        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+        raise ModuleFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
     return overrides, layers
 
 
@@ -192,7 +192,7 @@ def plan_profile(client, params, scope, desired):
     plan.metadata = metadata_changes(plan.profile, params.get("description"), labels)
     if plan.changed_packs and params["update_mode"] == "new_version":
         if params.get("version"):
-            raise TaskFailure("version: %s %s is published with other packs (%s) and update_mode=new_version never "
+            raise ModuleFailure("version: %s %s is published with other packs (%s) and update_mode=new_version never "
                               "changes a published version: give a new version or omit it"
                               % (params["name"], plan.version, ", ".join(plan.changed_packs)))
         plan.clone_from, plan.uid = plan.uid, None
@@ -219,11 +219,11 @@ def create_or_adopt(client, name, version, scope, post):
     """
     try:
         return post()["uid"], False
-    except (PaletteError, PaletteConfigError) as failure:
+    except ModuleFailure as failure:
         original = failure
     try:
         uid = profile_versions(client, name, scope).get(version)
-    except (PaletteError, PaletteConfigError):
+    except ModuleFailure:
         uid = None
     if uid is None:
         raise original
@@ -291,7 +291,7 @@ def resolve_clusters(client, names):
         except PaletteConfigError as err:
             errors.append("clusters: %s" % err)
     if errors:
-        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+        raise ModuleFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
     return clusters
 
 
@@ -354,7 +354,7 @@ def refuse_versions_in_use(client, name, versions, detaching, scope):
         if others:
             in_use.append("%s %s is attached to cluster %s" % (name, version, ", ".join(others)))
     if in_use:
-        raise TaskFailure("nothing was deleted: %s; add those clusters to clusters to detach it first"
+        raise ModuleFailure("nothing was deleted: %s; add those clusters to clusters to detach it first"
                           % "; ".join(in_use), errors=in_use)
 
 
@@ -401,9 +401,10 @@ def delete_profile(client, uid, scope):
 def run(module):
     params = module.params
     result = {"changed": False, "name": params.get("name")}
-    if not HAS_YAML:
-        module.fail_json(msg="vmo_profile needs PyYAML on the host that runs the module")
+    client = None
     try:
+        if not HAS_YAML:
+            raise ModuleFailure("vmo_profile needs PyYAML on the host that runs the module")
         overrides, layers = check_input(params)
         client = PaletteClient(params)
         scope = TENANT if (params.get("scope") or ("project" if client.project_uid else "tenant")) == "tenant" \
@@ -412,12 +413,15 @@ def run(module):
             run_present(module, client, scope, overrides, layers, result)
         else:
             run_absent(module, client, scope, result)
-    except TaskFailure as err:
-        module.fail_json(msg=str(err), errors=err.errors, **_without(result, "changed"))
-    except (PaletteError, PaletteConfigError, ValuesError, palette_attach.AttachError) as err:
-        module.fail_json(msg=str(err), **_without(result, "changed"))
+    except ModuleFailure as err:
+        add_progress(err, result, client)
+        raise
     module.exit_json(**result)
 
 
-def _without(result, *keys):
-    return {k: v for k, v in result.items() if k not in keys}
+def add_progress(err, result, client):
+    """Gives a failure what the task planned and did: the plan's keys, and changed=true once Palette was written."""
+    progress = {key: value for key, value in result.items() if key != "changed"}
+    if client is not None and client.writes:
+        progress["changed"] = True
+    err.result = dict(progress, **err.result)

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.items import validate_items
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -40,12 +41,12 @@ BINDING_OPTIONS = dict(
 )
 
 
-class RbacInputError(Exception):
+class RbacInputError(ModuleFailure):
     """Declared input that cannot be applied; `errors` names each item, field and reason."""
 
     def __init__(self, errors):
-        self.errors = list(errors)
-        super(RbacInputError, self).__init__("invalid input, nothing was changed: " + "; ".join(self.errors))
+        errors = list(errors)
+        super(RbacInputError, self).__init__("invalid input, nothing was changed: " + "; ".join(errors), errors)
 
 
 class DeclaredBinding(object):
@@ -201,13 +202,6 @@ def binding_object(binding, key):
     return {"apiVersion": RBAC_API, "kind": kind, "metadata": metadata,
             "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": binding.role},
             "subjects": [dict(subject) for subject in binding.subjects]}
-
-
-def binding_path(key):
-    kind, namespace, name = key
-    if kind == CLUSTER_ROLE_BINDING:
-        return "/apis/%s/clusterrolebindings/%s" % (RBAC_API, name)
-    return "/apis/%s/namespaces/%s/rolebindings/%s" % (RBAC_API, namespace, name)
 
 
 def object_key(obj):

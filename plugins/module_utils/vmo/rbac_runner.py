@@ -13,16 +13,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube import apply as kube_apply
 from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.kube import apply as kube_apply
 from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import PlannedObject, comparable
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AuthError, resolve_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import (
     KubeApiError, KubeClient, KubeConnectionError, object_path)
-from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.palette.client import (
-    PaletteClient, PaletteConfigError, PaletteError)
-from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PaletteClient
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_bindings import (
     CLUSTER_ROLE_BINDING, RBAC_API, ROLE_BINDING, RbacInputError, binding_object, is_managed, managed_labels,
     object_key, parse_bindings)
@@ -31,12 +30,6 @@ from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_verify import
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import VMO_ROLE_NAMES, vmo_cluster_roles
 
 PLURALS = {ROLE_BINDING: "rolebindings", CLUSTER_ROLE_BINDING: "clusterrolebindings", "ClusterRole": "clusterroles"}
-
-
-class TaskFailure(Exception):
-    def __init__(self, message, errors=None):
-        super(TaskFailure, self).__init__(message)
-        self.errors = errors or []
 
 
 class ObjectPlan(object):
@@ -48,6 +41,7 @@ class ObjectPlan(object):
         self.delete = False
         self.replace = False  # roleRef changed: delete, then create
         self.left_alone = None  # why an existing object is not touched
+        self.written = False  # the apiserver accepted this run's delete or apply of it
 
     @property
     def kind(self):
@@ -81,10 +75,7 @@ class ObjectPlan(object):
 
 
 def connect(params):
-    try:
-        return KubeClient(resolve_connection(params), concurrency=params["concurrency"])
-    except AuthError as err:
-        raise TaskFailure(str(err))
+    return KubeClient(resolve_connection(params), concurrency=params["concurrency"])
 
 
 # -- checks against the cluster ---------------------------------------------------------------------
@@ -221,7 +212,7 @@ def dry_run(client, plans, params):
     kube_apply.plan_apply(client, applying, params["field_manager"], True, params["concurrency"])
     errors = ["%s: %s" % (item.label, item.error) for item in applying if item.error]
     if errors:
-        raise TaskFailure("the apiserver rejected the plan in a dry run, nothing was changed: " + "; ".join(errors),
+        raise ModuleFailure("the apiserver rejected the plan in a dry run, nothing was changed: " + "; ".join(errors),
                           errors)
 
 
@@ -238,19 +229,26 @@ def _raise_failures(plans, outcomes, what):
                               if isinstance(outcome, KubeApiError) else outcome)
               for plan, outcome in zip(plans, outcomes) if isinstance(outcome, Exception)]
     if errors:
-        raise TaskFailure("; ".join(errors), errors)
+        raise ModuleFailure("; ".join(errors), errors)
 
 
 def execute(client, plans, params):
+    """Writes the plans; each one the apiserver accepted is marked `written`, also when another one fails."""
     concurrency = params["concurrency"]
     # Roles first (bindings may name them), the roleRef replacements' deletes before their creates.
     for group in ([p for p in plans if p.kind == "ClusterRole"], [p for p in plans if p.kind != "ClusterRole"]):
         removing = [p for p in group if p.replace or p.delete]
-        _raise_failures(removing, run_concurrently(lambda p: client.delete(p.path), removing, concurrency), "delete")
-        failed = kube_apply.apply_planned(client, [p.apply for p in group if p.apply], params["field_manager"],
+        outcomes = run_concurrently(lambda p: client.delete(p.path), removing, concurrency)
+        for plan, outcome in zip(removing, outcomes):
+            plan.written = not isinstance(outcome, Exception)
+        _raise_failures(removing, outcomes, "delete")
+        applying = [p for p in group if p.apply]
+        failed = kube_apply.apply_planned(client, [p.apply for p in applying], params["field_manager"],
                                           True, concurrency)
+        for plan in applying:
+            plan.written = plan.written or plan.apply.result is not None
         if failed:
-            raise TaskFailure("; ".join("%s: %s" % (item.label, item.error) for item in failed))
+            raise ModuleFailure("; ".join("%s: %s" % (item.label, item.error) for item in failed))
 
 
 # -- the task ---------------------------------------------------------------------------------------
@@ -283,43 +281,56 @@ def run_kubernetes(module, bindings):
     if module._diff:
         result["diff"] = [diff_of(plan) for plan in plans if plan.changed]
     if changed and not module.check_mode:
-        execute(client, plans, params)
+        try:
+            execute(client, plans, params)
+        except ModuleFailure as err:
+            err.result.update(written_result(role_plans, binding_plans))
+            raise
     result["roles"] = [object_result(plan) for plan in role_plans]
     result["bindings"] = [object_result(plan) for plan in binding_plans]
     if params["verify"]:
-        result.update(verify_result(module, client, bindings))
+        result.update(verify_result(module, client, bindings, result))
     return result
 
 
-def verify_result(module, client, bindings):
-    """SubjectAccessReviews after the write; skipped in check mode, where the bindings may not exist yet."""
+def written_result(role_plans, binding_plans):
+    """What a failed write reports: changed=true and the objects written before it, when there are any."""
+    if not any(plan.written for plan in role_plans + binding_plans):
+        return {}
+    return {"changed": True, "roles": [object_result(plan) for plan in role_plans if plan.written],
+            "bindings": [object_result(plan) for plan in binding_plans if plan.written]}
+
+
+def verify_result(module, client, bindings, result):
+    """SubjectAccessReviews after the write; skipped in check mode, where the bindings may not exist yet.
+
+    A mismatch that fails the task still reports `result`, what the task wrote.
+    """
     if module.check_mode:
         return {"verify": [], "verify_skipped": "check mode: the declared bindings are not written"}
     entries = verify_bindings(client, bindings, module.params["concurrency"])
     mismatches = describe_mismatches(entries)
     if mismatches and module.params["verify_fail"]:
-        raise TaskFailure("access does not match the VMO role table: " + "; ".join(mismatches), mismatches)
+        raise ModuleFailure("access does not match the VMO role table: " + "; ".join(mismatches), mismatches,
+                            verify=entries, verify_mismatches=len(mismatches), **result)
     return {"verify": entries, "verify_mismatches": len(mismatches)}
 
 
 def run(module):
     params = module.params
+    bounds = bound_errors(params)
+    if bounds:
+        raise RbacInputError(bounds)
+    bindings = parse_bindings(params["bindings"])
     try:
-        bounds = bound_errors(params)
-        if bounds:
-            raise RbacInputError(bounds)
-        bindings = parse_bindings(params["bindings"])
         if params.get("palette_cluster"):
             result = run_palette_mode(module, bindings)
         else:
             result = run_kubernetes(module, bindings)
-        module.exit_json(**result)
-    except RbacInputError as err:
-        module.fail_json(msg=str(err), errors=err.errors)
-    except TaskFailure as err:
-        module.fail_json(msg=str(err), errors=err.errors)
-    except (KubeConnectionError, KubeApiError, TransientError, PaletteError, PaletteConfigError) as err:
-        module.fail_json(msg=str(err))
+    except (AuthError, KubeConnectionError, KubeApiError) as err:
+        # Until the Kubernetes errors are ModuleFailures themselves.
+        raise ModuleFailure(str(err))
+    module.exit_json(**result)
 
 
 def run_palette_mode(module, bindings):
@@ -329,5 +340,5 @@ def run_palette_mode(module, bindings):
                               "palette_cluster"])
     result = run_palette(module, PaletteClient(params), bindings)
     if params["verify"]:
-        result.update(verify_result(module, connect(params), bindings))
+        result.update(verify_result(module, connect(params), bindings, result))
     return result
