@@ -140,3 +140,32 @@ def test_a_reapply_that_changes_nothing_is_taken_as_it_stands_after_the_provider
 
 def _ready_condition(condition):
     return condition["type"] == "Ready" and condition["status"] == "True"
+
+
+class Clusters:
+    """One ScriptedCluster per cluster uid, answering by the uid in the path."""
+
+    def __init__(self, scripts):
+        self.clusters = {uid: ScriptedCluster(script) for uid, script in scripts.items()}
+
+    def get(self, path):
+        return self.clusters[path.rsplit("/", 1)[1]].get(path)
+
+
+def test_each_cluster_is_waited_for_until_it_is_ready_and_a_timeout_names_only_those_still_pending():
+    client = Clusters({"c1": [(NODES_READY, {"vmo": READY_AGAIN})],
+                       "c2": [(NODES_READY, {"vmo": REDEPLOYING})]})
+    clock = FakeClock()
+    with pytest.raises(AttachError) as err:
+        wait_for_packs(client, {"c1": "east", "c2": "west"}, "p1", ["vmo"], 4, 1, clock=clock, sleep=clock.sleep)
+    assert str(err.value) == "timed out after 4s waiting for packs to be Ready: cluster west: pack vmo (last: " \
+                             "Ready=False: deploying)"
+    assert client.clusters["c1"].reads == 1, "a ready cluster is not read again"
+    assert clock.now <= 4
+
+    client = Clusters({"c1": [(NODES_READY, {"vmo": READY_AGAIN})],
+                       "c2": [(NODES_READY, {"vmo": REDEPLOYING}), (NODES_READY, {"vmo": READY_AGAIN})]})
+    clock = FakeClock()
+    seen = wait_for_packs(client, {"c1": "east", "c2": "west"}, "p1", ["vmo"], 60, 1, clock=clock,
+                          sleep=clock.sleep)
+    assert set(seen) == {"c1", "c2"} and clock.now == 1
