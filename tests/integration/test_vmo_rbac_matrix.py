@@ -151,7 +151,7 @@ def bound_people(run_module, vmo_cluster_roles):
 
 
 def test_each_vmo_role_does_exactly_what_the_table_says(admin, user_client, ns, bound_people):
-    from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import expected_operations
+    from tests.vmo_role_table import expected_operations
 
     assert bound_people["verify_mismatches"] == 0
     scene = Scene(admin, ns)

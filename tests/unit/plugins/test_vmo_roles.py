@@ -3,7 +3,8 @@
 import pytest
 
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import (
-    VMO_OPERATIONS, VMO_ROLE_NAMES, expected_operations, rules_allow, vmo_cluster_roles, vmo_role_rules)
+    VMO_OPERATIONS, VMO_ROLE_NAMES, vmo_cluster_roles, vmo_role_rules)
+from tests.vmo_role_table import expected_operations, matrix_lines, rules_allow
 
 
 @pytest.mark.parametrize("role", VMO_ROLE_NAMES)
@@ -48,7 +49,6 @@ def test_every_operation_is_allowed_to_admin_and_the_table_is_not_trivial():
 def test_the_module_documentation_prints_the_whole_table():
     import yaml
 
-    from ansible_collections.palette.vmo.plugins.module_utils.vmo.roles import matrix_lines
     from ansible_collections.palette.vmo.plugins.modules import vmo_rbac
 
     description = yaml.safe_load(vmo_rbac.DOCUMENTATION)["description"]
