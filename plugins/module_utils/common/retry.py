@@ -14,9 +14,14 @@ __metaclass__ = type
 import random
 import time
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 
-class TransientError(Exception):
-    """A failure worth trying again; `retry_after` is the server's own hint in seconds."""
+
+class TransientError(ModuleFailure):
+    """A failure worth trying again; `retry_after` is the server's own hint in seconds.
+
+    A ModuleFailure because one without a `cause` is what `call_with_retries` raises once it gives up.
+    """
 
     def __init__(self, message, retry_after=None, cause=None):
         super(TransientError, self).__init__(message)

@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+
 try:
     import yaml
 
@@ -28,7 +30,7 @@ MAX_TEXT_BYTES = 16 * 1024 * 1024
 MAX_EXPANDED_NODES = 1000000
 
 
-class YamlInputError(ValueError):
+class YamlInputError(ModuleFailure, ValueError):
     """The text is not YAML, or is larger (as text, or once its aliases are expanded) than allowed.
 
     `detail` is the reason alone; `syntax` tells a parse error from a refused size.

@@ -23,7 +23,10 @@ from ansible_collections.palette.vmo.plugins.module_utils.kube.client import Kub
 SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid", "selfLink")
 
 
-# The digest of what was last applied, so that an untouched object needs no dry run to prove it.
+# The digest of what was last applied, so that an untouched object needs no dry run to prove it. It is stamped
+# here, by the apply, and not by whoever builds an object: it is the apply's own bookkeeping for every kind it
+# applies (VMs, operator manifests, CRs, RBAC bindings), it must digest the object exactly as it is sent (so
+# after its builder is done with it), and only the apply reads it back (`untouched_since_our_apply`).
 APPLIED_HASH_ANNOTATION = "palette.vmo/applied-hash"
 
 

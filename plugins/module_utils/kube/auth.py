@@ -17,6 +17,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+
 try:
     from kubernetes.client import Configuration
     from kubernetes.config import ConfigException, kube_config, incluster_config
@@ -44,8 +46,6 @@ AUTH_ARG_SPEC = dict(
     impersonate_groups=dict(type="list", elements="str",
                             fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"])),
 )
-
-AUTH_PARAMS = tuple(AUTH_ARG_SPEC)
 
 # Fields of a kubeconfig user that hold a credential; everything under these is one.
 KUBECONFIG_SECRET_FIELDS = ("token", "password", "client-key-data")
@@ -93,7 +93,7 @@ class KubeModule(AnsibleModule):
         self.no_log_values.update(kubeconfig_secrets(self.params.get("kubeconfig")))
 
 
-class AuthError(Exception):
+class AuthError(ModuleFailure):
     """The options do not give a usable way to reach a cluster."""
 
 

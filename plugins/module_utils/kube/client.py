@@ -20,6 +20,8 @@ try:
 except ImportError:  # pragma: no cover - Python 2 is not supported by this collection
     from urllib import urlencode, quote
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.common.http_transport import retry_after_seconds
 from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError, call_with_retries
 
 try:
@@ -34,14 +36,15 @@ USER_AGENT = "palette.vmo/0.1.0"
 RETRYABLE_STATUS = (429, 500, 502, 503, 504)
 
 
-class KubeApiError(Exception):
-    """The apiserver answered with an error status."""
+class KubeApiError(ModuleFailure):
+    """The apiserver answered with an error status; a module that fails on it reports the `status` too."""
 
     def __init__(self, status, body, method, path):
         self.status = status
         self.body = body if isinstance(body, dict) else {"message": body}
         self.method, self.path = method, path
-        super(KubeApiError, self).__init__("%s %s: HTTP %s: %s" % (method, path, status, self.message))
+        super(KubeApiError, self).__init__("%s %s: HTTP %s: %s" % (method, path, status, self.message),
+                                           status=status)
 
     @property
     def message(self):
@@ -56,7 +59,7 @@ class KubeApiError(Exception):
         return (self.body.get("details") or {}).get("causes") or []
 
 
-class KubeConnectionError(Exception):
+class KubeConnectionError(ModuleFailure):
     """The apiserver could not be reached, or its certificate could not be verified."""
 
 
@@ -121,8 +124,7 @@ class KubeClient(object):
             raise TransientError(str(err), cause=KubeConnectionError(
                 "cannot reach the Kubernetes API at %s: %s" % (self.connection.server, err)))
 
-    def request(self, method, path, query=None, body=None, content_type="application/json",
-                timeout=None, retry=True):
+    def request(self, method, path, query=None, body=None, content_type="application/json", timeout=None):
         """Sends one request; returns the decoded JSON body (None when empty)."""
         data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
 
@@ -130,13 +132,13 @@ class KubeClient(object):
             resp = self._send(method, path, query, data, content_type, timeout)
             payload = _decode(resp.data)
             if resp.status in RETRYABLE_STATUS:
-                raise TransientError("HTTP %s" % resp.status, retry_after=_retry_after(resp),
+                raise TransientError("HTTP %s" % resp.status, retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
                                      cause=KubeApiError(resp.status, payload, method, path))
             if resp.status >= 400:
                 raise KubeApiError(resp.status, payload, method, path)
             return payload
 
-        return call_with_retries(attempt) if retry else attempt()
+        return call_with_retries(attempt)
 
     # -- conveniences -------------------------------------------------------------------------
 
@@ -210,11 +212,3 @@ def _decode(data):
         return json.loads(data)
     except ValueError:
         return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-
-
-def _retry_after(resp):
-    value = resp.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

@@ -11,11 +11,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError
 
 
-class DiscoveryError(Exception):
-    pass
+class DiscoveryError(ModuleFailure):
+    """The cluster does not serve the API group or version asked for."""
 
 
 def served_versions(client, group):

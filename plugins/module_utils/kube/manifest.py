@@ -17,14 +17,15 @@ import os
 from ansible.module_utils.urls import Request
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, object_path
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.yaml_safe import (
     HAS_YAML, YamlInputError, load_yaml_documents)
 
 
-class ManifestError(Exception):
-    pass
+class ManifestError(ModuleFailure):
+    """A manifest that cannot be read, parsed or placed; the message names the source and the object."""
 
 
 def is_url(source):

@@ -15,10 +15,13 @@ __metaclass__ = type
 import threading
 import time
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, object_path
 
 
-class WaitTimeout(Exception):
+class WaitTimeout(ModuleFailure):
+    """The deadline passed; the message names every pending object and its last state, `pending` lists them."""
+
     def __init__(self, message, pending):
         super(WaitTimeout, self).__init__(message)
         self.pending = pending
