@@ -80,13 +80,12 @@ cache_connection: /tmp/kubevirt_vms_cache
 
 from ansible.errors import AnsibleError
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AuthError, auth_params, resolve_connection
-from ansible_collections.palette.vmo.plugins.module_utils.kube.client import (
-    KubeApiError, KubeClient, KubeConnectionError, object_path)
-from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import DiscoveryError, preferred_version
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import auth_params, resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
+from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import preferred_version
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.facts import interface_addresses, vm_facts
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.query import find_vms
-from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
 from ansible_collections.palette.vmo.plugins.plugin_utils.cached_inventory import CachedInventory
 
 SSH_PORT = 22
@@ -153,7 +152,8 @@ class InventoryModule(CachedInventory):
                 nodes = self._node_addresses(client) if services else {}
                 hosts.extend(self._host(vm, vmi, services, nodes) for vm, vmi in pairs)
             return [h for h in hosts if h]
-        except (AuthError, DiscoveryError, KubeApiError, KubeConnectionError, TransientError) as err:
+        except ModuleFailure as err:
+            # The one place a failure of the shared Kubernetes code becomes the inventory's own error.
             raise AnsibleError("palette.vmo.kubevirt_vms: %s" % err)
 
     @staticmethod

@@ -184,6 +184,7 @@ cdi:
   sample: {name: cdi, phase: Deployed, version: v1.65.0}
 """
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.install_runner import run
 
@@ -213,7 +214,7 @@ def argument_spec():
 
 
 def main():
-    run(KubeModule(argument_spec=argument_spec(), supports_check_mode=True))
+    run_module(KubeModule(argument_spec=argument_spec(), supports_check_mode=True), run)
 
 
 if __name__ == "__main__":

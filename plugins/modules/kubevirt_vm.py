@@ -383,6 +383,7 @@ errors:
   elements: str
 """
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_options import VM_OPTIONS
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_runner import run
@@ -411,8 +412,8 @@ def argument_spec():
 
 def main():
     module = KubeModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=[("name", "vms"), ("wait_condition", "wait_field")])
-    run(module)
+                        mutually_exclusive=[("name", "vms"), ("wait_condition", "wait_field")])
+    run_module(module, run)
 
 
 if __name__ == "__main__":

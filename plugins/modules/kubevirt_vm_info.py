@@ -149,16 +149,14 @@ vms:
 """
 
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import power as kubevirt_power
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import (
-    AUTH_ARG_SPEC, AuthError, KubeModule, resolve_connection)
-from ansible_collections.palette.vmo.plugins.module_utils.kube.client import (
-    KubeApiError, KubeClient, KubeConnectionError)
-from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import DiscoveryError, preferred_version
-from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, WaitTimeout, wait_for
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure, run_module
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule, resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeClient
+from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import preferred_version
+from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, wait_for
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.facts import vm_facts
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.query import find_vms
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
 
 
 def wait_targets(params, found):
@@ -168,6 +166,22 @@ def wait_targets(params, found):
     expectation = params["wait_for"]
     return [WaitTarget(ns, name, lambda vm, e=expectation: kubevirt_power.vm_matches(vm, e), expectation,
                        kubevirt_power.describe_vm) for ns, name in sorted(keys)]
+
+
+def run(module):
+    params = module.params
+    bounds = bound_errors(params)
+    if bounds:
+        raise ModuleFailure("invalid input: " + "; ".join(bounds), bounds)
+    client = KubeClient(resolve_connection(params))
+    api_version = preferred_version(client, "kubevirt.io", params["api_version"])
+    query = dict(namespace=params["namespace"], name=params["name"],
+                 label_selectors=params["label_selectors"], field_selectors=params["field_selectors"])
+    found = find_vms(client, api_version, **query)
+    if params["wait"]:
+        wait_for(client, api_version, "virtualmachines", wait_targets(params, found), params["wait_timeout"])
+        found = find_vms(client, api_version, **query)
+    module.exit_json(changed=False, api_version=api_version, vms=[vm_facts(vm, vmi) for vm, vmi in found])
 
 
 def main():
@@ -182,25 +196,7 @@ def main():
         wait_timeout=dict(type="int", default=120),
         api_version=dict(type="str"),
     )
-    module = KubeModule(argument_spec=spec, supports_check_mode=True)
-    params = module.params
-    bounds = bound_errors(params)
-    if bounds:
-        module.fail_json(msg="invalid input: " + "; ".join(bounds), errors=bounds)
-    try:
-        client = KubeClient(resolve_connection(params))
-        api_version = preferred_version(client, "kubevirt.io", params["api_version"])
-        query = dict(namespace=params["namespace"], name=params["name"],
-                     label_selectors=params["label_selectors"], field_selectors=params["field_selectors"])
-        found = find_vms(client, api_version, **query)
-        if params["wait"]:
-            wait_for(client, api_version, "virtualmachines", wait_targets(params, found), params["wait_timeout"])
-            found = find_vms(client, api_version, **query)
-        module.exit_json(changed=False, api_version=api_version, vms=[vm_facts(vm, vmi) for vm, vmi in found])
-    except WaitTimeout as err:
-        module.fail_json(msg=str(err))
-    except (AuthError, DiscoveryError, KubeApiError, KubeConnectionError, TransientError) as err:
-        module.fail_json(msg=str(err))
+    run_module(KubeModule(argument_spec=spec, supports_check_mode=True), run)
 
 
 if __name__ == "__main__":

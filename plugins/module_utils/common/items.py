@@ -52,3 +52,14 @@ def validate_items(option, items, spec):
         errors.extend("%s: %s" % (label, problem) for problem in problems)
         validated.append(result.validated_parameters)
     return validated, errors
+
+
+# A failed batch of thousands names the first few problems in its message; the result's `errors` has them all.
+MESSAGE_ERRORS = 10
+
+
+def joined_errors(errors, shown=MESSAGE_ERRORS):
+    """The problems of a batch as one line for a message: the first `shown`, then how many more there are."""
+    if len(errors) <= shown:
+        return "; ".join(errors)
+    return "; ".join(errors[:shown]) + "; ... and %d more (see errors)" % (len(errors) - shown)

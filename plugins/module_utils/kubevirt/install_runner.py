@@ -18,12 +18,12 @@ import copy
 import time
 
 from ansible_collections.palette.vmo.plugins.module_utils.kube import apply as kube_apply
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AuthError, resolve_connection
-from ansible_collections.palette.vmo.plugins.module_utils.kube.client import (
-    KubeApiError, KubeClient, KubeConnectionError, object_path)
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.kube.manifest import (
     ManifestError, ResourceResolver, is_url, label, parse_manifest, read_manifest)
 from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, WaitTimeout, wait_for
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
 from ansible_collections.palette.vmo.plugins.module_utils.common.merge import deep_merge
 
@@ -33,10 +33,6 @@ CRD_API = "apiextensions.k8s.io/v1"
 # The operator Deployment each release manifest must hold; its namespace is the install's namespace.
 OPERATOR_DEPLOYMENTS = (("kubevirt_operator_manifest", "virt-operator"), ("cdi_operator_manifest", "cdi-operator"))
 FIRST_STAGE_KINDS = ("Namespace", "CustomResourceDefinition")
-
-
-class TaskFailure(Exception):
-    pass
 
 
 def _unique(items):
@@ -57,9 +53,9 @@ def load_operator_manifests(params):
             objects = parse_manifest(read_manifest(source, params["manifest_validate_certs"],
                                                    params.get("manifest_ca_cert")), source)
         except ManifestError as err:
-            raise TaskFailure("%s: %s" % (option, err))
+            raise ModuleFailure("%s: %s" % (option, err))
         if not any(o["kind"] == "Deployment" and o["metadata"]["name"] == deployment for o in objects):
-            raise TaskFailure("%s: %s has no Deployment %s, so it is not the operator manifest it should be"
+            raise ModuleFailure("%s: %s has no Deployment %s, so it is not the operator manifest it should be"
                               % (option, source, deployment))
         loaded[option] = objects
     return loaded
@@ -122,14 +118,11 @@ def _namespace_missing(client, obj, cache):
 
 
 def plan_stage(client, resolver, objects, params, namespaces_missing):
-    """PlannedObjects of one stage; raises TaskFailure with every object the dry run rejects."""
+    """PlannedObjects of one stage; fails naming every object the dry run rejects."""
     planned, asking = [], []
     for obj in objects:
         desired = copy.deepcopy(obj)
-        try:
-            path = resolver.path(desired)
-        except ManifestError as err:
-            raise TaskFailure(str(err))
+        path = resolver.path(desired)
         item = kube_apply.PlannedObject(label(desired), path, desired, None)
         planned.append(item)
         if not resolver.served(desired) or _namespace_missing(client, desired, namespaces_missing):
@@ -140,7 +133,7 @@ def plan_stage(client, resolver, objects, params, namespaces_missing):
     kube_apply.plan_apply(client, asking, params["field_manager"], params["force"], params["concurrency"])
     errors = ["%s: %s" % (item.label, item.error) for item in planned if item.error]
     if errors:
-        raise TaskFailure("the apiserver rejected the plan in a dry run: " + "; ".join(errors))
+        raise ModuleFailure("the apiserver rejected the plan in a dry run: " + "; ".join(errors))
     for item in planned:
         if item.desired["kind"] == "CustomResourceDefinition":
             resolver.learn_crd(item.desired)
@@ -151,7 +144,7 @@ def apply_stage(client, planned, params):
     failed = kube_apply.apply_planned(client, planned, params["field_manager"], params["force"],
                                       params["concurrency"])
     if failed:
-        raise TaskFailure("applying failed: " + "; ".join("%s: %s" % (item.label, item.error) for item in failed))
+        raise ModuleFailure("applying failed: " + "; ".join("%s: %s" % (item.label, item.error) for item in failed))
 
 
 # -- waits ----------------------------------------------------------------------------------------
@@ -204,7 +197,7 @@ def wait_served(resolver, crds, deadline):
         if not pending:
             return
         if time.monotonic() >= deadline:
-            raise TaskFailure("timed out waiting for the apiserver to serve %s"
+            raise ModuleFailure("timed out waiting for the apiserver to serve %s"
                               % ", ".join("%s %s" % (k["apiVersion"], k["kind"]) for k in pending))
         time.sleep(0.2)
 
@@ -221,7 +214,7 @@ def _wait(client, api_version, plural, targets, deadline, what):
     try:
         wait_for(client, api_version, plural, targets, max(1, deadline - time.monotonic()))
     except WaitTimeout as err:
-        raise TaskFailure("%s: %s" % (what, err))
+        raise ModuleFailure("%s: %s" % (what, err))
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -270,27 +263,48 @@ def _served(client, api_version):
 
 # -- the task -------------------------------------------------------------------------------------
 
-def install(module, client, manifests):
-    params, check = module.params, module.check_mode
-    deadline = time.monotonic() + params["wait_timeout"]
+def failure_after_writes(err, planned):
+    """`err` with `changed: true` and the objects applied so far, when anything was applied before it."""
+    written = [item for item in planned if item.result is not None]
+    if not written:
+        return err
+    result = dict(err.result, changed=True, objects=[object_result(item) for item in written])
+    return ModuleFailure(str(err), err.errors, **result)
+
+
+def converge(client, params, check, manifests, deadline):
+    """Plans and (unless `check`) applies the stages in order; returns (every PlannedObject, KubeVirt CR, CDI CR).
+
+    A stage's plan can only be made once the stage before it is on the server: the stages run one by one.
+    """
     resolver = ResourceResolver(client)
     planned_all, namespaces_missing = [], {}
     kubevirt = cdi = None
-    for index, objects in enumerate(stages(params, manifests)):
-        planned = plan_stage(client, resolver, objects, params, namespaces_missing)
-        planned_all.extend(planned)
-        if index == 2:
-            kubevirt, cdi = objects
-        if check:
-            continue
-        apply_stage(client, planned, params)
-        if index == 0:
-            crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
-            wait_established(client, crds, deadline)
-            wait_served(resolver, crds, deadline)
-            namespaces_missing.clear()
-    if params["wait"] and not check:
-        wait_deployed(client, kubevirt, cdi, deadline)
+    try:
+        for index, objects in enumerate(stages(params, manifests)):
+            planned = plan_stage(client, resolver, objects, params, namespaces_missing)
+            planned_all.extend(planned)
+            if index == 2:
+                kubevirt, cdi = objects
+            if check:
+                continue
+            apply_stage(client, planned, params)
+            if index == 0:
+                crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+                wait_established(client, crds, deadline)
+                wait_served(resolver, crds, deadline)
+                namespaces_missing.clear()
+        if params["wait"] and not check:
+            wait_deployed(client, kubevirt, cdi, deadline)
+    except ModuleFailure as err:
+        raise failure_after_writes(err, planned_all)
+    return planned_all, kubevirt, cdi
+
+
+def install(module, client, manifests):
+    params = module.params
+    deadline = time.monotonic() + params["wait_timeout"]
+    planned_all, kubevirt, cdi = converge(client, params, module.check_mode, manifests, deadline)
     changed_items = [item for item in planned_all if item.action in ("create", "update")]
     result = dict(changed=bool(changed_items), objects=[object_result(item) for item in planned_all])
     result.update(facts(client, kubevirt, cdi))
@@ -304,16 +318,11 @@ def install(module, client, manifests):
 def run(module):
     bounds = bound_errors(module.params)
     if bounds:
-        module.fail_json(msg="invalid input, nothing was changed: " + "; ".join(bounds), errors=bounds)
+        raise ModuleFailure("invalid input, nothing was changed: " + "; ".join(bounds), bounds)
     for option in ("kubevirt_operator_manifest", "cdi_operator_manifest"):
         source = module.params[option]
         if not is_url(source) and "://" in source:
-            module.fail_json(msg="%s: %s: only http and https URLs, or local paths, are supported" % (option, source))
-    try:
-        manifests = load_operator_manifests(module.params)
-        client = KubeClient(resolve_connection(module.params), concurrency=module.params["concurrency"])
-        module.exit_json(**install(module, client, manifests))
-    except (TaskFailure, AuthError, KubeConnectionError) as err:
-        module.fail_json(msg=str(err))
-    except KubeApiError as err:
-        module.fail_json(msg=str(err), status=err.status)
+            raise ModuleFailure("%s: %s: only http and https URLs, or local paths, are supported" % (option, source))
+    manifests = load_operator_manifests(module.params)
+    client = KubeClient(resolve_connection(module.params), concurrency=module.params["concurrency"])
+    module.exit_json(**install(module, client, manifests))

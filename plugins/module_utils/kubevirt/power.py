@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 POWER_STATES = ("started", "stopped", "restarted", "paused", "unpaused")
+RUN_STRATEGIES = ("Always", "Halted", "Manual", "RerunOnFailure", "Once")
 # Strategies under which KubeVirt itself keeps a VMI running; a start request would be refused.
 SELF_STARTING = ("Always", "RerunOnFailure", "Once")
 FINAL_PHASES = ("Succeeded", "Failed")

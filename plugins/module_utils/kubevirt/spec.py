@@ -14,9 +14,12 @@ import copy
 import re
 from decimal import Decimal, InvalidOperation
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.power import RUN_STRATEGIES
+
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "palette.vmo"
-RUN_STRATEGIES = ("Always", "Halted", "Manual", "RerunOnFailure", "Once")
+DEFAULT_API_VERSION = "kubevirt.io/v1"
 EVICTION_STRATEGIES = ("LiveMigrate", "LiveMigrateIfPossible", "External", "None")
 DISK_BUSES = ("virtio", "sata", "scsi", "usb")
 NIC_MODELS = ("virtio", "e1000", "e1000e", "igb", "ne2k_pci", "pcnet", "rtl8139")
@@ -29,7 +32,7 @@ SUFFIX_FACTORS = dict([(s, 1024 ** (i + 1)) for i, s in enumerate(("Ki", "Mi", "
 MAX_BYTES = 2 ** 63 - 1
 
 
-class VmInputError(Exception):
+class VmInputError(ModuleFailure):
     """A bad option of one VM; the message names the VM and the option."""
 
     def __init__(self, vm, option, reason):
@@ -165,7 +168,7 @@ def _disk(vm, disk):
     return device, volume, template
 
 
-def _nic(vm, nic, networks_known):
+def _nic(vm, nic):
     name = nic.get("name")
     check_name(vm, "nics[].name", name)
     _check_keys(vm, "nics[%s]" % name, nic, ("name", "network", "binding", "model", "mac_address"))
@@ -175,9 +178,6 @@ def _nic(vm, nic, networks_known):
         iface[nic.get("binding") or "masquerade"] = {}
         net = {"name": name, "pod": {}}
     else:
-        if networks_known is not None and network not in networks_known:
-            raise VmInputError(vm, "nics[%s].network" % name, "unknown network %r (known: pod, %s)"
-                               % (network, ", ".join(sorted(networks_known)) or "no Multus networks"))
         iface[nic.get("binding") or "bridge"] = {}
         net = {"name": name, "multus": {"networkName": network}}
     if nic.get("binding") not in (None, "masquerade", "bridge", "sriov"):
@@ -246,18 +246,21 @@ def instantiate_template(template, vm_name):
     return spec
 
 
-def build_vm(params, api_version="kubevirt.io/v1", base_spec=None, networks_known=None):
-    """The VirtualMachine object one VM's options describe.
+def build_vm(params, api_version=DEFAULT_API_VERSION, run_strategy=None, base_spec=None):
+    """The VirtualMachine object one VM's options describe, complete: nothing is added to it afterwards but
+    the apply's own digest annotation (see kube/apply.py).
 
-    `base_spec` is a VM spec (from a VmTemplate) that the options override; `params["spec"]` is a raw
-    VMI template spec that typed options extend.
+    `api_version` is the version the cluster serves; `run_strategy` the one the runner resolved (from the
+    declaration, the live VM or the state), else the declared one. `base_spec` is a VM spec (from a
+    VmTemplate) that the options override; `params["spec"]` is a raw VMI template spec that typed options extend.
     """
     vm = vm_label(params)
     check_name(vm, "name", params.get("name"))
     check_name(vm, "namespace", params.get("namespace"))
-    strategy = params.get("run_strategy")
-    if strategy is not None and strategy not in RUN_STRATEGIES:
-        raise VmInputError(vm, "run_strategy", "%r is not one of %s" % (strategy, ", ".join(RUN_STRATEGIES)))
+    declared = params.get("run_strategy")
+    if declared is not None and declared not in RUN_STRATEGIES:
+        raise VmInputError(vm, "run_strategy", "%r is not one of %s" % (declared, ", ".join(RUN_STRATEGIES)))
+    strategy = run_strategy or declared
 
     spec = copy.deepcopy(base_spec or {})
     spec.pop("running", None)
@@ -312,7 +315,7 @@ def build_vm(params, api_version="kubevirt.io/v1", base_spec=None, networks_know
     if nics is not None or not devices.get("interfaces"):
         ifaces, nets = [], []
         for nic in nics if nics is not None else [{"name": "default", "network": "pod"}]:
-            iface, net = _nic(vm, nic, networks_known)
+            iface, net = _nic(vm, nic)
             ifaces.append(iface)
             nets.append(net)
         check_unique_names(vm, "nics", ifaces)

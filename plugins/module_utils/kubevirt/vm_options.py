@@ -9,9 +9,14 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.palette.vmo.plugins.module_utils.common.items import validate_items
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.common.items import joined_errors, validate_items
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.power import POWER_STATES, RUN_STRATEGIES
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.spec import EVICTION_STRATEGIES
 
-STATES = ("present", "absent", "started", "stopped", "restarted", "paused", "unpaused")
+STATES = ("present", "absent") + POWER_STATES
+# The message of a task that fails before writing anything.
+INVALID_INPUT = "invalid input, nothing was changed: "
 
 DATA_VOLUME_OPTIONS = dict(
     name=dict(type="str"),
@@ -46,7 +51,7 @@ VM_OPTIONS = dict(
     name=dict(type="str"),
     namespace=dict(type="str"),
     state=dict(type="str", choices=list(STATES)),
-    run_strategy=dict(type="str", choices=["Always", "Halted", "Manual", "RerunOnFailure", "Once"]),
+    run_strategy=dict(type="str", choices=list(RUN_STRATEGIES)),
     labels=dict(type="dict"),
     annotations=dict(type="dict"),
     cpu=dict(type="dict", options=dict(cores=dict(type="int"), sockets=dict(type="int"), threads=dict(type="int"))),
@@ -61,7 +66,7 @@ VM_OPTIONS = dict(
     instancetype=dict(type="raw"),
     preference=dict(type="raw"),
     node_selector=dict(type="dict"),
-    eviction_strategy=dict(type="str", choices=["LiveMigrate", "LiveMigrateIfPossible", "External", "None"]),
+    eviction_strategy=dict(type="str", choices=list(EVICTION_STRATEGIES)),
     spec=dict(type="dict"),
     data_volume_templates=dict(type="list", elements="dict"),
     template=dict(type="str"),
@@ -77,12 +82,11 @@ def strip_none(value):
     return value
 
 
-class ItemError(Exception):
+class ItemError(ModuleFailure):
     """`vms` items that are not made of VM options; `errors` names each item and field."""
 
     def __init__(self, errors):
-        self.errors = list(errors)
-        super(ItemError, self).__init__("; ".join(self.errors))
+        super(ItemError, self).__init__(INVALID_INPUT + joined_errors(errors), errors)
 
 
 def vm_requests(params):

@@ -16,36 +16,25 @@ from ansible_collections.palette.vmo.plugins.module_utils.kube import apply as k
 
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import power as kubevirt_power
 from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.common.items import joined_errors
 from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import PlannedObject, comparable
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AuthError, resolve_connection
-from ansible_collections.palette.vmo.plugins.module_utils.kube.client import (
-    KubeApiError, KubeClient, KubeConnectionError, object_path)
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import DiscoveryError, preferred_version, serves
-from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, WaitTimeout, wait_for
+from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, wait_for
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.power import PowerConflict
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.spec import (
     MANAGED_BY, MANAGED_BY_LABEL, VmInputError, build_vm, instantiate_template, vm_label)
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_options import ItemError, vm_requests
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_options import INVALID_INPUT, vm_requests
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
 
 PRESENT_STATES = ("present",) + kubevirt_power.POWER_STATES
 
 
-MESSAGE_ERRORS = 10  # a failed batch of thousands names the first few in msg; `errors` has them all
-
-
-class TaskFailure(Exception):
-    """Ends the task with a message (and, for input errors, the list of every problem found)."""
-
-    def __init__(self, message, errors=None):
-        errors = errors or []
-        if len(errors) > MESSAGE_ERRORS and message.endswith("; ".join(errors)):
-            shown = "; ".join(errors[:MESSAGE_ERRORS])
-            message = message[:len(message) - len("; ".join(errors))] + shown + \
-                "; ... and %d more (see errors)" % (len(errors) - MESSAGE_ERRORS)
-        super(TaskFailure, self).__init__(message)
-        self.errors = errors
+def batch_failure(prefix, errors):
+    """A failure listing every problem of the batch in `errors`, the first few of them in the message."""
+    return ModuleFailure(prefix + joined_errors(errors), errors)
 
 
 class VmPlan(object):
@@ -56,6 +45,7 @@ class VmPlan(object):
         self.state = request["state"]
         self.namespace, self.name = request.get("namespace"), request.get("name")
         self.label = vm_label(request)
+        self.base_spec = None  # the VM spec of its VmTemplate, when it names one
         self.desired = None
         self.apply = None  # PlannedObject
         self.live = None
@@ -65,6 +55,7 @@ class VmPlan(object):
         self.verb = None
         self.pause_when_running = False
         self.strategy = None
+        self.written = False  # whether anything of this VM was written: reported when a later step fails
 
     @property
     def key(self):
@@ -86,25 +77,23 @@ def validate_requests(requests):
             if plan.state in PRESENT_STATES:
                 kubevirt_power.check_power_options(plan.state, request.get("run_strategy"))
                 if not request.get("template"):
-                    plan.desired = build_vm(request)  # templated VMs are built once their template is read
+                    # Only to check the options now; the VM is built once the cluster's state is known
+                    # (templated VMs are checked once their template is read).
+                    build_vm(request)
         except VmInputError as err:
             errors.append(str(err))
         except PowerConflict as err:
             errors.append("VM %s: state: %s" % (plan.label, err))
         plans.append(plan)
     if errors:
-        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+        raise batch_failure(INVALID_INPUT, errors)
     return plans
 
 
 # -- reading the cluster ------------------------------------------------------------------------------
 
 def connect(params):
-    try:
-        connection = resolve_connection(params)
-    except AuthError as err:
-        raise TaskFailure(str(err))
-    return KubeClient(connection, concurrency=params["concurrency"])
+    return KubeClient(resolve_connection(params), concurrency=params["concurrency"])
 
 
 def _list_namespace(client, api_version, namespace):
@@ -129,7 +118,7 @@ def check_namespaces(client, plans, concurrency):
             errors.append("namespace: %r does not exist (VM%s %s)" % (
                 namespace, "s" if len(names) > 1 else "", ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")))
     if errors:
-        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+        raise batch_failure(INVALID_INPUT, errors)
 
 
 def read_live(client, api_version, namespaces, concurrency):
@@ -150,23 +139,25 @@ def read_live(client, api_version, namespaces, concurrency):
 
 # -- planning ------------------------------------------------------------------------------------------
 
-def _resolve_run_strategy(plan):
+def resolve_run_strategy(request, state, live):
     """Declared, else kept from the live VM (so apply never drops it), else the default for the state."""
-    declared = plan.request.get("run_strategy")
-    live_spec = (plan.live or {}).get("spec") or {}
-    if declared:
-        strategy = declared
-    elif live_spec.get("runStrategy"):
-        strategy = live_spec["runStrategy"]
-    elif plan.live is not None:
-        strategy = kubevirt_power.effective_run_strategy(plan.live)
-    else:
-        strategy = kubevirt_power.default_run_strategy(plan.state)
-    if "running" in live_spec:
+    live_spec = (live or {}).get("spec") or {}
+    if request.get("run_strategy"):
+        return request["run_strategy"]
+    if live_spec.get("runStrategy"):
+        return live_spec["runStrategy"]
+    if live is not None:
+        return kubevirt_power.effective_run_strategy(live)
+    return kubevirt_power.default_run_strategy(state)
+
+
+def plan_vm(plan, api_version):
+    """The VM's run strategy and its object, built once what is live is known."""
+    plan.strategy = resolve_run_strategy(plan.request, plan.state, plan.live)
+    if "running" in ((plan.live or {}).get("spec") or {}):
         # spec.running is deprecated and may not stand beside runStrategy: it is migrated away.
-        plan.migrate_running = strategy
-    plan.strategy = strategy
-    plan.desired["spec"]["runStrategy"] = strategy
+        plan.migrate_running = plan.strategy
+    plan.desired = build_vm(plan.request, api_version, plan.strategy, plan.base_spec)
 
 
 def plan_batch(client, plans, params, live_vms, live_vmis, api_version):
@@ -175,8 +166,7 @@ def plan_batch(client, plans, params, live_vms, live_vmis, api_version):
         if plan.state == "absent":
             plan.delete = plan.live is not None
             continue
-        plan.desired["apiVersion"] = api_version
-        _resolve_run_strategy(plan)
+        plan_vm(plan, api_version)
         path = object_path(api_version, "virtualmachines", plan.name, plan.namespace)
         plan.apply = PlannedObject(plan.label, path, plan.desired, plan.live)
         if plan.migrate_running:
@@ -185,8 +175,7 @@ def plan_batch(client, plans, params, live_vms, live_vmis, api_version):
     kube_apply.plan_apply(client, applying, params["field_manager"], params["force_conflicts"], params["concurrency"])
     errors = ["VM %s: %s" % (item.label, item.error) for item in applying if item.error]
     if errors:
-        raise TaskFailure("the apiserver rejected the batch in a dry run, nothing was changed: " + "; ".join(errors),
-                          errors)
+        raise batch_failure("the apiserver rejected the batch in a dry run, nothing was changed: ", errors)
     for plan in plans:
         if plan.state in kubevirt_power.POWER_STATES:
             plan.verb, plan.pause_when_running = kubevirt_power.plan_power(plan.state, plan.strategy, plan.vmi)
@@ -201,7 +190,7 @@ def build_templated(client, plans, concurrency):
     try:
         version = preferred_version(client, "spectrocloud.com")
     except DiscoveryError:
-        raise TaskFailure("; ".join("VM %s: template: the cluster serves no VmTemplate kind (is the VMO pack "
+        raise ModuleFailure("; ".join("VM %s: template: the cluster serves no VmTemplate kind (is the VMO pack "
                                     "installed?)" % p.label for p in templated))
     names = sorted({p.request["template"] for p in templated})
     fetched = run_concurrently(
@@ -216,11 +205,12 @@ def build_templated(client, plans, concurrency):
             if template is None:
                 raise VmInputError(plan.label, "template", "VmTemplate %r not found (known: %s)" % (
                     plan.request["template"], ", ".join(_template_names(client, version)) or "none"))
-            plan.desired = build_vm(plan.request, base_spec=instantiate_template(template, plan.name))
+            plan.base_spec = instantiate_template(template, plan.name)
+            build_vm(plan.request, base_spec=plan.base_spec)  # only to check the options against it
         except VmInputError as err:
             errors.append(str(err))
     if errors:
-        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+        raise batch_failure(INVALID_INPUT, errors)
 
 
 def _template_names(client, version):
@@ -250,7 +240,7 @@ def check_networks(client, plans, concurrency):
                 errors.append("VM %s: nics[%s].network: unknown network %r (no NetworkAttachmentDefinition %s/%s)"
                               % (plan.label, nic, network, key[0], key[1]))
     if errors:
-        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+        raise batch_failure(INVALID_INPUT, errors)
 
 
 def plan_exclusive(plans, live_vms, namespaces):
@@ -289,49 +279,63 @@ def _migrate_running(client, plan):
 
 def _power(client, plan, verb, subresource_version):
     plural = "virtualmachineinstances" if verb in ("pause", "unpause") else "virtualmachines"
-    path = "/apis/%s/namespaces/%s/%s/%s/%s" % (subresource_version, plan.namespace, plural, plan.name, verb)
-    try:
-        client.request("PUT", path, body={})
-    except KubeApiError as err:
-        raise TaskFailure("VM %s: %s failed: %s" % (plan.label, verb, err.message or err))
+    client.request("PUT", object_path(subresource_version, plural, plan.name, plan.namespace, subresource=verb),
+                   body={})
 
 
-def _raise_failures(outcomes, plans, what):
+def _step_error(what):
+    """How a failed step of one VM is reported: the apiserver's own words when it refused."""
+    def describe(plan, err):
+        reason = kube_apply.describe_api_error(err) if isinstance(err, KubeApiError) else err
+        return "VM %s: %s: %s" % (plan.label, what, reason)
+    return describe
+
+
+def _power_error(what, verb_of):
+    """A refused power verb is named with the apiserver's message; anything else as a failed step."""
+    def describe(plan, err):
+        if isinstance(err, KubeApiError):
+            return "VM %s: %s failed: %s" % (plan.label, verb_of(plan), err.message or err)
+        return _step_error(what)(plan, err)
+    return describe
+
+
+def run_step(step, plans, concurrency, describe):
+    """step(plan) for every plan, concurrently; marks the plans it wrote, then fails naming every failure."""
     errors = []
-    for plan, outcome in zip(plans, outcomes):
-        if isinstance(outcome, TaskFailure):
-            errors.append(str(outcome))
-        elif isinstance(outcome, KubeApiError):
-            errors.append("VM %s: %s: %s" % (plan.label, what, kube_apply.describe_api_error(outcome)))
-        elif isinstance(outcome, Exception):
-            errors.append("VM %s: %s: %s" % (plan.label, what, outcome))
+    for plan, outcome in zip(plans, run_concurrently(step, plans, concurrency)):
+        if isinstance(outcome, Exception):
+            errors.append(describe(plan, outcome))
+        else:
+            plan.written = True
     if errors:
-        raise TaskFailure("; ".join(errors), errors)
+        raise ModuleFailure("; ".join(errors), errors)
 
 
 def execute(client, plans, params, subresource_version):
     concurrency = params["concurrency"]
     migrations = [p for p in plans if p.migrate_running]
-    _raise_failures(run_concurrently(lambda p: _migrate_running(client, p), migrations, concurrency),
-                    migrations, "migrating spec.running to runStrategy")
-    applying = [p.apply for p in plans if p.apply]
-    failed = kube_apply.apply_planned(client, applying, params["field_manager"], params["force_conflicts"],
-                                      concurrency)
+    run_step(lambda p: _migrate_running(client, p), migrations, concurrency,
+             _step_error("migrating spec.running to runStrategy"))
+    applying = [p for p in plans if p.apply]
+    failed = kube_apply.apply_planned(client, [p.apply for p in applying], params["field_manager"],
+                                      params["force_conflicts"], concurrency)
+    for plan in applying:
+        plan.written = plan.written or plan.apply.result is not None
     if failed:
-        raise TaskFailure("; ".join("VM %s: %s" % (item.label, item.error) for item in failed))
+        raise ModuleFailure("; ".join("VM %s: %s" % (item.label, item.error) for item in failed))
     deleting = [p for p in plans if p.delete]
-    _raise_failures(run_concurrently(
-        lambda p: client.delete(object_path(p.live["apiVersion"], "virtualmachines", p.name, p.namespace),
-                                propagation_policy=params["propagation_policy"]), deleting, concurrency),
-                    deleting, "delete")
+    run_step(lambda p: client.delete(object_path(p.live["apiVersion"], "virtualmachines", p.name, p.namespace),
+                                     propagation_policy=params["propagation_policy"]),
+             deleting, concurrency, _step_error("delete"))
     powering = [p for p in plans if p.verb]
-    _raise_failures(run_concurrently(lambda p: _power(client, p, p.verb, subresource_version),
-                                     powering, concurrency), powering, "power")
+    run_step(lambda p: _power(client, p, p.verb, subresource_version), powering, concurrency,
+             _power_error("power", lambda p: p.verb))
     pausing = [p for p in plans if p.pause_when_running]
     if pausing:
         wait_vms(client, pausing, params, expectation="ready")
-        _raise_failures(run_concurrently(lambda p: _power(client, p, "pause", subresource_version),
-                                         pausing, concurrency), pausing, "pause")
+        run_step(lambda p: _power(client, p, "pause", subresource_version), pausing, concurrency,
+                 _power_error("pause", lambda p: "pause"))
 
 
 def field_value(obj, path):
@@ -384,10 +388,7 @@ def _wait_target(plan, params, expectation=None):
 def wait_vms(client, plans, params, expectation=None):
     targets = [_wait_target(plan, params, expectation) for plan in plans]
     api_version = next((p.desired["apiVersion"] for p in plans if p.desired), "kubevirt.io/v1")
-    try:
-        return wait_for(client, api_version, "virtualmachines", targets, params["wait_timeout"])
-    except WaitTimeout as err:
-        raise TaskFailure(str(err))
+    return wait_for(client, api_version, "virtualmachines", targets, params["wait_timeout"])
 
 
 # -- results -------------------------------------------------------------------------------------------
@@ -419,48 +420,51 @@ def _last_known(plan):
     return plan.live
 
 
+def failure_after_writes(err, plans):
+    """`err` with `changed: true` and the VMs written so far, when anything was written before it."""
+    written = [plan for plan in plans if plan.written]
+    if not written:
+        return err
+    result = dict(err.result, changed=True, vms=[vm_result(plan, _last_known(plan), plan.vmi) for plan in written])
+    return ModuleFailure(str(err), err.errors, **result)
+
+
 def run(module):
     params = module.params
+    bounds = bound_errors(params)
+    if bounds:
+        raise batch_failure(INVALID_INPUT, bounds)
+    plans = validate_requests(vm_requests(params))
+    client = connect(params)
+    if all(plan.state == "absent" for plan in plans) and not params["exclusive"] \
+            and not serves(client, "kubevirt.io"):
+        # Without KubeVirt's API no VM can exist: every one is already absent (a teardown run again after
+        # KubeVirt itself was removed).
+        module.exit_json(changed=False, api_version=None, vms=[vm_result(plan, None, None) for plan in plans])
+    api_version = preferred_version(client, "kubevirt.io", params.get("api_version"))
+    namespaces = {plan.namespace for plan in plans}
+    check_namespaces(client, plans, params["concurrency"])
+    build_templated(client, plans, params["concurrency"])
+    check_networks(client, plans, params["concurrency"])
+    live_vms, live_vmis = read_live(client, api_version, namespaces, params["concurrency"])
+    plan_batch(client, plans, params, live_vms, live_vmis, api_version)
+    if params["exclusive"]:
+        plans += plan_exclusive(plans, live_vms, namespaces)
+    changed = any(plan_changed(plan) for plan in plans)
+    result = {"changed": changed, "api_version": api_version}
+    if module._diff:
+        result["diff"] = [plan_diff(plan) for plan in plans if plan_changed(plan)]
+    observed, vmis = {}, live_vmis
     try:
-        bounds = bound_errors(params)
-        if bounds:
-            raise TaskFailure("invalid input, nothing was changed: " + "; ".join(bounds), bounds)
-        try:
-            requests = vm_requests(params)
-        except ItemError as err:
-            raise TaskFailure("invalid input, nothing was changed: %s" % err, err.errors)
-        plans = validate_requests(requests)
-        client = connect(params)
-        if all(plan.state == "absent" for plan in plans) and not params["exclusive"] \
-                and not serves(client, "kubevirt.io"):
-            # Without KubeVirt's API no VM can exist: every one is already absent (a teardown run again after
-            # KubeVirt itself was removed).
-            module.exit_json(changed=False, api_version=None, vms=[vm_result(plan, None, None) for plan in plans])
-        api_version = preferred_version(client, "kubevirt.io", params.get("api_version"))
-        namespaces = {plan.namespace for plan in plans}
-        check_namespaces(client, plans, params["concurrency"])
-        build_templated(client, plans, params["concurrency"])
-        check_networks(client, plans, params["concurrency"])
-        live_vms, live_vmis = read_live(client, api_version, namespaces, params["concurrency"])
-        plan_batch(client, plans, params, live_vms, live_vmis, api_version)
-        if params["exclusive"]:
-            plans += plan_exclusive(plans, live_vms, namespaces)
-        changed = any(plan_changed(plan) for plan in plans)
-        result = {"changed": changed, "api_version": api_version}
-        if module._diff:
-            result["diff"] = [plan_diff(plan) for plan in plans if plan_changed(plan)]
         if not module.check_mode and changed:
             subresources = preferred_version(client, "subresources.kubevirt.io")
             execute(client, plans, params, subresources)
-        observed, vmis = {}, live_vmis
         if params["wait"] and not module.check_mode:
             observed = wait_vms(client, plans, params)
             # Addresses and nodes come from the instances, which the wait did not watch.
             vmis = read_live(client, api_version, namespaces, params["concurrency"])[1]
-        result["vms"] = [vm_result(plan, observed.get(plan.key) or _last_known(plan), vmis.get(plan.key))
-                         for plan in plans]
-        module.exit_json(**result)
-    except TaskFailure as err:
-        module.fail_json(msg=str(err), errors=err.errors)
-    except (KubeConnectionError, KubeApiError, TransientError, DiscoveryError) as err:
-        module.fail_json(msg=str(err))
+    except ModuleFailure as err:
+        raise failure_after_writes(err, plans)
+    result["vms"] = [vm_result(plan, observed.get(plan.key) or _last_known(plan), vmis.get(plan.key))
+                     for plan in plans]
+    module.exit_json(**result)
