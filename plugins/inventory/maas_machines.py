@@ -71,9 +71,9 @@ import os
 
 from ansible.errors import AnsibleError
 
-from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient, MaasConfigError, MaasError
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient
 from ansible_collections.palette.vmo.plugins.module_utils.maas.facts import machine_facts, simple_status_filter
-from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError
 from ansible_collections.palette.vmo.plugins.plugin_utils.cached_inventory import CachedInventory
 
 ENV = {"maas_url": "MAAS_URL", "maas_api_key": "MAAS_API_KEY", "maas_ca_cert": "MAAS_CA_CERT"}
@@ -96,7 +96,7 @@ class InventoryModule(CachedInventory):
             machines = client.get("/machines/", simple_status=statuses or None,
                                   tags=self.get_option("tags") or None, pool=self.get_option("pools") or None,
                                   zone=self.get_option("zones") or None)
-        except (MaasConfigError, MaasError, TransientError) as err:
+        except ModuleFailure as err:  # a refused request, a bad option, a MAAS that cannot be reached
             raise AnsibleError("palette.vmo.maas_machines: %s" % err)
         return [machine_facts(m) for m in sorted(machines, key=lambda m: m["hostname"])]
 

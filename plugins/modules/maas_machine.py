@@ -243,8 +243,10 @@ errors:
   elements: str
 """
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
 from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MAAS_ARG_SPEC, MaasModule
-from ansible_collections.palette.vmo.plugins.module_utils.maas.machine_runner import STATES, run
+from ansible_collections.palette.vmo.plugins.module_utils.maas.machine_runner import run
+from ansible_collections.palette.vmo.plugins.module_utils.maas.machine_states import STATES
 
 
 MACHINE_SPEC = dict(
@@ -273,7 +275,7 @@ def main():
     # MaasModule masks the BMC credentials inside `machines` items like the top-level ones.
     module = MaasModule(argument_spec=spec, supports_check_mode=True,
                         mutually_exclusive=[("machines", "system_id"), ("machines", "hostname")])
-    run(module)
+    run_module(module, run)
 
 
 if __name__ == "__main__":

@@ -138,8 +138,8 @@ machines:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.palette.vmo.plugins.module_utils.maas.client import (
-    MAAS_ARG_SPEC, MaasClient, MaasConfigError, MaasError)
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
+from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MAAS_ARG_SPEC, MaasClient
 from ansible_collections.palette.vmo.plugins.module_utils.maas.facts import machine_facts, simple_status_filter
 
 
@@ -152,16 +152,17 @@ def main():
         status=dict(type="str"), pool=dict(type="str"), zone=dict(type="str"),
         tags=dict(type="list", elements="str", default=[]),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    run_module(AnsibleModule(argument_spec=spec, supports_check_mode=True), read_machines)
+
+
+def read_machines(module):
+    """One request with MAAS's own filters; the machines by host name."""
     params = module.params
-    try:
-        client = MaasClient(params)
-        machines = client.get("/machines/", hostname=params["hostnames"] or None, id=params["system_ids"] or None,
-                              mac_address=params["mac_addresses"] or None, simple_status=simple_status_filter(params["status"]),
-                              pool=params["pool"], zone=params["zone"], tags=params["tags"] or None)
-        module.exit_json(changed=False, machines=[machine_facts(m) for m in sorted(machines, key=lambda m: m["hostname"])])
-    except (MaasError, MaasConfigError) as err:
-        module.fail_json(msg=str(err))
+    machines = MaasClient(params).get(
+        "/machines/", hostname=params["hostnames"] or None, id=params["system_ids"] or None,
+        mac_address=params["mac_addresses"] or None, simple_status=simple_status_filter(params["status"]),
+        pool=params["pool"], zone=params["zone"], tags=params["tags"] or None)
+    module.exit_json(changed=False, machines=[machine_facts(m) for m in sorted(machines, key=lambda m: m["hostname"])])
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import Request
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.http_transport import Endpoint, exchange
 from ansible_collections.palette.vmo.plugins.module_utils.common.retry import call_with_retries
 
@@ -58,7 +59,7 @@ class MaasModule(AnsibleModule):
         self.no_log_values.update(bmc_secrets(self.params.get("machines")))
 
 
-class MaasError(Exception):
+class MaasError(ModuleFailure):
     """MAAS refused a request; `status` is the HTTP code and `body` MAAS's own text or JSON."""
 
     def __init__(self, status, body, method, path):
@@ -76,7 +77,7 @@ class MaasError(Exception):
         return text
 
 
-class MaasConfigError(Exception):
+class MaasConfigError(ModuleFailure):
     """The connection options are missing or malformed."""
 
 

@@ -14,17 +14,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import re
 import time
 
-from ansible_collections.palette.vmo.plugins.module_utils.maas.client import (
-    MaasClient, MaasConfigError, MaasError)
 from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.common.outcomes import raise_failures
+from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient, MaasError
+from ansible_collections.palette.vmo.plugins.module_utils.maas.machine_states import (
+    FINAL_STATUS, RETRIED_FAILURES, STATES, TRANSITIONAL, failed, next_transition, owned_after_run, reached)
 
-STATES = ("present", "ready", "deployed", "released", "broken", "fixed", "absent")
-TRANSITIONAL = ("Commissioning", "Deploying", "Releasing", "Disk erasing", "Testing", "Entering rescue mode",
-                "Exiting rescue mode")
 MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # MAAS's Tag.name: ASCII letters, digits, '-' and '_', at most 256 characters (models/tag.py).
@@ -33,7 +34,6 @@ TAG_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,256}$")
 MACLESS_POWER_TYPES = ("ipmi",)
 # A machine MAAS starts only when someone owns it: power_on of a New or Ready machine is a 409.
 NOT_ALLOCATED = "Can't start node: it hasn't been allocated."
-DEPLOYED_STATES = ("Deployed", "Deploying", "Allocated", "Failed deployment")
 # What a create did: the action names a machine's summary lists.
 CREATED, ADOPTED = "create", "adopt"
 # MAAS refuses an architecture or subarchitecture that names a kernel (api/machines.py:create_machine).
@@ -45,12 +45,6 @@ MACHINE_OPTIONS = ("system_id", "hostname", "domain", "architecture", "descripti
                    "power_parameters", "pxe_mac", "mac_addresses", "state", "zone", "pool", "tags", "tags_exclusive",
                    "power", "distro_series", "hwe_kernel", "user_data", "erase", "secure_erase", "quick_erase",
                    "comment")
-
-
-class TaskFailure(Exception):
-    def __init__(self, message, errors=None):
-        super(TaskFailure, self).__init__(message)
-        self.errors = errors or []
 
 
 def label(request):
@@ -74,7 +68,7 @@ def machine_requests(params):
         request["state"] = request.get("state") or "present"
         requests.append(request)
     if errors:
-        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+        raise ModuleFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
     return requests
 
 
@@ -192,7 +186,7 @@ def validate(requests, power_types, zones, pools, architectures=None):
             if problem:
                 bad("architecture", problem)
     if errors:
-        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
+        raise ModuleFailure("invalid input, nothing was changed: " + "; ".join(errors), errors)
 
 
 # -- finding machines -----------------------------------------------------------------------------------
@@ -220,10 +214,10 @@ class Inventory(object):
                                     if sid in self.machines and p.get("power_address") == address), None))
         found = {m["system_id"]: m for m in candidates if m}
         if len(found) > 1:
-            raise TaskFailure("machine %s: matches several MAAS machines (%s); name it by system_id"
+            raise ModuleFailure("machine %s: matches several MAAS machines (%s); name it by system_id"
                               % (label(request), ", ".join("%s=%s" % (m["system_id"], m["hostname"]) for m in found.values())))
         if not found and request.get("system_id"):
-            raise TaskFailure("machine %s: system_id %s does not exist" % (label(request), request["system_id"]))
+            raise ModuleFailure("machine %s: system_id %s does not exist" % (label(request), request["system_id"]))
         return next(iter(found.values()), None)
 
 
@@ -244,7 +238,7 @@ def admin_read(client, path, op):
         return client.get(path, op=op)
     except MaasError as err:
         if err.status == 403:
-            raise TaskFailure("maas_machine needs a MAAS administrator's API key: %s"
+            raise ModuleFailure("maas_machine needs a MAAS administrator's API key: %s"
                               % (err.describe() or "HTTP 403 Forbidden"))
         raise
 
@@ -296,53 +290,6 @@ def tag_changes(request, machine):
     return add, remove
 
 
-def next_transition(request, machine):
-    """The op that moves a machine one step towards its state, or None when it is there (or moving)."""
-    state, status = request["state"], machine["status_name"]
-    if status in TRANSITIONAL:
-        return None
-    if state == "ready":
-        if status in ("New", "Failed commissioning"):
-            return "commission"
-        if status in ("Deployed", "Allocated", "Failed deployment", "Releasing failed", "Failed disk erasing"):
-            return "release"
-        if status == "Broken":
-            return "mark_fixed"
-    elif state == "deployed":
-        if status in ("New", "Failed commissioning"):
-            return "commission"
-        if status in ("Ready", "Allocated"):
-            return "deploy"
-        if status == "Broken":
-            return "mark_fixed"
-    elif state == "released":
-        if status in ("Deployed", "Allocated", "Failed deployment", "Releasing failed", "Failed disk erasing"):
-            return "release"
-    elif state == "broken":
-        if status != "Broken":
-            return "mark_broken"
-    elif state == "fixed":
-        if status == "Broken":
-            return "mark_fixed"
-    return None
-
-
-def reached(request, machine):
-    status = machine["status_name"] if machine else None
-    return {
-        "present": machine is not None, "absent": machine is None, "ready": status == "Ready",
-        "deployed": status == "Deployed", "released": status in ("Ready", "New"), "broken": status == "Broken",
-        "fixed": machine is not None and status != "Broken",
-    }[request["state"]]
-
-
-def failed(request, machine):
-    """A machine that ended in a failure status on the way to its state."""
-    status = machine["status_name"] if machine else None
-    return status in ("Failed commissioning", "Failed deployment", "Releasing failed", "Failed disk erasing",
-                      "Failed testing") and request["state"] in ("ready", "deployed", "released")
-
-
 # -- acting ----------------------------------------------------------------------------------------------
 
 class MachineRun(object):
@@ -369,19 +316,15 @@ def _create_fields(request):
     return {k: v for k, v in fields.items() if v not in (None, [])}
 
 
-def _op_fields(op, request):
-    if op == "deploy":
-        import base64
+def _deploy_fields(request):
+    fields = {"distro_series": request.get("distro_series"), "hwe_kernel": request.get("hwe_kernel")}
+    if request.get("user_data"):
+        fields["user_data"] = base64.b64encode(request["user_data"].encode()).decode()
+    return fields
 
-        fields = {"distro_series": request.get("distro_series"), "hwe_kernel": request.get("hwe_kernel")}
-        if request.get("user_data"):
-            fields["user_data"] = base64.b64encode(request["user_data"].encode()).decode()
-        return fields
-    if op == "release":
-        return {k: True for k in ("erase", "secure_erase", "quick_erase") if request.get(k)}
-    if op == "mark_broken":
-        return {"comment": request.get("comment")}
-    return {}
+
+def _release_fields(request):
+    return {k: True for k in ("erase", "secure_erase", "quick_erase") if request.get(k)}
 
 
 def creation_problems(request, machine):
@@ -395,13 +338,6 @@ def creation_problems(request, machine):
         return []
     return ["machine %s: mac_addresses: a %s machine needs pxe_mac or mac_addresses to be created; MAAS enlists "
             "without MACs only through an ipmi BMC" % (label(request), power_type or "power_type-less")]
-
-
-def owned_after_run(request, machine):
-    """Whether the machine will have an owner once its state is reached (only owned machines start)."""
-    if request["state"] == "deployed":
-        return True
-    return bool(machine and machine.get("owner")) and request["state"] in ("present", "broken", "fixed")
 
 
 def power_problems(request, machine):
@@ -457,49 +393,106 @@ def undriven_notes(runs, power_types):
             item.machine.get("power_type") in power_types.undriven]
 
 
-def execute(client, run, action, argument, created_tags):
-    request = run.request
-    if action == "create":
-        outcome = create_or_adopt(client, run, argument)  # `create`, or `adopt` when MAAS had it already
-        run.actions.append(outcome)
-        return outcome
-    if action == "delete":
+def _machine_path(run):
+    return "/machines/%s/" % run.machine["system_id"]
+
+
+# Each action of a plan or of the state machine, done: `entry(client, run, action, argument, created_tags)`
+# returns what the machine's actions record (None: nothing of this machine's).
+
+def _create(client, run, _action, fields, _created_tags):
+    return create_or_adopt(client, run, fields)  # `create`, or `adopt` when MAAS had it already
+
+
+def _delete(client, run, action, _argument, _created_tags):
+    try:
+        client.delete(_machine_path(run))
+    except MaasError as err:
+        if err.status != 404:  # a 404 after a retry: our delete took effect, its answer was lost
+            raise
+    run.machine = None
+    return action
+
+
+def _update(client, run, action, changes, _created_tags):
+    run.machine = client.put(_machine_path(run), **changes)
+    return action
+
+
+def _create_tag(client, _run, action, tag, created_tags):
+    if tag in created_tags:
+        return None  # another machine of the batch created it: not this machine's action
+    try:
+        client.post("/tags/", name=tag, comment="created by palette.vmo")
+    except MaasError as err:
+        # Created meanwhile by another run, or by our own request whose answer was lost.
+        if "already exists" not in err.describe():
+            raise
+    created_tags.add(tag)
+    return action
+
+
+def _tag(client, run, action, changes, _created_tags):
+    add, remove = changes
+    for tag in add:
+        client.post("/tags/%s/" % tag, op="update_nodes", add=run.machine["system_id"])
+    for tag in remove:
+        client.post("/tags/%s/" % tag, op="update_nodes", remove=run.machine["system_id"])
+    return action
+
+
+def _transition(send):
+    """The entry of a state transition that `send(client, run)` posts. A refusal after which the machine no longer
+    needs it (our earlier request took effect but its answer was lost, or another client moved it) is done."""
+    def transition(client, run, action, _argument, _created_tags):
         try:
-            client.delete("/machines/%s/" % run.machine["system_id"])
-        except MaasError as err:
-            if err.status != 404:  # a 404 after a retry: our delete took effect, its answer was lost
-                raise
-        run.machine = None
-    elif action == "update":
-        run.machine = client.put("/machines/%s/" % run.machine["system_id"], **argument)
-    elif action == "create_tag":
-        if argument in created_tags:
-            return None  # another machine of the batch created it: not this machine's action
-        try:
-            client.post("/tags/", name=argument, comment="created by palette.vmo")
-        except MaasError as err:
-            # Created meanwhile by another run, or by our own request whose answer was lost.
-            if "already exists" not in err.describe():
-                raise
-        created_tags.add(argument)
-    elif action == "tag":
-        add, remove = argument
-        for tag in add:
-            client.post("/tags/%s/" % tag, op="update_nodes", add=run.machine["system_id"])
-        for tag in remove:
-            client.post("/tags/%s/" % tag, op="update_nodes", remove=run.machine["system_id"])
-    elif action in ("power_on", "power_off"):
-        # The answer shows the power state from before the change: keep the machine and read it later.
-        client.post("/machines/%s/" % run.machine["system_id"], op=action)
-    else:
-        try:
-            run.machine = client.post("/machines/%s/" % run.machine["system_id"], op=action,
-                                      **_op_fields(action, request))
+            run.machine = send(client, run)
         except MaasError as err:
             if not moved_on_its_own(client, run, action, err):
                 raise
-    run.actions.append(action)
-    return action
+        return action
+    return transition
+
+
+def _power(send):
+    """The entry of a power op that `send(client, run)` posts. MAAS queues it and answers with the power state from
+    before the change, so the machine is kept and read again later (models/node.py:6181-6230)."""
+    def power(client, run, action, _argument, _created_tags):
+        send(client, run)
+        return action
+    return power
+
+
+# The ops are literals here so that every MAAS request can be read off the source (tests/gates/contract.py).
+EXECUTE = {
+    "create": _create, "delete": _delete, "update": _update, "create_tag": _create_tag, "tag": _tag,
+    "commission": _transition(lambda client, run: client.post(_machine_path(run), op="commission")),
+    "deploy": _transition(lambda client, run: client.post(_machine_path(run), op="deploy",
+                                                          **_deploy_fields(run.request))),
+    "release": _transition(lambda client, run: client.post(_machine_path(run), op="release",
+                                                           **_release_fields(run.request))),
+    "mark_broken": _transition(lambda client, run: client.post(_machine_path(run), op="mark_broken",
+                                                               comment=run.request.get("comment"))),
+    "mark_fixed": _transition(lambda client, run: client.post(_machine_path(run), op="mark_fixed")),
+    "power_on": _power(lambda client, run: client.post(_machine_path(run), op="power_on")),
+    "power_off": _power(lambda client, run: client.post(_machine_path(run), op="power_off")),
+}
+
+
+def execute(client, run, action, argument, created_tags):
+    """Does one action and records what it did in the machine's actions; returns that (or None)."""
+    done = EXECUTE[action](client, run, action, argument, created_tags)
+    if done:
+        run.actions.append(done)
+    return done
+
+
+def act(client, run, action, argument, created_tags):
+    """`execute`, with a refusal from MAAS worded for the machine: `machine <name>: <action>: <MAAS's words>`."""
+    try:
+        return execute(client, run, action, argument, created_tags)
+    except MaasError as err:
+        raise ModuleFailure("machine %s: %s: %s" % (label(run.request), action, err.describe()))
 
 
 def failing_scripts(client, machine):
@@ -551,30 +544,23 @@ def predicted(run, actions, transition):
     if transition in ("power_on", "power_off"):
         view["power_state"] = transition[len("power_"):]
         return view
-    final = {"ready": "Ready", "deployed": "Deployed", "released": "Ready", "broken": "Broken"}
     if transition or any(action[0] == "create" for action in actions):
-        view["status"] = final.get(run.request["state"], view.get("status"))
+        view["status"] = FINAL_STATUS.get(run.request["state"], view.get("status"))
     if run.request["state"] == "deployed":
         view["distro_series"] = run.request.get("distro_series") or view.get("distro_series") or "(default)"
     return view
 
 
 def run(module):
-    """Runs the task; every failure, before or after a write, leaves through `fail`."""
+    """Runs the task. Every failure, before or after a write, reaches run_module as a ModuleFailure that carries
+    `changed` (true when anything was written) and `machines` (each written machine with its actions)."""
     runs = []  # filled once planned, so a failure can say what was written
     try:
         plan_and_apply(module, runs)
-    except TaskFailure as err:
-        fail(module, str(err), err.errors, runs)
-    except (MaasError, MaasConfigError) as err:
-        fail(module, str(err), [], runs)
-
-
-def fail(module, message, errors, runs):
-    """`changed` is true when anything was written before the failure; `machines` lists each written machine
-    with its actions."""
-    written = [summary(item) for item in runs if item.actions]
-    module.fail_json(msg=message, errors=errors, changed=bool(written), machines=written)
+    except ModuleFailure as err:
+        written = [summary(item) for item in runs if item.actions]
+        err.result.update(changed=bool(written), machines=written)
+        raise
 
 
 def check_inputs(params):
@@ -582,7 +568,7 @@ def check_inputs(params):
     requests = machine_requests(params)
     bounds = bound_errors(params)
     if bounds:
-        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(bounds), bounds)
+        raise ModuleFailure("invalid input, nothing was changed: " + "; ".join(bounds), bounds)
     return requests
 
 
@@ -605,7 +591,7 @@ def plan_and_apply(module, runs):
     problems = [p for item in runs for p in creation_problems(item.request, item.machine) +
                 power_problems(item.request, item.machine)]
     if problems:
-        raise TaskFailure("invalid input, nothing was changed: " + "; ".join(problems), problems)
+        raise ModuleFailure("invalid input, nothing was changed: " + "; ".join(problems), problems)
     plans = [(item, plan_machine(item, inventory, tags_known)) for item in runs]
     # The first transition each machine needs now; check mode reports it, diff predicts from it. A
     # machine already at its state may still need its power changed.
@@ -638,7 +624,7 @@ def find_machines(runs, inventory):
         if item.machine:
             other = claimed.setdefault(item.machine["system_id"], label(item.request))
             if other != label(item.request):
-                raise TaskFailure("machines %s and %s are the same MAAS machine %s"
+                raise ModuleFailure("machines %s and %s are the same MAAS machine %s"
                                   % (other, label(item.request), item.machine["system_id"]))
 
 
@@ -667,7 +653,7 @@ def adopt_existing(client, run, refusal):
     machine = inventory.find(run.request)
     power = inventory.power.get(machine["system_id"]) or {} if machine else {}
     if machine is None or not same_machine(run.request, machine, power):
-        raise TaskFailure("machine %s: create: %s; %s" % (
+        raise ModuleFailure("machine %s: create: %s; %s" % (
             label(run.request), refusal.describe(),
             "the machine holding it is %s (%s), not this one" % (machine["system_id"], machine["hostname"])
             if machine else "and no machine with it could be read back"))
@@ -706,78 +692,78 @@ def refuse_locked_changes(plans, first_steps):
               % label(item.request) for (item, actions), step in zip(plans, first_steps)
               if item.machine and item.machine.get("locked") and (actions or step)]
     if locked:
-        raise TaskFailure("nothing was changed: " + "; ".join(locked), locked)
+        raise ModuleFailure("nothing was changed: " + "; ".join(locked), locked)
 
 
 def converge(client, plans, params, power_types):
-    concurrency, created_tags = params["concurrency"], set()
+    """Applies the plans, then drives every machine through MAAS's state machine and its power, within one
+    deadline for the whole batch."""
+    created_tags = set()
     deadline = time.monotonic() + params["wait_timeout"]
+    apply_plans(client, plans, params["concurrency"], created_tags)
+    runs = [item for item, _actions in plans if item.request["state"] != "absent"]
+    drive_states(client, runs, params, deadline, created_tags)
+    converge_power(client, runs, params, power_types, deadline, created_tags)
 
-    # Tags first, once each: machines tagged concurrently must not race their tag's creation.
+
+def apply_plans(client, plans, concurrency, created_tags):
+    """Every planned action; tags first, once each: machines tagged concurrently must not race their tag's
+    creation."""
     for item, actions in plans:
         for action, argument in actions:
             if action == "create_tag":
-                try:
-                    execute(client, item, action, argument, created_tags)
-                except MaasError as err:
-                    raise TaskFailure("machine %s: %s: %s" % (label(item.request), action, err.describe()))
+                act(client, item, action, argument, created_tags)
 
     def apply_plan(entry):
         item, actions = entry
         pending = [action for action in actions if action[0] != "create_tag"]
         while pending:
             action, argument = pending.pop(0)
-            try:
-                done = execute(client, item, action, argument, created_tags)
-            except MaasError as err:
-                raise TaskFailure("machine %s: %s: %s" % (label(item.request), action, err.describe()))
-            if done == ADOPTED:
+            if act(client, item, action, argument, created_tags) == ADOPTED:
                 # The machine was there already: bring its attributes and tags in line instead. Its tags
                 # exist by now (created above), so none is created again.
                 known = set(item.request.get("tags") or [])
                 pending = [a for a in plan_machine(item, item.inventory, known) if a[0] != "create_tag"]
-    _raise_all(run_concurrently(apply_plan, plans, concurrency))
-    runs = [item for item, _actions in plans if item.request["state"] != "absent"]
+    raise_failures(plans, run_concurrently(apply_plan, plans, concurrency))
+
+
+def drive_states(client, runs, params, deadline, created_tags):
+    """Each round: every machine's next transition, sent concurrently, then one read of the batch while any is
+    moving. A machine that fails again in a status it was already moved on from fails the task."""
     while True:
         steps = []
         for item in runs:
             if item.machine is None:
                 continue
             if failed(item.request, item.machine) and item.machine["status_name"] in item.attempted:
-                raise TaskFailure("machine %s: %s: %s" % (label(item.request), item.machine["status_name"],
-                                                          ", ".join(failing_scripts(client, item.machine)) or
-                                                          item.machine.get("status_message") or "no details"))
+                raise ModuleFailure("machine %s: %s: %s" % (label(item.request), item.machine["status_name"],
+                                                            ", ".join(failing_scripts(client, item.machine)) or
+                                                            item.machine.get("status_message") or "no details"))
             op = next_transition(item.request, item.machine)
             if op:
                 steps.append((item, op))
 
         def step(entry):
             item, op = entry
-            if item.machine["status_name"] in ("Failed commissioning", "Failed deployment"):
+            if item.machine["status_name"] in RETRIED_FAILURES:
                 item.attempted.add(item.machine["status_name"])
-            try:
-                execute(client, item, op, _op_fields(op, item.request), created_tags)
-            except MaasError as err:
-                raise TaskFailure("machine %s: %s: %s" % (label(item.request), op, err.describe()))
-        _raise_all(run_concurrently(step, steps, concurrency))
+            act(client, item, op, None, created_tags)
+        raise_failures(steps, run_concurrently(step, steps, params["concurrency"]))
         moving = [item for item in runs if item.machine and item.machine["status_name"] in TRANSITIONAL]
         if not steps and not moving:
             break
         if not params["wait"] and not steps:
             break
         if time.monotonic() > deadline:
-            raise TaskFailure("timed out after %ss waiting for %s" % (params["wait_timeout"], ", ".join(
+            raise ModuleFailure("timed out after %ss waiting for %s" % (params["wait_timeout"], ", ".join(
                 "%s (%s)" % (label(i.request), i.machine["status_name"]) for i in moving)))
         if moving:
             time.sleep(params["poll_interval"])
-            refresh(client, runs)
-        else:
-            refresh(client, runs)
+        refresh(client, runs)
     unmet = [item for item in runs if params["wait"] and not reached(item.request, item.machine)]
     if unmet:
-        raise TaskFailure("; ".join("machine %s: is %s, not %s" % (label(i.request), i.machine and i.machine["status_name"],
-                                                                   i.request["state"]) for i in unmet))
-    converge_power(client, runs, params, power_types, deadline, created_tags)
+        raise ModuleFailure("; ".join("machine %s: is %s, not %s" % (
+            label(i.request), i.machine and i.machine["status_name"], i.request["state"]) for i in unmet))
 
 
 def converge_power(client, runs, params, power_types, deadline, created_tags):
@@ -785,14 +771,8 @@ def converge_power(client, runs, params, power_types, deadline, created_tags):
     answer still shows the old power_state (models/node.py:6181-6230)."""
     steps = [(item, power_op(item, power_types)) for item in runs]
     steps = [(item, op) for item, op in steps if op]
-
-    def send(entry):
-        item, op = entry
-        try:
-            execute(client, item, op, None, created_tags)
-        except MaasError as err:
-            raise TaskFailure("machine %s: %s: %s" % (label(item.request), op, err.describe()))
-    _raise_all(run_concurrently(send, steps, params["concurrency"]))
+    raise_failures(steps, run_concurrently(lambda entry: act(client, entry[0], entry[1], None, created_tags),
+                                           steps, params["concurrency"]))
     sent = [item for item, _op in steps]
     while params["wait"] and sent:
         refresh(client, sent)
@@ -800,8 +780,9 @@ def converge_power(client, runs, params, power_types, deadline, created_tags):
         if not sent:
             break
         if time.monotonic() > deadline:
-            raise TaskFailure("timed out after %ss waiting for the power state of %s" % (params["wait_timeout"], ", ".join(
-                "%s (%s, not %s)" % (label(i.request), i.machine["power_state"], i.request["power"]) for i in sent)))
+            raise ModuleFailure("timed out after %ss waiting for the power state of %s" % (
+                params["wait_timeout"], ", ".join("%s (%s, not %s)" % (label(i.request), i.machine["power_state"],
+                                                                      i.request["power"]) for i in sent)))
         time.sleep(params["poll_interval"])
 
 
@@ -814,11 +795,5 @@ def refresh(client, runs):
     for item in runs:
         if item.machine and item.machine["system_id"] in fresh:
             item.machine = fresh[item.machine["system_id"]]
-            if item.machine["status_name"] in ("Failed commissioning", "Failed deployment"):
+            if item.machine["status_name"] in RETRIED_FAILURES:
                 item.attempted.add(item.machine["status_name"])
-
-
-def _raise_all(outcomes):
-    errors = [str(o) for o in outcomes if isinstance(o, Exception)]
-    if errors:
-        raise TaskFailure("; ".join(errors), errors)

@@ -2,9 +2,10 @@
 
 import pytest
 
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasError
 from ansible_collections.palette.vmo.plugins.module_utils.maas.machine_runner import (
-    PowerTypes, TaskFailure, already_exists, creation_problems, duplicate_problems, power_problems, same_machine,
+    PowerTypes, already_exists, creation_problems, duplicate_problems, power_problems, same_machine,
     usable_architectures, validate)
 
 IPMI = {"name": "ipmi", "queryable": True, "fields": [
@@ -26,7 +27,7 @@ def test_a_required_field_with_a_default_need_not_be_given():
 
 @pytest.mark.parametrize("tag", ["café", "a" * 257, "two words"])
 def test_tag_names_outside_maas_rules_are_refused(tag):
-    with pytest.raises(TaskFailure) as err:
+    with pytest.raises(ModuleFailure) as err:
         validate([request(tags=[tag])], {}, {}, {})
     assert "machine node-1: tags: %r is not a valid tag name" % tag in str(err.value)
 
@@ -86,7 +87,7 @@ def test_architecture_is_checked_against_the_boot_resources(architecture, accept
     if accepted:
         validate([request(architecture=architecture)], {}, {}, {}, usable)
     else:
-        with pytest.raises(TaskFailure) as err:
+        with pytest.raises(ModuleFailure) as err:
             validate([request(architecture=architecture)], {}, {}, {}, usable)
         assert "machine node-1: architecture: %r" % architecture in str(err.value)
 
