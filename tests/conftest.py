@@ -238,8 +238,8 @@ def palette(lab):
 class BareLab:
     """A second lab beside the session's one, started with `up --bare`: Nodes, no KubeVirt, CDI or VMO objects.
 
-    It has its own state directory (the session lab's, suffixed `-bare`), so every private lab has its own.
-    `env` holds what `python -m tests.lab env` prints for it (KUBECONFIG, LAB_RELEASE_URL, LAB_RELEASE_DIR, ...).
+    It has its own state directory, so every private lab has its own (`beside_session`: the session lab's with a
+    suffix). `env` holds what `python -m tests.lab env` prints for it (KUBECONFIG, LAB_RELEASE_URL, ...).
     """
 
     def __init__(self, state_dir: Path):
@@ -248,6 +248,23 @@ class BareLab:
         self.state_dir = state_dir
         self._env = dict(os.environ, PALETTE_VMO_LAB_STATE=str(state_dir))
         self.env = {}
+
+    @classmethod
+    def beside_session(cls, suffix: str) -> "BareLab":
+        """A bare lab whose state directory is the session lab's with `suffix` added."""
+        from tests.lab import paths
+
+        return cls(paths.state_dir().with_name(paths.state_dir().name + suffix))
+
+    @classmethod
+    def running(cls, suffix: str):
+        """Yields a started bare lab beside the session's and stops it (removing its state) afterwards."""
+        bare = cls.beside_session(suffix)
+        bare.start()
+        try:
+            yield bare
+        finally:
+            bare.command("down")
 
     def command(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "tests.lab", *args], cwd=REPO_ROOT, env=self._env,
@@ -281,9 +298,4 @@ class BareLab:
 @pytest.fixture(scope="session")
 def bare_lab(lab):
     """A bare lab for installs from nothing, stopped (and its state removed) at the end of the session."""
-    from tests.lab import paths
-
-    bare = BareLab(paths.state_dir().with_name(paths.state_dir().name + "-bare"))
-    bare.start()
-    yield bare
-    bare.command("down")
+    yield from BareLab.running("-bare")

@@ -1,6 +1,5 @@
 """Running playbooks from the checkout the way a user does, against the lab."""
 
-import os
 import re
 import subprocess
 import sys
@@ -9,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+
+from .helpers import ansible_env
 
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
                    r"\s+failed=(?P<failed>\d+)", re.M)
@@ -33,12 +34,9 @@ def ns(namespace):
 @pytest.fixture(scope="session")
 def ansible_playbook(lab):
     binary = Path(sys.executable).parent / "ansible-playbook"
-    (REPO_ROOT / "build" / "ansible-tmp").mkdir(parents=True, exist_ok=True)
 
     def run(playbook: str, *args: str) -> PlaybookRun:
-        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), KUBECONFIG=str(lab.kubeconfig),
-                   ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"), ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_FORCE_COLOR="0")
+        env = ansible_env(KUBECONFIG=str(lab.kubeconfig))
         proc = subprocess.run([str(binary), playbook, *args], cwd=REPO_ROOT, env=env,
                               check=False, capture_output=True, text=True, timeout=600)
         return PlaybookRun(proc)
@@ -54,10 +52,8 @@ def run_module(lab):
     binary = Path(sys.executable).parent / "ansible"
 
     def run(module: str, args: dict, check: bool = False, diff: bool = False, env_extra: dict = None) -> dict:
-        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), KUBECONFIG=str(lab.kubeconfig),
-                   ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                   ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
-        env.update(env_extra or {})
+        env = ansible_env(**dict({"KUBECONFIG": str(lab.kubeconfig), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+                                  "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}, **(env_extra or {})))
         argv = [str(binary), "localhost", "-m", module, "-a", _json.dumps(args)]
         if check:
             argv.append("--check")

@@ -1,7 +1,26 @@
 """Small helpers shared by the integration tests."""
 
 import itertools
+import os
 import random
+
+from tests.conftest import REPO_ROOT
+
+ANSIBLE_TMP = REPO_ROOT / "build" / "ansible-tmp"
+
+
+def ansible_env(*overlays: dict, **extra: str) -> dict:
+    """The environment ansible and ansible-playbook run in from the checkout: the repository's ansible.cfg,
+    a local temp directory inside build/, no colours; then `overlays` (for example the lab's env) under those
+    settings and `extra` over them."""
+    ANSIBLE_TMP.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    for overlay in overlays:
+        env.update(overlay)
+    env.update(ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(ANSIBLE_TMP),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    env.update(extra)
+    return env
 
 
 def unwrap(value):

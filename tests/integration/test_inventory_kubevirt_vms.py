@@ -1,7 +1,6 @@
 """The palette.vmo.kubevirt_vms inventory plugin, run by ansible-inventory against the lab."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +8,7 @@ from pathlib import Path
 from tests.conftest import REPO_ROOT
 from tests.lab.kube import object_path
 
-from .helpers import unwrap
+from .helpers import ansible_env, unwrap
 
 
 def nodeport(name, domain, ports):
@@ -21,8 +20,7 @@ def nodeport(name, domain, ports):
 def inventory(lab, tmp_path, config):
     source = tmp_path / "lab.kubevirt_vms.yml"
     source.write_text(json.dumps(config))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), KUBECONFIG=str(lab.kubeconfig),
-               ANSIBLE_INVENTORY_ENABLED="auto")
+    env = ansible_env(KUBECONFIG=str(lab.kubeconfig), ANSIBLE_INVENTORY_ENABLED="auto")
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(source), "--list"],
                           cwd=REPO_ROOT, env=env, check=False, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -5,7 +5,6 @@ edge_bootstrap.yml runs on a bare lab of its own, so it really starts from nothi
 """
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from tests.conftest import REPO_ROOT, BareLab
 from tests.lab.kube import object_path
 
 from .conftest import PlaybookRun
+from .helpers import ansible_env
 
 VMO_GATES = ["LiveMigration", "Snapshot", "HotplugVolumes", "VMExport", "ExpandDisks", "HotplugNICs",
              "VMLiveUpdateFeatures"]
@@ -31,8 +31,7 @@ SITE_USERS = {"alice": "spectro-vm-admin", "bob": "spectro-vm-power-user", "caro
 
 def run_playbook(playbook: str, lab_env: dict, *args: str) -> PlaybookRun:
     """ansible-playbook with the lab inventory and the environment `python -m tests.lab env` prints, as `make demo`."""
-    env = dict(os.environ, **lab_env, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"), ANSIBLE_FORCE_COLOR="0")
+    env = ansible_env(lab_env)
     binary = Path(sys.executable).parent / "ansible-playbook"
     proc = subprocess.run([str(binary), "-i", "inventories/lab/hosts.yml", playbook, *args], cwd=REPO_ROOT,
                           env=env, check=False, capture_output=True, text=True, timeout=900)
@@ -144,12 +143,7 @@ def kubevirt_crds_left(kube, settle_seconds=60):
 @pytest.fixture(scope="module")
 def edge_site(lab):
     """A bare lab of this module's own (Nodes, MAAS, no KubeVirt): the edge site before its bootstrap."""
-    from tests.lab import paths
-
-    bare = BareLab(paths.state_dir().with_name(paths.state_dir().name + "-edge-site"))
-    bare.start()
-    yield bare
-    bare.command("down")
+    yield from BareLab.running("-edge-site")
 
 
 def test_edge_bootstrap_from_nothing_then_unchanged_then_torn_down(edge_site, run_module):
@@ -199,8 +193,7 @@ def test_summary_of_a_check_run_on_a_torn_down_site(tmp_path):
                                     "layout": "vmo-manager", "clusters": [{"name": "lab-cluster"}]},
         "vmo_rbac_result": {"bindings": []}, "vmo_vms_result": {"vms": []}},
         "tasks": [{"ansible.builtin.import_tasks": str(REPO_ROOT / "playbooks" / "tasks" / "summary.yml")}]}]))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "--check"],
-                          cwd=REPO_ROOT, env=env, check=False, capture_output=True, text=True, timeout=300)
+                          cwd=REPO_ROOT, env=ansible_env(), check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "profile vmo-lab 1.0.0 (pack 4.10.7, vmo-manager layout); lab-cluster  " in proc.stdout, proc.stdout
