@@ -16,11 +16,11 @@ __metaclass__ = type
 from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.common.outcomes import raise_failures
 from ansible_collections.palette.vmo.plugins.module_utils.kube import apply as kube_apply
 from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import PlannedObject, comparable
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AuthError, resolve_connection
-from ansible_collections.palette.vmo.plugins.module_utils.kube.client import (
-    KubeApiError, KubeClient, KubeConnectionError, object_path)
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PaletteClient
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_bindings import (
     CLUSTER_ROLE_BINDING, RBAC_API, ROLE_BINDING, RbacInputError, binding_object, is_managed, managed_labels,
@@ -224,12 +224,9 @@ def diff_of(plan):
 
 # -- writing ----------------------------------------------------------------------------------------
 
-def _raise_failures(plans, outcomes, what):
-    errors = ["%s: %s: %s" % (plan.label, what, kube_apply.describe_api_error(outcome)
-                              if isinstance(outcome, KubeApiError) else outcome)
-              for plan, outcome in zip(plans, outcomes) if isinstance(outcome, Exception)]
-    if errors:
-        raise ModuleFailure("; ".join(errors), errors)
+def _delete_failure(plan, error):
+    return "%s: delete: %s" % (plan.label, kube_apply.describe_api_error(error)
+                               if isinstance(error, KubeApiError) else error)
 
 
 def execute(client, plans, params):
@@ -241,7 +238,7 @@ def execute(client, plans, params):
         outcomes = run_concurrently(lambda p: client.delete(p.path), removing, concurrency)
         for plan, outcome in zip(removing, outcomes):
             plan.written = not isinstance(outcome, Exception)
-        _raise_failures(removing, outcomes, "delete")
+        raise_failures(removing, outcomes, _delete_failure)
         applying = [p for p in group if p.apply]
         failed = kube_apply.apply_planned(client, [p.apply for p in applying], params["field_manager"],
                                           True, concurrency)
@@ -322,14 +319,10 @@ def run(module):
     if bounds:
         raise RbacInputError(bounds)
     bindings = parse_bindings(params["bindings"])
-    try:
-        if params.get("palette_cluster"):
-            result = run_palette_mode(module, bindings)
-        else:
-            result = run_kubernetes(module, bindings)
-    except (AuthError, KubeConnectionError, KubeApiError) as err:
-        # Until the Kubernetes errors are ModuleFailures themselves.
-        raise ModuleFailure(str(err))
+    if params.get("palette_cluster"):
+        result = run_palette_mode(module, bindings)
+    else:
+        result = run_kubernetes(module, bindings)
     module.exit_json(**result)
 
 
