@@ -132,7 +132,8 @@ class KubeClient(object):
             resp = self._send(method, path, query, data, content_type, timeout)
             payload = _decode(resp.data)
             if resp.status in RETRYABLE_STATUS:
-                raise TransientError("HTTP %s" % resp.status, retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
+                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+                raise TransientError("HTTP %s" % resp.status, retry_after=retry_after,
                                      cause=KubeApiError(resp.status, payload, method, path))
             if resp.status >= 400:
                 raise KubeApiError(resp.status, payload, method, path)

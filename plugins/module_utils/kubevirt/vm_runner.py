@@ -141,11 +141,8 @@ def read_live(client, api_version, namespaces, concurrency):
 
 def resolve_run_strategy(request, state, live):
     """Declared, else kept from the live VM (so apply never drops it), else the default for the state."""
-    live_spec = (live or {}).get("spec") or {}
     if request.get("run_strategy"):
         return request["run_strategy"]
-    if live_spec.get("runStrategy"):
-        return live_spec["runStrategy"]
     if live is not None:
         return kubevirt_power.effective_run_strategy(live)
     return kubevirt_power.default_run_strategy(state)

@@ -157,7 +157,8 @@ def test_plan_of_a_new_vm(state, strategy):
 
 @pytest.mark.parametrize("state, strategy", sorted(RUNNING, key=str))
 def test_plan_of_a_running_vm(state, strategy):
-    assert plan_one(request(state, strategy), live_vm(runStrategy="Manual"), running_vmi()) == RUNNING[(state, strategy)]
+    planned = plan_one(request(state, strategy), live_vm(runStrategy="Manual"), running_vmi())
+    assert planned == RUNNING[(state, strategy)]
 
 
 @pytest.mark.parametrize("running, strategy", [(True, "Always"), (False, "Halted")])
