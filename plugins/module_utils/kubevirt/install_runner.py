@@ -56,7 +56,7 @@ def load_operator_manifests(params):
             raise ModuleFailure("%s: %s" % (option, err))
         if not any(o["kind"] == "Deployment" and o["metadata"]["name"] == deployment for o in objects):
             raise ModuleFailure("%s: %s has no Deployment %s, so it is not the operator manifest it should be"
-                              % (option, source, deployment))
+                                % (option, source, deployment))
         loaded[option] = objects
     return loaded
 
@@ -198,7 +198,7 @@ def wait_served(resolver, crds, deadline):
             return
         if time.monotonic() >= deadline:
             raise ModuleFailure("timed out waiting for the apiserver to serve %s"
-                              % ", ".join("%s %s" % (k["apiVersion"], k["kind"]) for k in pending))
+                                % ", ".join("%s %s" % (k["apiVersion"], k["kind"]) for k in pending))
         time.sleep(0.2)
 
 

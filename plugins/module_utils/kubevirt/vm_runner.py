@@ -188,7 +188,7 @@ def build_templated(client, plans, concurrency):
         version = preferred_version(client, "spectrocloud.com")
     except DiscoveryError:
         raise ModuleFailure("; ".join("VM %s: template: the cluster serves no VmTemplate kind (is the VMO pack "
-                                    "installed?)" % p.label for p in templated))
+                                      "installed?)" % p.label for p in templated))
     names = sorted({p.request["template"] for p in templated})
     fetched = run_concurrently(
         lambda name: client.get_or_none(object_path(version, "vmtemplates", name)), names, concurrency)
