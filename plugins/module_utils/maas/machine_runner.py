@@ -215,7 +215,7 @@ class Inventory(object):
         found = {m["system_id"]: m for m in candidates if m}
         if len(found) > 1:
             raise ModuleFailure("machine %s: matches several MAAS machines (%s); name it by system_id"
-                              % (label(request), ", ".join("%s=%s" % (m["system_id"], m["hostname"]) for m in found.values())))
+                                % (label(request), ", ".join("%s=%s" % (m["system_id"], m["hostname"]) for m in found.values())))
         if not found and request.get("system_id"):
             raise ModuleFailure("machine %s: system_id %s does not exist" % (label(request), request["system_id"]))
         return next(iter(found.values()), None)
@@ -239,7 +239,7 @@ def admin_read(client, path, op):
     except MaasError as err:
         if err.status == 403:
             raise ModuleFailure("maas_machine needs a MAAS administrator's API key: %s"
-                              % (err.describe() or "HTTP 403 Forbidden"))
+                                % (err.describe() or "HTTP 403 Forbidden"))
         raise
 
 
@@ -625,7 +625,7 @@ def find_machines(runs, inventory):
             other = claimed.setdefault(item.machine["system_id"], label(item.request))
             if other != label(item.request):
                 raise ModuleFailure("machines %s and %s are the same MAAS machine %s"
-                                  % (other, label(item.request), item.machine["system_id"]))
+                                    % (other, label(item.request), item.machine["system_id"]))
 
 
 # -- a create that meets an existing machine ------------------------------------------------------------
@@ -781,8 +781,8 @@ def converge_power(client, runs, params, power_types, deadline, created_tags):
             break
         if time.monotonic() > deadline:
             raise ModuleFailure("timed out after %ss waiting for the power state of %s" % (
-                params["wait_timeout"], ", ".join("%s (%s, not %s)" % (label(i.request), i.machine["power_state"],
-                                                                      i.request["power"]) for i in sent)))
+                params["wait_timeout"], ", ".join("%s (%s, not %s)" % (
+                    label(i.request), i.machine["power_state"], i.request["power"]) for i in sent)))
         time.sleep(params["poll_interval"])
 
 
