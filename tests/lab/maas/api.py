@@ -357,12 +357,12 @@ class MaasApi:
     def machine_op(self, sid, op, params, key, **_):
         value = functools.partial(model.form_value, params)
         actions = {
-            "commission": lambda machine: self.model.commission(machine),
+            "commission": self.model.commission,
             "deploy": lambda machine: self.model.deploy(machine, params, key.username),
             "release": lambda machine: self.model.release(machine, params),
-            "abort": lambda machine: self.model.abort(machine),
+            "abort": self.model.abort,
             "mark_broken": lambda machine: self.model.mark_broken(machine, value("comment") or ""),
-            "mark_fixed": lambda machine: self.model.mark_fixed(machine),
+            "mark_fixed": self.model.mark_fixed,
             "lock": lambda machine: self.model.set_lock(machine, True),
             "unlock": lambda machine: self.model.set_lock(machine, False),
             "power_on": lambda machine: self.model.power(machine, "on"),

@@ -327,7 +327,7 @@ def test_answering_faults_are_taken_one_at_a_time_in_order():
 
     maas = fast_model()
     maas.faults.http_429, maas.faults.drop_connections, maas.faults.lose_write_answers = 2, 1, 1
-    assert [take_fault(maas) for _ in range(4)] == ["drop_connections", "http_429", "http_429", None]
+    assert [take_fault(maas) for _attempt in range(4)] == ["drop_connections", "http_429", "http_429", None]
     assert take_count(maas, "lose_write_answers") and not take_count(maas, "lose_write_answers")
 
 
