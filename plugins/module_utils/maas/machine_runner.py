@@ -17,6 +17,7 @@ __metaclass__ = type
 import base64
 import re
 import time
+from contextlib import contextmanager
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
@@ -232,10 +233,11 @@ class PowerTypes(object):
         self.undriven = {t["name"] for t in described if t.get("queryable") is False}
 
 
-def admin_read(client, path, op):
-    """A read only MAAS administrators may make; run before any write, so a user's key fails cleanly."""
+@contextmanager
+def admin_only():
+    """Around a read only MAAS administrators may make; run before any write, so a user's key fails cleanly."""
     try:
-        return client.get(path, op=op)
+        yield
     except MaasError as err:
         if err.status == 403:
             raise ModuleFailure("maas_machine needs a MAAS administrator's API key: %s"
@@ -244,12 +246,14 @@ def admin_read(client, path, op):
 
 
 def read_power_types(client):
-    return PowerTypes(admin_read(client, "/rackcontrollers/", "describe_power_types"))
+    with admin_only():
+        return PowerTypes(client.get("/rackcontrollers/", op="describe_power_types"))
 
 
 def read_inventory(client):
     machines = client.get("/machines/")
-    power = admin_read(client, "/machines/", "power_parameters")
+    with admin_only():
+        power = client.get("/machines/", op="power_parameters")
     return Inventory(machines, power)
 
 
