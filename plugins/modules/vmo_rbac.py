@@ -332,6 +332,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_
 from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PALETTE_ARG_SPEC
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_runner import run
 
+
 def argument_spec():
     spec = dict(AUTH_ARG_SPEC)
     # Each backend keeps its own TLS options: validate_certs is the Kubernetes one, palette_validate_certs Palette's.

@@ -20,7 +20,7 @@ import re
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.merge import deep_merge
 from ansible_collections.palette.vmo.plugins.module_utils.common.yaml_safe import (
-    HAS_YAML, YamlInputError, load_yaml, load_yaml_documents)
+    YamlInputError, load_yaml, load_yaml_documents)
 
 try:
     import yaml

@@ -18,11 +18,12 @@ from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.common.yaml_safe import HAS_YAML
 from ansible_collections.palette.vmo.plugins.module_utils.palette import attach as palette_attach
 from ansible_collections.palette.vmo.plugins.module_utils.palette.client import (
     TENANT, PaletteClient, PaletteConfigError, PaletteError)
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.pack_values import (
-    HAS_YAML, ValuesError, desired_values, feature_gates, parse_yaml, validate_conveniences)
+    ValuesError, desired_values, feature_gates, parse_yaml, validate_conveniences)
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.profile_plan import (
     changed_packs, diff_text, latest_version, manifest_layers, next_version, pack_entities, parse_version,
     profile_labels, published_pack, version_key, vmo_pack)
@@ -192,9 +193,9 @@ def plan_profile(client, params, scope, desired):
     plan.metadata = metadata_changes(plan.profile, params.get("description"), labels)
     if plan.changed_packs and params["update_mode"] == "new_version":
         if params.get("version"):
-            raise ModuleFailure("version: %s %s is published with other packs (%s) and update_mode=new_version never "
-                              "changes a published version: give a new version or omit it"
-                              % (params["name"], plan.version, ", ".join(plan.changed_packs)))
+            raise ModuleFailure("version: %s %s is published with other packs (%s) and update_mode=new_version "
+                                "never changes a published version: give a new version or omit it"
+                                % (params["name"], plan.version, ", ".join(plan.changed_packs)))
         plan.clone_from, plan.uid = plan.uid, None
         plan.version = next_version(versions.keys())
         plan.actions.append("clone")
@@ -355,7 +356,7 @@ def refuse_versions_in_use(client, name, versions, detaching, scope):
             in_use.append("%s %s is attached to cluster %s" % (name, version, ", ".join(others)))
     if in_use:
         raise ModuleFailure("nothing was deleted: %s; add those clusters to clusters to detach it first"
-                          % "; ".join(in_use), errors=in_use)
+                            % "; ".join(in_use), errors=in_use)
 
 
 def run_absent(module, client, scope, result):

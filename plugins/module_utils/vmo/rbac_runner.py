@@ -212,8 +212,8 @@ def dry_run(client, plans, params):
     kube_apply.plan_apply(client, applying, params["field_manager"], True, params["concurrency"])
     errors = ["%s: %s" % (item.label, item.error) for item in applying if item.error]
     if errors:
-        raise ModuleFailure("the apiserver rejected the plan in a dry run, nothing was changed: " + "; ".join(errors),
-                          errors)
+        raise ModuleFailure("the apiserver rejected the plan in a dry run, nothing was changed: "
+                            + "; ".join(errors), errors)
 
 
 def diff_of(plan):

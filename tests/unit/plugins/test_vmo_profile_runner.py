@@ -75,8 +75,8 @@ def test_the_same_packs_plan_nothing_and_other_values_update_the_latest_version_
     same = plan_profile(palette, params(), None, desired({"a": 1}))
     assert (same.actions, same.version, same.uid) == ([], "1.0.1", "u2")
     changed = plan_profile(palette, params(), None, desired({"a": 2}))
-    assert (changed.actions, changed.version, changed.uid, changed.changed_packs) == (["update"], "1.0.1", "u2",
-                                                                                       [PACK])
+    assert (changed.actions, changed.version, changed.uid) == (["update"], "1.0.1", "u2")
+    assert changed.changed_packs == [PACK]
 
 
 def test_new_version_clones_the_latest_to_the_next_patch_version():

@@ -167,8 +167,8 @@ def test_palette_mode_plans_in_check_mode_without_a_write_then_writes_one_put():
     declared = parse_bindings(DECLARED)
     planned = run_palette(FakeModule(check_mode=True, diff=True, exclusive=True), client, declared)
     assert planned["changed"] is True and client.puts == []
-    assert [(b["role"], b["action"]) for b in planned["bindings"]] == [("spectro-vm-user", "created"),
-                                                                      ("spectro-vm-viewer", "deleted")]
+    assert [(b["role"], b["action"]) for b in planned["bindings"]] == [
+        ("spectro-vm-user", "created"), ("spectro-vm-viewer", "deleted")]
     assert planned["diff"][0]["before_header"] == "Palette cluster lab-cluster RBAC"
 
     applied = run_palette(FakeModule(exclusive=True), client, declared)
