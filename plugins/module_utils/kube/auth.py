@@ -53,14 +53,9 @@ KUBECONFIG_SECRET_SECTIONS = ("auth-provider", "exec")
 
 
 def _strings(value):
-    if isinstance(value, dict):
-        for item in value.values():
-            for text in _strings(item):
-                yield text
-    elif isinstance(value, list):
-        for item in value:
-            for text in _strings(item):
-                yield text
+    if isinstance(value, (dict, list)):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _strings(item)
     elif isinstance(value, str) and value:
         yield value
 
