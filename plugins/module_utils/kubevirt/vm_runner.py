@@ -18,6 +18,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import power 
 from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.items import joined_errors
+from ansible_collections.palette.vmo.plugins.module_utils.common.outcomes import raise_failures
 from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import PlannedObject, comparable
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import resolve_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
@@ -299,14 +300,10 @@ def _power_error(what, verb_of):
 
 def run_step(step, plans, concurrency, describe):
     """step(plan) for every plan, concurrently; marks the plans it wrote, then fails naming every failure."""
-    errors = []
-    for plan, outcome in zip(plans, run_concurrently(step, plans, concurrency)):
-        if isinstance(outcome, Exception):
-            errors.append(describe(plan, outcome))
-        else:
-            plan.written = True
-    if errors:
-        raise ModuleFailure("; ".join(errors), errors)
+    outcomes = run_concurrently(step, plans, concurrency)
+    for plan, outcome in zip(plans, outcomes):
+        plan.written = plan.written or not isinstance(outcome, Exception)
+    raise_failures(plans, outcomes, describe)
 
 
 def execute(client, plans, params, subresource_version):
