@@ -32,8 +32,10 @@ collections:
 lab-up: venv collections
 	$(PY) -m tests.lab up
 
+# The checkout's lab and the labs of the test workers (.lab-gw1, ...).
 lab-down:
-	@if [ -x $(PY) ]; then $(PY) -m tests.lab down; fi
+	@if [ -x $(PY) ]; then $(PY) -m tests.lab down; \
+	  for state in $(CURDIR)/.lab-gw*; do [ -d "$$state" ] && PALETTE_VMO_LAB_STATE="$$state" $(PY) -m tests.lab down; done; true; fi
 
 lab-env:
 	@$(PY) -m tests.lab env
@@ -53,8 +55,11 @@ test-lab: venv collections lab-up
 test-integration: venv collections lab-up
 	$(PY) -m pytest tests/integration
 
-test: venv collections lab-up gates
-	$(PY) -m pytest tests/unit tests/lab/tests tests/integration
+# The gates in the background while pytest runs the suites on PYTEST_WORKERS workers, each with a lab of its own.
+PYTEST_WORKERS ?= 2
+export PYTEST_WORKERS
+test: venv collections lab-up
+	$(PY) -m tests.suite
 
 # Each gate prints its wall time. Sanity runs on a copy under build/sanity (see tests/gates/sanity.py).
 TIMED = started=$$(date +%s); trap 'echo "$@: $$(( $$(date +%s) - started ))s"' EXIT;

@@ -1,6 +1,7 @@
 """Shared fixtures: the running lab (started the way a user starts it) and clients for its users."""
 
 import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 COLLECTIONS = REPO_ROOT / "build" / "collections"
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
+
+
+def pytest_configure(config):  # pylint: disable=unused-argument
+    """Under pytest-xdist every worker but the first gets a lab of its own (`.lab-gw1`, ...), started by the
+    `lab` fixture. Tests change lab-wide things (a simulator's faults, the cluster's KubeVirt CR, the audit log
+    they count writes in), so two tests never share a lab at the same time; `make lab-down` stops them all."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and worker != "gw0":
+        from tests.lab import paths
+
+        os.environ["PALETTE_VMO_LAB_STATE"] = "%s-%s" % (paths.state_dir(), worker)
 
 
 @pytest.fixture(scope="session")

@@ -108,7 +108,7 @@ BATCH_CASES = [
     ("x86_64-is-not-a-maas-architecture", lambda: [fresh("arch", architecture="x86_64")], {},
      ["architecture: 'x86_64' is not an architecture this MAAS has boot images for"]),
     ("task-level-bmc-shared-by-two-items", lambda: [{"hostname": fresh("tl")["hostname"], "pxe_mac": fresh("x")["pxe_mac"]}
-                                                    for _ in range(2)],
+                                                    for _index in range(2)],
      {"power_type": "ipmi", "power_parameters": dict(BMC, power_address=next_bmc())},
      ["power_parameters.power_address:", "declared more than once"]),
     ("negative-wait-timeout", lambda: [fresh("wait")], {"wait_timeout": -5},
@@ -133,7 +133,7 @@ def test_bad_batches_write_nothing(run_module, maas, case_id, make_machines, opt
 
 def test_machines_known_only_by_their_bmc_are_one_batch(run_module, maas):
     """Several machines without host names, each found by its BMC address, are distinct machines."""
-    machines = [{"power_type": "ipmi", "power_parameters": dict(BMC, power_address=next_bmc())} for _ in range(3)]
+    machines = [{"power_type": "ipmi", "power_parameters": dict(BMC, power_address=next_bmc())} for _index in range(3)]
     mark = maas.mark()
     planned = run_module(MODULE, dict(maas.connection(), state="ready", machines=machines), check=True)
     assert planned.get("failed") is not True, planned.get("msg")

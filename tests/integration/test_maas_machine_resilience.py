@@ -67,7 +67,7 @@ def run_playbooks_at_once(maas, playbook, count):
                ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"))
     binary = str(Path(sys.executable).parent / "ansible-playbook")
     procs = [subprocess.Popen([binary, str(playbook)], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(count)]
+                              stderr=subprocess.STDOUT, text=True) for _index in range(count)]
     return [(proc.wait(timeout=600), proc.stdout.read()) for proc in procs]
 
 

@@ -65,7 +65,7 @@ def test_info_status_filter_takes_the_status_as_shown(run_module, fast_maas):
 def test_redfish_without_macs_is_refused_before_any_write(run_module, maas):
     redfish = {"hostname": name("rf"), "power_type": "redfish",
                "power_parameters": {"power_address": next_bmc(), "power_user": "rf-operator",
-                                      "power_pass": "rf-secret"}}
+                                    "power_pass": "rf-secret"}}
     mark = maas.mark()
     result = run_module(MODULE, dict(maas.connection(), state="ready", machines=[redfish]))
     assert result.get("failed") is True

@@ -71,6 +71,6 @@ def test_vvv_output_shows_no_maas_secret(maas, tmp_path):
     assert "ok=" in output and "ignored=2" in output  # every task ran; the two failing ones failed
     assert "Failed commissioning" in output and "module_args" in output  # the failure and the invocation dump
     token_secret = maas.api_key.split(":")[2]
-    leaks = {name: output.count(value) for name, value in dict(SECRETS, api_key=maas.api_key,
-                                                                 token_secret=token_secret).items()}
+    secrets = dict(SECRETS, api_key=maas.api_key, token_secret=token_secret)
+    leaks = {name: output.count(value) for name, value in secrets.items()}
     assert leaks == {name: 0 for name in leaks}

@@ -159,7 +159,7 @@ def test_reapply_waits_until_palette_deployed_the_changed_pack_not_for_the_ready
 
 
 def test_values_fixed_after_an_error_are_applied_again_despite_the_error_listed_before(run_module, palette, admin,
-                                                                                     attached):
+                                                                                       attached):
     bad = {"charts": {PACK: {"kubevirt": {"kubevirtResource": {"useEmulation": "sometimes"}}}}}
     failed = run_module(MODULE, args(palette, attached, values=bad))
     assert "pack %s failed:" % PACK in failed.get("msg", ""), failed

@@ -43,7 +43,8 @@ def test_illegal_transition_is_409_and_every_request_is_logged(maas):
         assert refused.text == "Can't deploy a machine that is in the 'New' state"
         duplicate = session.post(maas.url + "/api/2.0/machines/", headers=signed(),
                                  data={"architecture": "amd64", "mac_addresses": "52:54:00:aa:bb:01"})
-        assert duplicate.status_code == 400 and "already registered" in duplicate.text
+        # forms/__init__.py MachineWithMACAddressesForm: "MAC address X already in use on HOST."
+        assert duplicate.status_code == 400 and "already in use on" in duplicate.text
         logged = maas.requests_since(mark)
         assert [(r["method"], r["status"]) for r in logged] == [("POST", 200), ("POST", 409), ("POST", 400)]
         assert all(r["mutating"] for r in logged)

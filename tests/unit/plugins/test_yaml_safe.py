@@ -28,8 +28,8 @@ def test_an_alias_bomb_is_refused_quickly():
 
 
 def test_aliases_within_the_bound_load_as_usual():
-    assert load_yaml("base: &b {cpu: 2}\nvm1: *b\nvm2: *b\n") == {"base": {"cpu": 2}, "vm1": {"cpu": 2},
-                                                                "vm2": {"cpu": 2}}
+    expected = {"base": {"cpu": 2}, "vm1": {"cpu": 2}, "vm2": {"cpu": 2}}
+    assert load_yaml("base: &b {cpu: 2}\nvm1: *b\nvm2: *b\n") == expected
     assert load_yaml(alias_bomb(levels=3, width=3), max_nodes=1000)["l3"][0][0][0] == ["lol"] * 9
 
 
