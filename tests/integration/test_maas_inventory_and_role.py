@@ -1,7 +1,6 @@
 """The maas_enroll role and the maas_machines inventory plugin against the MAAS simulator."""
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -9,7 +8,7 @@ from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 
-from .helpers import next_bmc, unwrap
+from .helpers import ansible_env, next_bmc, unwrap
 
 
 def test_role_enrolls_then_inventory_lists_deployed_machines(ansible_playbook, maas, tmp_path):
@@ -35,8 +34,8 @@ def test_role_enrolls_then_inventory_lists_deployed_machines(ansible_playbook, m
         source = tmp_path / "site.maas_machines.yml"
         source.write_text(json.dumps({"plugin": "palette.vmo.maas_machines", "tags": [tag],
                                       "keyed_groups": [{"key": "maas_distro_series", "prefix": "series"}]}))
-        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), MAAS_URL=maas.url,
-                   MAAS_API_KEY=maas.api_key, MAAS_CA_CERT=maas.ca_file, ANSIBLE_INVENTORY_ENABLED="auto")
+        env = ansible_env(MAAS_URL=maas.url, MAAS_API_KEY=maas.api_key, MAAS_CA_CERT=maas.ca_file,
+                          ANSIBLE_INVENTORY_ENABLED="auto")
         proc = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(source), "--list"],
                               cwd=REPO_ROOT, env=env, check=False, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr

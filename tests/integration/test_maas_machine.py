@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-from .helpers import next_bmc
+from .helpers import ansible_env, next_bmc
 
 MODULE = "palette.vmo.maas_machine"
 
@@ -91,7 +91,7 @@ def test_interrupted_run_converges_without_duplicates(fast_maas, lab, tmp_path):
     playbook = tmp_path / "enroll.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
         {"palette.vmo.maas_machine": args(fast_maas, state="ready", machines=machines)}]}]))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"))
+    env = ansible_env()
     binary = str(Path(sys.executable).parent / "ansible-playbook")
     mark = fast_maas.mark()
     proc = subprocess.Popen([binary, str(playbook)], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,

@@ -2,7 +2,6 @@
 re-runs converge with nothing lost or duplicated, and a failure says what was written."""
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -12,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-from .helpers import next_bmc
+from .helpers import ansible_env, next_bmc
 
 MODULE = "palette.vmo.maas_machine"
 
@@ -63,8 +62,7 @@ def test_a_failure_after_writes_reports_changed_and_what_was_written(run_module,
 
 
 def run_playbooks_at_once(maas, playbook, count):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"))
+    env = ansible_env()
     binary = str(Path(sys.executable).parent / "ansible-playbook")
     procs = [subprocess.Popen([binary, str(playbook)], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _index in range(count)]

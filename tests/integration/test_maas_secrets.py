@@ -3,7 +3,6 @@ MAAS_API_KEY environment variable, maas_enroll role variables, argument-validati
 writes (whose results list the machines)."""
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 
-from .helpers import next_bmc
+from .helpers import ansible_env, next_bmc
 
 SECRETS = {name: f"{name}-{uuid.uuid4().hex}" for name in
            ("task_pass", "item_pass", "argfail_pass", "failure_pass", "role_pass", "role_user")}
@@ -58,9 +57,7 @@ def test_vvv_output_shows_no_maas_secret(maas, tmp_path):
     playbook = tmp_path / "secrets.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks(maas)},
                                     role_play(maas)]))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(REPO_ROOT / "build" / "ansible-tmp"),
-               MAAS_API_KEY=maas.api_key)
+    env = ansible_env(MAAS_API_KEY=maas.api_key)
     try:
         proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-vvv", str(playbook)],
                               cwd=REPO_ROOT, env=env, check=False, capture_output=True, text=True, timeout=600)
