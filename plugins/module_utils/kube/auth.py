@@ -15,9 +15,10 @@ __metaclass__ = type
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.common.module import NestedSecretsModule
 
 try:
     from kubernetes.client import Configuration
@@ -76,16 +77,12 @@ def kubeconfig_secrets(kubeconfig):
     return secrets
 
 
-class KubeModule(AnsibleModule):
-    """AnsibleModule for the Kubernetes modules: the credentials inside a kubeconfig dict are no_log.
+class KubeModule(NestedSecretsModule):
+    """The module class of the Kubernetes modules: the credentials inside a kubeconfig dict are no_log."""
 
-    They are registered as soon as the parameters are read, so even a failure of the argument validation
-    itself (whose result carries the invocation) never shows them.
-    """
-
-    def _load_params(self):
-        super(KubeModule, self)._load_params()
-        self.no_log_values.update(kubeconfig_secrets(self.params.get("kubeconfig")))
+    @staticmethod
+    def nested_secrets(params):
+        return kubeconfig_secrets(params.get("kubeconfig"))
 
 
 class AuthError(ModuleFailure):

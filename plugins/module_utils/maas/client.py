@@ -17,11 +17,12 @@ import json
 import time
 import uuid
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import Request
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.common.module import NestedSecretsModule
 from ansible_collections.palette.vmo.plugins.module_utils.common.http_transport import Endpoint, exchange
 from ansible_collections.palette.vmo.plugins.module_utils.common.retry import call_with_retries
 
@@ -47,16 +48,12 @@ def bmc_secrets(items):
     return secrets
 
 
-class MaasModule(AnsibleModule):
-    """AnsibleModule for the MAAS modules: BMC credentials inside `machines` items are no_log.
+class MaasModule(NestedSecretsModule):
+    """The module class of the MAAS modules: BMC credentials inside `machines` items are no_log."""
 
-    They are registered as soon as the parameters are read, so even a failure of the argument validation
-    itself (whose result carries the invocation) never shows them.
-    """
-
-    def _load_params(self):
-        super(MaasModule, self)._load_params()
-        self.no_log_values.update(bmc_secrets(self.params.get("machines")))
+    @staticmethod
+    def nested_secrets(params):
+        return bmc_secrets(params.get("machines"))
 
 
 class MaasError(ModuleFailure):
