@@ -72,36 +72,33 @@ def start_python_service(state: LabState, name: str, module: str) -> None:
     state.save()
 
 
+def start_and_wait(state: LabState, name: str, module: str, what: str, method: str, url: str, **request) -> None:
+    """A lab service started as `python -m module`, then waited for until `method url` answers 200."""
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+
+    def answers() -> bool:
+        return session.request(method, url, timeout=2, **request).status_code == 200
+
+    start_python_service(state, name, module)
+    processes.wait_until(answers, 30, what, state.dir / "logs" / f"{name}.log")
+
+
 def start_maas(state: LabState) -> None:
     if not state.maas_user_api_key:  # a lab started before MAAS had a non-admin user gets one now
         state.maas_user_api_key = lab_state.new_maas_api_key()
         state.save()
-    start_python_service(state, "maas", "tests.lab.maas")
-    processes.wait_until(lambda: _maas_answers(state), 30, "the MAAS simulator", state.dir / "logs" / "maas.log")
-
-
-def _maas_answers(state: LabState) -> bool:
-    import requests
-
-    session = requests.Session()
-    session.trust_env = False
-    return session.get(state.maas_url + "/api/2.0/version/", verify=str(state.ca_file), timeout=2).status_code == 200
+    # MAAS answers its version anonymously.
+    start_and_wait(state, "maas", "tests.lab.maas", "the MAAS simulator", "GET", state.maas_url + "/api/2.0/version/",
+                   verify=str(state.ca_file))
 
 
 def start_palette(state: LabState) -> None:
-    start_python_service(state, "palette", "tests.lab.palette")
-    processes.wait_until(lambda: _palette_answers(state), 30, "the Palette simulator",
-                         state.dir / "logs" / "palette.log")
-
-
-def _palette_answers(state: LabState) -> bool:
-    import requests
-
-    session = requests.Session()
-    session.trust_env = False
-    answer = session.get(state.palette_url + "/v1/dashboard/projects/metadata",
-                         headers={"ApiKey": state.palette_api_key}, verify=str(state.ca_file), timeout=2)
-    return answer.status_code == 200
+    start_and_wait(state, "palette", "tests.lab.palette", "the Palette simulator", "GET",
+                   state.palette_url + "/v1/dashboard/projects/metadata", headers={"ApiKey": state.palette_api_key},
+                   verify=str(state.ca_file))
 
 
 def start_kubevirt_standin(state: LabState) -> None:
@@ -111,17 +108,8 @@ def start_kubevirt_standin(state: LabState) -> None:
 def start_releases(state: LabState) -> None:
     """The release manifests over HTTP on loopback, as a site's mirror of KubeVirt's and CDI's releases."""
     releases.write_tree(state.release_dir)
-    start_python_service(state, "releases", "tests.lab.releases")
-    processes.wait_until(lambda: _releases_answer(state), 30, "the release manifest server",
-                         state.dir / "logs" / "releases.log")
-
-
-def _releases_answer(state: LabState) -> bool:
-    import requests
-
-    session = requests.Session()
-    session.trust_env = False
-    return session.head(f"{state.release_url}/{releases.KUBEVIRT_OPERATOR}", timeout=2).status_code == 200
+    start_and_wait(state, "releases", "tests.lab.releases", "the release manifest server", "HEAD",
+                   f"{state.release_url}/{releases.KUBEVIRT_OPERATOR}")
 
 
 def _bare_requested(args: argparse.Namespace) -> bool:
