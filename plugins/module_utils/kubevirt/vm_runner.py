@@ -275,10 +275,20 @@ def _migrate_running(client, plan):
     plan.apply.before = client.get(path)
 
 
+# virt-api's 409 when a verb finds the VM already where the verb would take it (pkg/virt-api/rest/subresource.go):
+# another run (or a person) got there first, which is the state this run declares, so it is not a failure.
+ALREADY_THERE = {"start": "VM is already running", "stop": "VM is not running", "pause": "VMI is already paused",
+                 "unpause": "VMI is not paused"}
+
+
 def _power(client, plan, verb, subresource_version):
     plural = "virtualmachineinstances" if verb in ("pause", "unpause") else "virtualmachines"
-    client.request("PUT", object_path(subresource_version, plural, plan.name, plan.namespace, subresource=verb),
-                   body={})
+    try:
+        client.request("PUT", object_path(subresource_version, plural, plan.name, plan.namespace, subresource=verb),
+                       body={})
+    except KubeApiError as err:
+        if not (err.status == 409 and verb in ALREADY_THERE and ALREADY_THERE[verb] in (err.message or "")):
+            raise
 
 
 def _step_error(what):

@@ -203,15 +203,40 @@ def test_a_failure_after_a_write_reports_changed_and_what_was_written():
     cluster = FakeCluster()
     plans = _planned(cluster, request("started", "Manual", name="a"), request("started", "Manual", name="b"))
     start_b = object_path("subresources.kubevirt.io/v1", "virtualmachines", "b", NS, subresource="start")
-    cluster.reject[start_b] = KubeApiError(409, {"message": "VM is already running"}, "PUT", start_b)
+    cluster.reject[start_b] = KubeApiError(403, {"message": "forbidden"}, "PUT", start_b)
     with pytest.raises(ModuleFailure) as caught:
         vm_runner.execute(cluster, plans, PARAMS, "subresources.kubevirt.io/v1")
-    assert str(caught.value) == "VM vms/b: start failed: VM is already running"
+    assert str(caught.value) == "VM vms/b: start failed: forbidden"
     assert ("PUT", "/apis/subresources.kubevirt.io/v1/namespaces/vms/virtualmachines/a/start") in cluster.writes
     failure = vm_runner.failure_after_writes(caught.value, plans)
     assert failure.result["changed"] is True and str(failure) == str(caught.value)
     assert [(vm["name"], vm["action"], vm["power"]) for vm in failure.result["vms"]] == [
         ("a", "created", "start"), ("b", "created", "start")]
+
+
+@pytest.mark.parametrize("verb,state,message", [
+    ("start", "started", 'Operation cannot be fulfilled on virtualmachine.kubevirt.io "a": VM is already running'),
+    ("stop", "stopped", 'Operation cannot be fulfilled on virtualmachine.kubevirt.io "a": VM is not running'),
+])
+def test_a_verb_another_run_already_carried_out_is_no_failure(verb, state, message):
+    """Two runs of the same task start the same VM: virt-api answers the second 409 'already running'."""
+    cluster = FakeCluster()
+    vmi = running_vmi("a") if verb == "stop" else None
+    plans = [vm_runner.plan_batch(cluster, vm_runner.validate_requests([request(state, "Manual", name="a")]), PARAMS,
+                                  {}, {(NS, "a"): vmi} if vmi else {}, API)[0]]
+    path = object_path("subresources.kubevirt.io/v1", "virtualmachines", "a", NS, subresource=verb)
+    cluster.reject[path] = KubeApiError(409, {"message": message}, "PUT", path)
+    assert plans[0].verb == verb
+    vm_runner.execute(cluster, plans, PARAMS, "subresources.kubevirt.io/v1")
+
+
+def test_another_conflict_of_a_verb_is_still_a_failure():
+    cluster = FakeCluster()
+    plans = _planned(cluster, request("restarted", "Manual", name="a"))
+    path = object_path("subresources.kubevirt.io/v1", "virtualmachines", "a", NS, subresource=plans[0].verb)
+    cluster.reject[path] = KubeApiError(409, {"message": "VM is not running"}, "PUT", path)
+    with pytest.raises(ModuleFailure):
+        vm_runner.execute(cluster, plans, PARAMS, "subresources.kubevirt.io/v1")
 
 
 def test_a_failure_before_any_write_is_left_as_it_is():
