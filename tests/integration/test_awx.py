@@ -71,7 +71,7 @@ def test_credential_types_feed_the_variables_the_modules_read():
     assert injected["palette"] == {"PALETTE_HOST", "PALETTE_API_KEY", "PALETTE_PROJECT", "PALETTE_CA_CERT"}
     assert injected["kubeconfig"] == {"K8S_AUTH_KUBECONFIG", "KUBECONFIG"}
     # Each of them is an environment fallback of the modules' connection options.
-    module_utils = "".join(p.read_text() for p in (REPO_ROOT / "plugins" / "module_utils").glob("*.py"))
+    module_utils = "".join(p.read_text() for p in (REPO_ROOT / "plugins" / "module_utils").rglob("*.py"))
     for variable in set().union(*injected.values()):
         assert '"%s"' % variable in module_utils, variable
 
