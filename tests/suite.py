@@ -12,9 +12,9 @@ import os
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
 from pathlib import Path
+from xml.etree import ElementTree
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD = REPO_ROOT / "build"
@@ -24,7 +24,8 @@ STAGES = {"tests.unit": "unit", "tests.lab": "lab", "tests.integration": "integr
 
 def start_gates(log_path):
     make = os.environ.get("MAKE", "make")
-    log = open(log_path, "w")  # pylint: disable=consider-using-with - closed once the gates end
+    # Closed by main() once the gates end.
+    log = open(log_path, "w")  # pylint: disable=consider-using-with
     return subprocess.Popen([make, "--no-print-directory", "gates"], cwd=REPO_ROOT, stdout=log,
                             stderr=subprocess.STDOUT), log
 
