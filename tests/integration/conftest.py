@@ -25,6 +25,19 @@ class PlaybookRun:
         return f"rc={self.rc}\n{self.stdout[-4000:]}\n{self.stderr[-2000:]}"
 
 
+# Transitions short enough for a test, long enough to be seen under way; a test module may set its own.
+FAST_MAAS_DURATIONS = {"commissioning": 1, "deploying": 1, "releasing": 0.5, "erasing": 0.5}
+
+
+@pytest.fixture
+def fast_maas(maas, request):
+    """The MAAS simulator with short transitions (the test module's FAST_MAAS_DURATIONS), reset before and after."""
+    maas.reset()
+    maas.durations(**getattr(request.module, "FAST_MAAS_DURATIONS", FAST_MAAS_DURATIONS))
+    yield maas
+    maas.reset()
+
+
 @pytest.fixture
 def ns(namespace):
     """A fresh namespace for one test (see tests/conftest.py)."""

@@ -9,21 +9,11 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import REPO_ROOT
 
 from .helpers import ansible_env, next_bmc
 
 MODULE = "palette.vmo.maas_machine"
-
-
-@pytest.fixture
-def fast_maas(maas):
-    maas.reset()
-    maas.durations(commissioning=1, deploying=1, releasing=0.5, erasing=0.5)
-    yield maas
-    maas.reset()
 
 
 def unique():
