@@ -1,9 +1,12 @@
-"""YAML from users is parsed with bounded alias expansion: an alias bomb is an input error, quick, with no write."""
+"""YAML from users is parsed with bounded alias expansion: an alias bomb is an input error with no write.
 
-import time
+Unbounded, the bomb below grows past a gigabyte and the module never ends; the messages asserted here come
+from the bound itself, so a module that reports them did not expand the bomb.
+"""
+
 import uuid
 
-MAX_SECONDS = 60  # an ansible run on a loaded lab; the bomb unbounded grows past a gigabyte and never ends
+from tests.lab.state import ADMIN_USER
 
 
 def alias_bomb(levels=9):
@@ -16,10 +19,8 @@ def alias_bomb(levels=9):
 
 def test_alias_bomb_in_profile_values_is_refused_before_anything_is_stored(run_module, palette):
     name = "vmo-yaml-bomb-%s" % uuid.uuid4().hex[:6]
-    started = time.monotonic()
     result = run_module("palette.vmo.vmo_profile", dict(palette.connection(), name=name, pack_tag="4.9.9",
                                                         values=alias_bomb()))
-    assert time.monotonic() - started < MAX_SECONDS
     assert result.get("failed") is True, result
     assert result["msg"].startswith("invalid input, nothing was changed: "), result["msg"]
     assert "values: too large: more than 1000000 nodes once its aliases are expanded" in result["msg"], result["msg"]
@@ -34,10 +35,9 @@ def test_alias_bomb_in_an_operator_manifest_is_refused_before_any_write(run_modu
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb, namespace: default}\ndata:\n"
                         + "".join("  %s\n" % line for line in alias_bomb().splitlines()))
     mark = audit.mark()
-    started = time.monotonic()
     result = run_module("palette.vmo.kubevirt_install", {"kubevirt_operator_manifest": str(manifest),
                                                          "cdi_operator_manifest": str(manifest)})
-    assert time.monotonic() - started < MAX_SECONDS
     assert result.get("failed") is True, result
     assert "kubevirt_operator_manifest: %s: too large: more than 1000000 nodes" % manifest in result["msg"], result["msg"]
-    assert audit.mutations(mark) == []
+    # The module acts as the lab's admin (its kubeconfig); the lab's controllers write meanwhile.
+    assert audit.mutations(mark, user=ADMIN_USER) == []
