@@ -28,6 +28,16 @@ def mirrors(*operations: str, source: str = ""):
     return mark
 
 
+def spend_fault(lock, faults, name: str) -> bool:
+    """Spends one of the fault counter `name` (e.g. `lose_write_answers`) if any is left; True when it did."""
+    with lock:
+        left = getattr(faults, name)
+        if left <= 0:
+            return False
+        setattr(faults, name, left - 1)
+        return True
+
+
 class RequestLog:
     """One JSON line per request, so tests can prove that check mode wrote nothing."""
 

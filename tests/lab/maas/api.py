@@ -16,7 +16,7 @@ from email.policy import HTTP
 from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..simulator_http import RequestLog, VerbHandler, mirrors
+from ..simulator_http import RequestLog, VerbHandler, mirrors, spend_fault
 from . import model
 from .drivers import POWER_DRIVERS
 from .model import ADMIN_ONLY, BadRequest, Forbidden, MaasModel, Machine, NotFound, StateViolation
@@ -504,12 +504,7 @@ ANSWERING_FAULTS = ("drop_connections", "http_503", "http_504", "http_429")
 
 def take_count(model_: MaasModel, name: str) -> bool:
     """Spends one of the fault counter `name`, if any is left."""
-    with model_.lock:
-        left = getattr(model_.faults, name)
-        if left <= 0:
-            return False
-        setattr(model_.faults, name, left - 1)
-        return True
+    return spend_fault(model_.lock, model_.faults, name)
 
 
 def take_fault(model_: MaasModel) -> Optional[str]:

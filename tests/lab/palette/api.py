@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from ..simulator_http import RequestLog, VerbHandler, mirrors
+from ..simulator_http import RequestLog, VerbHandler, mirrors, spend_fault
 from . import model as palette_model
 from .agent import APPLY_DELAY_SECONDS, DEPLOY_SECONDS, Agent
 from .model import ApiError, PaletteModel
@@ -597,33 +597,24 @@ def make_handler(api: PaletteApi) -> type:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 return 400, {"code": "InvalidRequest", "message": "the request body is not JSON"}, None
-            if entry["mutating"] and self._refuse_write(entry):
+            if entry["mutating"] and self._spend(entry, "refuse_writes"):
                 return faults.refuse_status, palette_model.ApiError(
                     faults.refuse_status, "InternalError" if faults.refuse_status >= 500 else "InvalidRequest",
                     "injected refusal: the request was not carried out").body(), None
             request = Request(method, url.path, parse_qs(url.query, keep_blank_values=True), body, project)
             status, payload = api.handle(request)
-            if entry["mutating"] and status < 400 and self._lose_answer(entry):
+            # lose_write_answers: a write that took effect, whose answer a dropped connection loses.
+            if entry["mutating"] and status < 400 and self._spend(entry, "lose_write_answers"):
                 self.close_connection = True
                 self.connection.close()
                 return 0, None, None
             return status, payload, None
 
-        def _refuse_write(self, entry: dict) -> bool:
-            with api.model.lock:
-                if api.faults.refuse_writes <= 0:
-                    return False
-                api.faults.refuse_writes -= 1
-            entry["fault"] = "refuse_writes"
-            return True
-
-        def _lose_answer(self, entry: dict) -> bool:
-            """A write that took effect, whose answer a dropped connection loses (the client cannot tell)."""
-            with api.model.lock:
-                if api.faults.lose_write_answers <= 0:
-                    return False
-                api.faults.lose_write_answers -= 1
-            entry["fault"] = "lose_write_answers"
+        def _spend(self, entry: dict, fault: str) -> bool:
+            """One of the fault counter `fault`, spent on this request and noted in its log entry."""
+            if not spend_fault(api.model.lock, api.faults, fault):
+                return False
+            entry["fault"] = fault
             return True
 
     return Handler
