@@ -58,6 +58,12 @@ def make_ca(path: Path, common_name: str) -> Tuple[object, x509.Certificate]:
     return key, cert
 
 
+def load_ca(path: Path) -> Tuple[object, x509.Certificate]:
+    """A CA that make_ca wrote (`<path>.key`, `<path>.crt`), to sign more certificates with later."""
+    key = serialization.load_pem_private_key(path.with_suffix(".key").read_bytes(), password=None)
+    return key, x509.load_pem_x509_certificate(path.with_suffix(".crt").read_bytes())
+
+
 def make_leaf(path: Path, ca, common_name: str, organization: Optional[str] = None,
               hosts: Iterable[str] = (), server: bool = False) -> None:
     ca_key, ca_cert = ca

@@ -50,6 +50,15 @@ What it decides, where Palette's documents leave room:
   else `default`). A profile changed after attaching is applied again by the next PATCH.
 - DELETE profiles removes the packs from `status.packs` but uninstalls nothing: KubeVirt is shared by
   the whole lab. `/__lab__/reset` gives the lab back.
+- Kubeconfigs (kubeconfigs.py): `GET .../assets/kubeconfig` and `.../assets/adminKubeconfig` of lab-cluster
+  return the lab's admin kubeconfig. `GET .../assets/kubeconfigclient` returns a kubeconfig whose user is a
+  client certificate signed by the lab CA, CN `palette-<cluster>-client` with no organisation (so not
+  system:masters), which the ClusterRoleBinding `palette-<cluster>-client` (labelled
+  `palette.lab/kubeconfig-client=true`, made when the simulator starts and again by `/__lab__/reset` if it
+  is missing) binds to cluster-admin; server is the real lab apiserver, certificate-authority-data embedded.
+  The certificates are minted once per lab, in `<lab state>/palette-kubeconfigs/`, so the text is stable.
+  Lab decision: real Palette hands out its own cluster's credentials; the lab's clusters share one
+  apiserver, so each cluster is told apart by the user its kubeconfig carries.
 - `PUT config/rbacs` replaces the cluster's bindings and makes them before answering 204:
   `spectro-on-demand-<n>` (n counts the bindings of the body in order) labelled
   `spectrocloud.com/clusterRbac=true` and `spectrocloud.com/clusterId=<uid>`; bindings no longer listed
@@ -59,7 +68,8 @@ What it decides, where Palette's documents leave room:
 
 Lab endpoints (no ApiKey, never logged, never called by the collection):
 
-- `GET /__lab__/health`, `GET /__lab__/info` (cluster, registry, project, pack and infra profile uids).
+- `GET /__lab__/health`, `GET /__lab__/info` (cluster, registry, project, pack and infra profile uids;
+  `cluster_client_user` and `cluster_client_binding`: lab-cluster's client identity and its binding).
 - `PUT /__lab__/faults` with any of: `http_429` (next n requests get 429, with `retry_after` seconds
   in a Retry-After header unless `retry_after_header` is false), `http_5xx` (next n get `status_5xx`,
   default 503), `drop_connections` (next n are cut), `lose_write_answers` (next n writes take effect,

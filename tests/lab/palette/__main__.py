@@ -9,6 +9,7 @@ from ..simulator_http import RequestLog, run_forever, tls_server
 from ..state import ADMIN_USER, LabState
 from .agent import Agent
 from .api import PaletteApi, make_handler
+from .kubeconfigs import Kubeconfigs
 from .model import PaletteModel
 
 # The agent applies the VMO ClusterRoles the collection defines, imported as Ansible imports it.
@@ -17,8 +18,12 @@ COLLECTIONS = REPO_ROOT / "build" / "collections"
 
 def serve(state: LabState) -> ThreadingHTTPServer:
     model = PaletteModel()
-    agent = Agent(Kube(state.apiserver_url, state.token(ADMIN_USER), str(state.ca_file)), model.cluster.uid)
-    api = PaletteApi(model, state.palette_api_key, RequestLog(state.palette_request_log), agent, str(state.kubeconfig))
+    kube = Kube(state.apiserver_url, state.token(ADMIN_USER), str(state.ca_file))
+    agent = Agent(kube, model.cluster.uid)
+    kubeconfigs = Kubeconfigs(state.dir / "palette-kubeconfigs", state.dir / "pki" / "ca", state.apiserver_url, kube)
+    kubeconfigs.ensure_bound(model.cluster.name, model.cluster.uid)
+    api = PaletteApi(model, state.palette_api_key, RequestLog(state.palette_request_log), agent, str(state.kubeconfig),
+                     kubeconfigs=kubeconfigs)
     return tls_server(state.ports["palette"], make_handler(api), state.dir / "pki" / "palette.crt")
 
 

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..simulator_http import RequestLog, VerbHandler, mirrors, spend_fault
 from . import model as palette_model
 from .agent import APPLY_DELAY_SECONDS, DEPLOY_SECONDS, Agent
+from .kubeconfigs import Kubeconfigs, client_user
 from .model import ApiError, PaletteModel
 
 # Palette's published limits per parent resource: (path pattern, requests per second, burst factor).
@@ -99,9 +100,11 @@ Response = Tuple[int, object]
 
 
 class PaletteApi:
-    def __init__(self, model: PaletteModel, api_key: str, log: RequestLog, agent: Agent, kubeconfig: str):
+    def __init__(self, model: PaletteModel, api_key: str, log: RequestLog, agent: Agent, kubeconfig: str,
+                 kubeconfigs: Optional[Kubeconfigs] = None):
         self.model, self.api_key, self.log, self.agent = model, api_key, log, agent
-        self.kubeconfig = kubeconfig
+        self.kubeconfig = kubeconfig  # lab-cluster's kubeconfig and adminKubeconfig: the lab's admin kubeconfig
+        self.kubeconfigs = kubeconfigs  # the client (and MAAS clusters' admin) kubeconfigs, signed by the lab CA
         self.faults = Faults()
         self.limiter = RateLimiter()
         profile, cluster = r"/v1/clusterprofiles/(?P<uid>[^/]+)", r"/v1/spectroclusters/(?P<uid>[^/]+)"
@@ -131,6 +134,7 @@ class PaletteApi:
             ("DELETE", cluster + "/profiles", self.cluster_profiles_delete),
             ("GET", cluster + "/assets/kubeconfig", self.cluster_kubeconfig),
             ("GET", cluster + "/assets/adminKubeconfig", self.cluster_admin_kubeconfig),
+            ("GET", cluster + "/assets/kubeconfigclient", self.cluster_client_kubeconfig),
             ("GET", cluster + "/config/rbacs", self.cluster_rbacs),
             ("PUT", cluster + "/config/rbacs", self.cluster_rbacs_put),
             ("POST", r"/v1/dashboard/spectroclusters/search", self.clusters_search),
@@ -346,6 +350,14 @@ class PaletteApi:
     def cluster_admin_kubeconfig(self, request: Request, uid: str) -> Response:
         return self._kubeconfig(request, uid)
 
+    # The client kubeconfig: a certificate with no system:masters organisation, made cluster-admin by a
+    # ClusterRoleBinding (kubeconfigs.py; the lab decision is documented there).
+    @mirrors("v1SpectroClustersUidKubeConfigClientGet",
+             source="palette-sdk-go client/cluster.go GetClusterClientKubeConfig; spec v1SpectroClustersUidKubeConfigClientGet")
+    def cluster_client_kubeconfig(self, request: Request, uid: str) -> Response:
+        cluster = self._cluster(request, uid)
+        return 200, self.kubeconfigs.client(cluster.name).encode()
+
     @mirrors("v1SpectroClustersUidConfigRbacsGet",
              source="palette-sdk-go client/cluster_rbac_config.go GetClusterRbacConfig")
     def cluster_rbacs(self, request: Request, uid: str) -> Response:
@@ -398,7 +410,9 @@ class PaletteApi:
                 return 200, {"cluster_uid": self.model.cluster.uid, "registry_uid": self.model.registry_uid,
                              "projects": {name: uid for uid, name in self.model.projects.items()},
                              "packs": {tag: p.uid for tag, p in self.model.packs.items()},
-                             "infra_profile_uid": self.model.infra_profile_uid}
+                             "infra_profile_uid": self.model.infra_profile_uid,
+                             "cluster_client_user": client_user(self.model.cluster.name),
+                             "cluster_client_binding": client_user(self.model.cluster.name)}
         return 404, {"message": f"unknown lab path {method} {path}"}
 
     def _knobs(self) -> dict:
@@ -439,6 +453,8 @@ class PaletteApi:
                                          if uid == model.infra_profile_uid}
             model.cluster.rbacs = []
         self.agent.restore_baseline()
+        if self.kubeconfigs is not None:
+            self.kubeconfigs.ensure_bound(model.cluster.name, model.cluster.uid)
         return 200, {}
 
 

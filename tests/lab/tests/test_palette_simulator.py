@@ -385,3 +385,47 @@ def test_dropped_connections_and_slow_answers(sim):
     started = time.monotonic()
     assert sim.api("GET", "/v1/registries/metadata").status_code == 200
     assert time.monotonic() - started >= 0.3
+
+
+def test_client_kubeconfig_is_a_certificate_bound_to_cluster_admin(sim, lab, admin, tmp_path):
+    """kubeconfigclient: CN palette-lab-cluster-client signed by the lab CA, no system:masters, bound to
+    cluster-admin by a ClusterRoleBinding; it reaches the real apiserver with the CA embedded."""
+    import base64
+
+    import requests
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cluster = sim.info()["cluster_uid"]
+    answer = sim.api("GET", f"/v1/spectroclusters/{cluster}/assets/kubeconfigclient")
+    assert answer.status_code == 200, answer.text
+    config = yaml.safe_load(answer.text)
+    server = config["clusters"][0]["cluster"]
+    assert server["server"] == lab.apiserver_url and "certificate-authority" not in server
+    assert base64.b64decode(server["certificate-authority-data"]) == lab.ca_file.read_bytes()
+    user = config["users"][0]["user"]
+    cert = x509.load_pem_x509_certificate(base64.b64decode(user["client-certificate-data"]))
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "palette-lab-cluster-client"
+    assert not cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    binding = admin.get(object_path("rbac.authorization.k8s.io/v1", "clusterrolebindings", "palette-lab-cluster-client"))
+    assert binding["roleRef"]["name"] == "cluster-admin"
+    assert binding["subjects"] == [{"kind": "User", "name": "palette-lab-cluster-client",
+                                    "apiGroup": "rbac.authorization.k8s.io"}]
+    # The same text every time (written once per lab), and the identity it carries is what the apiserver sees.
+    assert sim.api("GET", f"/v1/spectroclusters/{cluster}/assets/kubeconfigclient").text == answer.text
+    (tmp_path / "crt").write_bytes(base64.b64decode(user["client-certificate-data"]))
+    (tmp_path / "key").write_bytes(base64.b64decode(user["client-key-data"]))
+    (tmp_path / "ca").write_bytes(base64.b64decode(server["certificate-authority-data"]))
+    session = requests.Session()
+    session.trust_env = False
+    review = session.post(server["server"] + "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                          json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+                          cert=(str(tmp_path / "crt"), str(tmp_path / "key")), verify=str(tmp_path / "ca"), timeout=30)
+    assert review.status_code == 201, review.text
+    info = review.json()["status"]["userInfo"]
+    assert info["username"] == "palette-lab-cluster-client" and "system:masters" not in info.get("groups", [])
+    nodes = session.get(server["server"] + "/api/v1/nodes", cert=(str(tmp_path / "crt"), str(tmp_path / "key")),
+                        verify=str(tmp_path / "ca"), timeout=30)
+    assert nodes.status_code == 200 and nodes.json()["items"]
+    assert sim.info()["cluster_client_user"] == "palette-lab-cluster-client"
+    assert sim.api("GET", f"/v1/spectroclusters/{cluster}/assets/kubeconfigclient", project="empty").status_code == 404
