@@ -90,11 +90,14 @@ options:
     description:
       - V(present) (the default) enlists the machine without commissioning it.
       - V(ready) commissions it (and releases a deployed one) until it is Ready.
+      - V(commissioned) commissions it until it is Ready, and then leaves it to whoever takes it; a machine that
+        Palette allocated or deployed into a cluster is not released. Enroll the machines of a Palette MAAS
+        cluster with this state, so that a second site run leaves the cluster's machines where they are.
       - V(deployed) commissions it if needed and deploys it with O(distro_series), O(hwe_kernel) and O(user_data).
       - V(released) releases a deployed or allocated machine (with O(erase), O(secure_erase) or O(quick_erase)).
       - V(broken) marks it broken (O(comment)); V(fixed) marks a broken machine fixed; V(absent) deletes it.
     type: str
-    choices: [present, ready, deployed, released, broken, fixed, absent]
+    choices: [present, ready, commissioned, deployed, released, broken, fixed, absent]
   zone:
     description: Availability zone.
     type: str

@@ -140,6 +140,22 @@ def test_deploy_release_broken_fixed_absent(run_module, fast_maas):
     assert run_module(MODULE, args(fast_maas, state="absent", **machine))["changed"] is False
 
 
+def test_commissioned_leaves_a_deployed_machine_where_it_is(run_module, fast_maas):
+    """`commissioned` commissions a new machine; once something else (Palette) deployed it, a re-run leaves it."""
+    machine = bmc_machine(f"taken-{unique()}", next_bmc())
+    first = run_module(MODULE, args(fast_maas, state="commissioned", **machine))
+    assert first["changed"] is True and first["machines"][0]["status_name"] == "Ready", first
+    deployed = run_module(MODULE, args(fast_maas, state="deployed", distro_series="jammy", **machine))
+    assert deployed["machines"][0]["status_name"] == "Deployed", deployed
+    mark = fast_maas.mark()
+    again = run_module(MODULE, args(fast_maas, state="commissioned", **machine))
+    assert again["changed"] is False and again["machines"][0]["status_name"] == "Deployed", again
+    assert fast_maas.writes_since(mark) == []
+    # `ready` would release it: the difference the state exists for.
+    planned = run_module(MODULE, args(fast_maas, state="ready", **machine), check=True)
+    assert planned["changed"] is True and planned["machines"][0]["actions"] == ["release"], planned
+
+
 def test_failed_commissioning_names_the_script(run_module, fast_maas):
     name = f"sick-{unique()}"
     fast_maas.faults(fail_commissioning=[name])

@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-STATES = ("present", "ready", "deployed", "released", "broken", "fixed", "absent")
+STATES = ("present", "ready", "commissioned", "deployed", "released", "broken", "fixed", "absent")
 # Every status MAAS names a machine by (maascommon/node.py NODE_STATUS_LABELS).
 STATUSES = ("New", "Commissioning", "Failed commissioning", "Missing", "Ready", "Reserved", "Allocated", "Deploying",
             "Deployed", "Retired", "Broken", "Failed deployment", "Releasing", "Releasing failed", "Disk erasing",
@@ -28,16 +28,23 @@ UNCOMMISSIONED = ("New", "Failed commissioning")
 RELEASABLE = ("Deployed", "Allocated", "Failed deployment", "Releasing failed", "Failed disk erasing")
 # The states a failure status stops: on the way to them a machine in FAILURES has failed.
 DRIVEN_STATES = ("ready", "deployed", "released")
+# `commissioned` leaves a machine alone once it is commissioned: Ready for Palette to take, or already taken
+# (allocated, deploying or deployed into a cluster). Only the failures of its own commissioning stop it.
+COMMISSIONED_STATUSES = ("Ready", "Allocated", "Deploying", "Deployed", "Failed deployment", "Releasing",
+                         "Disk erasing")
+COMMISSIONING_FAILURES = ("Failed commissioning", "Failed testing")
 # For each state, in order: the statuses a machine is moved on from, and the op that moves it. `broken` (every
 # status but Broken) is in next_transition.
 STEPS = {
     "ready": ((UNCOMMISSIONED, "commission"), (RELEASABLE, "release"), (("Broken",), "mark_fixed")),
+    "commissioned": ((UNCOMMISSIONED, "commission"),),
     "deployed": ((UNCOMMISSIONED, "commission"), (("Ready", "Allocated"), "deploy"), (("Broken",), "mark_fixed")),
     "released": ((RELEASABLE, "release"),),
     "fixed": ((("Broken",), "mark_fixed"),),
 }
 # The status a machine shows once its state is reached, for check mode and diffs.
-FINAL_STATUS = {"ready": "Ready", "deployed": "Deployed", "released": "Ready", "broken": "Broken"}
+FINAL_STATUS = {"ready": "Ready", "commissioned": "Ready", "deployed": "Deployed", "released": "Ready",
+                "broken": "Broken"}
 
 
 def next_transition(request, machine):
@@ -55,6 +62,7 @@ def reached(request, machine):
     status = machine["status_name"] if machine else None
     return {
         "present": machine is not None, "absent": machine is None, "ready": status == "Ready",
+        "commissioned": status in COMMISSIONED_STATUSES,
         "deployed": status == "Deployed", "released": status in ("Ready", "New"), "broken": status == "Broken",
         "fixed": machine is not None and status != "Broken",
     }[request["state"]]
@@ -63,6 +71,8 @@ def reached(request, machine):
 def failed(request, machine):
     """A machine that ended in a failure status on the way to its state."""
     status = machine["status_name"] if machine else None
+    if request["state"] == "commissioned":
+        return status in COMMISSIONING_FAILURES
     return status in FAILURES and request["state"] in DRIVEN_STATES
 
 

@@ -16,6 +16,8 @@ EXPECTED_OP = {
     "present": {},
     "absent": {},
     "ready": dict(COMMISSION, Broken="mark_fixed", **RELEASE),
+    # Commissioned once, a machine is left to whoever takes it (Palette allocating and deploying it into a cluster).
+    "commissioned": dict(COMMISSION),
     "deployed": dict(COMMISSION, Ready="deploy", Allocated="deploy", Broken="mark_fixed"),
     "released": dict(RELEASE),
     "broken": {status: "mark_broken" for status in STATUSES if status != "Broken" and status not in TRANSITIONAL},
@@ -23,6 +25,7 @@ EXPECTED_OP = {
 }
 EXPECTED_REACHED = {
     "present": set(STATUSES), "absent": set(), "ready": {"Ready"}, "deployed": {"Deployed"},
+    "commissioned": {"Ready", "Allocated", "Deploying", "Deployed", "Failed deployment", "Releasing", "Disk erasing"},
     "released": {"Ready", "New"}, "broken": {"Broken"}, "fixed": set(STATUSES) - {"Broken"},
 }
 FAILURES = {"Failed commissioning", "Failed deployment", "Releasing failed", "Failed disk erasing", "Failed testing"}
@@ -39,7 +42,10 @@ def test_each_state_from_each_status(state, status):
     request, machine = {"state": state}, {"status_name": status}
     assert next_transition(request, machine) == EXPECTED_OP[state].get(status)
     assert reached(request, machine) is (status in EXPECTED_REACHED[state])
-    assert failed(request, machine) is (status in FAILURES and state in ("ready", "deployed", "released"))
+    if state == "commissioned":
+        assert failed(request, machine) is (status in ("Failed commissioning", "Failed testing"))
+    else:
+        assert failed(request, machine) is (status in FAILURES and state in ("ready", "deployed", "released"))
 
 
 @pytest.mark.parametrize("status", TRANSITIONAL)
