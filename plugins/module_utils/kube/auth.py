@@ -7,18 +7,25 @@ Options come from the task, then the K8S_AUTH_* environment, then a kubeconfig (
 option, K8S_AUTH_KUBECONFIG, KUBECONFIG or ~/.kube/config), then the in-cluster service account (an
 execution environment running in a pod). The kubeconfig is read by the `kubernetes` client library,
 so exec plugins, tokens and embedded certificates work as they do for kubectl.
+
+A module may also reach its cluster through a kubeconfig it fetches itself (a Palette cluster's, given by
+name): its KubeModule then has a `kubeconfig_source`, and that kubeconfig is used from memory only
+(kube/memory_kubeconfig.py), in place of every option above.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import os
+import ssl
 
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.module import NestedSecretsModule
+from ansible_collections.palette.vmo.plugins.module_utils.kube.memory_kubeconfig import memory_connection
 
 try:
     from kubernetes.client import Configuration
@@ -47,6 +54,10 @@ AUTH_ARG_SPEC = dict(
     impersonate_groups=dict(type="list", elements="str",
                             fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"])),
 )
+
+# Every name of a Kubernetes connection option, aliases included.
+AUTH_OPTION_NAMES = frozenset(list(AUTH_ARG_SPEC) + [alias for spec in AUTH_ARG_SPEC.values()
+                                                      for alias in spec.get("aliases", [])])
 
 # Fields of a kubeconfig user that hold a credential; everything under these is one.
 KUBECONFIG_SECRET_FIELDS = ("token", "password", "client-key-data")
@@ -77,12 +88,79 @@ def kubeconfig_secrets(kubeconfig):
     return secrets
 
 
+def fetched_kubeconfig_secrets(kubeconfig):
+    """Everything of a fetched kubeconfig that identifies or authenticates: its credentials, and its certificate
+    and CA data, base64 and decoded. None of it is ever meant to be shown; naming it all no_log is the guard."""
+    secrets = kubeconfig_secrets(kubeconfig)
+    sections = [e.get("user") for e in (kubeconfig or {}).get("users") or [] if isinstance(e, dict)]
+    sections += [e.get("cluster") for e in (kubeconfig or {}).get("clusters") or [] if isinstance(e, dict)]
+    for section in sections:
+        if not isinstance(section, dict):
+            continue
+        for field in ("client-certificate-data", "client-key-data", "certificate-authority-data"):
+            value = section.get(field)
+            if not isinstance(value, str) or not value:
+                continue
+            secrets.add(value)
+            try:
+                decoded = base64.b64decode("".join(value.split())).decode("ascii")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            # The PEM as a whole, and each of its lines, in case an error quotes only part of it.
+            secrets.add(decoded)
+            secrets.update(line for line in decoded.splitlines() if len(line) >= 16 and not line.startswith("-----"))
+    return secrets
+
+
 class KubeModule(NestedSecretsModule):
-    """The module class of the Kubernetes modules: the credentials inside a kubeconfig dict are no_log."""
+    """The module class of the Kubernetes modules: the credentials inside a kubeconfig dict are no_log.
+
+    `kubeconfig_source` (optional) is another way to the cluster, an object with:
+    `option` (the option that selects it, for messages), `wanted(params)` (whether the task uses it) and
+    `fetch(params)` (returns the kubeconfig dict and a phrase naming where it came from, such as "the client
+    kubeconfig of Palette cluster 'edge-1'"). When the task uses it, none of the Kubernetes connection options
+    may be given in the task (a conflict fails before any request), the K8S_AUTH_* environment is not read,
+    and the fetched kubeconfig stays in memory; every credential in it is no_log from the moment it arrives.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self.kubeconfig_source = kwargs.pop("kubeconfig_source", None)
+        self.task_options = frozenset()
+        super(KubeModule, self).__init__(*args, **kwargs)
+        if self.uses_kubeconfig_source():
+            option = self.kubeconfig_source.option
+            conflicts = sorted(self.task_options & AUTH_OPTION_NAMES)
+            if conflicts:
+                self.fail_json(msg="%s and %s are mutually exclusive: give the cluster either by %s or by the "
+                                   "Kubernetes connection options; nothing was sent" % (option, ", ".join(conflicts),
+                                                                                         option),
+                               errors=["%s: mutually exclusive with %s" % (name, option) for name in conflicts])
 
     @staticmethod
     def nested_secrets(params):
         return kubeconfig_secrets(params.get("kubeconfig"))
+
+    def _load_params(self):
+        super(KubeModule, self)._load_params()
+        # The options the task gave, before defaults and the environment fill the rest in.
+        self.task_options = frozenset(k for k, v in self.params.items() if v is not None and not k.startswith("_"))
+
+    def uses_kubeconfig_source(self):
+        return bool(self.kubeconfig_source) and self.kubeconfig_source.wanted(self.params)
+
+    def connection(self):
+        """The task's connection: from the kubeconfig source when the task uses it, else from the options."""
+        if not self.uses_kubeconfig_source():
+            return resolve_connection(self.params)
+        kubeconfig, origin = self.kubeconfig_source.fetch(self.params)
+        self.no_log_values.update(fetched_kubeconfig_secrets(kubeconfig))
+        return memory_connection(kubeconfig, origin)
+
+
+def module_connection(module):
+    """The connection of a module's task (KubeModule.connection), or from its options for a plain module."""
+    connection = getattr(module, "connection", None)
+    return connection() if callable(connection) else resolve_connection(module.params)
 
 
 class AuthError(ModuleFailure):
@@ -95,12 +173,27 @@ class Connection(object):
     def __init__(self, configuration, impersonate_user=None, impersonate_groups=None):
         self.configuration = configuration
         self.server = configuration.host.rstrip("/")
+        self.proxy = configuration.proxy
         self.impersonate_user = impersonate_user
         self.impersonate_groups = impersonate_groups or []
 
     @property
     def verify(self):
         return bool(self.configuration.verify_ssl)
+
+    def pool_options(self):
+        """Keyword arguments of urllib3's PoolManager: verification and the certificate files, if any."""
+        cfg = self.configuration
+        options = {"cert_reqs": ssl.CERT_REQUIRED if self.verify else ssl.CERT_NONE}
+        for attribute, option in (("ssl_ca_cert", "ca_certs"), ("cert_file", "cert_file"), ("key_file", "key_file"),
+                                  ("tls_server_name", "server_hostname")):
+            if getattr(cfg, attribute, None):
+                options[option] = getattr(cfg, attribute)
+        return options
+
+    @staticmethod
+    def tls_hint():
+        return "set ca_cert to the cluster's CA certificate"
 
     def auth_headers(self):
         """Fresh on every call: an exec plugin or a rotating token may have renewed it."""

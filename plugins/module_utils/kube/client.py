@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import ssl
 
 try:
     from urllib.parse import urlencode, quote
@@ -78,19 +77,10 @@ class KubeClient(object):
     def __init__(self, connection, concurrency=8, timeout=60):
         self.connection = connection
         self.timeout = timeout
-        cfg = connection.configuration
-        kwargs = dict(num_pools=4, maxsize=max(concurrency, 1), block=True,
-                      cert_reqs=ssl.CERT_REQUIRED if connection.verify else ssl.CERT_NONE)
-        if cfg.ssl_ca_cert:
-            kwargs["ca_certs"] = cfg.ssl_ca_cert
-        if cfg.cert_file:
-            kwargs["cert_file"] = cfg.cert_file
-        if cfg.key_file:
-            kwargs["key_file"] = cfg.key_file
-        if getattr(cfg, "tls_server_name", None):
-            kwargs["server_hostname"] = cfg.tls_server_name
-        if cfg.proxy:
-            self.pool = urllib3.ProxyManager(cfg.proxy, **kwargs)
+        # The connection says how TLS is set up: certificate files, or a TLS context built in memory.
+        kwargs = dict(connection.pool_options(), num_pools=4, maxsize=max(concurrency, 1), block=True)
+        if connection.proxy:
+            self.pool = urllib3.ProxyManager(connection.proxy, **kwargs)
         else:
             self.pool = urllib3.PoolManager(**kwargs)
 
@@ -117,9 +107,8 @@ class KubeClient(object):
                                      timeout=urllib3.Timeout(connect=15, read=timeout or self.timeout),
                                      retries=False, preload_content=not stream)
         except urllib3.exceptions.SSLError as err:
-            raise KubeConnectionError(
-                "TLS verification of %s failed: %s (set ca_cert to the cluster's CA certificate)"
-                % (self.connection.server, err))
+            raise KubeConnectionError("TLS verification of %s failed: %s (%s)"
+                                      % (self.connection.server, err, self.connection.tls_hint()))
         except urllib3.exceptions.HTTPError as err:
             raise TransientError(str(err), cause=KubeConnectionError(
                 "cannot reach the Kubernetes API at %s: %s" % (self.connection.server, err)))

@@ -18,7 +18,7 @@ import copy
 import time
 
 from ansible_collections.palette.vmo.plugins.module_utils.kube import apply as kube_apply
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import module_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.kube.manifest import (
     ManifestError, ResourceResolver, is_url, label, parse_manifest, read_manifest)
@@ -324,5 +324,5 @@ def run(module):
         if not is_url(source) and "://" in source:
             raise ModuleFailure("%s: %s: only http and https URLs, or local paths, are supported" % (option, source))
     manifests = load_operator_manifests(module.params)
-    client = KubeClient(resolve_connection(module.params), concurrency=module.params["concurrency"])
+    client = KubeClient(module_connection(module), concurrency=module.params["concurrency"])
     module.exit_json(**install(module, client, manifests))

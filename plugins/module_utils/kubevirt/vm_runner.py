@@ -20,7 +20,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.common.errors import M
 from ansible_collections.palette.vmo.plugins.module_utils.common.items import joined_errors
 from ansible_collections.palette.vmo.plugins.module_utils.common.outcomes import raise_failures
 from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import PlannedObject, comparable
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import module_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import DiscoveryError, preferred_version, serves
 from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, wait_for
@@ -93,8 +93,8 @@ def validate_requests(requests):
 
 # -- reading the cluster ------------------------------------------------------------------------------
 
-def connect(params):
-    return KubeClient(resolve_connection(params), concurrency=params["concurrency"])
+def connect(module):
+    return KubeClient(module_connection(module), concurrency=module.params["concurrency"])
 
 
 def _list_namespace(client, api_version, namespace):
@@ -439,7 +439,7 @@ def run(module):
     if bounds:
         raise batch_failure(INVALID_INPUT, bounds)
     plans = validate_requests(vm_requests(params))
-    client = connect(params)
+    client = connect(module)
     if all(plan.state == "absent" for plan in plans) and not params["exclusive"] \
             and not serves(client, "kubevirt.io"):
         # Without KubeVirt's API no VM can exist: every one is already absent (a teardown run again after
