@@ -105,15 +105,16 @@ class PaletteClient(object):
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def call(self, method, path, query=None, body=None, scope=None, writes=None):
+    def call(self, method, path, query=None, body=None, scope=None, writes=None, accept="application/json"):
         """One API call; `path` starts with /v1. `scope` TENANT drops the ProjectUid header for this call.
 
-        Returns the decoded JSON document (None for an empty answer such as 204). Every call but a GET counts
+        Returns the decoded JSON document (None for an empty answer such as 204), or the text of an answer that
+        is not JSON (a file, asked for with `accept` application/octet-stream). Every call but a GET counts
         as a write once Palette accepted it, unless `writes` is False (the POST of a search).
         """
         url = self.base + path + ("?" + urlencode(_query_pairs(query)) if query else "")
         data = json.dumps(body).encode("utf-8") if body is not None else None
-        headers = {"ApiKey": self.api_key, "Accept": "application/json"}
+        headers = {"ApiKey": self.api_key, "Accept": accept}
         if data is not None:
             headers["Content-Type"] = "application/json"
         if self.project_uid and scope != TENANT:
