@@ -1,0 +1,361 @@
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""palette_maas_cluster, end to end: check the input, read what Palette and its MAAS account have, plan, then
+write and wait.
+
+Everything that can be wrong with the task (options, the cloud account, the profiles, resource pools, zones,
+tags and the domain, and pools larger than the Ready machines that match them, which Palette's own validate
+reports) is found by reading only (GET, and the read-only POSTs of the cluster search and the validate); the
+first write comes after the whole plan is known, so a failed check leaves Palette as it was. Check mode stops
+after the plan.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.module_utils.six.moves.urllib.parse import quote
+
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.palette import cluster_kubeconfig as kubeconfigs
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import (
+    PaletteClient, PaletteConfigError, PaletteError)
+from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_plan import (
+    ClusterInputError, Current, Desired, check_input, plan_cluster, profile_candidates, profile_type_errors,
+    validation_errors)
+from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_spec import (
+    HAS_YAML, cluster_config, cluster_entity)
+from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_wait import (
+    ClusterWaitError, observe, wait_until_deleted, wait_until_running)
+
+# MAAS properties of a cloud account, read from MAAS live, by the option that names them.
+PROPERTIES = (("resource_pool", "resourcePools", "resource pool"), ("azs", "azs", "zone"),
+              ("node_tags", "tags", "tag"))
+
+
+# -- reads --------------------------------------------------------------------------------------------
+
+def read_cluster(client, name):
+    """The Current cluster of that name in the scope, or None; a cluster that is not MAAS is an error."""
+    summary = client.find_cluster(name)
+    if summary is None:
+        return None
+    uid = summary["metadata"]["uid"]
+    try:
+        cluster = client.get("/v1/spectroclusters/%s" % quote(uid)) or {}
+    except PaletteError as err:
+        if err.status == 404:
+            return None
+        raise
+    if (cluster.get("status") or {}).get("state") == "Deleted":
+        return None
+    cloud_type = (cluster.get("spec") or {}).get("cloudType")
+    if cloud_type not in (None, "", "maas"):
+        raise PaletteConfigError("cluster %s exists in %s and is a %s cluster, not a MAAS one"
+                                 % (name, client.scope_label(), cloud_type))
+    cloud_config = None
+    config_uid = ((cluster.get("spec") or {}).get("cloudConfigRef") or {}).get("uid")
+    if config_uid:
+        cloud_config = client.get("/v1/cloudconfigs/maas/%s" % quote(config_uid))
+    return Current(cluster, cloud_config)
+
+
+def resolve_cloud_account(client, name_or_uid):
+    """(uid, name, None) of the MAAS cloud account given by name or uid, or (None, None, the problem)."""
+    accounts = client.list_all("/v1/cloudaccounts/maas")
+    for account in accounts:
+        meta = account.get("metadata") or {}
+        if name_or_uid in (meta.get("name"), meta.get("uid")):
+            return meta["uid"], meta.get("name") or meta["uid"], None
+    names = sorted((a.get("metadata") or {}).get("name") or "?" for a in accounts)
+    return None, None, ("cloud_account: MAAS cloud account %r does not exist in %s (MAAS accounts: %s)"
+                        % (name_or_uid, client.scope_label(), ", ".join(names) or "none"))
+
+
+def resolve_profiles(client, declared):
+    """The declared profiles with Palette's uid, version, type, cloud type and packs; the problems of all of them."""
+    items = client.list_all("/v1/dashboard/clusterprofiles/metadata")
+    resolved, errors = [], []
+    for index, profile in enumerate(declared):
+        where = "profiles[%d] (%s)" % (index, profile["name"])
+        candidates = profile_candidates(items, profile["name"], profile["version"])
+        if not candidates:
+            versions = sorted(set((i.get("spec") or {}).get("version") or "?" for i in items
+                                  if (i.get("metadata") or {}).get("name") == profile["name"]))
+            if versions:
+                errors.append("%s: version: profile %s has no version %s in %s (versions: %s)"
+                              % (where, profile["name"], profile["version"], client.scope_label(),
+                                 ", ".join(versions)))
+            else:
+                errors.append("%s: name: no cluster profile named %r in %s"
+                              % (where, profile["name"], client.scope_label()))
+            continue
+        found = published_profile(client, candidates)
+        if found is None:
+            errors.append("%s: profile %s %s has no published version" % (where, profile["name"],
+                                                                          profile["version"] or ""))
+            continue
+        resolved.append(dict(profile, **found))
+    if not errors:
+        errors.extend(profile_type_errors(resolved))
+    return resolved, errors
+
+
+def published_profile(client, uids):
+    """{uid, version, type, cloud_type, packs} of the first published profile of `uids`, or None."""
+    for uid in uids:
+        profile = client.get("/v1/clusterprofiles/%s" % quote(uid)) or {}
+        spec, status = profile.get("spec") or {}, profile.get("status") or {}
+        published = spec.get("published") or {}
+        if not status.get("isPublished", bool(published)) or not published:
+            continue
+        packs = dict((p.get("name"), {"tag": p.get("tag"), "type": p.get("type")})
+                     for p in published.get("packs") or [])
+        return {"uid": uid, "version": spec.get("version") or published.get("profileVersion") or "",
+                "type": published.get("type") or "add-on", "cloud_type": published.get("cloudType"),
+                "packs": packs}
+    return None
+
+
+def account_properties(client, account_uid, kind):
+    """Names of the account's MAAS resource pools, zones (azs), tags or domains, as Palette reads them from MAAS."""
+    uid = quote(account_uid)
+    if kind == "resourcePools":
+        answer = client.get("/v1/cloudaccounts/maas/%s/properties/resourcePools" % uid)
+    elif kind == "azs":
+        answer = client.get("/v1/cloudaccounts/maas/%s/properties/azs" % uid)
+    elif kind == "tags":
+        answer = client.get("/v1/cloudaccounts/maas/%s/properties/tags" % uid)
+    else:
+        answer = client.get("/v1/cloudaccounts/maas/%s/properties/domains" % uid)
+    return sorted(set(item.get("name") for item in (answer or {}).get("items") or [] if item.get("name")))
+
+
+def placement_errors(client, account_uid, account_name, pools, domain):
+    """Resource pools, zones, tags and the domain the task names that the account's MAAS does not have."""
+    errors = []
+    for option, kind, word in PROPERTIES:
+        wanted = [(pool, value) for pool in pools for value in _as_list(pool.get(option))]
+        if not wanted:
+            continue
+        known = account_properties(client, account_uid, kind)
+        for pool, value in wanted:
+            if value not in known:
+                errors.append("%s: %s: %r is not a %s of MAAS account %s (%ss: %s)"
+                              % (pool["option"], option, value, word, account_name, word, ", ".join(known) or "none"))
+    if domain:
+        known = account_properties(client, account_uid, "domains")
+        if domain not in known:
+            errors.append("domain: %r is not a domain of MAAS account %s (domains: %s)"
+                          % (domain, account_name, ", ".join(known) or "none"))
+    return errors
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def validate_plan(client, desired, plan):
+    """Palette's own validate (read-only) of the cluster as it is to be; its findings on the pools the plan creates
+    or grows, and on the profiles."""
+    if not plan.grown:
+        return []
+    config = cluster_config(desired.domain, desired.ssh_keys, desired.ntp_servers)
+    body = cluster_entity(desired.name, desired.account_uid, config, plan.pools_after, desired.profiles)
+    answer = client.call("POST", "/v1/spectroclusters/maas/validate", body=body, writes=False)
+    labels = dict((p["uid"], "%s %s" % (p["name"], p["version"])) for p in desired.profiles)
+    return validation_errors(answer if isinstance(answer, dict) else {}, set(plan.grown), labels)
+
+
+# -- writes ---------------------------------------------------------------------------------------------
+
+def create_or_adopt(client, name, body):
+    """The uid of the cluster the create made. After any failure of the POST, a cluster of that name is adopted
+    when it is there (the plan found none, so it is this very request's, whose answer was lost), as the
+    profile create does; otherwise Palette's error stands."""
+    try:
+        return (client.post("/v1/spectroclusters/maas", body) or {})["uid"]
+    except (ModuleFailure, KeyError) as failure:
+        original = failure
+    try:
+        found = client.find_cluster(name)
+    except ModuleFailure:
+        found = None
+    if found is None:
+        if isinstance(original, KeyError):
+            raise PaletteConfigError("POST /v1/spectroclusters/maas: Palette answered without the new cluster's uid")
+        raise original
+    return found["metadata"]["uid"]
+
+
+def apply_step(client, step, uid, config_uid):
+    """One write of the plan; returns the cluster uid (new after a create)."""
+    kind = step["kind"]
+    if kind == "create":
+        return create_or_adopt(client, step["body"]["metadata"]["name"], step["body"])
+    if kind == "profiles":
+        client.patch("/v1/spectroclusters/%s/profiles" % quote(uid),
+                     {"profiles": step["entries"], "spcApplySettings": {"actionType": "DownloadAndInstall"}},
+                     query={"resolveNotification": "true" if step["resolve"] else "false"})
+    elif kind == "pool_add":
+        client.post("/v1/cloudconfigs/maas/%s/machinePools" % quote(config_uid), step["body"])
+    elif kind == "pool_update":
+        client.put("/v1/cloudconfigs/maas/%s/machinePools/%s" % (quote(config_uid), quote(step["name"])),
+                   step["body"])
+    elif kind == "pool_remove":
+        client.delete("/v1/cloudconfigs/maas/%s/machinePools/%s" % (quote(config_uid), quote(step["name"])))
+    return uid
+
+
+# -- the result -----------------------------------------------------------------------------------------
+
+def cluster_result(name, uid, seen, pools, profiles):
+    """The `cluster` of the result: state and health, profiles, and each pool with its machines."""
+    return {"uid": uid, "name": name, "state": seen.state if seen else None,
+            "health": seen.health if seen else None,
+            "cloud_config_uid": seen.cloud_config_uid if seen else None,
+            "profiles": [{"name": p["name"], "version": p["version"], "uid": p["uid"]} for p in profiles],
+            "pools": [{"name": p["name"], "size": p["size"], "control_plane": bool(p["control_plane"]),
+                       "machines": [dict((k, m[k]) for k in ("name", "hostname", "state", "ready"))
+                                    for m in ((seen.machines if seen else {}).get(p["name"]) or [])]}
+                      for p in pools]}
+
+
+def handle_kubeconfig(module, client, name, uid, result):
+    """Fetches the kubeconfig when the task asks for it; writes kubeconfig_dest (mode 0600) when it differs."""
+    params = module.params
+    dest, wanted = params.get("kubeconfig_dest"), params.get("return_kubeconfig")
+    if not (dest or wanted):
+        return
+    if dest:
+        result["kubeconfig_dest"] = dest
+    if uid is None:  # check mode, the cluster is still to be created
+        if dest:
+            result["actions"].append("write kubeconfig %s" % dest)
+            result["changed"] = True
+        return
+    text = kubeconfigs.fetch_kubeconfig(client, name, uid, params["kubeconfig_kind"])
+    module.no_log_values.update(kubeconfigs.kubeconfig_secrets(text))
+    if dest:
+        changes = kubeconfigs.file_changes(dest, text)
+        if changes:
+            result["actions"].append("write kubeconfig %s (%s)" % (dest, ", ".join(changes)))
+            result["changed"] = True
+            if not module.check_mode:
+                kubeconfigs.write_kubeconfig(dest, text, changes)
+    if wanted:
+        result["kubeconfig"] = text
+
+
+# -- the task -------------------------------------------------------------------------------------------
+
+def run_present(module, client, request, result):
+    params = module.params
+    current = read_cluster(client, request.name)
+    if current is not None and current.state in ("Deleting", "Deleted"):
+        raise ModuleFailure("cluster %s is being deleted (state %s); run the task again once it is gone"
+                            % (request.name, current.state))
+    account_uid, account_name, unknown_account = resolve_cloud_account(client, params["cloud_account"])
+    profiles, errors = resolve_profiles(client, request.profiles)
+    if unknown_account:
+        errors.insert(0, unknown_account)
+    else:
+        errors.extend(placement_errors(client, account_uid, account_name, request.pools, params.get("domain")))
+    if errors:
+        raise ClusterInputError(request.name, errors)
+    desired = Desired(request, account_uid, profiles)
+    plan = plan_cluster(desired, current)
+    errors = validate_plan(client, desired, plan)
+    if errors:
+        raise ClusterInputError(request.name, errors)
+
+    result.update(changed=bool(plan.actions), actions=list(plan.actions))
+    if plan.actions:
+        result["diff"] = {"before": plan.before, "after": plan.after}
+    uid = current.uid if current else None
+    config_uid = current.cloud_config_uid if current else None
+    if not module.check_mode and plan.steps:
+        result["actions"] = []
+        for words, step in zip(plan.actions, plan.steps):
+            try:
+                uid = apply_step(client, step, uid, config_uid)
+            except ModuleFailure as err:
+                raise ModuleFailure("cluster %s: %s: %s" % (request.name, words, err), err.errors, **err.result)
+            result["actions"].append(words)
+            result["uid"] = uid
+    sizes = dict((p["name"], p["size"]) for p in plan.pools_after)
+    seen = None
+    if uid is not None:
+        try:
+            if params["wait"] and not module.check_mode:
+                seen = wait_until_running(client, request.name, uid, sizes, params["wait_timeout"])
+            else:
+                seen = observe(client, uid, sorted(sizes))
+        except ClusterWaitError as err:
+            result["cluster"] = cluster_result(request.name, uid, err.observation, plan.pools_after, profiles)
+            raise
+    result["uid"] = uid
+    result["cluster"] = cluster_result(request.name, uid, seen, plan.pools_after, profiles)
+    handle_kubeconfig(module, client, request.name, uid, result)
+
+
+def run_absent(module, client, request, result):
+    params = module.params
+    current = read_cluster(client, request.name)
+    if current is None:
+        result.update(changed=False, actions=[], cluster=None)
+        return
+    pools = [p["name"] for p in current.pools]
+    seen = observe(client, current.uid, pools)
+    result["cluster"] = cluster_result(request.name, current.uid, seen, current.pools, [])
+    result["uid"] = current.uid
+    deleting = current.state == "Deleting"
+    actions = [] if deleting and not params["force_delete"] else [
+        "delete cluster %s%s" % (request.name, " (force)" if params["force_delete"] else "")]
+    result.update(changed=bool(actions), actions=actions)
+    if actions:
+        result["diff"] = {"before": {"name": request.name, "state": current.state,
+                                     "pools": [{"name": p["name"], "size": p["size"]} for p in current.pools]},
+                          "after": {}}
+    if module.check_mode:
+        return
+    if actions:
+        try:
+            client.call("DELETE", "/v1/spectroclusters/%s" % quote(current.uid),
+                        query={"forceDelete": "true" if params["force_delete"] else "false"})
+        except PaletteError as err:
+            if err.status != 404:  # a DELETE whose answer was lost took effect; its retry meets the 404
+                raise
+    if params["wait"]:
+        wait_until_deleted(client, request.name, current.uid, pools, params["wait_timeout"])
+        result["cluster"]["state"] = "Deleted"
+
+
+def run(module):
+    params = module.params
+    result = {"changed": False, "name": params.get("name"), "actions": []}
+    client = None
+    try:
+        if not HAS_YAML:
+            raise ModuleFailure("palette_maas_cluster needs PyYAML on the host that runs the module")
+        request = check_input(params, module.no_log)
+        client = PaletteClient(params)
+        if params["state"] == "present":
+            run_present(module, client, request, result)
+        else:
+            run_absent(module, client, request, result)
+    except ModuleFailure as err:
+        add_progress(err, result, client)
+        raise
+    module.exit_json(**result)
+
+
+def add_progress(err, result, client):
+    """Gives a failure what the task planned and did: the result so far, and changed=true once Palette was written."""
+    progress = dict((key, value) for key, value in result.items() if key != "changed")
+    if client is not None and client.writes:
+        progress["changed"] = True
+    err.result = dict(progress, **err.result)

@@ -1,0 +1,462 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: palette_maas_cluster
+short_description: Palette cluster on MAAS bare metal, from cluster profiles, with its machine pools
+version_added: 0.1.0
+description:
+  - Ensures a Palette cluster on MAAS machines (C(POST /v1/spectroclusters/maas)) built from cluster profiles (one
+    infra or cluster profile with the OS, Kubernetes, network and storage layers, plus add-on profiles such as the
+    Virtual Machine Orchestrator one), a MAAS cloud account and domain, a control-plane pool and worker pools.
+  - Palette picks each pool's machines among the MAAS machines that are Ready, in the pool's resource pool, in one
+    of its zones, carrying its tags and at least its CPU and memory; it deploys them and makes them Kubernetes nodes.
+  - An existing cluster is converged in place. Pools are scaled up and down (C(PUT .../machinePools/{name})), added
+    and removed; profiles are attached, or replace the attached version of the same profile (the infra profile
+    replaces the attached infra profile). Only what the task declares is compared, so a second run writes nothing.
+  - The domain, SSH keys and NTP servers are set when the cluster is created; a task that asks an existing cluster
+    for others fails before writing anything.
+  - The whole task is checked by reading only, before the first write - the cloud account, the profiles (by name
+    and version, their types), the resource pools, zones, tags and domain of the account's MAAS, and Palette's own
+    validation of the cluster (C(POST /v1/spectroclusters/maas/validate)), which refuses a pool larger than the
+    Ready machines that match it. Every error names the cluster, the pool or profile, the option and the reason.
+  - One bounded wait (O(wait_timeout)) through C(Pending) and C(Provisioning) to C(Running) with health C(Healthy),
+    and until each pool lists exactly its size of machines, each C(Running) and ready. The result reports every
+    machine; on timeout the message names the pools and machines still pending and Palette's last state and
+    conditions.
+  - The cluster's kubeconfig can be written to a file (mode 0600) or returned (only from a task with C(no_log)).
+author:
+  - palette.vmo contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - palette.vmo.attributes
+  - palette.vmo.palette_auth
+attributes:
+  check_mode:
+    support: full
+    details: Only reads (GET, and the read-only POSTs of the cluster search and of the validation); C(changed) and
+      the actions are predicted exactly.
+  diff_mode:
+    support: full
+    details: Before and after of the cluster's declared fields - domain, SSH keys, NTP servers, profiles and pools.
+options:
+  name:
+    description: Name of the cluster, unique in O(palette_project).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) ensures the cluster and waits for it (O(wait)).
+      - V(absent) deletes it and waits until Palette released its machines and the cluster is gone. A cluster that
+        does not exist is no change. Only O(name), O(force_delete), O(wait), O(wait_timeout) and the connection
+        options apply.
+    type: str
+    choices: [present, absent]
+    default: present
+  cloud_account:
+    description: The MAAS cloud account (the private cloud gateway's account), by name or uid. Required with
+      O(state=present).
+    type: str
+  domain:
+    description:
+      - The MAAS DNS domain the machines are deployed in, such as V(maas), checked against the account's MAAS.
+        Required with O(state=present).
+      - Set when the cluster is created; an existing cluster in another domain is an error.
+    type: str
+  profiles:
+    description:
+      - The cluster profiles, exactly one of them of type C(infra) or C(cluster) (checked against Palette), the
+        others of type C(add-on). Required with O(state=present).
+      - A profile whose version is not attached replaces the attached version of the same name (the infra or
+        cluster profile replaces the attached one of that type, whatever its name). Profiles attached to the
+        cluster and not listed here are left as they are.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the profile.
+        type: str
+        required: true
+      version:
+        description: Version of the profile; the latest published version when omitted.
+        type: str
+      pack_values:
+        description:
+          - Values of packs of the profile for this cluster. Each replaces the pack's values on the cluster (as
+            Palette's C(packValues) do), and is compared with them as parsed YAML.
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description: Name of the pack in the profile.
+            type: str
+            required: true
+          values:
+            description: The pack's values, as YAML text or a mapping.
+            type: raw
+            required: true
+      variables:
+        description:
+          - Values of the profile's variables, sent when the profile is attached (at creation, or when it is added
+            or replaces another version); values already on the cluster are not read back.
+        type: dict
+  control_plane:
+    description:
+      - The control-plane pool (named C(control-plane-pool) on a new cluster; an existing cluster's control-plane
+        pool is found whatever its name). Required to create the cluster.
+    type: dict
+    suboptions:
+      size:
+        description: Number of control-plane machines.
+        type: int
+        default: 1
+      resource_pool:
+        description: The MAAS resource pool the machines are taken from.
+        type: str
+        required: true
+      azs:
+        description: MAAS zones the machines may be in (any zone when omitted).
+        type: list
+        elements: str
+      node_tags:
+        description: MAAS tags each machine must carry.
+        type: list
+        elements: str
+      min_cpu:
+        description: Minimum CPU cores of a machine.
+        type: int
+      min_memory_mb:
+        description: Minimum memory of a machine, in MiB.
+        type: int
+      as_worker:
+        description: Also run workloads on the control-plane machines (C(useControlPlaneAsWorker)).
+        type: bool
+        default: false
+      additional_labels:
+        description: Labels Palette puts on the pool's nodes.
+        type: dict
+  worker_pools:
+    description:
+      - The worker pools. When given, it is the whole set - a worker pool of the cluster that is not listed is
+        removed; when omitted, the worker pools are left as they are.
+      - An option left out of an item keeps the pool's value in Palette (on a new pool, MAAS's default - no zone,
+        tag or minimum).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the pool (lower case letters, digits and C(-)).
+        type: str
+        required: true
+      size:
+        description: Number of machines (0 or more). Changing it scales the pool in place.
+        type: int
+        required: true
+      resource_pool:
+        description: The MAAS resource pool the machines are taken from.
+        type: str
+        required: true
+      azs:
+        description: MAAS zones the machines may be in.
+        type: list
+        elements: str
+      node_tags:
+        description: MAAS tags each machine must carry.
+        type: list
+        elements: str
+      min_cpu:
+        description: Minimum CPU cores of a machine.
+        type: int
+      min_memory_mb:
+        description: Minimum memory of a machine, in MiB.
+        type: int
+      additional_labels:
+        description: Labels Palette puts on the pool's nodes (for example one that VMs select with a node selector).
+        type: dict
+      taints:
+        description: Taints of the pool's nodes.
+        type: list
+        elements: dict
+        suboptions:
+          key:
+            description: Taint key.
+            type: str
+            required: true
+          value:
+            description: Taint value.
+            type: str
+            default: ""
+          effect:
+            description: Taint effect.
+            type: str
+            required: true
+            choices: [NoSchedule, PreferNoSchedule, NoExecute]
+  ssh_keys:
+    description: SSH public keys authorized for the C(spectro) user on every machine, set when the cluster is
+      created. Compared as a set; an existing cluster with other keys is an error.
+    type: list
+    elements: str
+  ntp_servers:
+    description: NTP servers of the machines, instead of the image's default ones, set when the cluster is created;
+      an existing cluster with others is an error.
+    type: list
+    elements: str
+  wait:
+    description:
+      - Wait until the cluster is C(Running) and C(Healthy) and every pool has exactly its size of running, ready
+        machines (with O(state=present)), or until the cluster is gone (with O(state=absent)).
+      - Without the wait, the kubeconfig (O(kubeconfig_dest), O(return_kubeconfig)) of a cluster still being
+        created may not exist yet.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait (0 or more). On timeout the task fails naming the pools and machines still pending
+      and Palette's last state and conditions; what was written stays written.
+    type: int
+    default: 3600
+  force_delete:
+    description: Delete with C(forceDelete), which does not wait for Palette to clean up the cluster's resources.
+    type: bool
+    default: false
+  kubeconfig_kind:
+    description: Which kubeconfig O(kubeconfig_dest) and O(return_kubeconfig) get - the V(client) one
+      (C(/assets/kubeconfigclient)) or the V(admin) one (C(/assets/adminKubeconfig)).
+    type: str
+    choices: [client, admin]
+    default: client
+  kubeconfig_dest:
+    description:
+      - Write the cluster's kubeconfig to this file, with mode 0600, atomically. The file is written (and the task
+        changed) only when its content differs, or its mode is fixed when only that differs.
+      - The directory must exist.
+    type: path
+  return_kubeconfig:
+    description:
+      - Return the kubeconfig in the result (RV(kubeconfig)). It holds the cluster's credentials, so the task must
+        set C(no_log) (V(true)); the module refuses otherwise, before anything is written.
+    type: bool
+    default: false
+  palette_validate_certs:
+    description:
+      - Verify the Palette TLS certificate. Only turn this off for a throwaway lab. E(PALETTE_VALIDATE_CERTS) when unset.
+    type: bool
+    default: true
+    aliases: [validate_certs]
+notes:
+  - A pool's resource pool, zones, tags and minimums pick its machines when they are allocated; changing them on an
+    existing pool is sent to Palette with the pool (C(PUT)), which applies them to the machines it allocates.
+  - The credentials of the fetched kubeconfig (keys, tokens, passwords) never appear in the task's output.
+seealso:
+  - name: Palette MAAS clusters
+    description: Creating and managing MAAS clusters in Palette.
+    link: https://docs.spectrocloud.com/clusters/data-center/maas/create-manage-maas-clusters/
+  - module: palette.vmo.maas_machine
+  - module: palette.vmo.vmo_profile
+"""
+
+EXAMPLES = r"""
+- name: A MAAS cluster with the VMO add-on profile, one control plane and three workers
+  palette.vmo.palette_maas_cluster:
+    palette_host: https://api.spectrocloud.com
+    palette_api_key: "{{ palette_api_key }}"
+    palette_project: Default
+    name: vmo-cluster
+    cloud_account: maas-pcg
+    domain: maas
+    profiles:
+      - name: maas-infra
+        version: 1.0.0
+      - name: vmo
+    control_plane:
+      size: 1
+      resource_pool: control-plane
+      min_cpu: 4
+      min_memory_mb: 8192
+    worker_pools:
+      - name: workers
+        size: 3
+        resource_pool: vmo-workers
+        azs: [rack-a, rack-b]
+        node_tags: [vmo]
+        min_cpu: 8
+        min_memory_mb: 32768
+        additional_labels:
+          vmo.example.com/pool: workers
+    ssh_keys:
+      - "{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519.pub') }}"
+    ntp_servers: [ntp.example.com]
+    kubeconfig_dest: "{{ playbook_dir }}/vmo-cluster.kubeconfig"
+    wait_timeout: 5400
+
+- name: Scale the worker pool to four machines
+  palette.vmo.palette_maas_cluster:
+    name: vmo-cluster
+    cloud_account: maas-pcg
+    domain: maas
+    profiles: [{name: maas-infra, version: 1.0.0}, {name: vmo}]
+    worker_pools:
+      - name: workers
+        size: 4
+        resource_pool: vmo-workers
+
+- name: The cluster's kubeconfig, kept out of the output
+  palette.vmo.palette_maas_cluster:
+    name: vmo-cluster
+    cloud_account: maas-pcg
+    domain: maas
+    profiles: [{name: maas-infra, version: 1.0.0}, {name: vmo}]
+    return_kubeconfig: true
+  no_log: true
+  register: cluster
+
+- name: Delete the cluster and wait until its machines are released
+  palette.vmo.palette_maas_cluster:
+    name: vmo-cluster
+    state: absent
+    wait_timeout: 1800
+"""
+
+RETURN = r"""
+actions:
+  description: What was written (or, in check mode, would be), in order - such as C(create cluster ...),
+    C(scale pool workers from 3 to 4), C(add pool ...), C(remove pool ...), C(attach profile vmo 1.0.0),
+    C(replace profile vmo 1.0.0 with vmo 1.1.0), C(update pack values of profile ...), C(delete cluster ...),
+    C(write kubeconfig ...). On a failure after a write, what was written.
+  returned: always
+  type: list
+  elements: str
+uid:
+  description: Uid of the cluster (none in check mode before it is created, or when it does not exist).
+  returned: when the cluster exists
+  type: str
+cluster:
+  description: The cluster after the task (in check mode, as it is now); none when it does not exist.
+  returned: always
+  type: dict
+  contains:
+    uid:
+      description: Cluster uid.
+      type: str
+    name:
+      description: Cluster name.
+      type: str
+    state:
+      description: Palette's C(status.state) - C(Pending), C(Provisioning), C(Running), C(Deleting), or C(Deleted)
+        after O(state=absent).
+      type: str
+    health:
+      description: The overview's health state (C(Healthy) once every node is Ready), when the cluster is Running.
+      type: str
+    cloud_config_uid:
+      description: Uid of the cluster's MAAS cloud config (its pools).
+      type: str
+    profiles:
+      description: The task's profiles as resolved in Palette.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Profile name.
+          type: str
+        version:
+          description: Profile version.
+          type: str
+        uid:
+          description: Uid of that version.
+          type: str
+    pools:
+      description: Each machine pool with its machines.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Pool name.
+          type: str
+        size:
+          description: Number of machines the pool is to have.
+          type: int
+        control_plane:
+          description: Whether it is the control-plane pool.
+          type: bool
+        machines:
+          description: The pool's machines as Palette lists them.
+          type: list
+          elements: dict
+          contains:
+            name:
+              description: Machine name in Palette.
+              type: str
+            hostname:
+              description: The MAAS machine's hostname (also its node's name).
+              type: str
+            state:
+              description: C(Pending), C(Provisioning), C(Provisioned), C(Running) or C(Deleting).
+              type: str
+            ready:
+              description: Whether the machine's node is ready.
+              type: bool
+diff:
+  description: Before and after of the declared fields (domain, SSH keys, NTP servers, profiles, pools).
+  returned: when something is (or would be) written, in diff mode
+  type: dict
+kubeconfig:
+  description: The kubeconfig (O(kubeconfig_kind)), as YAML text.
+  returned: with O(return_kubeconfig), when the cluster exists
+  type: str
+kubeconfig_dest:
+  description: The file the kubeconfig was written to (or was already in).
+  returned: with O(kubeconfig_dest)
+  type: str
+errors:
+  description: Every problem found, when the task fails on bad input.
+  returned: failure
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PALETTE_ARG_SPEC
+from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_plan import CONTROL_PLANE_OPTIONS
+from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_runner import run
+
+
+def argument_spec():
+    spec = dict(PALETTE_ARG_SPEC)
+    # The module talks to Palette alone, so the usual validate_certs name means Palette's.
+    spec["palette_validate_certs"] = dict(spec["palette_validate_certs"], aliases=["validate_certs"])
+    spec.update(
+        name=dict(type="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        cloud_account=dict(type="str"),
+        domain=dict(type="str"),
+        # The items of profiles and worker_pools are validated by the runner, so that its errors name the item.
+        profiles=dict(type="list", elements="dict"),
+        control_plane=dict(type="dict", options=CONTROL_PLANE_OPTIONS),
+        worker_pools=dict(type="list", elements="dict"),
+        ssh_keys=dict(type="list", elements="str", no_log=False),
+        ntp_servers=dict(type="list", elements="str"),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=3600),
+        force_delete=dict(type="bool", default=False),
+        kubeconfig_kind=dict(type="str", choices=["client", "admin"], default="client"),
+        kubeconfig_dest=dict(type="path"),
+        return_kubeconfig=dict(type="bool", default=False),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_if=[("state", "present", ["cloud_account", "domain", "profiles"])])
+    run_module(module, run)
+
+
+if __name__ == "__main__":
+    main()
