@@ -93,8 +93,8 @@ def resolve_profiles(client, declared):
             continue
         found = published_profile(client, candidates)
         if found is None:
-            errors.append("%s: profile %s %s has no published version" % (where, profile["name"],
-                                                                          profile["version"] or ""))
+            errors.append("%s: profile %s has no published version" % (
+                where, " ".join(filter(None, (profile["name"], profile["version"])))))
             continue
         resolved.append(dict(profile, **found))
     if not errors:
@@ -158,14 +158,25 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-def validate_plan(client, desired, plan):
+def validate_plan(client, desired, plan, exists):
     """Palette's own validate (read-only) of the cluster as it is to be; its findings on the pools the plan creates
-    or grows, and on the profiles."""
+    or grows, and on the profiles.
+
+    Palette documents the validate for a create; for a cluster that exists it may refuse the name as taken (409),
+    and then the pool writes themselves are Palette's check.
+    """
     if not plan.grown:
         return []
     config = cluster_config(desired.domain, desired.ssh_keys, desired.ntp_servers)
     body = cluster_entity(desired.name, desired.account_uid, config, plan.pools_after, desired.profiles)
-    answer = client.call("POST", "/v1/spectroclusters/maas/validate", body=body, writes=False)
+    try:
+        answer = client.call("POST", "/v1/spectroclusters/maas/validate", body=body, writes=False)
+    except PaletteError as err:
+        if exists and err.status == 409:
+            return []
+        if 400 <= err.status < 500 and err.status not in (401, 403, 429):
+            return ["Palette's validation refused the cluster: %s" % err.describe()]
+        raise
     labels = dict((p["uid"], "%s %s" % (p["name"], p["version"])) for p in desired.profiles)
     return validation_errors(answer if isinstance(answer, dict) else {}, set(plan.grown), labels)
 
@@ -268,7 +279,7 @@ def run_present(module, client, request, result):
         raise ClusterInputError(request.name, errors)
     desired = Desired(request, account_uid, profiles)
     plan = plan_cluster(desired, current)
-    errors = validate_plan(client, desired, plan)
+    errors = validate_plan(client, desired, plan, current is not None)
     if errors:
         raise ClusterInputError(request.name, errors)
 
