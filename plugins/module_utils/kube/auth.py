@@ -56,8 +56,8 @@ AUTH_ARG_SPEC = dict(
 )
 
 # Every name of a Kubernetes connection option, aliases included.
-AUTH_OPTION_NAMES = frozenset(list(AUTH_ARG_SPEC) + [alias for spec in AUTH_ARG_SPEC.values()
-                                                      for alias in spec.get("aliases", [])])
+AUTH_OPTION_NAMES = frozenset(list(AUTH_ARG_SPEC) + [
+    alias for spec in AUTH_ARG_SPEC.values() for alias in spec.get("aliases", [])])
 
 # Fields of a kubeconfig user that hold a credential; everything under these is one.
 KUBECONFIG_SECRET_FIELDS = ("token", "password", "client-key-data")
@@ -131,10 +131,9 @@ class KubeModule(NestedSecretsModule):
             option = self.kubeconfig_source.option
             conflicts = sorted(self.task_options & AUTH_OPTION_NAMES)
             if conflicts:
-                self.fail_json(msg="%s and %s are mutually exclusive: give the cluster either by %s or by the "
-                                   "Kubernetes connection options; nothing was sent" % (option, ", ".join(conflicts),
-                                                                                         option),
-                               errors=["%s: mutually exclusive with %s" % (name, option) for name in conflicts])
+                message = ("%s and %s are mutually exclusive: give the cluster either by %s or by the Kubernetes "
+                           "connection options; nothing was sent" % (option, ", ".join(conflicts), option))
+                self.fail_json(msg=message, errors=["%s: mutually exclusive with %s" % (name, option) for name in conflicts])
 
     @staticmethod
     def nested_secrets(params):

@@ -185,7 +185,7 @@ def memory_connection(kubeconfig, origin):
                               _pem(user, "client-certificate-data", origin), _pem(user, "client-key-data", origin))
     except (ssl.SSLError, ValueError) as err:
         # The ssl library's reason (such as "PEM lib"), never the material itself.
-        raise MemoryKubeconfigError("%s: its certificates cannot be loaded: %s" % (origin, getattr(err, "reason", None)
-                                                                                     or type(err).__name__))
+        reason = getattr(err, "reason", None) or type(err).__name__
+        raise MemoryKubeconfigError("%s: its certificates cannot be loaded: %s" % (origin, reason))
     return MemoryConnection(server, context, headers, origin, tls_server_name=cluster.get("tls-server-name"),
                             proxy=cluster.get("proxy-url"))

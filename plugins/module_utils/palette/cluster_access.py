@@ -40,7 +40,6 @@ class PaletteKubeconfigError(PaletteConfigError):
     """Palette has no usable kubeconfig for the cluster."""
 
 
-
 def decode_kubeconfig(body, origin):
     """The kubeconfig dict from Palette's answer: the kubeconfig's YAML (or JSON) text, base64-encoded or not.
 
