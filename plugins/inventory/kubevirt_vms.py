@@ -17,11 +17,16 @@ description:
   - Windows guests (from the guest agent's OS id, or the C(vm.kubevirt.io/os) / C(kubevirt.io/os) label or
     annotation) get a WinRM connection. Services of type NodePort or LoadBalancer that select a VM are listed
     with all their ports, and an SSH (22) or WinRM (5985/5986) port among them becomes C(ansible_port).
+  - The cluster is given by the Kubernetes connection options, or by O(palette_cluster) (a Palette cluster's name)
+    with the C(palette_*) options, whose kubeconfig is then fetched from Palette and kept in memory; the inventory
+    cache holds only the hosts, never the kubeconfig.
   - The inventory file must end in C(kubevirt_vms.yml) or C(kubevirt_vms.yaml).
 author:
   - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
   - palette.vmo.kube_auth
+  - palette.vmo.palette_cluster
+  - palette.vmo.palette_auth
   - constructed
   - inventory_cache
 options:
@@ -75,17 +80,27 @@ compose:
 cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: /tmp/kubevirt_vms_cache
+
+# site1.kubevirt_vms.yml: the VMs of a Palette cluster, by its name (PALETTE_HOST and PALETTE_API_KEY set)
+plugin: palette.vmo.kubevirt_vms
+palette_cluster: vmo-site-1
+palette_project: Default
+namespaces: [vms]
 """
 
 
 from ansible.errors import AnsibleError
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import auth_params, resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import (
+    AUTH_ARG_SPEC, auth_params, resolve_connection)
+from ansible_collections.palette.vmo.plugins.module_utils.kube.memory_kubeconfig import memory_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import preferred_version
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.facts import interface_addresses, vm_facts
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.query import find_vms
+from ansible_collections.palette.vmo.plugins.module_utils.palette.cluster_access import (
+    palette_cluster_kubeconfig, palette_params)
 from ansible_collections.palette.vmo.plugins.plugin_utils.cached_inventory import CachedInventory
 
 SSH_PORT = 22
@@ -138,9 +153,21 @@ class InventoryModule(CachedInventory):
 
     # -- reading the cluster --------------------------------------------------------------------------
 
+    def _connection(self):
+        """From palette_cluster (the kubeconfig fetched into memory), else from the Kubernetes options."""
+        palette = palette_params(self.get_option)
+        if not palette["palette_cluster"]:
+            return resolve_connection(auth_params(self.get_option))
+        conflicts = sorted(name for name in AUTH_ARG_SPEC if self.get_option(name) is not None)
+        if conflicts:
+            raise AnsibleError("palette.vmo.kubevirt_vms: palette_cluster and %s are mutually exclusive: give the "
+                               "cluster either by palette_cluster or by the Kubernetes connection options; nothing "
+                               "was sent" % ", ".join(conflicts))
+        return memory_connection(*palette_cluster_kubeconfig(palette))
+
     def _fetch(self):
         try:
-            client = KubeClient(resolve_connection(auth_params(self.get_option)))
+            client = KubeClient(self._connection())
             api_version = preferred_version(client, "kubevirt.io", self.get_option("api_version"))
             namespaces = self.get_option("namespaces") or [None]
             hosts = []

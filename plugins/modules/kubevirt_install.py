@@ -27,6 +27,8 @@ author:
 extends_documentation_fragment:
   - palette.vmo.attributes
   - palette.vmo.kube_auth
+  - palette.vmo.palette_cluster
+  - palette.vmo.palette_auth
 attributes:
   check_mode:
     support: full
@@ -143,6 +145,13 @@ EXAMPLES = r"""
     cdi_operator_manifest: /srv/mirror/cdi/v1.65.0/cdi-operator.yaml
     feature_gates: [LiveMigration, Snapshot]
     kubeconfig: /etc/edge/kubeconfig
+
+- name: On a Palette cluster given by name (no kubeconfig file on the controller)
+  palette.vmo.kubevirt_install:
+    palette_cluster: edge-site-7
+    palette_project: Edge
+    kubevirt_operator_manifest: /srv/mirror/kubevirt/v1.9.0/kubevirt-operator.yaml
+    cdi_operator_manifest: /srv/mirror/cdi/v1.65.0/cdi-operator.yaml
 """
 
 RETURN = r"""
@@ -187,10 +196,13 @@ cdi:
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.install_runner import run
+from ansible_collections.palette.vmo.plugins.module_utils.palette.cluster_access import (
+    PALETTE_CLUSTER_ARG_SPEC, PaletteClusterSource)
 
 
 def argument_spec():
     spec = dict(AUTH_ARG_SPEC)
+    spec.update(PALETTE_CLUSTER_ARG_SPEC)
     spec.update(
         kubevirt_operator_manifest=dict(type="str", required=True),
         cdi_operator_manifest=dict(type="str", required=True),
@@ -214,7 +226,8 @@ def argument_spec():
 
 
 def main():
-    run_module(KubeModule(argument_spec=argument_spec(), supports_check_mode=True), run)
+    run_module(KubeModule(argument_spec=argument_spec(), supports_check_mode=True,
+                          kubeconfig_source=PaletteClusterSource()), run)
 
 
 if __name__ == "__main__":

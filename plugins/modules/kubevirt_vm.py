@@ -28,6 +28,8 @@ author:
 extends_documentation_fragment:
   - palette.vmo.attributes
   - palette.vmo.kube_auth
+  - palette.vmo.palette_cluster
+  - palette.vmo.palette_auth
 attributes:
   check_mode:
     support: full
@@ -328,6 +330,19 @@ EXAMPLES = r"""
     memory: 1Gi
     exclusive: true
     vms: "{{ vm_list }}"
+
+- name: A VM on a Palette cluster given by name; its kubeconfig comes from Palette and stays in memory
+  palette.vmo.kubevirt_vm:
+    palette_cluster: vmo-site-1
+    palette_project: Default
+    # palette_host and palette_api_key from PALETTE_HOST and PALETTE_API_KEY
+    name: web-2
+    namespace: vms
+    state: started
+    memory: 2Gi
+    disks:
+      - name: root
+        container_disk: quay.io/containerdisks/fedora:41
 """
 
 RETURN = r"""
@@ -387,10 +402,13 @@ from ansible_collections.palette.vmo.plugins.module_utils.common.errors import r
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_options import VM_OPTIONS
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_runner import run
+from ansible_collections.palette.vmo.plugins.module_utils.palette.cluster_access import (
+    PALETTE_CLUSTER_ARG_SPEC, PaletteClusterSource)
 
 
 def argument_spec():
     spec = dict(AUTH_ARG_SPEC)
+    spec.update(PALETTE_CLUSTER_ARG_SPEC)
     spec.update(VM_OPTIONS)
     spec.update(
         vms=dict(type="list", elements="dict"),
@@ -412,7 +430,8 @@ def argument_spec():
 
 def main():
     module = KubeModule(argument_spec=argument_spec(), supports_check_mode=True,
-                        mutually_exclusive=[("name", "vms"), ("wait_condition", "wait_field")])
+                        mutually_exclusive=[("name", "vms"), ("wait_condition", "wait_field")],
+                        kubeconfig_source=PaletteClusterSource())
     run_module(module, run)
 
 

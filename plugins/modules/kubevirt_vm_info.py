@@ -21,6 +21,8 @@ author:
 extends_documentation_fragment:
   - palette.vmo.attributes
   - palette.vmo.kube_auth
+  - palette.vmo.palette_cluster
+  - palette.vmo.palette_auth
 attributes:
   check_mode:
     support: full
@@ -80,6 +82,13 @@ EXAMPLES = r"""
     name: db-1
     namespace: vms
     wait: true
+
+- name: The VMs of a Palette cluster given by name, through its admin kubeconfig
+  palette.vmo.kubevirt_vm_info:
+    palette_cluster: vmo-site-1
+    palette_project: Default
+    palette_kubeconfig_kind: admin
+    namespace: vms
 """
 
 RETURN = r"""
@@ -150,13 +159,15 @@ vms:
 
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import power as kubevirt_power
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure, run_module
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule, resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeClient
 from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import preferred_version
 from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, wait_for
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.facts import vm_facts
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.query import find_vms
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.palette.cluster_access import (
+    PALETTE_CLUSTER_ARG_SPEC, PaletteClusterSource)
 
 
 def wait_targets(params, found):
@@ -173,7 +184,7 @@ def run(module):
     bounds = bound_errors(params)
     if bounds:
         raise ModuleFailure("invalid input: " + "; ".join(bounds), bounds)
-    client = KubeClient(resolve_connection(params))
+    client = KubeClient(module.connection())
     api_version = preferred_version(client, "kubevirt.io", params["api_version"])
     query = dict(namespace=params["namespace"], name=params["name"],
                  label_selectors=params["label_selectors"], field_selectors=params["field_selectors"])
@@ -186,6 +197,7 @@ def run(module):
 
 def main():
     spec = dict(AUTH_ARG_SPEC)
+    spec.update(PALETTE_CLUSTER_ARG_SPEC)
     spec.update(
         name=dict(type="str"),
         namespace=dict(type="str"),
@@ -196,7 +208,7 @@ def main():
         wait_timeout=dict(type="int", default=120),
         api_version=dict(type="str"),
     )
-    run_module(KubeModule(argument_spec=spec, supports_check_mode=True), run)
+    run_module(KubeModule(argument_spec=spec, supports_check_mode=True, kubeconfig_source=PaletteClusterSource()), run)
 
 
 if __name__ == "__main__":

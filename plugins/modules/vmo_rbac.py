@@ -28,6 +28,8 @@ description:
   - With O(palette_cluster), the bindings are made through Palette's cluster RBAC settings
     (C(GET/PUT /v1/spectroclusters/{uid}/config/rbacs)) instead; Palette then creates them on the cluster. The
     settings are compared as a set of bindings, so a second run writes nothing; check mode only reads.
+  - With O(palette_cluster) and O(rbac_api=kubernetes), the module works on the cluster's Kubernetes API as without
+    Palette, through the cluster's kubeconfig that Palette gives (kept in memory only, see O(palette_cluster)).
   - O(verify) asks the apiserver, with SubjectAccessReviews, whether each declared subject may perform each
     operation of the table below where it is bound, and reports every difference from the table.
   - "The VMO role table: what each role may do in a namespace it is bound in (for listing namespaces and for the
@@ -72,6 +74,7 @@ author:
 extends_documentation_fragment:
   - palette.vmo.attributes
   - palette.vmo.kube_auth
+  - palette.vmo.palette_cluster
   - palette.vmo.palette_auth
 attributes:
   check_mode:
@@ -157,7 +160,7 @@ options:
       - After writing, check every declared subject's access with SubjectAccessReviews against the VMO role
         table, where the subject is bound; the result is in RV(verify).
       - For a subject that the task also binds to a role outside the table, only the operations that must be
-        allowed are checked. In Palette mode the Kubernetes connection options are used for the reviews.
+        allowed are checked. With O(palette_cluster), the reviews go through the cluster's kubeconfig from Palette.
       - An answer that differs from the table is asked again for up to 10 seconds, since the apiserver's authorizer
         sees a binding just written only once its cache has caught up.
     type: bool
@@ -167,8 +170,25 @@ options:
     type: bool
     default: false
   palette_cluster:
-    description: Name or uid of a Palette cluster; the bindings are then made through Palette, not the Kubernetes API.
+    description:
+      - Name or uid of a Palette cluster, in place of the Kubernetes connection options.
+      - With O(rbac_api=palette) (the default) the bindings are made through Palette's cluster RBAC settings, not the
+        Kubernetes API; the cluster's kubeconfig is fetched only for O(verify).
+      - With O(rbac_api=kubernetes) they are made on the cluster's Kubernetes API, through its kubeconfig from Palette.
+      - The kubeconfig is kept in memory only, never written to a file or shown. None of the Kubernetes connection
+        options may be given with it (an input error before any request), and their E(K8S_AUTH_*) variables and
+        E(KUBECONFIG) are not read. TLS to the cluster is always verified, against the kubeconfig's
+        C(certificate-authority-data).
     type: str
+  rbac_api:
+    description:
+      - With O(palette_cluster), where the bindings are made. V(palette) through Palette's cluster RBAC settings,
+        V(kubernetes) as RoleBindings and ClusterRoleBindings on the cluster's Kubernetes API (through the kubeconfig
+        Palette gives for it), with every option of the Kubernetes mode (O(roles), names, labels, dry runs).
+      - Ignored without O(palette_cluster).
+    type: str
+    choices: [palette, kubernetes]
+    default: palette
   field_manager:
     description: Server-side apply field manager.
     type: str
@@ -231,6 +251,18 @@ EXAMPLES = r"""
       - role: spectro-vm-power-user
         subjects:
           groups: [vm-operators]
+        namespaces: [vms-prod]
+
+- name: On a Palette cluster's Kubernetes API, reached by the cluster's name (no kubeconfig file)
+  palette.vmo.vmo_rbac:
+    palette_cluster: vmo-cluster
+    palette_project: Default
+    rbac_api: kubernetes
+    roles: present
+    bindings:
+      - role: spectro-vm-user
+        subjects:
+          users: [operator]
         namespaces: [vms-prod]
 """
 
@@ -329,14 +361,15 @@ errors:
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
-from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PALETTE_ARG_SPEC
+from ansible_collections.palette.vmo.plugins.module_utils.palette.cluster_access import (
+    PALETTE_CLUSTER_ARG_SPEC, PaletteClusterSource)
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_runner import run
 
 
 def argument_spec():
     spec = dict(AUTH_ARG_SPEC)
     # Each backend keeps its own TLS options: validate_certs is the Kubernetes one, palette_validate_certs Palette's.
-    spec.update(PALETTE_ARG_SPEC)
+    spec.update(PALETTE_CLUSTER_ARG_SPEC)
     spec.update(
         # Each item is validated against BINDING_OPTIONS by the runner, so that its errors name the item.
         bindings=dict(type="list", elements="dict", default=[]),
@@ -346,7 +379,7 @@ def argument_spec():
         force_roles=dict(type="bool", default=False),
         verify=dict(type="bool", default=False),
         verify_fail=dict(type="bool", default=False),
-        palette_cluster=dict(type="str"),
+        rbac_api=dict(type="str", choices=["palette", "kubernetes"], default="palette"),
         field_manager=dict(type="str", default="palette.vmo"),
         concurrency=dict(type="int", default=8),
     )
@@ -354,7 +387,8 @@ def argument_spec():
 
 
 def main():
-    run_module(KubeModule(argument_spec=argument_spec(), supports_check_mode=True), run)
+    run_module(KubeModule(argument_spec=argument_spec(), supports_check_mode=True,
+                          kubeconfig_source=PaletteClusterSource()), run)
 
 
 if __name__ == "__main__":

@@ -95,16 +95,21 @@ def test_palette_mode_unknown_cluster_and_roles_option(run_module, palette, pale
 
 
 def test_kubernetes_tls_switch_leaves_palette_verified(run_module, palette, ns, tmp_path):
-    """K8S_AUTH_VERIFY_SSL=false (or validate_certs: false) is the Kubernetes option: Palette stays verified."""
+    """K8S_AUTH_VERIFY_SSL=false is the Kubernetes switch, not read with palette_cluster: Palette stays verified.
+    validate_certs in the task is a Kubernetes connection option, which palette_cluster replaces: refused."""
     from tests.lab import pki
 
     other = tmp_path / "other-ca"
     pki.make_ca(other, "not-the-lab-ca")
     ours = [{"role": "spectro-vm-user", "subjects": {"users": ["tls-check"]}, "namespaces": [ns]}]
     wrong_ca = dict(args(palette, ours), palette_ca_cert=str(other.with_suffix(".crt")))
-    for extra, env in (({}, {"K8S_AUTH_VERIFY_SSL": "false"}), ({"validate_certs": False}, {})):
-        result = run_module(MODULE, dict(wrong_ca, **extra), check=True, env_extra=env)
-        assert result.get("failed") is True and "TLS verification of" in result["msg"], result
+    result = run_module(MODULE, wrong_ca, check=True, env_extra={"K8S_AUTH_VERIFY_SSL": "false"})
+    assert result.get("failed") is True and "TLS verification of" in result["msg"], result
+    mark = palette.mark()
+    result = run_module(MODULE, dict(wrong_ca, validate_certs=False), check=True)
+    assert result.get("failed") is True, result
+    assert result["msg"].startswith("palette_cluster and validate_certs are mutually exclusive"), result["msg"]
+    assert palette.requests_since(mark) == []
     # Palette's own switch is the one that turns its verification off.
     insecure = run_module(MODULE, dict(wrong_ca, palette_validate_certs=False), check=True)
     assert insecure.get("failed") is not True, insecure

@@ -19,7 +19,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds i
 from ansible_collections.palette.vmo.plugins.module_utils.common.outcomes import raise_failures
 from ansible_collections.palette.vmo.plugins.module_utils.kube import apply as kube_apply
 from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import PlannedObject, comparable
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import resolve_connection
+from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import module_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PaletteClient
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_bindings import (
@@ -74,8 +74,8 @@ class ObjectPlan(object):
         return self.action in ("created", "updated", "replaced", "deleted")
 
 
-def connect(params):
-    return KubeClient(resolve_connection(params), concurrency=params["concurrency"])
+def connect(module):
+    return KubeClient(module_connection(module), concurrency=module.params["concurrency"])
 
 
 # -- checks against the cluster ---------------------------------------------------------------------
@@ -263,7 +263,7 @@ def object_result(plan):
 
 def run_kubernetes(module, bindings):
     params = module.params
-    client = connect(params)
+    client = connect(module)
     concurrency = params["concurrency"]
     errors = check_roles_exist(client, bindings, params["roles"], concurrency)
     errors += check_namespaces(client, bindings, concurrency)
@@ -319,7 +319,8 @@ def run(module):
     if bounds:
         raise RbacInputError(bounds)
     bindings = parse_bindings(params["bindings"])
-    if params.get("palette_cluster"):
+    # With rbac_api kubernetes, a Palette cluster is only where the kubeconfig comes from (KubeModule.connection).
+    if params.get("palette_cluster") and params.get("rbac_api", "palette") == "palette":
         result = run_palette_mode(module, bindings)
     else:
         result = run_kubernetes(module, bindings)
@@ -330,8 +331,9 @@ def run_palette_mode(module, bindings):
     params = module.params
     if params["roles"] != "unmanaged":
         raise RbacInputError(["roles: Palette installs the VMO roles with the pack; use roles: unmanaged with "
-                              "palette_cluster"])
+                              "palette_cluster (or rbac_api: kubernetes to manage them through the cluster's "
+                              "kubeconfig)"])
     result = run_palette(module, PaletteClient(params), bindings)
     if params["verify"]:
-        result.update(verify_result(module, connect(params), bindings, result))
+        result.update(verify_result(module, connect(module), bindings, result))
     return result
