@@ -46,6 +46,7 @@ def environment(state: LabState) -> Dict[str, str]:
         "PALETTE_PROJECT": "lab",
         "PALETTE_CA_CERT": str(state.ca_file),
         "LAB_PALETTE_CLUSTER": "lab-cluster",
+        "LAB_PALETTE_MAAS_ACCOUNT": "lab-maas",  # the seeded MAAS cloud account (tests/lab/palette/maas_clusters.py)
         "LAB_PALETTE_REQUEST_LOG": str(state.palette_request_log),
         "LAB_RELEASE_URL": state.release_url,
         "LAB_RELEASE_DIR": str(state.release_dir),

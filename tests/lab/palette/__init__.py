@@ -2,7 +2,8 @@
 
 Started by `python -m tests.lab up` (module `tests.lab.palette`), HTTPS on 127.0.0.1 with a certificate
 signed by the lab CA. The lab env names it: PALETTE_HOST, PALETTE_API_KEY, PALETTE_PROJECT (`lab`),
-PALETTE_CA_CERT, LAB_PALETTE_CLUSTER (`lab-cluster`), LAB_PALETTE_REQUEST_LOG.
+PALETTE_CA_CERT, LAB_PALETTE_CLUSTER (`lab-cluster`), LAB_PALETTE_MAAS_ACCOUNT (`lab-maas`),
+LAB_PALETTE_REQUEST_LOG.
 
 What it decides, where Palette's documents leave room:
 
@@ -59,6 +60,63 @@ What it decides, where Palette's documents leave room:
   The certificates are minted once per lab, in `<lab state>/palette-kubeconfigs/`, so the text is stable.
   Lab decision: real Palette hands out its own cluster's credentials; the lab's clusters share one
   apiserver, so each cluster is told apart by the user its kubeconfig carries.
+- MAAS cloud account (maas_clusters.py): `lab-maas`, tenant-scoped (every project sees it), points at the
+  lab's MAAS simulator with its administrator key (never returned: `spec` has apiEndpoint and
+  preferredSubnets only). `GET /v1/cloudaccounts/maas` (listmeta as other lists), `GET .../{uid}`,
+  `.../properties/resourcePools|azs|tags|domains` read MAAS live over HTTP (maas_client.py: OAuth 1.0a
+  PLAINTEXT, as any MAAS client signs). The lab MAAS serves no `/domains/` yet: the domains are then `maas`
+  and those its machines name. A MAAS error is a 502 CloudAccountError.
+- MAAS clusters (maas_clusters.py, which names the cluster-api-provider-maas code each step follows):
+  `POST /v1/spectroclusters/maas` needs a ProjectUid (400 without), a DNS-label name unique in the project
+  (409 SpectroClusterNameExists), the account's uid, `cloudConfig.domain`, exactly one published infra (or
+  cluster) profile for maas or all plus published add-ons, and one control-plane pool (size >= 1; workers
+  >= 0). Each pool's resource pool, zones and tags must exist in MAAS, and MAAS must have enough Ready
+  machines matching pool, zones, all tags, minCPU and minMemInMB (the pools take them in order, control
+  plane first, by hostname, as op=allocate picks them). Any problem is one 400 v1Error naming each pool and
+  field (`machine pool 'workers': poolConfig.size: ...`); nothing is written, MAAS is only read.
+  `POST .../maas/validate` (read-only: `mutating` false) runs the same checks and answers 200 with pool
+  errors in `machinePools.results[{name, displayName, errors[{code, message}]}]` and profile errors in
+  `profiles[{uid, packs.results}]`; an unknown account, a missing domain or no pools are a 400 there too
+  (the response has no place for them: a lab decision).
+- A created cluster is Pending; its controller thread takes a Palette-side step every
+  `maas_cluster_step_seconds` (0.2 s): Provisioning, then each missing machine appears Pending for a step,
+  is allocated in MAAS (`op=allocate`: pool, zone, tags, cpu_count, mem, agent_name `palette-<cluster>`,
+  comment) and is Provisioning, is deployed (`op=deploy`, distro_series from the OS layer, cloud-init with
+  the SSH keys and NTP servers), Provisioned once MAAS says Deployed (MAAS's own durations), then Running
+  with its Node Ready. A pool's machines spread over its azs (the zone with fewest of the pool first). A
+  machine that fails to deploy is Failed, kept until a replacement is allocated, then released. The
+  cluster is Running once every pool has `size` Ready machines (it stays Running while pools scale);
+  `status.conditions` ControlPlaneReady and NodesReady say which machines each pool waits for (and MAAS's
+  answer, e.g. no machine matching); the infra packs are Ready=False (Provisioning) until Running, then
+  True; add-on profiles given at create (or attached while Provisioning) show Ready=False reason Pending
+  and are handed to the agent once Running. Overview health: Unknown before Running, then Healthy when
+  every pool has its size Ready, UnHealthy while a pool is short or scaling.
+- Nodes: one per machine MAAS deployed, named after its MAAS hostname, labelled kubernetes.io/hostname,
+  kubernetes.io/os=linux, kubernetes.io/arch (MAAS's), kubevirt.io/schedulable=true,
+  topology.kubernetes.io/zone=<MAAS zone>, node-role.kubernetes.io/control-plane or /worker, the pool's
+  additionalLabels, and the lab's palette.lab/cluster-uid and palette.lab/machine-pool; annotated with the
+  CAPI machine; spec.providerID `maas:///<zone>/<system id>`; taints: the pool's, plus kubeadm's
+  control-plane NoSchedule unless useControlPlaneAsWorker; status Ready, capacity cpu and memory from MAAS.
+  A pool's label or taint change reaches its Nodes; placement changes (resource pool, azs, tags, instance
+  type) apply to machines allocated from then on (a lab decision: Palette would roll the pool).
+- `GET /v1/cloudconfigs/maas/{uid}`: cloudAccountRef, clusterConfig and machinePoolConfig (v1MaasMachinePoolConfig,
+  pools being deleted left out). `PUT .../machinePools/{name}` (checked as at create, counting the pool's
+  machines; isControlPlane cannot change) scales: more machines are allocated, or the newest are released
+  and their Nodes deleted. `POST .../machinePools` adds a worker pool (201 {uid}; 409 if the name exists),
+  `DELETE` releases a worker pool's machines (the control plane's is a 400). `GET .../machines`:
+  v1MaasMachines with instanceState Pending|Provisioning|Provisioned|Running|Deleting|Failed, ready, health.
+- `DELETE /v1/spectroclusters/{uid}` (a MAAS cluster; lab-cluster is a 400): Deleting at once, every
+  machine's Node deleted and the machine released, then once MAAS says Ready the cluster's client binding
+  and RBAC bindings are deleted and the cluster is gone (GET 404). `forceDelete=true` does not wait for
+  MAAS to finish releasing (the lab still releases: the machines are the lab's).
+- A MAAS cluster's kubeconfigs exist once its first control-plane machine runs (404 KubeconfigNotFound
+  before): kubeconfigclient as for lab-cluster (CN `palette-<cluster>-client`, binding made then),
+  adminKubeconfig and kubeconfig a certificate CN `palette-<cluster>-admin`, O system:masters.
+  `PUT config/rbacs` on a MAAS cluster names its bindings `spectro-on-demand-<n>-<cluster>` (one apiserver
+  is shared). Search and overview list every cluster of the scope with its state and health.
+- The simulator keeps no clusters across a restart: the MAAS machines it held (the ledger
+  `<lab state>/palette-maas-machines.json`) are released and its Nodes and MAAS clusters' bindings deleted
+  when it starts.
 - `PUT config/rbacs` replaces the cluster's bindings and makes them before answering 204:
   `spectro-on-demand-<n>` (n counts the bindings of the body in order) labelled
   `spectrocloud.com/clusterRbac=true` and `spectrocloud.com/clusterId=<uid>`; bindings no longer listed
@@ -69,18 +127,22 @@ What it decides, where Palette's documents leave room:
 Lab endpoints (no ApiKey, never logged, never called by the collection):
 
 - `GET /__lab__/health`, `GET /__lab__/info` (cluster, registry, project, pack and infra profile uids;
-  `cluster_client_user` and `cluster_client_binding`: lab-cluster's client identity and its binding).
+  `cluster_client_user` and `cluster_client_binding`: lab-cluster's client identity and its binding;
+  `maas_account`, `maas_account_uid`, `maas_cluster_step_seconds`, and `maas_clusters` by name:
+  uid, project, cloud_config_uid, state, client_user, admin_user).
 - `PUT /__lab__/faults` with any of: `http_429` (next n requests get 429, with `retry_after` seconds
   in a Retry-After header unless `retry_after_header` is false), `http_5xx` (next n get `status_5xx`,
   default 503), `drop_connections` (next n are cut), `lose_write_answers` (next n writes take effect,
   then are cut before their answer), `refuse_writes` (next n writes are refused with `refuse_status`,
   default 500, and not carried out), `slow_seconds` (every request waits first), `rate_limit` (false
   turns Palette's limits off), `deploy_seconds`, `apply_delay_seconds`, `duplicate_profile_status`
-  (409, 400 or 500), `nodes_not_ready_seconds` (NodesReady False for that long from now). The answer
+  (409, 400 or 500), `nodes_not_ready_seconds` (NodesReady False for that long from now),
+  `maas_cluster_step_seconds` (a MAAS cluster's Palette-side step). The answer
   lists every knob; `/__lab__/reset` puts them back.
 - `POST /__lab__/seed` `{count, prefix, project (name, "" for tenant), version}`: published add-on profiles.
-- `POST /__lab__/reset`: faults, limits, profiles, attachments and RBAC as in a fresh lab, then the
-  baseline below.
-- `POST /__lab__/baseline`: the KubeVirt and CDI CRs as tests/lab/bootstrap.py made them, and the
-  namespaces, manifest objects and bindings the agent created deleted (the VMO ClusterRoles stay).
+- `POST /__lab__/reset`: every MAAS cluster deleted (machines released, Nodes and bindings gone, waited
+  for), then faults, limits, profiles, attachments and RBAC as in a fresh lab, then the baseline below.
+- `POST /__lab__/baseline`: every MAAS cluster deleted and waited for; the KubeVirt and CDI CRs as
+  tests/lab/bootstrap.py made them, and the namespaces, manifest objects and bindings the agent created
+  deleted (the VMO ClusterRoles stay).
 """

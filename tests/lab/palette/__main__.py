@@ -10,6 +10,7 @@ from ..state import ADMIN_USER, LabState
 from .agent import Agent
 from .api import PaletteApi, make_handler
 from .kubeconfigs import Kubeconfigs
+from .maas_client import MaasClient
 from .model import PaletteModel
 
 # The agent applies the VMO ClusterRoles the collection defines, imported as Ansible imports it.
@@ -21,9 +22,11 @@ def serve(state: LabState) -> ThreadingHTTPServer:
     kube = Kube(state.apiserver_url, state.token(ADMIN_USER), str(state.ca_file))
     agent = Agent(kube, model.cluster.uid)
     kubeconfigs = Kubeconfigs(state.dir / "palette-kubeconfigs", state.dir / "pki" / "ca", state.apiserver_url, kube)
-    kubeconfigs.ensure_bound(model.cluster.name, model.cluster.uid)
     api = PaletteApi(model, state.palette_api_key, RequestLog(state.palette_request_log), agent, str(state.kubeconfig),
-                     kubeconfigs=kubeconfigs)
+                     kubeconfigs=kubeconfigs, maas=MaasClient(state.maas_url, state.maas_api_key, str(state.ca_file)),
+                     ledger=state.dir / "palette-maas-machines.json")
+    api.maas.recover()  # what an earlier run left: its MAAS machines, Nodes and bindings
+    kubeconfigs.ensure_bound(model.cluster.name, model.cluster.uid)
     return tls_server(state.ports["palette"], make_handler(api), state.dir / "pki" / "palette.crt")
 
 

@@ -155,15 +155,20 @@ class Agent:
 
     # -- cluster RBAC -----------------------------------------------------------------------------
 
-    def apply_rbacs(self, rbacs: List[dict]) -> None:
-        """The bindings of every entry as spectro-on-demand-<n>; bindings no longer listed are removed."""
+    def apply_rbacs(self, rbacs: List[dict], cluster_uid: str = "", name_suffix: str = "") -> None:
+        """The bindings of every entry as spectro-on-demand-<n>; bindings no longer listed are removed.
+
+        `cluster_uid` (lab-cluster's by default) labels them; the lab's clusters share one apiserver, so another
+        cluster's bindings carry `name_suffix` (`-<cluster name>`) to keep their names apart (a lab decision).
+        """
+        cluster_uid = cluster_uid or self.cluster_uid
         wanted = set()
         counter = 0
         for rbac in rbacs:
             errors = []
             for binding in rbac["spec"]["bindings"]:
                 counter += 1
-                obj = binding_object(binding, f"spectro-on-demand-{counter}", self.cluster_uid)
+                obj = binding_object(binding, f"spectro-on-demand-{counter}{name_suffix}", cluster_uid)
                 wanted.add((obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
                 try:
                     self._drop_if_role_changed(obj)
@@ -171,7 +176,11 @@ class Agent:
                 except PackFailed as err:
                     errors.append({"name": obj["metadata"]["name"], "resourceType": obj["kind"], "msg": str(err)})
             rbac["status"]["errors"] = errors
-        self._remove_stale_bindings(wanted)
+        self._remove_stale_bindings(wanted, cluster_uid)
+
+    def remove_rbacs(self, cluster_uid: str) -> None:
+        """Every binding made for the cluster's RBAC settings (the cluster is gone)."""
+        self._remove_stale_bindings(set(), cluster_uid)
 
     def _drop_if_role_changed(self, obj: dict) -> None:
         # roleRef is immutable: a binding that now names another role is made again.
@@ -181,8 +190,8 @@ class Agent:
         if live is not None and live.get("roleRef") != obj["roleRef"]:
             self.kube.delete(path)
 
-    def _remove_stale_bindings(self, wanted: set) -> None:
-        selector = f"{RBAC_LABEL}=true,{CLUSTER_LABEL}={self.cluster_uid}"
+    def _remove_stale_bindings(self, wanted: set, cluster_uid: str = "") -> None:
+        selector = f"{RBAC_LABEL}=true,{CLUSTER_LABEL}={cluster_uid or self.cluster_uid}"
         for kind, plural in (("ClusterRoleBinding", "clusterrolebindings"), ("RoleBinding", "rolebindings")):
             for item in self.kube.get(object_path(RBAC_API, plural), labelSelector=selector).get("items", []):
                 meta = item["metadata"]

@@ -10,13 +10,17 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from ..simulator_http import RequestLog, VerbHandler, mirrors, spend_fault
 from . import model as palette_model
 from .agent import APPLY_DELAY_SECONDS, DEPLOY_SECONDS, Agent
-from .kubeconfigs import Kubeconfigs, client_user
+from .kubeconfigs import Kubeconfigs, admin_user, client_user
+from .maas_client import MaasClient
+from .maas_clusters import ACCOUNT_NAME, MaasCluster, MaasClusters
+from .maas_clusters import STEP_SECONDS as MAAS_STEP_SECONDS
 from .model import ApiError, PaletteModel
 
 # Palette's published limits per parent resource: (path pattern, requests per second, burst factor).
@@ -25,7 +29,8 @@ RATE_LIMITS = (
     (re.compile(r"^/v1/(clusterprofiles|cloudconfigs|spectroclusters)(/|$)"), 50, 5),
 )
 DEFAULT_RATE, DEFAULT_BURST = 10, 5
-READ_ONLY_POSTS = re.compile(r"^/v1/(dashboard/clusterprofiles|dashboard/spectroclusters/search|packs/search)$")
+READ_ONLY_POSTS = re.compile(r"^/v1/(dashboard/clusterprofiles|dashboard/spectroclusters/search|packs/search"
+                             r"|spectroclusters/maas/validate)$")
 
 
 def parent_resource(path: str) -> Tuple[str, float, int]:
@@ -101,13 +106,20 @@ Response = Tuple[int, object]
 
 class PaletteApi:
     def __init__(self, model: PaletteModel, api_key: str, log: RequestLog, agent: Agent, kubeconfig: str,
-                 kubeconfigs: Optional[Kubeconfigs] = None):
+                 kubeconfigs: Optional[Kubeconfigs] = None, maas: Optional[MaasClient] = None,
+                 ledger: Optional[Path] = None):
         self.model, self.api_key, self.log, self.agent = model, api_key, log, agent
         self.kubeconfig = kubeconfig  # lab-cluster's kubeconfig and adminKubeconfig: the lab's admin kubeconfig
         self.kubeconfigs = kubeconfigs  # the client (and MAAS clusters' admin) kubeconfigs, signed by the lab CA
+        # The MAAS cloud account and clusters (maas_clusters.py); without a MAAS client (unit tests, the contract
+        # check) they are there but cannot reach MAAS.
+        self.maas = MaasClusters(model, maas or MaasClient("https://127.0.0.1:1/MAAS", "a:b:c", ""),
+                                 agent.kube if agent else None, kubeconfigs, self._dispatch,
+                                 agent.remove_rbacs if agent else (lambda _uid: None), ledger)
         self.faults = Faults()
         self.limiter = RateLimiter()
         profile, cluster = r"/v1/clusterprofiles/(?P<uid>[^/]+)", r"/v1/spectroclusters/(?P<uid>[^/]+)"
+        account, config = r"/v1/cloudaccounts/maas/(?P<uid>[^/]+)", r"/v1/cloudconfigs/maas/(?P<config>[^/]+)"
         self.routes = [(method, re.compile("^" + pattern + "$"), handler) for method, pattern, handler in (
             ("GET", r"/v1/dashboard/projects/metadata", self.projects_metadata),
             ("GET", r"/v1/registries/metadata", self.registries_metadata),
@@ -127,7 +139,22 @@ class PaletteApi:
             ("GET", profile + r"/packs/(?P<pack>[^/]+)/manifests/(?P<manifest>[^/]+)", self.profile_manifest),
             ("GET", r"/v1/dashboard/clusterprofiles/metadata", self.profiles_metadata),
             ("POST", r"/v1/dashboard/clusterprofiles", self.profiles_summary),
+            ("GET", r"/v1/cloudaccounts/maas", self.maas_accounts),
+            ("GET", account, self.maas_account),
+            ("GET", account + "/properties/resourcePools", self.maas_account_pools),
+            ("GET", account + "/properties/azs", self.maas_account_azs),
+            ("GET", account + "/properties/tags", self.maas_account_tags),
+            ("GET", account + "/properties/domains", self.maas_account_domains),
+            ("POST", r"/v1/spectroclusters/maas", self.maas_cluster_create),
+            ("POST", r"/v1/spectroclusters/maas/validate", self.maas_cluster_validate),
+            ("GET", config, self.maas_cloud_config),
+            ("POST", config + "/machinePools", self.maas_pool_create),
+            ("PUT", config + r"/machinePools/(?P<name>[^/]+)", self.maas_pool_update),
+            ("DELETE", config + r"/machinePools/(?P<name>[^/]+)", self.maas_pool_delete),
+            ("GET", config + r"/machinePools/(?P<name>[^/]+)/machines", self.maas_pool_machines),
             ("GET", cluster, self.cluster_get),
+            ("DELETE", cluster, self.cluster_delete),
+            ("GET", r"/v1/dashboard/spectroclusters/(?P<uid>[^/]+)/overview", self.cluster_overview),
             ("GET", cluster + "/profiles", self.cluster_profiles),
             ("PATCH", cluster + "/profiles", self.cluster_profiles_patch),
             ("PUT", cluster + "/profiles", self.cluster_profiles_put),
@@ -311,8 +338,14 @@ class PaletteApi:
         cluster = self._cluster(request, uid)
         started = self.model.attach(cluster, _object(request.body).get("profiles"), request.project, replace_all)
         for attachment in started:
-            self.agent.deploy(attachment, self._pick_up, self._report)
+            # A MAAS cluster's add-ons wait until it is Running: its controller hands them over then.
+            if cluster.state() == "Running":
+                self._dispatch(cluster, attachment)
         return 204, None
+
+    def _dispatch(self, _cluster, attachment) -> None:
+        attachment.dispatched = True
+        self.agent.deploy(attachment, self._pick_up, self._report)
 
     def _pick_up(self, attachment) -> None:
         with self.model.lock:
@@ -338,9 +371,19 @@ class PaletteApi:
         return 204, None
 
     def _kubeconfig(self, request: Request, uid: str) -> Response:
-        self._cluster(request, uid)
+        cluster = self._cluster(request, uid)
+        if isinstance(cluster, MaasCluster):
+            self._kubeconfig_ready(cluster)
+            return 200, self.kubeconfigs.admin(cluster.name).encode()
         with open(self.kubeconfig) as kubeconfig:
             return 200, kubeconfig.read().encode()
+
+    @staticmethod
+    def _kubeconfig_ready(cluster) -> None:
+        # Lab decision: Palette has a cluster's kubeconfig once its control plane runs; until then a 404.
+        if isinstance(cluster, MaasCluster) and not cluster.kubeconfig_ready:
+            raise ApiError(404, "KubeconfigNotFound", f"cluster {cluster.name!r} has no kubeconfig yet: its control "
+                           f"plane is not running (state {cluster.state()})")
 
     @mirrors("v1SpectroClustersUidKubeConfig", source="palette-sdk-go client/cluster.go GetClusterKubeConfig")
     def cluster_kubeconfig(self, request: Request, uid: str) -> Response:
@@ -353,9 +396,10 @@ class PaletteApi:
     # The client kubeconfig: a certificate with no system:masters organisation, made cluster-admin by a
     # ClusterRoleBinding (kubeconfigs.py; the lab decision is documented there).
     @mirrors("v1SpectroClustersUidKubeConfigClientGet",
-             source="palette-sdk-go client/cluster.go GetClusterClientKubeConfig; spec v1SpectroClustersUidKubeConfigClientGet")
+             source="palette-sdk-go client/cluster.go GetClusterClientKubeConfig")
     def cluster_client_kubeconfig(self, request: Request, uid: str) -> Response:
         cluster = self._cluster(request, uid)
+        self._kubeconfig_ready(cluster)
         return 200, self.kubeconfigs.client(cluster.name).encode()
 
     @mirrors("v1SpectroClustersUidConfigRbacsGet",
@@ -366,26 +410,141 @@ class PaletteApi:
     @mirrors("v1SpectroClustersUidConfigRbacsUpdate",
              source="palette-sdk-go client/cluster_rbac_config.go UpdateClusterRbacConfig")
     def cluster_rbacs_put(self, request: Request, uid: str) -> Response:
-        rbacs = self.model.set_rbacs(self._cluster(request, uid), _object(request.body))
-        self.agent.apply_rbacs(rbacs)
+        cluster = self._cluster(request, uid)
+        rbacs = self.model.set_rbacs(cluster, _object(request.body))
+        if cluster is self.model.cluster:
+            self.agent.apply_rbacs(rbacs)
+        else:
+            self.agent.apply_rbacs(rbacs, cluster.uid, f"-{cluster.name}")
         return 204, None
 
     @mirrors("v1SpectroClustersSearchFilterSummary", source="palette-sdk-go client/cluster.go SearchClusterSummaries")
     def clusters_search(self, request: Request) -> Response:
-        cluster = self.model.cluster
-        visible = not request.project or request.project == cluster.project_uid
         body = request.body if isinstance(request.body, dict) else {}
-        matches = [cluster] if visible and cluster_filter_matches(body.get("filter") or {}, cluster) else []
+        matches = [c for c in self.model.visible_clusters(request.project)
+                   if cluster_filter_matches(body.get("filter") or {}, c)]
         items, meta = palette_model.page(matches, _int(request.arg("limit")), request.arg("continue"),
                                          _int(request.arg("offset")))
-        project_name = self.model.projects[cluster.project_uid]
         return 200, {"items": [{
             "metadata": {"name": c.name, "uid": c.uid, "creationTimestamp": c.created,
                          "annotations": {"scope": "project", "projectUid": c.project_uid}},
-            "specSummary": {"projectMeta": {"name": project_name, "uid": c.project_uid},
-                            "cloudConfig": {"cloudType": "maas"},
+            "specSummary": {"projectMeta": {"name": self.model.projects[c.project_uid], "uid": c.project_uid},
+                            "cloudConfig": {"cloudType": "maas", "uid": c.cloud_config_uid,
+                                            "machinePools": self.maas.pool_meta(c)},
                             "clusterProfileTemplates": [{"uid": a.profile_uid} for a in c.attachments.values()]},
-            "status": {"state": "Running", "health": {"state": "Healthy"}}} for c in items], "listmeta": meta}
+            "status": {"state": c.state(), "health": {"state": c.health()}}} for c in items], "listmeta": meta}
+
+    @mirrors("v1SpectroClustersDelete", source="palette-sdk-go client/cluster.go DeleteCluster, ForceDeleteCluster; "
+             "cluster-api-provider-maas pkg/maas/machine/machine.go ReleaseMachine")
+    def cluster_delete(self, request: Request, uid: str) -> Response:
+        cluster = self._cluster(request, uid)
+        if not isinstance(cluster, MaasCluster):
+            raise ApiError(400, "InvalidRequest", f"cluster {cluster.name!r} is the lab's own cluster: it cannot be "
+                           "deleted")
+        self.maas.delete(cluster, request.flag("forceDelete"))
+        return 204, None
+
+    @mirrors("v1SpectroClustersSummaryUidOverview", source="palette-sdk-go client/cluster.go GetClusterOverview; "
+             "terraform-provider-spectrocloud spectrocloud/cluster_common_crud.go (Running-Healthy)")
+    def cluster_overview(self, request: Request, uid: str) -> Response:
+        cluster = self._cluster(request, uid)
+        view = self.model.cluster_view(cluster)
+        return 200, {"metadata": view["metadata"],
+                     "spec": {"cloudConfig": {"cloudType": "maas", "uid": cluster.cloud_config_uid,
+                                              "machinePools": self.maas.pool_meta(cluster)},
+                              "cloudaccount": {"name": ACCOUNT_NAME, "uid": self.maas.account_uid},
+                              "clusterProfileTemplates": view["spec"]["clusterProfileTemplates"]},
+                     "status": {"state": cluster.state(), "conditions": view["status"]["conditions"],
+                                "packs": view["status"]["packs"],
+                                "health": {"state": cluster.health(), "lastHeartBeatTimestamp": palette_model.now(),
+                                           "conditions": [{"type": c["type"], "message": c["message"]}
+                                                          for c in view["status"]["conditions"]
+                                                          if c["status"] != "True"]}}}
+
+    # -- the MAAS cloud account and MAAS clusters (maas_clusters.py) --------------------------------------
+
+    @mirrors("v1CloudAccountsMaasList", source="palette-sdk-go client/account_maas.go GetCloudAccountsMaas; "
+             "client/account.go GetCloudAccountMaasByName")
+    def maas_accounts(self, request: Request) -> Response:
+        items, meta = palette_model.page([self.maas.account_view()], _int(request.arg("limit")),
+                                         request.arg("continue"), _int(request.arg("offset")))
+        return 200, {"items": items, "listmeta": meta}
+
+    @mirrors("v1CloudAccountsMaasGet", source="palette-sdk-go client/account_maas.go GetCloudAccountMaas")
+    def maas_account(self, _request: Request, uid: str) -> Response:
+        return 200, self.maas.account(uid)
+
+    # The properties are read from MAAS at each request, as Palette reads them through the account's PCG.
+    @mirrors("v1MaasAccountsUidPools", source="spec v1MaasAccountsUidPools; MAAS api/resourcepools.py "
+             "ResourcePoolsHandler.read")
+    def maas_account_pools(self, _request: Request, uid: str) -> Response:
+        return 200, self.maas.properties(uid, "resourcePools")
+
+    @mirrors("v1MaasAccountsUidAzs", source="spec v1MaasAccountsUidAzs; MAAS api/zones.py ZonesHandler.read")
+    def maas_account_azs(self, _request: Request, uid: str) -> Response:
+        return 200, self.maas.properties(uid, "azs")
+
+    @mirrors("v1MaasAccountsUidTags", source="spec v1MaasAccountsUidTags; MAAS api/tags.py TagsHandler.read")
+    def maas_account_tags(self, _request: Request, uid: str) -> Response:
+        return 200, self.maas.properties(uid, "tags")
+
+    @mirrors("v1MaasAccountsUidDomains", source="spec v1MaasAccountsUidDomains; MAAS api/domains.py "
+             "DomainsHandler.read")
+    def maas_account_domains(self, _request: Request, uid: str) -> Response:
+        return 200, self.maas.properties(uid, "domains")
+
+    def _project_for_create(self, request: Request) -> str:
+        if not request.project:
+            raise ApiError(400, "InvalidRequest", "a cluster is made in a project: send its uid in the ProjectUid "
+                           "header")
+        return request.project
+
+    @mirrors("v1SpectroClustersMaasCreate", source="palette-sdk-go client/cluster_maas.go CreateClusterMaas; "
+             "cluster-api-provider-maas pkg/maas/machine/machine.go DeployMachine")
+    def maas_cluster_create(self, request: Request) -> Response:
+        project = self._project_for_create(request)
+        found = self.maas.check(request.body, project)
+        refusal = self.maas.refusal(found)
+        if refusal is not None:
+            raise refusal
+        return 201, {"uid": self.maas.create(found, project).uid}
+
+    @mirrors("v1SpectroClustersMaasValidate", source="spec v1SpectroClustersMaasValidate "
+             "(v1SpectroClusterValidatorResponse); the checks are the lab's (maas_clusters.py check)")
+    def maas_cluster_validate(self, request: Request) -> Response:
+        found = self.maas.check(request.body, self._project_for_create(request))
+        return 200, self.maas.validation_view(found)
+
+    @mirrors("v1CloudConfigsMaasGet", source="palette-sdk-go client/cluster_maas.go GetCloudConfigMaas")
+    def maas_cloud_config(self, request: Request, config: str) -> Response:
+        return 200, self.maas.cloud_config_view(self.maas.cluster_by_config(config, request.project))
+
+    @mirrors("v1CloudConfigsMaasMachinePoolCreate",
+             source="palette-sdk-go client/cluster_maas.go CreateMachinePoolMaas")
+    def maas_pool_create(self, request: Request, config: str) -> Response:
+        cluster = self.maas.cluster_by_config(config, request.project)
+        pool = self.maas.add_pool(cluster, self.maas.pool_check(cluster, request.body, None))
+        return 201, {"uid": pool.uid}
+
+    @mirrors("v1CloudConfigsMaasMachinePoolUpdate",
+             source="palette-sdk-go client/cluster_maas.go UpdateMachinePoolMaas")
+    def maas_pool_update(self, request: Request, config: str, name: str) -> Response:
+        cluster = self.maas.cluster_by_config(config, request.project)
+        self.maas.put_pool(cluster, self.maas.pool_check(cluster, request.body, name))
+        return 204, None
+
+    @mirrors("v1CloudConfigsMaasMachinePoolDelete",
+             source="palette-sdk-go client/cluster_maas.go DeleteMachinePoolMaas")
+    def maas_pool_delete(self, request: Request, config: str, name: str) -> Response:
+        self.maas.delete_pool(self.maas.cluster_by_config(config, request.project), name)
+        return 204, None
+
+    @mirrors("v1CloudConfigsMaasPoolMachinesList", source="palette-sdk-go client/cluster_maas.go GetNodeStatusMapMaas; "
+             "client/node_actions.go GetMachinesListMaas")
+    def maas_pool_machines(self, request: Request, config: str, name: str) -> Response:
+        items = self.maas.machines_view(self.maas.cluster_by_config(config, request.project), name)
+        return 200, {"items": items, "listmeta": {"count": len(items), "limit": len(items), "offset": 0,
+                                                  "continue": ""}}
 
     # -- /__lab__ ---------------------------------------------------------------------------------
 
@@ -397,6 +556,7 @@ class PaletteApi:
         if path == "/__lab__/reset" and method == "POST":
             return self._reset()
         if path == "/__lab__/baseline" and method == "POST":
+            self.maas.remove_all()
             self.agent.restore_baseline()
             return 200, {}
         if path == "/__lab__/seed" and method == "POST":
@@ -412,13 +572,21 @@ class PaletteApi:
                              "packs": {tag: p.uid for tag, p in self.model.packs.items()},
                              "infra_profile_uid": self.model.infra_profile_uid,
                              "cluster_client_user": client_user(self.model.cluster.name),
-                             "cluster_client_binding": client_user(self.model.cluster.name)}
+                             "cluster_client_binding": client_user(self.model.cluster.name),
+                             "maas_account": ACCOUNT_NAME, "maas_account_uid": self.maas.account_uid,
+                             "maas_cluster_step_seconds": self.maas.step_seconds,
+                             "maas_clusters": {c.name: {"uid": c.uid, "project": self.model.projects[c.project_uid],
+                                                        "cloud_config_uid": c.config_uid, "state": c.state(),
+                                                        "client_user": client_user(c.name),
+                                                        "admin_user": admin_user(c.name)}
+                                               for c in self.model.clusters.values() if isinstance(c, MaasCluster)}}
         return 404, {"message": f"unknown lab path {method} {path}"}
 
     def _knobs(self) -> dict:
         return dict(vars(self.faults), deploy_seconds=self.agent.deploy_seconds,
                     apply_delay_seconds=self.agent.apply_delay_seconds,
-                    duplicate_profile_status=self.model.duplicate_status)
+                    duplicate_profile_status=self.model.duplicate_status,
+                    maas_cluster_step_seconds=self.maas.step_seconds)
 
     def _set_faults(self, body: dict) -> Response:
         """PUT /__lab__/faults: the Faults fields, and the agent's and model's timing and answer knobs."""
@@ -429,6 +597,8 @@ class PaletteApi:
                 self.agent.apply_delay_seconds = float(value)
             elif key == "duplicate_profile_status":
                 self.model.duplicate_status = int(value)
+            elif key == "maas_cluster_step_seconds":
+                self.maas.step_seconds = float(value)
             elif key == "nodes_not_ready_seconds":
                 with self.model.lock:
                     self.model.cluster.nodes_not_ready_until = time.monotonic() + float(value)
@@ -443,6 +613,8 @@ class PaletteApi:
         """Faults, limits, profiles, attachments and RBAC back to a fresh lab; the apiserver to its baseline."""
         self.faults = Faults()
         self.limiter.reset()
+        self.maas.remove_all()
+        self.maas.step_seconds = MAAS_STEP_SECONDS
         self.agent.deploy_seconds, self.agent.apply_delay_seconds = DEPLOY_SECONDS, APPLY_DELAY_SECONDS
         with self.model.lock:
             model = self.model
@@ -517,7 +689,7 @@ def profile_filter_matches(flt: dict, profile) -> bool:
 
 def _cluster_property(cluster, name: str):
     return {"clusterName": cluster.name, "environment": "maas", "cloudType": "maas", "isDeleted": False,
-            "clusterState": "Running", "projectUid": cluster.project_uid}.get(name)
+            "clusterState": cluster.state(), "projectUid": cluster.project_uid}.get(name)
 
 
 def _search_item_matches(item: dict, cluster) -> bool:

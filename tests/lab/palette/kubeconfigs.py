@@ -16,7 +16,6 @@ certificate-authority-data, client-certificate-data and client-key-data, no file
 """
 
 import base64
-import re
 import threading
 from pathlib import Path
 from typing import Optional
@@ -105,8 +104,3 @@ class Kubeconfigs:
         """Names of every client binding the simulator made (any cluster)."""
         listing = self.kube.get(object_path(RBAC_API, "clusterrolebindings"), labelSelector=f"{CLIENT_LABEL}=true")
         return [item["metadata"]["name"] for item in listing.get("items", [])]
-
-
-def safe_name(name: str) -> bool:
-    """Cluster names reach certificate subjects and object names: a DNS label only."""
-    return bool(re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", name))

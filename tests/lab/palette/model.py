@@ -121,10 +121,13 @@ class Attachment:
     picked_up: bool = False
     start_time: str = ""
     end_time: str = ""
+    dispatched: bool = False  # handed to the agent (a MAAS cluster's add-ons wait until it is Running)
 
 
 @dataclass
 class Cluster:
+    """lab-cluster, backed by the lab's apiserver and always Running (maas_clusters.MaasCluster adds the others)."""
+
     uid: str
     name: str
     project_uid: str
@@ -134,6 +137,29 @@ class Cluster:
     # Lab knob nodes_not_ready_seconds: until this time.monotonic() value, condition NodesReady is False.
     nodes_not_ready_until: float = 0.0
     nodes_not_ready_since: str = ""
+    infra_uid: str = ""  # the cluster's infra (or full cluster) profile: attached for good, never re-applied
+
+    @property
+    def cloud_config_uid(self) -> str:
+        return self.uid[::-1]
+
+    def state(self) -> str:
+        return "Running"
+
+    def conditions(self) -> List[dict]:
+        """status.conditions (v1ClusterCondition): the provider waits for every one to be True before it looks at
+        packs (cluster_common_attachment.go resourceAddonDeploymentStateRefreshFunc)."""
+        ready = {"type": "ControlPlaneReady", "status": "True", "reason": "", "message": "",
+                 "lastProbeTime": self.created, "lastTransitionTime": self.created}
+        nodes = dict(ready, type="NodesReady")
+        if time.monotonic() < self.nodes_not_ready_until:
+            nodes.update(status="False", reason="NodesNotReady", message="1 of 3 nodes is not ready",
+                         lastTransitionTime=self.nodes_not_ready_since)
+        return [ready, nodes]
+
+    def health(self) -> str:
+        """The overview's status.health.state: Healthy unless a condition is False."""
+        return "Healthy" if all(c["status"] == "True" for c in self.conditions()) else "UnHealthy"
 
 
 def condition(ctype: str, status: str, reason: str, message: str) -> dict:
@@ -168,7 +194,9 @@ class PaletteModel:
         lab_project = self.project_uid(LAB_PROJECT)
         infra = self._infra_profile(lab_project)
         self.infra_profile_uid = infra.uid
-        self.cluster = Cluster(new_uid(), LAB_CLUSTER, lab_project)
+        self.cluster = Cluster(new_uid(), LAB_CLUSTER, lab_project, infra_uid=infra.uid)
+        # Every cluster by uid: lab-cluster and the MAAS clusters (maas_clusters.py) made through the API.
+        self.clusters: Dict[str, Cluster] = {self.cluster.uid: self.cluster}
         self.cluster.attachments[infra.uid] = Attachment(infra.uid, copy.deepcopy(infra.published), infra.revision, {
             p["name"]: condition("Ready", "True", "Deployed", f"{p['name']} is deployed") for p in infra.published},
             picked_up=True)
@@ -399,9 +427,10 @@ class PaletteModel:
         return clone
 
     def delete_profile(self, profile: Profile) -> None:
-        if profile.uid in self.cluster.attachments:
-            raise ApiError(409, "ClusterProfileInUse", f"cluster profile {profile.name!r} is in use by cluster "
-                           f"{self.cluster.name!r}; remove it from the cluster first")
+        for cluster in self.clusters.values():
+            if profile.uid in cluster.attachments:
+                raise ApiError(409, "ClusterProfileInUse", f"cluster profile {profile.name!r} is in use by cluster "
+                               f"{cluster.name!r}; remove it from the cluster first")
         del self.profiles[profile.uid]
 
     def versions(self, profile: Profile) -> List[dict]:
@@ -417,9 +446,7 @@ class PaletteModel:
                 "creationTimestamp": profile.created, "lastModifiedTimestamp": profile.modified}
 
     def in_use(self, profile: Profile) -> List[dict]:
-        if profile.uid in self.cluster.attachments:
-            return [{"name": self.cluster.name, "uid": self.cluster.uid}]
-        return []
+        return [{"name": c.name, "uid": c.uid} for c in self.clusters.values() if profile.uid in c.attachments]
 
     def template_view(self, profile: Profile, packs: Optional[List[dict]], revision: int) -> Optional[dict]:
         if packs is None:
@@ -469,9 +496,18 @@ class PaletteModel:
 
     def cluster_by_uid(self, uid: str, project_uid: str) -> Cluster:
         # The tenant scope sees every project's clusters; a project sees only its own.
-        if uid != self.cluster.uid or (project_uid and project_uid != self.cluster.project_uid):
+        cluster = self.clusters.get(uid)
+        if cluster is None or (project_uid and project_uid != cluster.project_uid):
             raise ApiError(404, "SpectroClusterNotFound", f"cluster {uid!r} not found")
-        return self.cluster
+        return cluster
+
+    def visible_clusters(self, project_uid: str) -> List[Cluster]:
+        return sorted((c for c in self.clusters.values() if not project_uid or c.project_uid == project_uid),
+                      key=lambda c: (c.created, c.uid))
+
+    def _infra_name(self, cluster: Cluster) -> str:
+        profile = self.profiles.get(cluster.infra_uid)
+        return profile.name if profile else cluster.infra_uid
 
     def attach(self, cluster: Cluster, entries, project_uid: str, replace_all: bool) -> List[Attachment]:
         """PATCH (add or update the listed profiles) or PUT (the listed profiles are the whole set)."""
@@ -480,15 +516,15 @@ class PaletteModel:
         plans = [self._attachment_plan(cluster, entry, index, project_uid) for index, entry in enumerate(entries)]
         if replace_all:
             kept = {plan[0].uid for plan in plans}
-            if self.infra_profile_uid not in kept:
+            if cluster.infra_uid not in kept:
                 raise ApiError(400, "InvalidRequest", f"PUT replaces every profile of cluster {cluster.name!r}: "
-                               f"its infra profile {INFRA_PROFILE!r} ({self.infra_profile_uid}) must be listed")
+                               f"its infra profile {self._infra_name(cluster)!r} ({cluster.infra_uid}) must be listed")
             for uid in [u for u in cluster.attachments if u not in kept]:
                 del cluster.attachments[uid]
         started = []
         for profile, packs, replaced in plans:
             earlier = self.pack_statuses(cluster.attachments.pop(replaced)) if replaced in cluster.attachments else []
-            if profile.uid == self.infra_profile_uid:
+            if profile.uid == cluster.infra_uid:
                 continue
             previous = cluster.attachments.get(profile.uid)
             if previous is not None:
@@ -508,14 +544,14 @@ class PaletteModel:
         if profile.published is None:
             raise ApiError(400, "ClusterProfileNotPublished", f"{where}: cluster profile {profile.name!r} "
                            "has no published version")
-        if profile.profile_type != "add-on" and profile.uid != self.infra_profile_uid:
+        if profile.profile_type != "add-on" and profile.uid != cluster.infra_uid:
             raise ApiError(400, "InvalidProfileType", f"{where}: only add-on profiles can be attached to a running "
                            f"cluster; {profile.name!r} is {profile.profile_type!r}")
         replaced = entry.get("replaceWithProfile") or ""
         if replaced and replaced not in cluster.attachments:
             raise ApiError(400, "InvalidRequest", f"{where}.replaceWithProfile {replaced!r} is not attached to "
                            f"cluster {cluster.name!r}")
-        if replaced == self.infra_profile_uid:
+        if replaced == cluster.infra_uid:
             raise ApiError(400, "InvalidRequest", f"{where}: the infra profile cannot be replaced by an add-on")
         packs = copy.deepcopy(profile.published)
         by_name = {p["name"]: p for p in packs}
@@ -535,8 +571,8 @@ class PaletteModel:
     def detach(self, cluster: Cluster, uids) -> None:
         if not isinstance(uids, list):
             raise ApiError(400, "InvalidRequest", "profileUids must be a list")
-        if self.infra_profile_uid in uids:
-            raise ApiError(400, "InvalidRequest", f"the infra profile {INFRA_PROFILE!r} cannot be removed")
+        if cluster.infra_uid in uids:
+            raise ApiError(400, "InvalidRequest", f"the infra profile {self._infra_name(cluster)!r} cannot be removed")
         for uid in uids:
             cluster.attachments.pop(uid, None)
 
@@ -546,7 +582,7 @@ class PaletteModel:
         A re-applied profile's packs go from their earlier Ready to not Ready here, so a poller sees the
         transition (v1ClusterPackStatus: condition, startTime, endTime).
         """
-        if self.cluster.attachments.get(attachment.profile_uid) is not attachment:
+        if self._holder(attachment) is None:
             return
         attachment.conditions = {p["name"]: condition("Ready", "False", "Deploying", f"deploying {p['name']}")
                                  for p in attachment.packs}
@@ -555,10 +591,14 @@ class PaletteModel:
 
     def finish(self, attachment: Attachment, conditions: Dict[str, dict]) -> None:
         """The agent's result, unless the profile was detached or attached again meanwhile."""
-        current = self.cluster.attachments.get(attachment.profile_uid)
-        if current is attachment:
-            current.conditions.update(conditions)
-            current.end_time = now()
+        if self._holder(attachment) is not None:
+            attachment.conditions.update(conditions)
+            attachment.end_time = now()
+
+    def _holder(self, attachment: Attachment) -> Optional[Cluster]:
+        """The cluster the attachment is still attached to (not detached or attached again meanwhile)."""
+        return next((c for c in self.clusters.values()
+                     if c.attachments.get(attachment.profile_uid) is attachment), None)
 
     def pack_statuses(self, attachment: Attachment) -> List[dict]:
         """The attachment's entries of status.packs (v1ClusterPackStatus), or the earlier ones until picked up."""
@@ -574,16 +614,6 @@ class PaletteModel:
                                            for m in pack.get("manifests", [])] if cond else []})
         return statuses
 
-    def cluster_conditions(self, cluster: Cluster) -> List[dict]:
-        """status.conditions (v1ClusterCondition): the provider waits for every one to be True before it looks at
-        packs (cluster_common_attachment.go resourceAddonDeploymentStateRefreshFunc)."""
-        ready = {"type": "ControlPlaneReady", "status": "True", "reason": "", "message": "",
-                 "lastProbeTime": cluster.created, "lastTransitionTime": cluster.created}
-        nodes = dict(ready, type="NodesReady")
-        if time.monotonic() < cluster.nodes_not_ready_until:
-            nodes.update(status="False", reason="NodesNotReady", message="1 of 3 nodes is not ready",
-                         lastTransitionTime=cluster.nodes_not_ready_since)
-        return [ready, nodes]
 
     def cluster_profiles_view(self, cluster: Cluster) -> List[dict]:
         views = []
@@ -615,10 +645,10 @@ class PaletteModel:
                                              "projectName": project},
                              "labels": {}},
                 "spec": {"cloudType": "maas", "cloudConfigRef": {"kind": "MaasCloudConfig", "name": cluster.name,
-                                                                 "uid": cluster.uid[::-1]},
+                                                                 "uid": cluster.cloud_config_uid},
                          "clusterType": "PureManage", "clusterProfileTemplates": templates,
                          "clusterConfig": {"clusterRbac": [], "clusterResources": {"namespaces": [], "rbacs": []}}},
-                "status": {"state": "Running", "packs": statuses, "conditions": self.cluster_conditions(cluster),
+                "status": {"state": cluster.state(), "packs": statuses, "conditions": cluster.conditions(),
                            "services": [], "apiEndpoints": []}}
 
     # -- cluster RBAC (Settings > RBAC) -----------------------------------------------------------
