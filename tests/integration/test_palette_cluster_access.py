@@ -322,10 +322,15 @@ def test_vvv_output_shows_neither_the_api_key_nor_the_kubeconfig(runs, palette, 
 # -- the inventory plugin ----------------------------------------------------------------------------------------
 
 def inventory(runs, source, config, **env):
+    """ansible-inventory --list -vvv; the listing goes to a file, the -vvv output stays in stdout and stderr."""
     source.write_text(json.dumps(config))
-    return subprocess.run([str(BIN / "ansible-inventory"), "-i", str(source), "--list"], cwd=REPO_ROOT,
-                          env=runs.env(ANSIBLE_INVENTORY_ENABLED="auto", **env), check=False, capture_output=True,
-                          text=True)
+    listing = source.with_suffix(".json")
+    listing.unlink(missing_ok=True)
+    proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(source), "--list", "--output", str(listing),
+                           "-vvv"], cwd=REPO_ROOT, env=runs.env(ANSIBLE_INVENTORY_ENABLED="auto", **env), check=False,
+                          capture_output=True, text=True)
+    proc.listing = json.loads(listing.read_text()) if listing.exists() else None
+    return proc
 
 
 def test_inventory_lists_the_vms_of_a_palette_cluster_by_name(runs, palette, audit, admin, ns, lab, client_kubeconfig):
@@ -340,7 +345,7 @@ def test_inventory_lists_the_vms_of_a_palette_cluster_by_name(runs, palette, aud
     mark = audit.mark()
     proc = inventory(runs, source, config, PALETTE_API_KEY=palette.api_key)
     assert proc.returncode == 0, proc.stderr
-    hostvars = unwrap(json.loads(proc.stdout))["_meta"]["hostvars"]
+    hostvars = unwrap(proc.listing)["_meta"]["hostvars"]
     assert sorted(hostvars) == [f"{ns}-listed"] and hostvars[f"{ns}-listed"]["vm_ready"] is True
     assert {e["user"]["username"] for e in people(audit.events(mark), ns)} == {CLIENT_USER}
     cached = [p for p in cache.rglob("*") if p.is_file()]
@@ -348,7 +353,11 @@ def test_inventory_lists_the_vms_of_a_palette_cluster_by_name(runs, palette, aud
     assert leaks(runs, client_kubeconfig) == []
     assert runs.files_holding(key_needles(client_kubeconfig) + [client_kubeconfig["cert_b64"].encode()],
                               roots=[cache]) == []
-    assert palette.api_key not in proc.stdout + proc.stderr
+    for run in (proc, inventory(runs, source, config, PALETTE_API_KEY=palette.api_key)):  # the second from the cache
+        shown = run.stdout + run.stderr
+        assert "Using " in shown and "as config file" in shown  # the verbose output is there
+        assert palette.api_key not in shown and "client-key-data" not in shown
+        assert not any(line in shown for line in client_kubeconfig["key_lines"] + client_kubeconfig["cert_lines"])
 
     both = inventory(runs, source, dict(config, cache=False, kubeconfig=str(lab.kubeconfig)),
                      PALETTE_API_KEY=palette.api_key)
