@@ -106,9 +106,11 @@ def fetched_kubeconfig_secrets(kubeconfig):
                 decoded = base64.b64decode("".join(value.split())).decode("ascii")
             except (ValueError, UnicodeDecodeError):
                 continue
-            # The PEM as a whole, and each of its lines, in case an error quotes only part of it.
             secrets.add(decoded)
-            secrets.update(line for line in decoded.splitlines() if len(line) >= 16 and not line.startswith("-----"))
+            if field == "client-key-data":
+                # And each line of the key, in case something quotes only part of it.
+                secrets.update(line for line in decoded.splitlines()
+                               if len(line) >= 16 and not line.startswith("-----"))
     return secrets
 
 
