@@ -81,8 +81,8 @@ What it decides, where Palette's documents leave room:
 - A created cluster is Pending; its controller thread takes a Palette-side step every
   `maas_cluster_step_seconds` (0.2 s): Provisioning, then each missing machine appears Pending for a step,
   is allocated in MAAS (`op=allocate`: pool, zone, tags, cpu_count, mem, agent_name `palette-<cluster>`,
-  comment) and is Provisioning, is deployed (`op=deploy`, distro_series from the OS layer, cloud-init with
-  the SSH keys and NTP servers), Provisioned once MAAS says Deployed (MAAS's own durations), then Running
+  comment) and is Provisioning, is deployed (swap off with `PUT swap_size=0`, then `op=deploy` with
+  distro_series from the OS layer and cloud-init with the SSH keys and NTP servers), Provisioned once MAAS says Deployed (MAAS's own durations), then Running
   with its Node Ready. A pool's machines spread over its azs (the zone with fewest of the pool first). A
   machine that fails to deploy is Failed, kept until a replacement is allocated, then released. The
   cluster is Running once every pool has `size` Ready machines (it stays Running while pools scale);

@@ -10,7 +10,7 @@ zones, tags, domains) are read live from MAAS over HTTP (maas_client.py). A clus
   (resourcePool), `zone` (one of the pool's azs, the one with the fewest machines of the pool first, as
   CAPI spreads a pool's machines over its failure domains), `tags`, `cpu_count` (minCPU), `mem` (minMemInMB);
   the lab adds `agent_name` (`palette-<cluster>`) and `comment` so MAAS says whose machine it is;
-- deploy it: `op=deploy` with `distro_series` from the infra profile's OS layer and cloud-init user data
+- deploy it: `PUT swap_size=0`, then `op=deploy` with `distro_series` from the infra profile's OS layer and cloud-init user data
   (the cluster's SSH keys and NTP servers);
 - poll MAAS until it says Deployed (MAAS's own durations), then make the Node and mark it Ready;
 - release (`op=release`) the newest machines of a pool scaled down, every machine of a deleted pool or
@@ -822,6 +822,8 @@ class MaasClusters:
         if cluster.cluster_config.get("ntpServers"):
             cloud_init["ntp"] = {"enabled": True, "servers": cluster.cluster_config["ntpServers"]}
         user_data = base64.b64encode(("#cloud-config\n" + json.dumps(cloud_init)).encode()).decode()
+        # DeployMachine disables swap first (m.Modifier().SetSwapSize(0).Update: PUT swap_size=0), then deploys.
+        self.maas.request("PUT", f"/machines/{machine.system_id}/", data={"swap_size": "0"})
         self.maas.deploy(machine.system_id, {"distro_series": SERIES.get(cluster.os_version, "jammy"),
                                              "user_data": user_data})
         with self.model.lock:
@@ -829,13 +831,18 @@ class MaasClusters:
             machine.message = "MAAS is deploying it"
 
     def _watch_deployment(self, machine: Machine) -> None:
-        found = self.maas.machine(machine.system_id)
+        try:
+            found = self.maas.machine(machine.system_id)
+        except MaasError as err:
+            if err.status != 404:
+                raise
+            found = {"status_name": "Missing", "status_message": "MAAS no longer has the machine"}
         status = found.get("status_name")
         with self.model.lock:
             if status == DEPLOYED:
                 machine.addresses = list(found.get("ip_addresses") or [])
                 machine.move("Provisioned", "deployed; joining the cluster")
-            elif status in ("Failed deployment", "Broken", READY):
+            elif status in ("Failed deployment", "Broken", "Missing", READY):
                 machine.move("Failed", f"MAAS: {status}: {found.get('status_message') or ''}".strip())
             else:
                 machine.message = f"MAAS: {status}"

@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from tests.conftest import REPO_ROOT
 from tests.lab.kube import object_path
 from tests.lab.palette.maas_client import MaasClient
+from tests.lab.tests.helpers import vm_manifest, vm_path, vmi_path
 
 # Short MAAS transitions: a machine commissions and deploys in well under a second, still seen under way.
 FAST = {"commissioning": 0.3, "deploying": 0.6, "releasing": 0.3, "erasing": 0.3}
@@ -218,7 +219,8 @@ def test_maas_account_is_seeded_and_reads_maas_live(palette, maas_client, placem
 # -- a cluster from create to Running, scaled, through its kubeconfig -----------------------------------------
 
 
-def test_cluster_is_made_through_maas_and_its_machines_become_ready_nodes(palette, placement, admin, maas, tmp_path):
+def test_cluster_is_made_through_maas_and_its_machines_become_ready_nodes(palette, placement, admin, maas, tmp_path,
+                                                                         namespace):
     placement.enroll(1, zone=0)
     placement.enroll(1, zone=0)
     placement.enroll(1, zone=1)
@@ -254,7 +256,8 @@ def test_cluster_is_made_through_maas_and_its_machines_become_ready_nodes(palett
     allocations = [w for w in writes if "op=allocate" in w["query"]]
     assert len(allocations) == 3 and all(w["status"] == 200 for w in allocations)
     deploys = [w for w in writes if "op=deploy" in w["query"]]
-    assert len(deploys) == 3 and len(writes) == 6
+    swaps = [w for w in writes if w["method"] == "PUT"]  # swap off before the deploy, as the provider does
+    assert len(deploys) == 3 and len(swaps) == 3 and len(writes) == 9
     deployed = {m["hostname"]: m for m in (placement.client.machine(m["system_id"]) for m in placement.machines)}
     assert all(m["status_name"] == "Deployed" and m["owner"] == "admin" for m in deployed.values())
     assert deployed[placement.machines[0]["hostname"]]["distro_series"] == "jammy"
@@ -318,6 +321,15 @@ def test_cluster_is_made_through_maas_and_its_machines_become_ready_nodes(palett
     _session, _server, admin_cert = _kubeconfig_session(admin_text, tmp_path / "admin")
     assert admin_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
     assert palette.info()["maas_clusters"][name]["client_user"] == f"palette-{name}-client"
+
+    # A VM that selects the worker pool's label runs on one of its Nodes (created through the client identity).
+    vm = vm_manifest("on-maas", namespace)
+    vm["spec"]["template"]["spec"]["nodeSelector"] = {"vmo.lab/pool": name}
+    created = session.post(server + vm_path(namespace), json=vm, timeout=30)
+    assert created.status_code == 201, created.text
+    vmi = _until(lambda: (lambda o: o if o and o.get("status", {}).get("phase") == "Running" else None)(
+        admin.get_or_none(vmi_path(namespace, "on-maas"))), "the VM's instance Running")
+    assert vmi["status"]["nodeName"] in {w["spec"]["hostname"] for w in workers}
 
 
 def test_worker_pool_scales_up_and_down_with_maas_machines_and_nodes(palette, placement, admin, maas):
@@ -513,3 +525,19 @@ def test_reset_removes_maas_clusters(palette, placement, admin, maas):
     assert admin.get_or_none(object_path(RBAC, "clusterrolebindings", f"palette-{name}-client")) is None
     assert admin.get(object_path(RBAC, "clusterrolebindings", "palette-lab-cluster-client"))  # lab-cluster's stays
     assert json.dumps(palette.info()["maas_cluster_step_seconds"]) == "0.2"
+
+
+def test_a_restarted_simulator_gives_back_what_its_clusters_held(palette, placement, admin):
+    """The simulator keeps no clusters across a restart: the MAAS machines, Nodes and bindings they held go too."""
+    machine = placement.enroll(1)[0]
+    name = f"rr-{placement.key}"
+    uid = _create(palette, _body(palette, name, [_pool("cp", 1, placement, control_plane=True)]))
+    _wait_running(palette, uid)
+    assert placement.status() == {machine["hostname"]: "Deployed"} and set(_nodes(admin, uid)) == {machine["hostname"]}
+    subprocess.run([sys.executable, "-m", "tests.lab", "restart", "palette"], cwd=REPO_ROOT, check=True,
+                   capture_output=True)
+    assert palette.info()["maas_clusters"] == {}
+    assert _nodes(admin, uid) == {}
+    assert admin.get_or_none(object_path(RBAC, "clusterrolebindings", f"palette-{name}-client")) is None
+    _until(lambda: placement.status() == {machine["hostname"]: "Ready"} or None, "the machine released in MAAS")
+    assert admin.get(object_path(RBAC, "clusterrolebindings", "palette-lab-cluster-client"))
