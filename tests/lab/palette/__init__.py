@@ -77,7 +77,8 @@ What it decides, where Palette's documents leave room:
   `POST .../maas/validate` (read-only: `mutating` false) runs the same checks and answers 200 with pool
   errors in `machinePools.results[{name, displayName, errors[{code, message}]}]` and profile errors in
   `profiles[{uid, packs.results}]`; an unknown account, a missing domain or no pools are a 400 there too
-  (the response has no place for them: a lab decision).
+  (the response has no place for them: a lab decision). A validate naming a cluster the project has checks
+  the body as that cluster's next state: the machines its pools hold count as matching.
 - A created cluster is Pending; its controller thread takes a Palette-side step every
   `maas_cluster_step_seconds` (0.2 s): Provisioning, then each missing machine appears Pending for a step,
   is allocated in MAAS (`op=allocate`: pool, zone, tags, cpu_count, mem, agent_name `palette-<cluster>`,

@@ -512,7 +512,7 @@ class PaletteApi:
     @mirrors("v1SpectroClustersMaasValidate", source="spec v1SpectroClustersMaasValidate "
              "(v1SpectroClusterValidatorResponse); the checks are the lab's (maas_clusters.py check)")
     def maas_cluster_validate(self, request: Request) -> Response:
-        found = self.maas.check(request.body, self._project_for_create(request))
+        found = self.maas.check(request.body, self._project_for_create(request), create=False)
         return 200, self.maas.validation_view(found)
 
     @mirrors("v1CloudConfigsMaasGet", source="palette-sdk-go client/cluster_maas.go GetCloudConfigMaas")

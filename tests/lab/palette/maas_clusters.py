@@ -466,9 +466,12 @@ class MaasClusters:
                              f"{names}"))
         return resolved, problems
 
-    def check(self, body, project_uid: str) -> dict:
+    def check(self, body, project_uid: str, create: bool = True) -> dict:
         """Every problem of a create body: {general: [(field, message)], pools: {name: [(field, message)]},
-        profiles: {uid: [(field, message)]}, plan: ...}; nothing is written."""
+        profiles: {uid: [(field, message)]}, ...}; nothing is written.
+
+        A create of a name the project has is a 409. A validate of it (`create` False) checks the body as that
+        cluster's next state: the machines its pools hold count as matching (only the rest must be Ready)."""
         if not isinstance(body, dict):
             raise ApiError(400, "InvalidRequest", "the request body must be a v1SpectroMaasClusterEntity object")
         metadata, spec = body.get("metadata") or {}, body.get("spec")
@@ -478,10 +481,11 @@ class MaasClusters:
                            "starting and ending with a letter or digit")
         if not isinstance(spec, dict):
             raise ApiError(400, "InvalidRequest", "spec is required")
-        for other in self.model.clusters.values():
-            if other.name == name and other.project_uid == project_uid:
-                raise ApiError(409, "SpectroClusterNameExists", f"a cluster named {name!r} already exists in the "
-                               "project")
+        existing = next((c for c in self.model.clusters.values()
+                         if c.name == name and c.project_uid == project_uid), None)
+        if existing is not None and create:
+            raise ApiError(409, "SpectroClusterNameExists", f"a cluster named {name!r} already exists in the project")
+        held = {n: len(p.active()) for n, p in getattr(existing, "pools", {}).items() if not p.deleting}
         found = {"general": [], "pools": {}, "profiles": {}, "name": name}
         account_known = spec.get("cloudAccountUid") == self.account_uid
         if not account_known:
@@ -523,8 +527,8 @@ class MaasClusters:
                 for problem in self._placement_problems(pool_spec, inventory):
                     found["pools"].setdefault(pool_spec.name, []).append(problem)
             ordered = sorted(specs, key=lambda s: not s.control_plane)
-            capacity = self._capacity_problems([(s, s.size) for s in ordered if s.name not in found["pools"]],
-                                               inventory)
+            capacity = self._capacity_problems([(s, s.size - held.get(s.name, 0)) for s in ordered
+                                                if s.name not in found["pools"]], inventory)
             for pool_name, problem in capacity.items():
                 found["pools"].setdefault(pool_name, []).append(problem)
         found["specs"], found["resolved"] = sorted(specs, key=lambda s: not s.control_plane), resolved

@@ -341,8 +341,17 @@ def test_worker_pool_scales_up_and_down_with_maas_machines_and_nodes(palette, pl
     config = _wait_running(palette, uid)["config"]
     before = {m["spec"]["hostname"] for m in _machines(palette, config, "workers")}
 
-    # Up by one: refused while MAAS has no Ready machine left to match, accepted once one is enrolled.
+    # Up by one: refused while MAAS has no Ready machine left to match, accepted once one is enrolled. Palette's
+    # validate of the cluster's name counts the machines its pools hold already.
     bigger = _pool("workers", 2, placement, tags=[placement.tag], labels={"vmo.lab/pool": name})
+
+    def validated(worker_pool):
+        answer = palette.api("POST", "/v1/spectroclusters/maas/validate",
+                             json=_body(palette, name, [pools[0], worker_pool]))
+        assert answer.status_code == 200, answer.text
+        return {r["name"]: [e["message"] for e in r["errors"]] for r in answer.json()["machinePools"]["results"]}
+    assert validated(pools[1]) == {"cp": [], "workers": []}
+    assert "1 more Ready machines" in validated(bigger)["workers"][0]
     mark = maas.mark()
     refused = palette.api("PUT", f"/v1/cloudconfigs/maas/{config}/machinePools/workers", json=bigger)
     assert refused.status_code == 400 and "workers" in refused.json()["message"] and "size" in refused.json()["message"]
