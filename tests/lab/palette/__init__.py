@@ -109,7 +109,8 @@ What it decides, where Palette's documents leave room:
 - `DELETE /v1/spectroclusters/{uid}` (a MAAS cluster; lab-cluster is a 400): Deleting at once, every
   machine's Node deleted and the machine released, then once MAAS says Ready the cluster's client binding
   and RBAC bindings are deleted and the cluster is gone (GET 404). `forceDelete=true` does not wait for
-  MAAS to finish releasing (the lab still releases: the machines are the lab's).
+  MAAS to finish releasing (the lab still releases: the machines are the lab's). A Deleting cluster refuses
+  profile and pool changes (409 SpectroClusterDeleting).
 - A MAAS cluster's kubeconfigs exist once its first control-plane machine runs (404 KubeconfigNotFound
   before): kubeconfigclient as for lab-cluster (CN `palette-<cluster>-client`, binding made then),
   adminKubeconfig and kubeconfig a certificate CN `palette-<cluster>-admin`, O system:masters.

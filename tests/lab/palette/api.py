@@ -336,6 +336,8 @@ class PaletteApi:
 
     def _attach(self, request: Request, uid: str, replace_all: bool) -> Response:
         cluster = self._cluster(request, uid)
+        if cluster.state() == "Deleting":
+            raise ApiError(409, "SpectroClusterDeleting", f"cluster {cluster.name!r} is being deleted")
         started = self.model.attach(cluster, _object(request.body).get("profiles"), request.project, replace_all)
         for attachment in started:
             # A MAAS cluster's add-ons wait until it is Running: its controller hands them over then.

@@ -498,8 +498,11 @@ def test_addons_deploy_once_running_and_delete_releases_everything(palette, plac
     hostname = placement.machines[0]["hostname"]
     assert hostname in _nodes(admin, uid)
 
-    assert palette.api("DELETE", f"/v1/spectroclusters/{uid}").status_code == 204
-    assert _cluster(palette, uid)["status"]["state"] == "Deleting"
+    with palette.faulted(maas_cluster_step_seconds=0.5):  # Deleting long enough to be seen
+        assert palette.api("DELETE", f"/v1/spectroclusters/{uid}").status_code == 204
+        assert _cluster(palette, uid)["status"]["state"] == "Deleting"
+        late = palette.api("PATCH", f"/v1/spectroclusters/{uid}/profiles", json={"profiles": [{"uid": addon}]})
+        assert late.status_code == 409 and late.json()["code"] == "SpectroClusterDeleting"
     _until(lambda: palette.api("GET", f"/v1/spectroclusters/{uid}").status_code == 404 or None, "the cluster gone")
     assert placement.status() == {hostname: "Ready"}
     assert _nodes(admin, uid) == {}
