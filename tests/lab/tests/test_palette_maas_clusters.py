@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from tests.conftest import REPO_ROOT
 from tests.lab.kube import object_path
 from tests.lab.palette.maas_client import MaasClient
+from tests.lab.state import LabState
 from tests.lab.tests.helpers import vm_manifest, vm_path, vmi_path
 
 # Short MAAS transitions: a machine commissions and deploys in well under a second, still seen under way.
@@ -539,7 +540,7 @@ def test_reset_removes_maas_clusters(palette, placement, admin, maas):
     assert json.dumps(palette.info()["maas_cluster_step_seconds"]) == "0.2"
 
 
-def test_a_restarted_simulator_gives_back_what_its_clusters_held(palette, placement, admin):
+def test_a_restarted_simulator_gives_back_what_its_clusters_held(palette, placement, admin, lab):
     """The simulator keeps no clusters across a restart: the MAAS machines, Nodes and bindings they held go too."""
     machine = placement.enroll(1)[0]
     name = f"rr-{placement.key}"
@@ -548,6 +549,8 @@ def test_a_restarted_simulator_gives_back_what_its_clusters_held(palette, placem
     assert placement.status() == {machine["hostname"]: "Deployed"} and set(_nodes(admin, uid)) == {machine["hostname"]}
     subprocess.run([sys.executable, "-m", "tests.lab", "restart", "palette"], cwd=REPO_ROOT, check=True,
                    capture_output=True)
+    # The session's record of the lab follows: the simulator runs on as a new process (same port and key).
+    lab.processes.update(LabState.load().processes)
     assert palette.info()["maas_clusters"] == {}
     assert _nodes(admin, uid) == {}
     assert admin.get_or_none(object_path(RBAC, "clusterrolebindings", f"palette-{name}-client")) is None
