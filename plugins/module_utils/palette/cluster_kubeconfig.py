@@ -25,7 +25,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.common.errors import M
 from ansible_collections.palette.vmo.plugins.module_utils.common.yaml_safe import YamlInputError, load_yaml
 from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PaletteError
 
-ASSETS = {"client": "kubeconfigclient", "admin": "adminKubeconfig"}
+OCTET_STREAM = "application/octet-stream"
 FILE_MODE = 0o600
 # The fields of a kubeconfig user that are credentials.
 SECRET_FIELDS = ("client-key-data", "client-key", "token", "password")
@@ -51,9 +51,14 @@ def decode_kubeconfig(text):
 
 def fetch_kubeconfig(client, cluster_name, cluster_uid, kind):
     """The decoded kubeconfig of the cluster, `kind` client or admin."""
-    path = "/v1/spectroclusters/%s/assets/%s" % (quote(cluster_uid), ASSETS[kind])
     try:
-        text = client.download(path)
+        # Palette serves both as a file (application/octet-stream).
+        if kind == "admin":
+            text = client.call("GET", "/v1/spectroclusters/%s/assets/adminKubeconfig" % quote(cluster_uid),
+                               accept=OCTET_STREAM)
+        else:
+            text = client.call("GET", "/v1/spectroclusters/%s/assets/kubeconfigclient" % quote(cluster_uid),
+                               accept=OCTET_STREAM)
     except PaletteError as err:
         if err.status == 404:
             raise KubeconfigError("cluster %s: Palette has no %s kubeconfig for it (yet): %s"

@@ -245,11 +245,14 @@ def handle_kubeconfig(module, client, name, uid, result):
         result["kubeconfig_dest"] = dest
     if uid is None:  # check mode, the cluster is still to be created
         if dest:
-            result["actions"].append("write kubeconfig %s" % dest)
+            result["actions"].append("write kubeconfig %s (content)" % dest)
             result["changed"] = True
         return
     text = kubeconfigs.fetch_kubeconfig(client, name, uid, params["kubeconfig_kind"])
-    module.no_log_values.update(kubeconfigs.kubeconfig_secrets(text))
+    if not wanted:
+        # Ansible masks no_log values everywhere in the result, so the credentials of a kubeconfig that is returned
+        # are left to the task's no_log (required for return_kubeconfig), which hides the whole result.
+        module.no_log_values.update(kubeconfigs.kubeconfig_secrets(text))
     if dest:
         changes = kubeconfigs.file_changes(dest, text)
         if changes:

@@ -82,6 +82,12 @@ def describe_pool(name, machines, size):
     return words
 
 
+def conditions_words(conditions):
+    if not conditions:
+        return []
+    return ["Palette's conditions: %s" % "; ".join(describe_condition(c) for c in conditions)]
+
+
 def describe_condition(condition):
     text = "%s=%s" % (condition.get("type"), condition.get("status"))
     if condition.get("reason"):
@@ -101,13 +107,13 @@ class Observation(object):
             pool_ready(self.machines.get(name) or [], size) for name, size in sizes.items())
 
     def summary(self, sizes):
+        """The state, the pools still short of their machines, then Palette's own conditions that are not True."""
         words = ["state %s" % (self.state or "unknown")]
         if self.state == "Running":
             words.append("health %s" % (self.health or "not reported"))
-        words.extend("condition %s" % describe_condition(c) for c in self.conditions)
         words.extend(describe_pool(name, self.machines.get(name) or [], size)
                      for name, size in sorted(sizes.items()) if not pool_ready(self.machines.get(name) or [], size))
-        return "; ".join(words)
+        return "; ".join(words + conditions_words(self.conditions))
 
 
 def observe(client, uid, pools):
@@ -178,8 +184,7 @@ def wait_until_deleted(client, name, uid, pools, timeout, clock=time.monotonic, 
             held = ["pool %s: %s" % (pool, ", ".join("%s (%s)" % (m["hostname"] or m["name"], m["state"])
                                                      for m in listed(machines)))
                     for pool, machines in sorted(seen.machines.items()) if listed(machines)]
-            words = ["state %s" % seen.state] + ["condition %s" % describe_condition(c) for c in seen.conditions]
+            words = ["state %s" % seen.state] + (["machines still held: " + "; ".join(held)] if held else [])
             raise ClusterWaitError("cluster %s: timed out after %ss waiting for Palette to delete it and release its "
-                                   "machines; last seen: %s%s" % (name, timeout, "; ".join(words),
-                                                                  "; machines still held: " + "; ".join(held)
-                                                                  if held else ""))
+                                   "machines; last seen: %s" % (name, timeout,
+                                                                "; ".join(words + conditions_words(seen.conditions))))

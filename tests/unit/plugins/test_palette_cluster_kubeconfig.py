@@ -49,7 +49,8 @@ class FakeClient:
     def __init__(self, answer):
         self.answer, self.paths = answer, []
 
-    def download(self, path):
+    def call(self, method, path, accept=None):
+        assert method == "GET" and accept == "application/octet-stream"
         self.paths.append(path)
         if isinstance(self.answer, Exception):
             raise self.answer

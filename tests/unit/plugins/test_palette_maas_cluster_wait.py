@@ -86,7 +86,8 @@ def test_timeout_names_the_pools_machines_and_palettes_last_condition():
     message = str(caught.value)
     assert message.startswith("cluster vmo-lab: timed out after 10s waiting for it to be Running and Healthy")
     assert "state Provisioning" in message
-    assert "condition NodesReady=False (Deploying): 1 of 3 nodes ready" in message and "ControlPlaneReady" not in message
+    assert message.endswith("; Palette's conditions: NodesReady=False (Deploying): 1 of 3 nodes ready")
+    assert "ControlPlaneReady" not in message
     assert "pool w: 0 of 2 machines running and ready, waiting for h2 (Provisioning, not ready), 1 not allocated yet" \
         in message
     assert "pool cp" not in message

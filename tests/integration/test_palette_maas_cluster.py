@@ -1,0 +1,378 @@
+"""palette_maas_cluster against the Palette simulator and the MAAS simulator it drives: a cluster made of MAAS
+machines whose Nodes join the lab apiserver; converge, check and diff modes, scaling, deletion, bad input, the
+kubeconfig, and the bounded wait."""
+
+import json
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+from typing import List
+
+import pytest
+
+from tests.lab.kube import object_path
+
+from .helpers import next_bmc
+
+MODULE = "palette.vmo.palette_maas_cluster"
+ACCOUNT = "lab-maas"
+INFRA = {"name": "lab-maas-infra", "version": "1.0.0"}
+DOMAIN = "maas"
+FAST_MAAS_DURATIONS = {"commissioning": 0.5, "deploying": 0.5, "releasing": 0.3, "erasing": 0.3}
+# MAAS machines the tests may check with the MAAS API (the collection's own client).
+TEST_LABEL = "palette-vmo-test/cluster"
+
+
+def unique():
+    return uuid.uuid4().hex[:6]
+
+
+@dataclass
+class Site:
+    """One test's MAAS machines, alone in a resource pool and zone of their own, and the cluster's name."""
+
+    name: str
+    pool: str
+    zone: str
+    hostnames: List[str]
+    system_ids: List[str]
+
+    def objects(self):
+        return self.hostnames + self.system_ids
+
+
+def maas_client(maas):
+    from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient
+
+    return MaasClient(dict(maas.connection(), validate_certs=True))
+
+
+def make_site(run_module, maas, machines=4):
+    tag = unique()
+    zone, pool = f"mcz-{tag}", f"mcp-{tag}"
+    client = maas_client(maas)
+    client.post("/zones/", name=zone)
+    client.post("/resourcepools/", name=pool)
+    items = [{"hostname": f"mc{tag}-{i}", "zone": zone, "pool": pool, "power_type": "ipmi",
+              "power_parameters": {"power_address": next_bmc(), "power_user": "admin", "power_pass": "bmc-secret"}}
+             for i in range(machines)]
+    enrolled = run_module("palette.vmo.maas_machine", dict(maas.connection(), state="commissioned", machines=items,
+                                                           poll_interval=0.2))
+    assert enrolled.get("failed") is not True, enrolled.get("msg")
+    return Site(f"mc-{tag}", pool, zone, [m["hostname"] for m in enrolled["machines"]],
+                [m["system_id"] for m in enrolled["machines"]])
+
+
+@pytest.fixture
+def site(run_module, fast_maas, palette):
+    """Four Ready MAAS machines of the test's own; whatever cluster the test made is deleted afterwards (before the
+    MAAS simulator is reset)."""
+    made = make_site(run_module, fast_maas)
+    yield made
+    fast_maas.durations(**FAST_MAAS_DURATIONS)
+    gone = run_module(MODULE, dict(palette.connection(), name=made.name, state="absent", wait_timeout=600))
+    assert gone.get("failed") is not True, gone.get("msg")
+
+
+def cluster_args(palette, site, workers=2, **extra):
+    labels = {TEST_LABEL: site.name}
+    args = dict(palette.connection(), name=site.name, cloud_account=ACCOUNT, domain=DOMAIN, profiles=[INFRA],
+                control_plane={"size": 1, "resource_pool": site.pool, "azs": [site.zone],
+                               "additional_labels": labels},
+                worker_pools=[{"name": "workers", "size": workers, "resource_pool": site.pool,
+                               "additional_labels": labels}],
+                wait_timeout=600)
+    args.update(extra)
+    return args
+
+
+def nodes(admin, site):
+    """{node name: (roles, Ready)} of the cluster's Nodes in the lab apiserver."""
+    found = admin.get(object_path("v1", "nodes"), labelSelector=f"{TEST_LABEL}={site.name}")["items"]
+    result = {}
+    for node in found:
+        labels = node["metadata"].get("labels") or {}
+        roles = sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/"))
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or [])
+        result[node["metadata"]["name"]] = (tuple(roles), ready)
+    return result
+
+
+def maas_status(maas, site):
+    """{hostname: MAAS status name} of the site's machines."""
+    machines = maas_client(maas).get("/machines/", hostname=site.hostnames)
+    return {m["hostname"]: m["status_name"] for m in machines}
+
+
+def found(palette, name):
+    """The clusters of that name Palette's search finds in the project."""
+    from ansible_collections.palette.vmo.plugins.module_utils.palette.client import cluster_search_filter
+
+    answer = palette.api("POST", "/v1/dashboard/spectroclusters/search", json=cluster_search_filter(name))
+    return [c for c in answer.json()["items"] if c["metadata"]["name"] == name]
+
+
+def pool_of(result, name):
+    return next(p for p in result["cluster"]["pools"] if p["name"] == name)
+
+
+def read_only(palette, mark):
+    """Every Palette request since `mark` was a read (a GET, or a read-only POST the log marks not mutating)."""
+    requests = palette.requests_since(mark)
+    return bool(requests) and all(not r["mutating"] for r in requests)
+
+
+def test_create_to_running_with_nodes_then_nothing_to_do(run_module, palette, fast_maas, admin, site, tmp_path):
+    dest = tmp_path / "cluster.kubeconfig"
+    args = cluster_args(palette, site, kubeconfig_dest=str(dest))
+
+    mark, maas_mark = palette.mark(), fast_maas.mark()
+    planned = run_module(MODULE, args, check=True, diff=True)
+    assert planned.get("failed") is not True, planned.get("msg")
+    assert planned["changed"] is True
+    assert planned["actions"] == [f"create cluster {site.name} (pools: control-plane-pool 1, workers 2; profiles: "
+                                  f"lab-maas-infra 1.0.0)", f"write kubeconfig {dest} (content)"]
+    assert planned["diff"]["before"] == {} and [p["size"] for p in planned["diff"]["after"]["pools"]] == [1, 2]
+    assert read_only(palette, mark) and fast_maas.writes_to(maas_mark, *site.objects()) == []
+    assert not dest.exists()
+
+    created = run_module(MODULE, args)
+    assert created.get("failed") is not True, created.get("msg")
+    assert created["changed"] is True and created["actions"] == planned["actions"]
+    cluster = created["cluster"]
+    assert (cluster["state"], cluster["health"]) == ("Running", "Healthy")
+    assert cluster["profiles"][0]["name"] == "lab-maas-infra" and cluster["uid"] == created["uid"]
+    machines = {p["name"]: p["machines"] for p in cluster["pools"]}
+    assert [len(machines["control-plane-pool"]), len(machines["workers"])] == [1, 2]
+    deployed = [m["hostname"] for pool in machines.values() for m in pool]
+    assert all(m["state"] == "Running" and m["ready"] for pool in machines.values() for m in pool)
+    assert sorted(deployed) == sorted(h for h, s in maas_status(fast_maas, site).items() if s == "Deployed")
+    members = nodes(admin, site)
+    assert sorted(members) == sorted(deployed)
+    assert members[machines["control-plane-pool"][0]["hostname"]] == (("control-plane",), True)
+    assert all(members[m["hostname"]] == (("worker",), True) for m in machines["workers"])
+
+    # The kubeconfig: mode 0600, and it reaches the lab apiserver as the cluster's client identity.
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600 and created["kubeconfig_dest"] == str(dest)
+    kubeconfig = dest.read_text()
+    assert "client-key-data" in kubeconfig and "client-key-data" not in created["_stdout"]
+    info = run_module("palette.vmo.kubevirt_vm_info", {"kubeconfig": str(dest), "namespace": "default"})
+    assert info.get("failed") is not True, info.get("msg")
+
+    mark, maas_mark = palette.mark(), fast_maas.mark()
+    written = os.stat(dest).st_mtime_ns
+    again = run_module(MODULE, args)
+    assert again.get("failed") is not True, again.get("msg")
+    assert again["changed"] is False and again["actions"] == [], again
+    assert palette.writes_since(mark) == [] and fast_maas.writes_to(maas_mark, *site.objects()) == []
+    assert os.stat(dest).st_mtime_ns == written
+    assert again["cluster"]["state"] == "Running" and again["uid"] == created["uid"]
+
+    checked = run_module(MODULE, args, check=True)
+    assert checked["changed"] is False and checked["actions"] == [] and read_only(palette, mark)
+
+    # The file is the task's: changed back when its content or its mode is not what Palette serves.
+    os.chmod(dest, 0o644)
+    mode_only = run_module(MODULE, args)
+    assert mode_only["changed"] is True and mode_only["actions"] == [f"write kubeconfig {dest} (mode)"]
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600 and palette.writes_since(mark) == []
+
+
+def test_scale_the_worker_pool_up_and_down_by_one(run_module, palette, fast_maas, admin, site):
+    created = run_module(MODULE, cluster_args(palette, site))
+    assert created.get("failed") is not True, created.get("msg")
+    before = {m["hostname"] for m in pool_of(created, "workers")["machines"]}
+
+    mark, maas_mark = palette.mark(), fast_maas.mark()
+    planned = run_module(MODULE, cluster_args(palette, site, workers=3), check=True, diff=True)
+    assert planned["changed"] is True and planned["actions"] == ["scale pool workers from 2 to 3"], planned
+    assert read_only(palette, mark) and fast_maas.writes_to(maas_mark, *site.objects()) == []
+
+    up = run_module(MODULE, cluster_args(palette, site, workers=3), diff=True)
+    assert up.get("failed") is not True, up.get("msg")
+    assert up["changed"] is True and up["actions"] == ["scale pool workers from 2 to 3"]
+    workers = pool_of(up, "workers")
+    assert workers["size"] == 3 and len(workers["machines"]) == 3
+    assert all(m["state"] == "Running" and m["ready"] for m in workers["machines"])
+    after_up = {m["hostname"] for m in workers["machines"]}
+    assert before < after_up
+    added = (after_up - before).pop()
+    assert maas_status(fast_maas, site)[added] == "Deployed"
+    assert nodes(admin, site)[added] == (("worker",), True)
+    sizes = {p["name"]: p["size"] for p in up["diff"]["before"]["pools"]}
+    assert sizes == {"control-plane-pool": 1, "workers": 2}
+    assert {p["name"]: p["size"] for p in up["diff"]["after"]["pools"]} == {"control-plane-pool": 1, "workers": 3}
+    writes = [f"{r['method']} {r['path']}" for r in palette.writes_since(mark)]
+    config_uid = up["cluster"]["cloud_config_uid"]
+    assert writes == [f"PUT /v1/cloudconfigs/maas/{config_uid}/machinePools/workers"]
+
+    down = run_module(MODULE, cluster_args(palette, site, workers=2))
+    assert down.get("failed") is not True, down.get("msg")
+    assert down["changed"] is True and down["actions"] == ["scale pool workers from 3 to 2"]
+    remaining = {m["hostname"] for m in pool_of(down, "workers")["machines"]}
+    assert len(remaining) == 2 and remaining < after_up
+    released = (after_up - remaining).pop()
+    assert maas_status(fast_maas, site)[released] == "Ready"
+    assert released not in nodes(admin, site)
+    assert sorted(nodes(admin, site)) == sorted(remaining | {m["hostname"] for m in
+                                                             pool_of(down, "control-plane-pool")["machines"]})
+
+    mark = palette.mark()
+    settled = run_module(MODULE, cluster_args(palette, site, workers=2))
+    assert settled["changed"] is False and palette.writes_since(mark) == []
+
+
+def test_absent_deletes_the_cluster_and_releases_its_machines(run_module, palette, fast_maas, admin, site):
+    created = run_module(MODULE, cluster_args(palette, site, workers=1))
+    assert created.get("failed") is not True, created.get("msg")
+    uid = created["uid"]
+    absent = dict(palette.connection(), name=site.name, state="absent")
+
+    mark, maas_mark = palette.mark(), fast_maas.mark()
+    planned = run_module(MODULE, absent, check=True, diff=True)
+    assert planned["changed"] is True and planned["actions"] == [f"delete cluster {site.name}"], planned
+    assert planned["diff"]["after"] == {} and planned["diff"]["before"]["name"] == site.name
+    assert read_only(palette, mark) and fast_maas.writes_to(maas_mark, *site.objects()) == []
+
+    deleted = run_module(MODULE, absent)
+    assert deleted.get("failed") is not True, deleted.get("msg")
+    assert deleted["changed"] is True and deleted["cluster"]["state"] == "Deleted"
+    assert palette.api("GET", f"/v1/spectroclusters/{uid}").status_code == 404
+    assert set(maas_status(fast_maas, site).values()) == {"Ready"}
+    assert nodes(admin, site) == {}
+    writes = [(r["method"], r["path"]) for r in palette.writes_since(mark)]
+    assert writes == [("DELETE", f"/v1/spectroclusters/{uid}")]
+
+    mark = palette.mark()
+    gone = run_module(MODULE, absent)
+    assert gone["changed"] is False and gone["actions"] == [] and palette.writes_since(mark) == []
+
+
+def test_bad_input_is_refused_before_anything_is_written(run_module, palette, fast_maas, site):
+    addon = palette.seed(1, prefix=f"addon-{unique()}")[0]
+    addon_name = palette.api("GET", f"/v1/clusterprofiles/{addon}").json()["metadata"]["name"]
+    workers = cluster_args(palette, site)["worker_pools"][0]
+    cases = [
+        (dict(worker_pools=[dict(workers, size=9)]), "pool workers: "),
+        (dict(profiles=[INFRA, {"name": "no-such-profile"}]),
+         "profiles[1] (no-such-profile): name: no cluster profile named 'no-such-profile' in project lab"),
+        (dict(profiles=[dict(INFRA, version="9.9.9")]),
+         "profiles[0] (lab-maas-infra): version: profile lab-maas-infra has no version 9.9.9"),
+        (dict(profiles=[{"name": addon_name}]), "profiles: none of %s 1.0.0 is an infra or cluster profile" % addon_name),
+        (dict(cloud_account="no-such-account"), "cloud_account: MAAS cloud account 'no-such-account' does not exist"),
+        (dict(worker_pools=[dict(workers, resource_pool="no-such-pool")]),
+         "worker_pools[0] (workers): resource_pool: 'no-such-pool' is not a resource pool of MAAS account lab-maas"),
+        (dict(worker_pools=[dict(workers, azs=["no-such-zone"])]),
+         "worker_pools[0] (workers): azs: 'no-such-zone' is not a zone of MAAS account lab-maas"),
+        (dict(worker_pools=[dict(workers, node_tags=["no-such-tag"])]),
+         "worker_pools[0] (workers): node_tags: 'no-such-tag' is not a tag of MAAS account lab-maas"),
+        (dict(domain="no-such-domain"), "domain: 'no-such-domain' is not a domain of MAAS account lab-maas"),
+        (dict(worker_pools=[dict(workers, size=-1)]), "worker_pools[0] (workers): size: -1 is out of range"),
+    ]
+    for extra, expected in cases:
+        mark, maas_mark = palette.mark(), fast_maas.mark()
+        refused = run_module(MODULE, cluster_args(palette, site, **extra))
+        assert refused.get("failed") is True, (extra, refused)
+        assert refused["msg"].startswith(f"invalid input, nothing was changed: cluster {site.name}: "), refused["msg"]
+        assert expected in refused["msg"], (expected, refused["msg"])
+        assert refused.get("changed") is not True
+        assert palette.writes_since(mark) == [], extra
+        assert fast_maas.writes_to(maas_mark, *site.objects()) == [], extra
+    assert found(palette, site.name) == []
+
+
+def test_kubeconfig_is_returned_only_from_a_no_log_task(run_module, ansible_playbook, palette, site, tmp_path):
+    mark = palette.mark()
+    refused = run_module(MODULE, cluster_args(palette, site, return_kubeconfig=True))
+    assert refused.get("failed") is True and "return_kubeconfig: " in refused["msg"]
+    assert "set no_log: true on the task" in refused["msg"]
+    assert palette.requests_since(mark) == []
+
+    created = run_module(MODULE, cluster_args(palette, site, workers=1, kubeconfig_dest=str(tmp_path / "k")))
+    assert created.get("failed") is not True, created.get("msg")
+    key = next(line.split(":", 1)[1].strip() for line in (tmp_path / "k").read_text().splitlines()
+               if "client-key-data" in line)
+    args = cluster_args(palette, site, workers=1, return_kubeconfig=True)
+    playbook = tmp_path / "kubeconfig.yml"
+    playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "kubeconfig", MODULE: args, "no_log": True, "register": "cluster"},
+        {"name": "returned", "ansible.builtin.copy": {"content": "{{ cluster.kubeconfig }}",
+                                                      "dest": str(tmp_path / "returned"), "mode": "0600"},
+         "no_log": True}]}]))
+    run = ansible_playbook(str(playbook), "-vvv")
+    assert run.rc == 0 and run.recap["localhost"]["failed"] == 0, run
+    assert (tmp_path / "returned").read_text() == (tmp_path / "k").read_text()
+    assert key and key not in run.stdout and key not in run.stderr
+
+
+SLOW_MAAS = dict(FAST_MAAS_DURATIONS, deploying=120)
+
+
+def test_the_wait_is_bounded_and_names_what_is_pending(run_module, palette, fast_maas, site):
+    fast_maas.durations(**SLOW_MAAS)
+    timed_out = run_module(MODULE, cluster_args(palette, site, wait_timeout=3))
+    assert timed_out.get("failed") is True, timed_out
+    message = timed_out["msg"]
+    assert message.startswith(f"cluster {site.name}: timed out after 3s waiting for it to be Running and Healthy")
+    assert "last seen: state " in message
+    assert "pool workers: 0 of 2 machines running and ready" in message
+    assert "pool control-plane-pool: 0 of 1 machines running and ready" in message
+    assert "; Palette's conditions: " in message  # the cluster's conditions that are not True yet
+    # The cluster was made: the task says so, and lists its machines as Palette had them.
+    assert timed_out["changed"] is True and timed_out["actions"][0].startswith(f"create cluster {site.name}")
+    pending = [m for p in timed_out["cluster"]["pools"] for m in p["machines"]]
+    assert all(not m["ready"] for m in pending)
+    assert any(m["hostname"] and m["hostname"] in message for m in pending) or "not allocated yet" in message
+
+    # Deleting is bounded the same way: the message names the machines Palette still holds.
+    fast_maas.durations(**dict(FAST_MAAS_DURATIONS, releasing=8))
+    slow_delete = run_module(MODULE, dict(palette.connection(), name=site.name, state="absent", wait_timeout=1))
+    assert slow_delete.get("failed") is True and slow_delete["changed"] is True, slow_delete
+    assert slow_delete["msg"].startswith(f"cluster {site.name}: timed out after 1s waiting for Palette to delete it "
+                                         "and release its machines; last seen: state Deleting; machines still held: ")
+    assert "pool workers: " in slow_delete["msg"]
+
+
+def test_profiles_attached_replaced_and_their_values_updated(run_module, palette, site):
+    prefix = f"mcaddon-{unique()}"
+    first, = palette.seed(1, prefix=prefix, version="1.0.0")
+    second, = palette.seed(1, prefix=prefix, version="1.1.0")
+    addon = f"{prefix}-0000"
+    with_addon = [INFRA, {"name": addon, "version": "1.0.0", "pack_values": [{"name": "seed", "values": {"a": 1}}]}]
+
+    created = run_module(MODULE, cluster_args(palette, site, workers=1, profiles=with_addon))
+    assert created.get("failed") is not True, created.get("msg")
+    uid = created["uid"]
+    assert [(p["name"], p["version"], p["uid"]) for p in created["cluster"]["profiles"]][1] == (addon, "1.0.0", first)
+
+    def attached():
+        profiles = palette.api("GET", f"/v1/spectroclusters/{uid}/profiles").json()["profiles"]
+        return sorted(p["metadata"]["uid"] for p in profiles)
+
+    assert first in attached()
+    mark = palette.mark()
+    again = run_module(MODULE, cluster_args(palette, site, workers=1, profiles=with_addon))
+    assert again["changed"] is False and palette.writes_since(mark) == [], again
+
+    values = [INFRA, dict(with_addon[1], pack_values=[{"name": "seed", "values": "a: 2\n"}])]
+    updated = run_module(MODULE, cluster_args(palette, site, workers=1, profiles=values))
+    assert updated.get("failed") is not True, updated.get("msg")
+    assert updated["actions"] == [f"update pack values of profile {addon} 1.0.0 (seed)"]
+    template = next(t for t in palette.api("GET", f"/v1/spectroclusters/{uid}").json()["spec"][
+        "clusterProfileTemplates"] if t["uid"] == first)
+    assert next(p for p in template["packs"] if p["name"] == "seed")["values"].strip() == "a: 2"
+
+    newer = [INFRA, {"name": addon, "version": "1.1.0"}]
+    mark = palette.mark()
+    planned = run_module(MODULE, cluster_args(palette, site, workers=1, profiles=newer), check=True)
+    assert planned["actions"] == [f"replace profile {addon} 1.0.0 with {addon} 1.1.0"] and read_only(palette, mark)
+    replaced = run_module(MODULE, cluster_args(palette, site, workers=1, profiles=newer))
+    assert replaced.get("failed") is not True, replaced.get("msg")
+    assert replaced["actions"] == planned["actions"]
+    assert second in attached() and first not in attached()
+    writes = [(r["method"], r["path"]) for r in palette.writes_since(mark)]
+    assert writes == [("PATCH", f"/v1/spectroclusters/{uid}/profiles")]
+    mark = palette.mark()
+    settled = run_module(MODULE, cluster_args(palette, site, workers=1, profiles=newer))
+    assert settled["changed"] is False and palette.writes_since(mark) == []
