@@ -159,6 +159,10 @@ def test_create_to_running_with_nodes_then_nothing_to_do(run_module, palette, fa
     assert "client-key-data" in kubeconfig and "client-key-data" not in created["_stdout"]
     info = run_module("palette.vmo.kubevirt_vm_info", {"kubeconfig": str(dest), "namespace": "default"})
     assert info.get("failed") is not True, info.get("msg")
+    admin_dest = tmp_path / "admin.kubeconfig"
+    admin_kind = run_module(MODULE, dict(args, kubeconfig_kind="admin", kubeconfig_dest=str(admin_dest)))
+    assert admin_kind["actions"] == [f"write kubeconfig {admin_dest} (content)"], admin_kind
+    assert admin_dest.read_text() != kubeconfig and "client-key-data" not in admin_kind["_stdout"]
 
     mark, maas_mark = palette.mark(), fast_maas.mark()
     written = os.stat(dest).st_mtime_ns
