@@ -226,6 +226,15 @@ def test_scale_the_worker_pool_up_and_down_by_one(run_module, palette, fast_maas
     settled = run_module(MODULE, cluster_args(palette, site, workers=2))
     assert settled["changed"] is False and palette.writes_since(mark) == []
 
+    # Two more workers than the site has Ready machines left: refused, naming the cluster and the pool, and the
+    # pool stays as it was.
+    short = run_module(MODULE, cluster_args(palette, site, workers=4))
+    assert short.get("failed") is True and short.get("changed") is not True, short
+    assert f"cluster {site.name}: " in short["msg"]
+    assert "workers" in short["msg"] and "Ready machines" in short["msg"], short["msg"]
+    config = palette.api("GET", f"/v1/cloudconfigs/maas/{config_uid}").json()["spec"]["machinePoolConfig"]
+    assert {p["name"]: p["size"] for p in config} == {"control-plane-pool": 1, "workers": 2}
+
 
 def test_absent_deletes_the_cluster_and_releases_its_machines(run_module, palette, fast_maas, admin, site):
     created = run_module(MODULE, cluster_args(palette, site, workers=1))
