@@ -248,14 +248,15 @@ def test_absent_deletes_the_cluster_and_releases_its_machines(run_module, palett
     assert planned["diff"]["after"] == {} and planned["diff"]["before"]["name"] == site.name
     assert read_only(palette, mark) and fast_maas.writes_to(maas_mark, *site.objects()) == []
 
-    deleted = run_module(MODULE, absent)
+    deleted = run_module(MODULE, dict(absent, force_delete=True))
     assert deleted.get("failed") is not True, deleted.get("msg")
     assert deleted["changed"] is True and deleted["cluster"]["state"] == "Deleted"
+    assert deleted["actions"] == [f"delete cluster {site.name} (force)"]
     assert palette.api("GET", f"/v1/spectroclusters/{uid}").status_code == 404
     assert set(maas_status(fast_maas, site).values()) == {"Ready"}
     assert nodes(admin, site) == {}
-    writes = [(r["method"], r["path"]) for r in palette.writes_since(mark)]
-    assert writes == [("DELETE", f"/v1/spectroclusters/{uid}")]
+    writes = [(r["method"], r["path"], r["query"]) for r in palette.writes_since(mark)]
+    assert writes == [("DELETE", f"/v1/spectroclusters/{uid}", "forceDelete=true")]
 
     mark = palette.mark()
     gone = run_module(MODULE, absent)
