@@ -226,12 +226,15 @@ def test_scale_the_worker_pool_up_and_down_by_one(run_module, palette, fast_maas
     settled = run_module(MODULE, cluster_args(palette, site, workers=2))
     assert settled["changed"] is False and palette.writes_since(mark) == []
 
-    # Two more workers than the site has Ready machines left: refused, naming the cluster and the pool, and the
-    # pool stays as it was.
+    # Two more workers than the site has Ready machines left: Palette's validate of the cluster's next state (its
+    # pools' machines counted) refuses it before anything is written, naming the cluster and the pool.
+    mark, maas_mark = palette.mark(), fast_maas.mark()
     short = run_module(MODULE, cluster_args(palette, site, workers=4))
     assert short.get("failed") is True and short.get("changed") is not True, short
-    assert f"cluster {site.name}: " in short["msg"]
-    assert "workers" in short["msg"] and "Ready machines" in short["msg"], short["msg"]
+    assert short["msg"].startswith(f"invalid input, nothing was changed: cluster {site.name}: pool workers: "), \
+        short["msg"]
+    assert "Ready machines" in short["msg"], short["msg"]
+    assert palette.writes_since(mark) == [] and fast_maas.writes_to(maas_mark, *site.objects()) == []
     config = palette.api("GET", f"/v1/cloudconfigs/maas/{config_uid}").json()["spec"]["machinePoolConfig"]
     assert {p["name"]: p["size"] for p in config} == {"control-plane-pool": 1, "workers": 2}
 
