@@ -80,7 +80,7 @@ compose:
 cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: /tmp/kubevirt_vms_cache
-
+---
 # site1.kubevirt_vms.yml: the VMs of a Palette cluster, by its name (PALETTE_HOST and PALETTE_API_KEY set)
 plugin: palette.vmo.kubevirt_vms
 palette_cluster: vmo-site-1
