@@ -13,15 +13,17 @@ def make_demo() -> subprocess.CompletedProcess:
 
 
 def test_make_demo_ends_with_running_vms_and_the_summary_then_changes_nothing(lab, palette, maas):
+    palette.reset()  # no MAAS cluster left holding machines, before MAAS itself starts from nothing
     maas.reset()
-    maas.durations(commissioning=0.5, deploying=0.5)
+    maas.durations(commissioning=0.5, deploying=0.5, releasing=0.5, erasing=0.5)
     try:
         first = make_demo()
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
         summary = first.stdout[first.stdout.index("TASK [Show the site summary]"):]
-        for line in ('"vmo-lab-1: Ready"', '"web-1 Running 10.', '"db-1 Running 10.',
-                     '"spectro-vm-viewer virtual-machines dave"',
-                     "lab-cluster virtual-machine-orchestrator Ready True"):
+        # The machines, the cluster Palette deployed on them and its nodes, the pack, the bindings and the VMs.
+        for line in ('"vmo-lab-1: Ready"', '"cluster": "vmo-lab-maas Running Healthy"', '"nodes": [',
+                     '"web-1 Running 10.', '"db-1 Running 10.', '"spectro-vm-viewer virtual-machines dave"',
+                     "vmo-lab-maas virtual-machine-orchestrator Ready True"):
             assert line in summary, summary
         assert "The lab keeps running. Its kubeconfig:" in first.stdout
 
@@ -34,5 +36,5 @@ def test_make_demo_ends_with_running_vms_and_the_summary_then_changes_nothing(la
         from tests.lab.cli import environment
 
         teardown = run_playbook("playbooks/teardown.yml", environment(lab))
-        palette.restore_baseline()
+        palette.reset()
     assert teardown.rc == 0, teardown

@@ -25,6 +25,7 @@ SITE_GATES = VMO_GATES + ["CPUManager"]
 SITE_NAMESPACE = "virtual-machines"
 SITE_VMS = ("web-1", "db-1")
 SITE_MACHINES = ("vmo-lab-1", "vmo-lab-2", "vmo-lab-3")
+SITE_CLUSTER = "vmo-lab-maas"
 SITE_USERS = {"alice": "spectro-vm-admin", "bob": "spectro-vm-power-user", "carol": "spectro-vm-user",
               "dave": "spectro-vm-viewer"}
 
@@ -65,31 +66,56 @@ def lab_env(lab):
     return environment(lab)
 
 
+def site_nodes(kube) -> dict:
+    """The lab apiserver's Nodes that are the site's MAAS machines, with their labels."""
+    return {n["metadata"]["name"]: n for n in kube.get(object_path("v1", "nodes"))["items"]
+            if n["metadata"]["name"] in SITE_MACHINES}
+
+
+def site_cluster_uids(palette) -> list:
+    found = palette.api("POST", "/v1/dashboard/spectroclusters/search", json={}).json()["items"]
+    return [c["metadata"]["uid"] for c in found if c["metadata"]["name"] == SITE_CLUSTER]
+
+
 def test_site_from_nothing_then_unchanged_then_torn_down(lab, lab_env, admin, palette, maas, run_module):
+    palette.reset()  # no MAAS cluster left holding machines, before MAAS itself starts from nothing
     maas.reset()
-    maas.durations(commissioning=0.5, deploying=0.5)
+    maas.durations(commissioning=0.5, deploying=0.5, releasing=0.5, erasing=0.5)
     maas_connection = maas.connection()
     try:
         first = run_playbook("playbooks/site.yml", lab_env)
         assert first.rc == 0, first
-        # The summary names every layer of the site.
+        # The summary names every layer of the site: machines enrolled Ready, then the cluster Palette deployed
+        # on them, its pack, the bindings and the VMs.
         for vm in SITE_VMS:
             assert f'"{vm} Running 10.' in first.stdout, first
         for machine in SITE_MACHINES:
             assert f'"{machine}: Ready"' in first.stdout, first
-        assert "profile vmo-lab 1.0.0 (pack 4.10.7, vmo-manager layout); lab-cluster " \
+        assert f'"cluster": "{SITE_CLUSTER} Running Healthy"' in first.stdout, first
+        assert first.stdout.count(" Running\"") >= len(SITE_MACHINES), first
+        assert f"profile vmo-lab 1.0.0 (pack 4.10.7, vmo-manager layout); {SITE_CLUSTER} " \
                "virtual-machine-orchestrator Ready True" in first.stdout, first
         for user, role in SITE_USERS.items():
             assert f'"{role} {SITE_NAMESPACE} {user}"' in first.stdout, first
 
-        # What the run left in the real apiserver and the simulators.
+        # What the run left in the real apiserver and the simulators: the machines deployed and each a Ready Node,
+        # the VMO pack's KubeVirt configuration, the bindings, and the VMs running on the cluster's workers.
+        assert maas_hostnames(run_module, maas_connection) == [(m, "Deployed") for m in SITE_MACHINES]
+        nodes = site_nodes(admin)
+        assert sorted(nodes) == sorted(SITE_MACHINES)
+        assert all(any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+                   for n in nodes.values())
+        workers = {name for name, n in nodes.items() if n["metadata"]["labels"].get("vmo-pool") == "workers"}
+        assert len(workers) == 2
         config = kubevirt_cr(admin)["spec"]["configuration"]["developerConfiguration"]
         assert config["featureGates"] == SITE_GATES and config["useEmulation"] is True
         assert vm_names(admin, SITE_NAMESPACE) == sorted(SITE_VMS)
+        for vm in SITE_VMS:
+            vmi = admin.get(object_path("kubevirt.io/v1", "virtualmachineinstances", vm, SITE_NAMESPACE))
+            assert vmi["status"]["nodeName"] in workers, vmi["status"]
         assert sorted((b["roleRef"]["name"], b["subjects"][0]["name"])
                       for b in managed_bindings(admin, SITE_NAMESPACE)) == sorted(
             (role, user) for user, role in SITE_USERS.items())
-        assert maas_hostnames(run_module, maas_connection) == [(m, "Ready") for m in SITE_MACHINES]
 
         mark = palette.mark()
         second = run_playbook("playbooks/site.yml", lab_env)
@@ -106,8 +132,7 @@ def test_site_from_nothing_then_unchanged_then_torn_down(lab, lab_env, admin, pa
         assert managed_bindings(admin, SITE_NAMESPACE) == []
         profiles = palette.api("GET", "/v1/dashboard/clusterprofiles/metadata").json()["items"]
         assert [p for p in profiles if p["metadata"]["name"] == "vmo-lab"] == []
-        cluster = palette.api("GET", f"/v1/spectroclusters/{palette.info()['cluster_uid']}").json()
-        assert [p for p in cluster["status"].get("packs", []) if p["profileUid"] in site_profile] == []
+        assert site_cluster_uids(palette) == [] and site_nodes(admin) == {}
         assert maas_hostnames(run_module, maas_connection) == []
 
         again = run_playbook("playbooks/teardown.yml", lab_env)
@@ -122,7 +147,7 @@ def test_site_from_nothing_then_unchanged_then_torn_down(lab, lab_env, admin, pa
         assert [p for p in profiles if p["metadata"]["name"] == "vmo-lab"] == []
         assert maas_hostnames(run_module, maas_connection) == []
     finally:
-        palette.restore_baseline()
+        palette.reset()
 
 
 def kubevirt_crds_left(kube, settle_seconds=60):
