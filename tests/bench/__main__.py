@@ -2,8 +2,9 @@
 
 import sys
 
-from . import bench_maas, bench_vms, report
+from . import bench_cluster, bench_maas, bench_vms, report
 
 bench_vms.main(sys.argv[1:])
 bench_maas.main([])
+bench_cluster.main([])
 report.main()
