@@ -104,13 +104,18 @@ What it decides, where Palette's documents leave room:
   pools being deleted left out). `PUT .../machinePools/{name}` (checked as at create, counting the pool's
   machines; isControlPlane cannot change) scales: more machines are allocated, or the newest are released
   and their Nodes deleted. `POST .../machinePools` adds a worker pool (201 {uid}; 409 if the name exists),
-  `DELETE` releases a worker pool's machines (the control plane's is a 400). `GET .../machines`:
+  `DELETE` releases a worker pool's machines (the control plane's is a 400). `PUT .../clusterConfig`
+  (v1MaasCloudClusterConfigEntity `{clusterConfig: {domain, sshKeys, ntpServers, enableLxdVm, staticIp}}`, 204)
+  replaces the cluster config shown in `spec.clusterConfig`; a body without `clusterConfig`, without a domain or
+  with fields of the wrong type is a 400 v1Error. Lab decisions: machines already deployed keep the SSH keys and
+  NTP servers they were deployed with (nothing is redeployed), machines deployed after it get the new ones, the
+  domain is only stored, the cluster's state and health do not change. `GET .../machines`:
   v1MaasMachines with instanceState Pending|Provisioning|Provisioned|Running|Deleting|Failed, ready, health.
 - `DELETE /v1/spectroclusters/{uid}` (a MAAS cluster; lab-cluster is a 400): Deleting at once, every
   machine's Node deleted and the machine released, then once MAAS says Ready the cluster's client binding
   and RBAC bindings are deleted and the cluster is gone (GET 404). `forceDelete=true` does not wait for
   MAAS to finish releasing (the lab still releases: the machines are the lab's). A Deleting cluster refuses
-  profile and pool changes (409 SpectroClusterDeleting).
+  profile, pool and cluster config changes (409 SpectroClusterDeleting).
 - A MAAS cluster's kubeconfigs exist once its first control-plane machine runs (404 KubeconfigNotFound
   before): kubeconfigclient as for lab-cluster (CN `palette-<cluster>-client`, binding made then),
   adminKubeconfig and kubeconfig a certificate CN `palette-<cluster>-admin`, O system:masters.

@@ -148,6 +148,7 @@ class PaletteApi:
             ("POST", r"/v1/spectroclusters/maas", self.maas_cluster_create),
             ("POST", r"/v1/spectroclusters/maas/validate", self.maas_cluster_validate),
             ("GET", config, self.maas_cloud_config),
+            ("PUT", config + "/clusterConfig", self.maas_cluster_config_update),
             ("POST", config + "/machinePools", self.maas_pool_create),
             ("PUT", config + r"/machinePools/(?P<name>[^/]+)", self.maas_pool_update),
             ("DELETE", config + r"/machinePools/(?P<name>[^/]+)", self.maas_pool_delete),
@@ -520,6 +521,13 @@ class PaletteApi:
     @mirrors("v1CloudConfigsMaasGet", source="palette-sdk-go client/cluster_maas.go GetCloudConfigMaas")
     def maas_cloud_config(self, request: Request, config: str) -> Response:
         return 200, self.maas.cloud_config_view(self.maas.cluster_by_config(config, request.project))
+
+    @mirrors("v1CloudConfigsMaasUidClusterConfig",
+             source="palette-sdk-go client/cluster_maas.go UpdateCloudConfigMaas; terraform-provider-spectrocloud "
+             "spectrocloud/resource_cluster_maas.go resourceClusterMaasUpdate (toMaasCloudConfigUpdate)")
+    def maas_cluster_config_update(self, request: Request, config: str) -> Response:
+        self.maas.put_cluster_config(self.maas.cluster_by_config(config, request.project), request.body)
+        return 204, None
 
     @mirrors("v1CloudConfigsMaasMachinePoolCreate",
              source="palette-sdk-go client/cluster_maas.go CreateMachinePoolMaas")

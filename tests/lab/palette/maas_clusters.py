@@ -18,9 +18,10 @@ zones, tags, domains) are read live from MAAS over HTTP (maas_client.py). A clus
 
 Lab decisions (Palette does not document them): the Node labels (see node_object), the validation
 messages, the kubeconfig identities (kubeconfigs.py), placement changes of a pool (resource pool,
-azs, tags, instance type) applying to machines allocated from then on rather than rolling the pool, and
-MAAS's `tags` sent in full (maas-client-go's WithTags keeps only the last tag: params.Set in a loop,
-maasclient/machine.go:121-125).
+azs, tags, instance type) applying to machines allocated from then on rather than rolling the pool, a new
+cluster config (`PUT .../clusterConfig`: domain, SSH keys, NTP servers) stored and reaching only machines
+deployed after it (see put_cluster_config), and MAAS's `tags` sent in full (maas-client-go's WithTags keeps
+only the last tag: params.Set in a loop, maasclient/machine.go:121-125).
 """
 
 import base64
@@ -156,6 +157,37 @@ def parse_pool(entry) -> PoolSpec:
                     _strings(cloud.get("tags"), "cloudConfig.tags"), min_cpu, min_mem, dict(labels),
                     [{k: t[k] for k in ("key", "value", "effect") if t.get(k) is not None} for t in taints],
                     bool(pool.get("useControlPlaneAsWorker")) and control_plane, copy.deepcopy(entry))
+
+
+CONFIG_LISTS = ("sshKeys", "ntpServers")
+CONFIG_FLAGS = ("enableLxdVm", "staticIp")
+
+
+def cluster_config_problems(config, where: str) -> List[Tuple[str, str]]:
+    """What is wrong with a v1MaasClusterConfig (`where` is its place in the body): the domain is required (the spec's
+    only required field), the lists are lists of strings, the flags booleans. Other fields are left alone, as
+    Palette's API (go-swagger) ignores fields it does not know."""
+    if not isinstance(config, dict):
+        return [(where, f"{where} must be an object (v1MaasClusterConfig) with at least the domain")]
+    problems = []
+    if not isinstance(config.get("domain"), str) or not config["domain"]:
+        problems.append((f"{where}.domain", f"{where}.domain is required: the MAAS domain of the cluster's machines"))
+    for key in CONFIG_LISTS:
+        value = config.get(key)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            problems.append((f"{where}.{key}", f"{where}.{key} must be a list of strings"))
+    for key in CONFIG_FLAGS:
+        if config.get(key) is not None and not isinstance(config[key], bool):
+            problems.append((f"{where}.{key}", f"{where}.{key} must be true or false"))
+    return problems
+
+
+def stored_cluster_config(config: dict) -> dict:
+    """The v1MaasClusterConfig Palette keeps of a checked one: every field the spec has, absent ones empty (a PUT
+    replaces the whole clusterConfig, as the provider's toMaasCloudConfigUpdate sends all of it)."""
+    return {"domain": config["domain"], "sshKeys": list(config.get("sshKeys") or []),
+            "ntpServers": list(config.get("ntpServers") or []), "enableLxdVm": bool(config.get("enableLxdVm")),
+            "staticIp": bool(config.get("staticIp"))}
 
 
 # -- the observed state: machines and pools of a cluster ------------------------------------------------
@@ -492,9 +524,7 @@ class MaasClusters:
             found["general"].append(("spec.cloudAccountUid", f"spec.cloudAccountUid: MAAS cloud account "
                                      f"{spec.get('cloudAccountUid')!r} not found"))
         config = spec.get("cloudConfig")
-        if not isinstance(config, dict) or not isinstance(config.get("domain"), str) or not config.get("domain"):
-            found["general"].append(("spec.cloudConfig.domain", "spec.cloudConfig.domain is required: the MAAS domain "
-                                     "of the cluster's machines"))
+        found["general"] += cluster_config_problems(config, "spec.cloudConfig")
         resolved, profile_problems = self._resolve_profiles(spec.get("profiles"), project_uid)
         for uid, fname, message in profile_problems:
             found["profiles"].setdefault(uid, []).append((fname, message))
@@ -572,11 +602,7 @@ class MaasClusters:
         infra = next(p for p, _packs in found["resolved"] if p.profile_type in ("cluster", "infra"))
         config = found["config"]
         cluster = MaasCluster(new_uid(), found["name"], project_uid, infra_uid=infra.uid,
-                              account_uid=self.account_uid,
-                              cluster_config={"domain": config["domain"], "sshKeys": list(config.get("sshKeys") or []),
-                                              "ntpServers": list(config.get("ntpServers") or []),
-                                              "enableLxdVm": bool(config.get("enableLxdVm")),
-                                              "staticIp": bool(config.get("staticIp"))})
+                              account_uid=self.account_uid, cluster_config=stored_cluster_config(config))
         for pack in infra.published or []:
             if pack.get("layer") == "os":
                 cluster.os_version = pack.get("tag") or cluster.os_version
@@ -638,6 +664,26 @@ class MaasClusters:
             raise ApiError(400, "InvalidMachinePool", "; ".join(f"machine pool {spec.name!r}: {f}: {m}"
                                                                  for f, m in problems))
         return spec
+
+    def put_cluster_config(self, cluster: MaasCluster, body) -> None:
+        """`PUT .../clusterConfig` (v1MaasCloudClusterConfigEntity): the cluster's v1MaasClusterConfig replaced.
+
+        Palette keeps it on the cloud config (`GET /v1/cloudconfigs/maas/{uid}` spec.clusterConfig shows it at once).
+        Lab decisions, as Palette does not document what follows: the machines already deployed keep the SSH keys and
+        NTP servers they were deployed with (MAAS's cloud-init ran once; nothing is redeployed or rolled); machines
+        deployed from then on (a scale up, a replacement) get the new ones (_deploy reads the config when it deploys);
+        the domain is stored only (the lab's Nodes and machines do not carry it); MAAS is not asked whether the domain
+        exists (no more than at create); the cluster's state and health do not change.
+        """
+        if cluster.phase == "Deleting":
+            raise ApiError(409, "SpectroClusterDeleting", f"cluster {cluster.name!r} is being deleted")
+        if not isinstance(body, dict) or "clusterConfig" not in body:
+            raise ApiError(400, "InvalidRequest", "the request body must be a v1MaasCloudClusterConfigEntity: "
+                           "{\"clusterConfig\": {\"domain\": ..., \"sshKeys\": [...], \"ntpServers\": [...]}}")
+        problems = cluster_config_problems(body["clusterConfig"], "clusterConfig")
+        if problems:
+            raise ApiError(400, "InvalidClusterConfig", "; ".join(message for _field, message in problems))
+        cluster.cluster_config = stored_cluster_config(body["clusterConfig"])
 
     def put_pool(self, cluster: MaasCluster, spec: PoolSpec) -> None:
         pool = cluster.pools[spec.name]
@@ -822,9 +868,11 @@ class MaasClusters:
             machine.message = f"MAAS: {last.text}" if last else "MAAS allocated nothing"
 
     def _deploy(self, cluster: MaasCluster, machine: Machine) -> None:
-        cloud_init = {"ssh_authorized_keys": cluster.cluster_config.get("sshKeys") or []}
-        if cluster.cluster_config.get("ntpServers"):
-            cloud_init["ntp"] = {"enabled": True, "servers": cluster.cluster_config["ntpServers"]}
+        with self.model.lock:  # the config as it is now: a PUT of clusterConfig reaches the machines deployed after it
+            config = copy.deepcopy(cluster.cluster_config)
+        cloud_init = {"ssh_authorized_keys": config.get("sshKeys") or []}
+        if config.get("ntpServers"):
+            cloud_init["ntp"] = {"enabled": True, "servers": config["ntpServers"]}
         user_data = base64.b64encode(("#cloud-config\n" + json.dumps(cloud_init)).encode()).decode()
         # DeployMachine disables swap first (m.Modifier().SetSwapSize(0).Update: PUT swap_size=0), then deploys.
         self.maas.request("PUT", f"/machines/{machine.system_id}/", data={"swap_size": "0"})

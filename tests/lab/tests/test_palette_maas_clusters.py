@@ -403,6 +403,75 @@ def test_worker_pool_scales_up_and_down_with_maas_machines_and_nodes(palette, pl
     assert sum(state == "Deployed" for state in placement.status().values()) == 2
 
 
+def test_cluster_config_is_replaced_in_place_and_deployed_machines_are_left_alone(palette, placement, admin, maas):
+    placement.enroll(1)
+    name = f"cc-{placement.key}"
+    uid = _create(palette, _body(palette, name, [_pool("cp", 1, placement, control_plane=True)]))
+    config = _wait_running(palette, uid)["config"]
+    path = f"/v1/cloudconfigs/maas/{config}/clusterConfig"
+    deployed = [m["spec"]["hostname"] for m in _machines(palette, config, "cp")]
+
+    def stored():
+        return palette.api("GET", f"/v1/cloudconfigs/maas/{config}").json()["spec"]["clusterConfig"]
+    assert stored() == {"domain": "maas", "sshKeys": ["ssh-ed25519 AAAA lab"], "ntpServers": ["ntp.lab"],
+                        "enableLxdVm": False, "staticIp": False}
+
+    # The whole v1MaasClusterConfig is replaced (204, no body), in the order given; GET shows it at once.
+    palette_mark, maas_mark = palette.mark(), maas.mark()
+    wanted = {"domain": "lab.example", "sshKeys": ["ssh-ed25519 CCCC two", "ssh-ed25519 BBBB one"],
+              "ntpServers": ["ntp1.lab", "ntp0.lab"]}
+    answer = palette.api("PUT", path, json={"clusterConfig": wanted})
+    assert answer.status_code == 204 and answer.content == b"", answer.text
+    assert stored() == dict(wanted, enableLxdVm=False, staticIp=False)
+    # A field left out is emptied: the PUT is the whole config, as the provider sends it.
+    assert palette.api("PUT", path, json={"clusterConfig": {"domain": "lab.example",
+                                                            "ntpServers": ["ntp0.lab"]}}).status_code == 204
+    assert stored() == {"domain": "lab.example", "sshKeys": [], "ntpServers": ["ntp0.lab"], "enableLxdVm": False,
+                        "staticIp": False}
+
+    # Not the documented shape, or no domain: a 400 v1Error naming the field, and the config as it was.
+    cases = {
+        "no clusterConfig": (wanted, "v1MaasCloudClusterConfigEntity"),
+        "not an object": (["lab.example"], "v1MaasCloudClusterConfigEntity"),
+        "config not an object": ({"clusterConfig": "lab.example"}, "clusterConfig must be an object"),
+        "no domain": ({"clusterConfig": {"sshKeys": ["ssh-ed25519 AAAA"]}}, "clusterConfig.domain is required"),
+        "empty domain": ({"clusterConfig": dict(wanted, domain="")}, "clusterConfig.domain is required"),
+        "keys not a list": ({"clusterConfig": dict(wanted, sshKeys="ssh-ed25519 AAAA")},
+                            "clusterConfig.sshKeys must be a list of strings"),
+        "servers not strings": ({"clusterConfig": dict(wanted, ntpServers=[123])},
+                                "clusterConfig.ntpServers must be a list of strings"),
+        "flag not a boolean": ({"clusterConfig": dict(wanted, enableLxdVm="yes")},
+                               "clusterConfig.enableLxdVm must be true or false"),
+    }
+    for case, (body, text) in cases.items():
+        refused = palette.api("PUT", path, json=body)
+        assert refused.status_code == 400, (case, refused.text)
+        error = refused.json()
+        assert set(error) == {"code", "message", "details", "ref"} and text in error["message"], (case, error)
+    assert stored()["domain"] == "lab.example" and stored()["ntpServers"] == ["ntp0.lab"]
+    assert palette.api("PUT", f"/v1/cloudconfigs/maas/{'0' * 24}/clusterConfig",
+                       json={"clusterConfig": wanted}).status_code == 404
+
+    # Every PUT is logged as a write; MAAS was not asked to do anything: the deployed machine keeps what it was
+    # deployed with, the cluster stays Running and Healthy with the same machine and Node.
+    logged = [(r["method"], r["path"], r["mutating"]) for r in palette.requests_since(palette_mark)
+              if r["method"] == "PUT"]
+    assert logged and all(method == "PUT" and mutating for method, _path, mutating in logged)
+    assert _maas_writes(maas, maas_mark) == []
+    assert [m["spec"]["hostname"] for m in _machines(palette, config, "cp")] == deployed
+    assert _cluster(palette, uid)["status"]["state"] == "Running"
+    assert palette.api("GET", f"/v1/dashboard/spectroclusters/{uid}/overview").json()["status"]["health"]["state"] \
+        == "Healthy"
+    assert all(_ready(node) for node in _nodes(admin, uid).values()) and set(_nodes(admin, uid)) == set(deployed)
+
+    # While the cluster is being deleted, its config is not written (as its pools and profiles).
+    with palette.faulted(maas_cluster_step_seconds=0.5):  # Deleting long enough to be seen
+        assert palette.api("DELETE", f"/v1/spectroclusters/{uid}").status_code == 204
+        late = palette.api("PUT", path, json={"clusterConfig": wanted})
+        assert late.status_code == 409 and late.json()["code"] == "SpectroClusterDeleting", late.text
+    _until(lambda: palette.api("GET", f"/v1/spectroclusters/{uid}").status_code == 404 or None, "the cluster gone")
+
+
 # -- validation writes nothing ------------------------------------------------------------------------------
 
 
