@@ -20,8 +20,9 @@ description:
   - An existing cluster is converged in place. Pools are scaled up and down (C(PUT .../machinePools/{name})), added
     and removed; profiles are attached, or replace the attached version of the same profile (the infra profile
     replaces the attached infra profile). Only what the task declares is compared, so a second run writes nothing.
-  - The domain, SSH keys and NTP servers are set when the cluster is created; a task that asks an existing cluster
-    for others fails before writing anything.
+  - The domain, SSH keys and NTP servers of an existing cluster are changed in place, by one
+    C(PUT /v1/cloudconfigs/maas/{uid}/clusterConfig) of the whole cluster config (what the task leaves out is sent as
+    the cluster has it), written before any pool change of the same task.
   - The whole task is checked by reading only, before the first write - the cloud account, the profiles (by name
     and version, their types), the resource pools, zones, tags and domain of the account's MAAS, and Palette's own
     validation of the cluster (C(POST /v1/spectroclusters/maas/validate)), which refuses a pool larger than the
@@ -66,7 +67,7 @@ options:
     description:
       - The MAAS DNS domain the machines are deployed in, such as V(maas), checked against the account's MAAS.
         Required with O(state=present).
-      - Set when the cluster is created; an existing cluster in another domain is an error.
+      - An existing cluster in another domain is changed in place.
     type: str
   profiles:
     description:
@@ -197,13 +198,18 @@ options:
             required: true
             choices: [NoSchedule, PreferNoSchedule, NoExecute]
   ssh_keys:
-    description: SSH public keys authorized for the C(spectro) user on every machine, set when the cluster is
-      created. Compared as a set; an existing cluster with other keys is an error.
+    description:
+      - SSH public keys authorized for the C(spectro) user on every machine. Compared as a set (their order and a key
+        listed twice are no change); other keys on an existing cluster are replaced in place.
+      - An empty list removes the cluster's keys; left out, the cluster keeps its keys.
     type: list
     elements: str
   ntp_servers:
-    description: NTP servers of the machines, instead of the image's default ones, set when the cluster is created;
-      an existing cluster with others is an error.
+    description:
+      - NTP servers of the machines, instead of the image's default ones. Compared in order, as Palette keeps the list
+        and the machines' time client tries the servers in that order; others on an existing cluster (or the same in
+        another order) are replaced in place.
+      - An empty list goes back to the image's default servers; left out, the cluster keeps its servers.
     type: list
     elements: str
   wait:
@@ -250,6 +256,9 @@ options:
 notes:
   - A pool's resource pool, zones, tags and minimums pick its machines when they are allocated; changing them on an
     existing pool is sent to Palette with the pool (C(PUT)), which applies them to the machines it allocates.
+  - A changed domain, SSH keys or NTP servers are Palette's cluster config from then on, for the machines it deploys
+    (written first, so a scale-up of the same task gets them); the module does not redeploy the machines already
+    deployed.
   - The credentials of the fetched kubeconfig (keys, tokens, passwords) never appear in the task's output.
 seealso:
   - name: Palette MAAS clusters
@@ -304,6 +313,16 @@ EXAMPLES = r"""
         size: 4
         resource_pool: vmo-workers
 
+- name: Replace the cluster's SSH keys and NTP servers in place
+  palette.vmo.palette_maas_cluster:
+    name: vmo-cluster
+    cloud_account: maas-pcg
+    domain: maas
+    profiles: [{name: maas-infra, version: 1.0.0}, {name: vmo}]
+    ssh_keys:
+      - "{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519_2026.pub') }}"
+    ntp_servers: [ntp1.example.com, ntp2.example.com]
+
 - name: The cluster's kubeconfig, kept out of the output
   palette.vmo.palette_maas_cluster:
     name: vmo-cluster
@@ -324,6 +343,7 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description: What was written (or, in check mode, would be), in order - such as C(create cluster ...),
+    C(update cluster config ...) (naming the declared O(domain), O(ssh_keys) or O(ntp_servers) that differ),
     C(scale pool workers from 3 to 4), C(add pool ...), C(remove pool ...), C(attach profile vmo 1.0.0),
     C(replace profile vmo 1.0.0 with vmo 1.1.0), C(update pack values of profile ...), C(delete cluster ...),
     C(write kubeconfig ...). On a failure after a write, what was written.
@@ -401,7 +421,8 @@ cluster:
               description: Whether the machine's node is ready.
               type: bool
 diff:
-  description: Before and after of the declared fields (domain, SSH keys, NTP servers, profiles, pools).
+  description: Before and after of the declared fields (domain, SSH keys sorted, NTP servers in order, profiles,
+    pools).
   returned: when something is (or would be) written, in diff mode
   type: dict
 kubeconfig:

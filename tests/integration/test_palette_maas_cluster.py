@@ -393,3 +393,81 @@ def test_profiles_attached_replaced_and_their_values_updated(run_module, palette
     mark = palette.mark()
     settled = run_module(MODULE, cluster_args(palette, site, workers=1, profiles=newer))
     assert settled["changed"] is False and palette.writes_since(mark) == []
+
+
+def test_domain_ssh_keys_and_ntp_servers_are_updated_in_place(run_module, palette, fast_maas, admin, site):
+    # A second MAAS domain: the lab MAAS knows the domains its machines name.
+    domain = f"{site.name}.lab"
+    maas_client(fast_maas).put("/machines/%s/" % site.system_ids[-1], domain=domain)
+    keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOne one@lab", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITwo two@lab"]
+    created = run_module(MODULE, cluster_args(palette, site, workers=1, ssh_keys=keys, ntp_servers=["ntp0.lab"]))
+    assert created.get("failed") is not True, created.get("msg")
+    config_uid = created["cluster"]["cloud_config_uid"]
+    deployed = sorted(m["hostname"] for p in created["cluster"]["pools"] for m in p["machines"])
+
+    def cluster_config():
+        return palette.api("GET", f"/v1/cloudconfigs/maas/{config_uid}").json()["spec"]["clusterConfig"]
+    assert cluster_config() == {"domain": DOMAIN, "sshKeys": keys, "ntpServers": ["ntp0.lab"], "enableLxdVm": False,
+                                "staticIp": False}
+
+    # The same keys in another order, one listed twice: the same set, nothing to write.
+    mark = palette.mark()
+    same = run_module(MODULE, cluster_args(palette, site, workers=1, ssh_keys=[keys[1], keys[0], keys[1]],
+                                           ntp_servers=["ntp0.lab"]))
+    assert same.get("failed") is not True, same.get("msg")
+    assert same["changed"] is False and same["actions"] == [] and palette.writes_since(mark) == []
+
+    new_keys = [keys[1], "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIThree three@lab"]
+    wanted = cluster_args(palette, site, workers=1, domain=domain, ssh_keys=new_keys,
+                          ntp_servers=["ntp1.lab", "ntp0.lab"])
+    action = "update cluster config (domain, ssh_keys, ntp_servers)"
+
+    # Check mode: the exact plan and diff, from reads only; nothing written to Palette or MAAS.
+    mark, maas_mark = palette.mark(), fast_maas.mark()
+    planned = run_module(MODULE, wanted, check=True, diff=True)
+    assert planned.get("failed") is not True, planned.get("msg")
+    assert planned["changed"] is True and planned["actions"] == [action], planned
+    before, after = planned["diff"]["before"], planned["diff"]["after"]
+    assert (before["domain"], before["ssh_keys"], before["ntp_servers"]) == (DOMAIN, sorted(keys), ["ntp0.lab"])
+    assert (after["domain"], after["ssh_keys"], after["ntp_servers"]) == (domain, sorted(new_keys),
+                                                                         ["ntp1.lab", "ntp0.lab"])
+    assert before["pools"] == after["pools"] and before["profiles"] == after["profiles"]
+    assert read_only(palette, mark) and palette.writes_since(mark) == []
+    assert fast_maas.writes_to(maas_mark, *site.objects()) == []
+    assert cluster_config()["domain"] == DOMAIN
+
+    # The update: one PUT of the whole cluster config; the cluster stays Running and Healthy on the same machines,
+    # which MAAS is not asked to touch (they keep what they were deployed with).
+    mark, maas_mark = palette.mark(), fast_maas.mark()
+    updated = run_module(MODULE, wanted, diff=True)
+    assert updated.get("failed") is not True, updated.get("msg")
+    assert updated["changed"] is True and updated["actions"] == [action]
+    assert updated["diff"] == planned["diff"]
+    writes = [(r["method"], r["path"], r["status"]) for r in palette.writes_since(mark)]
+    assert writes == [("PUT", f"/v1/cloudconfigs/maas/{config_uid}/clusterConfig", 204)]
+    assert cluster_config() == {"domain": domain, "sshKeys": new_keys, "ntpServers": ["ntp1.lab", "ntp0.lab"],
+                                "enableLxdVm": False, "staticIp": False}
+    assert (updated["cluster"]["state"], updated["cluster"]["health"]) == ("Running", "Healthy")
+    assert sorted(m["hostname"] for p in updated["cluster"]["pools"] for m in p["machines"]) == deployed
+    assert fast_maas.writes_to(maas_mark, *site.objects()) == []
+    assert sorted(nodes(admin, site)) == deployed and all(ready for _roles, ready in nodes(admin, site).values())
+
+    # A second run, and its check, write nothing.
+    mark = palette.mark()
+    again = run_module(MODULE, wanted)
+    assert again["changed"] is False and again["actions"] == [] and palette.writes_since(mark) == [], again
+    checked = run_module(MODULE, wanted, check=True, diff=True)
+    assert checked["changed"] is False and checked["actions"] == [] and read_only(palette, mark)
+
+    # Only the domain declared (keys and servers left out): they are sent back as the cluster has them. The config
+    # is written before the pool grows, so the machine the scale-up deploys gets the cluster's new config.
+    mark = palette.mark()
+    moved = run_module(MODULE, cluster_args(palette, site, workers=2))
+    assert moved.get("failed") is not True, moved.get("msg")
+    assert moved["actions"] == ["update cluster config (domain)", "scale pool workers from 1 to 2"]
+    writes = [(r["method"], r["path"]) for r in palette.writes_since(mark)]
+    assert writes == [("PUT", f"/v1/cloudconfigs/maas/{config_uid}/clusterConfig"),
+                      ("PUT", f"/v1/cloudconfigs/maas/{config_uid}/machinePools/workers")]
+    assert cluster_config() == {"domain": DOMAIN, "sshKeys": new_keys, "ntpServers": ["ntp1.lab", "ntp0.lab"],
+                                "enableLxdVm": False, "staticIp": False}
+    assert len(pool_of(moved, "workers")["machines"]) == 2

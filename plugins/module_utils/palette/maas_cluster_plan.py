@@ -21,8 +21,8 @@ from ansible_collections.palette.vmo.plugins.module_utils.common.items import jo
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
 from ansible_collections.palette.vmo.plugins.module_utils.common.yaml_safe import YamlInputError, load_yaml
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_spec import (
-    CONTROL_PLANE_POOL, cluster_config, cluster_entity, current_pool, declared_pools, merged_pool, pool_differences,
-    pool_entity, pool_summary, profile_entity, values_text)
+    CONTROL_PLANE_POOL, cluster_config, cluster_entity, comparable_config, current_pool, declared_pools,
+    merged_pool, pool_differences, pool_entity, pool_summary, profile_entity, updated_cluster_config, values_text)
 
 INVALID_INPUT = "invalid input, nothing was changed: "
 POOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -308,7 +308,7 @@ def plan_cluster(desired, current):
     else:
         plan.before = _view(desired, current.pools, [(t["name"], t["version"]) for t in current.templates],
                             current.config)
-        _plan_config(desired, current)
+        _plan_config(plan, desired, current)
         _plan_profiles(plan, desired, current)
         _plan_pools(plan, desired, current)
     plan.after = _view(desired, plan.pools_after, [(p["name"], p["version"]) for p in desired.profiles],
@@ -329,22 +329,28 @@ def _plan_create(plan, desired):
         ", ".join(_label(p) for p in desired.profiles)), kind="create", body=body)
 
 
-def _plan_config(desired, current):
-    """The domain, SSH keys and NTP servers are set when the cluster is created; a cluster that has others is an
-    error before anything is written (the module does not change them in place)."""
-    wanted = [("domain", "domain", desired.domain)]
-    if desired.ssh_keys is not None:
-        wanted.append(("ssh_keys", "sshKeys", list(desired.ssh_keys)))
-    if desired.ntp_servers is not None:
-        wanted.append(("ntp_servers", "ntpServers", list(desired.ntp_servers)))
-    errors = []
-    for option, key, value in wanted:
-        have = current.config.get(key) or ([] if option != "domain" else "")
-        if (sorted(value) != sorted(have)) if option == "ssh_keys" else (value != have):
-            errors.append("%s: the cluster has %r, the task asks for %r; the domain, SSH keys and NTP servers are "
-                          "set when the cluster is created and are not changed in place" % (option, have, value))
-    if errors:
-        raise ClusterInputError(desired.name, errors)
+# The cluster config fields a task can declare: option, key in v1MaasClusterConfig.
+CONFIG_FIELDS = (("domain", "domain"), ("ssh_keys", "sshKeys"), ("ntp_servers", "ntpServers"))
+
+
+def config_differences(desired, config):
+    """Options of the declared domain, SSH keys and NTP servers that differ from the cluster's config (Palette's
+    v1MaasClusterConfig), compared as comparable_config says; an option the task leaves out is not compared."""
+    wanted = {"domain": desired.domain, "ssh_keys": desired.ssh_keys, "ntp_servers": desired.ntp_servers}
+    return [option for option, key in CONFIG_FIELDS if wanted[option] is not None
+            and comparable_config(option, wanted[option]) != comparable_config(option, config.get(key))]
+
+
+def _plan_config(plan, desired, current):
+    """One PUT of the cluster config when the declared domain, SSH keys or NTP servers differ, first, so machines a
+    scale-up of the same task deploys get the new ones. The PUT is the whole config: what the task leaves out is sent
+    as the cluster has it."""
+    differing = config_differences(desired, current.config)
+    if not differing:
+        return
+    body = {"clusterConfig": updated_cluster_config(current.config, desired.domain, desired.ssh_keys,
+                                                    desired.ntp_servers)}
+    plan.add("update cluster config (%s)" % ", ".join(differing), kind="cluster_config", body=body)
 
 
 def attached_match(desired_profile, templates):
@@ -459,9 +465,9 @@ def _view(desired, pools, profiles, config):
             "profiles": ["%s %s" % (name, version) for name, version in profiles],
             "pools": [pool_summary(p) for p in pools]}
     if desired.ssh_keys is not None:
-        view["ssh_keys"] = sorted(config.get("sshKeys") or [])
+        view["ssh_keys"] = comparable_config("ssh_keys", config.get("sshKeys"))
     if desired.ntp_servers is not None:
-        view["ntp_servers"] = list(config.get("ntpServers") or [])
+        view["ntp_servers"] = comparable_config("ntp_servers", config.get("ntpServers"))
     return view
 
 

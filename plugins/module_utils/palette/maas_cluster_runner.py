@@ -211,6 +211,8 @@ def apply_step(client, step, uid, config_uid):
         client.patch("/v1/spectroclusters/%s/profiles" % quote(uid),
                      {"profiles": step["entries"], "spcApplySettings": {"actionType": "DownloadAndInstall"}},
                      query={"resolveNotification": "true" if step["resolve"] else "false"})
+    elif kind == "cluster_config":
+        client.put("/v1/cloudconfigs/maas/%s/clusterConfig" % quote(config_uid), step["body"])
     elif kind == "pool_add":
         client.post("/v1/cloudconfigs/maas/%s/machinePools" % quote(config_uid), step["body"])
     elif kind == "pool_update":

@@ -194,6 +194,30 @@ def cluster_config(domain, ssh_keys, ntp_servers):
     return config
 
 
+def comparable_config(option, value):
+    """A cluster config field in a form where equal meaning compares equal: the SSH keys as a set (authorized_keys
+    has no order, and the provider's ssh_keys is a set), the NTP servers in their order (Palette keeps the list as
+    given, and the machines' time client tries the servers in that order), the domain as it is."""
+    if option == "ssh_keys":
+        return sorted(set(value or []))
+    if option == "ntp_servers":
+        return list(value or [])
+    return value or ""
+
+
+def updated_cluster_config(current, domain, ssh_keys, ntp_servers):
+    """v1MaasClusterConfig for `PUT .../clusterConfig`, which replaces the whole config (the provider's
+    toMaasCloudConfigUpdate sends all of it): the cluster's config as Palette has it (enableLxdVm, staticIp and
+    any other field kept), with the declared domain, SSH keys and NTP servers over it."""
+    config = copy.deepcopy(current or {})
+    config["domain"] = domain
+    if ssh_keys is not None:
+        config["sshKeys"] = list(ssh_keys)
+    if ntp_servers is not None:
+        config["ntpServers"] = list(ntp_servers)
+    return config
+
+
 def cluster_entity(name, account_uid, config, pools, profiles):
     """v1SpectroMaasClusterEntity: the body of a create, and of the read-only validate."""
     return {"metadata": {"name": name},

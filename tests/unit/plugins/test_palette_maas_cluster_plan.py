@@ -278,16 +278,52 @@ def test_profiles_attached_replaced_and_values_updated():
     assert plan.steps[0]["entries"][0]["packValues"][0]["values"] == "a: 2"
 
 
-def test_cluster_config_compared_as_declared_and_never_changed_in_place():
-    config = {"domain": "maas", "sshKeys": ["b", "a"], "ntpServers": ["n1"], "enableLxdVm": False}
-    plan = plan_cluster(desired(ssh_keys=["a", "b"]), current(EXISTING, config=config))
-    assert plan.actions == [] and plan.before["ssh_keys"] == ["a", "b"]
-    with pytest.raises(ClusterInputError) as caught:
-        plan_cluster(desired(ssh_keys=["a"], ntp_servers=["n1", "n2"], domain="lab"), current(EXISTING, config=config))
-    assert [e.split(":")[0] for e in caught.value.errors] == ["domain", "ssh_keys", "ntp_servers"]
-    assert caught.value.errors[1] == ("ssh_keys: the cluster has ['b', 'a'], the task asks for ['a']; the domain, SSH "
-                                      "keys and NTP servers are set when the cluster is created and are not changed "
-                                      "in place")
+def test_cluster_config_compared_as_declared_keys_as_a_set_servers_in_order():
+    config = {"domain": "maas", "sshKeys": ["b", "a"], "ntpServers": ["n1", "n2"], "enableLxdVm": False}
+    same = plan_cluster(desired(ssh_keys=["a", "b", "a"], ntp_servers=["n1", "n2"]), current(EXISTING, config=config))
+    assert same.actions == [] and same.steps == []
+    assert same.before["ssh_keys"] == same.after["ssh_keys"] == ["a", "b"]
+    # Left out: not compared (a task without ssh_keys or ntp_servers keeps the cluster's).
+    assert plan_cluster(desired(), current(EXISTING, config=config)).actions == []
+    # The NTP servers in another order are another config: the machines try them in that order.
+    reordered = plan_cluster(desired(ntp_servers=["n2", "n1"]), current(EXISTING, config=config))
+    assert reordered.actions == ["update cluster config (ntp_servers)"]
+    assert (reordered.before["ntp_servers"], reordered.after["ntp_servers"]) == (["n1", "n2"], ["n2", "n1"])
+
+
+def test_cluster_config_updated_in_place_with_the_whole_config():
+    config = {"domain": "maas", "sshKeys": ["b", "a"], "ntpServers": ["n1"], "enableLxdVm": True, "staticIp": False}
+    plan = plan_cluster(desired(domain="lab", ssh_keys=["c"], ntp_servers=["n1", "n2"]),
+                        current(EXISTING, config=config))
+    assert plan.actions == ["update cluster config (domain, ssh_keys, ntp_servers)"]
+    assert plan.steps == [{"kind": "cluster_config", "body": {"clusterConfig": {
+        "domain": "lab", "sshKeys": ["c"], "ntpServers": ["n1", "n2"], "enableLxdVm": True, "staticIp": False}}}]
+    assert plan.grown == [] and plan.pools_after == current(EXISTING).pools
+    before, after = plan.before, plan.after
+    assert (before["domain"], before["ssh_keys"], before["ntp_servers"]) == ("maas", ["a", "b"], ["n1"])
+    assert (after["domain"], after["ssh_keys"], after["ntp_servers"]) == ("lab", ["c"], ["n1", "n2"])
+
+    # Only the domain declared differs: the PUT carries the cluster's keys and servers as they are.
+    domain_only = plan_cluster(desired(domain="lab"), current(EXISTING, config=config))
+    assert domain_only.actions == ["update cluster config (domain)"]
+    assert domain_only.steps[0]["body"]["clusterConfig"] == dict(config, domain="lab")
+    assert "ssh_keys" not in domain_only.after and "ntp_servers" not in domain_only.after
+    # Empty lists take the keys and servers away.
+    emptied = plan_cluster(desired(ssh_keys=[], ntp_servers=[]), current(EXISTING, config=config))
+    assert emptied.actions == ["update cluster config (ssh_keys, ntp_servers)"]
+    assert emptied.steps[0]["body"]["clusterConfig"] == dict(config, sshKeys=[], ntpServers=[])
+    # A cluster with no keys or servers in Palette has none: declaring none is no change.
+    bare = plan_cluster(desired(ssh_keys=[], ntp_servers=[]), current(EXISTING, config={"domain": "maas"}))
+    assert bare.actions == []
+
+
+def test_cluster_config_written_before_the_pools_it_applies_to():
+    plan = plan_cluster(desired((INFRA, VMO), ntp_servers=["n9"],
+                                worker_pools=[{"name": "workers", "size": 3, "resource_pool": "default"}]),
+                        current(EXISTING, config={"domain": "maas", "ntpServers": ["n1"]}))
+    assert plan.actions == ["update cluster config (ntp_servers)", "attach profile vmo 1.0.0",
+                            "scale pool workers from 2 to 3"]
+    assert [s["kind"] for s in plan.steps] == ["cluster_config", "profiles", "pool_update"]
 
 
 def test_current_pool_reads_palettes_cloud_config():
