@@ -70,15 +70,15 @@ What it decides, where Palette's documents leave room:
   `POST /v1/spectroclusters/maas` needs a ProjectUid (400 without), a DNS-label name unique in the project
   (409 SpectroClusterNameExists), the account's uid, `cloudConfig.domain`, exactly one published infra (or
   cluster) profile for maas or all plus published add-ons, and one control-plane pool (size >= 1; workers
-  >= 0). Each pool's resource pool, zones and tags must exist in MAAS, and MAAS must have enough Ready
-  machines matching pool, zones, all tags, minCPU and minMemInMB (the pools take them in order, control
-  plane first, by hostname, as op=allocate picks them). Any problem is one 400 v1Error naming each pool and
-  field (`machine pool 'workers': poolConfig.size: ...`); nothing is written, MAAS is only read.
-  `POST .../maas/validate` (read-only: `mutating` false) runs the same checks and answers 200 with pool
-  errors in `machinePools.results[{name, displayName, errors[{code, message}]}]` and profile errors in
-  `profiles[{uid, packs.results}]`; an unknown account, a missing domain or no pools are a 400 there too
-  (the response has no place for them: a lab decision). A validate naming a cluster the project has checks
-  the body as that cluster's next state: the machines its pools hold count as matching.
+  >= 0), each pool of the spec's shape. Any problem is one 400 v1Error naming each pool and field
+  (`machine pool 'workers': poolConfig.size: ...`); nothing is written. MAAS is not asked: Palette's client
+  and provider check nothing against MAAS before a create, a resource pool, zone or tag MAAS does not know
+  and a shortage of Ready machines show on the machines (below), as cluster-api-provider-maas meets them at
+  op=allocate. `POST .../maas/validate` (read-only: `mutating` false) runs the same checks and answers 200
+  with pool errors in `machinePools.results[{name, displayName, errors[{code, message}]}]` and profile
+  errors in `profiles[{uid, packs.results}]`; an unknown account, a missing domain or no pools are a 400
+  there too (the response has no place for them: a lab decision). A validate naming a cluster the project
+  has is checked as any create body (the spec documents nothing for a taken name: lab decision).
 - A created cluster is Pending; its controller thread takes a Palette-side step every
   `maas_cluster_step_seconds` (0.2 s): Provisioning, then each missing machine appears Pending for a step,
   is allocated in MAAS (`op=allocate`: pool, zone, tags, cpu_count, mem, agent_name `palette-<cluster>`,
@@ -90,8 +90,15 @@ What it decides, where Palette's documents leave room:
   `status.conditions` ControlPlaneReady and NodesReady say which machines each pool waits for (and MAAS's
   answer, e.g. no machine matching); the infra packs are Ready=False (Provisioning) until Running, then
   True; add-on profiles given at create (or attached while Provisioning) show Ready=False reason Pending
-  and are handed to the agent once Running. Overview health: Unknown before Running, then Healthy when
-  every pool has its size Ready, UnHealthy while a pool is short or scaling.
+  and are handed to the agent once Running. A machine MAAS cannot give (409 no machine matches, or 400 for
+  an unknown pool, zone or tag) stays Pending with MAAS's answer as its message and in the conditions,
+  op=allocate retried every step (CAPMAAS DeployMachine returns the error, the controller requeues): the
+  cluster stays Provisioning, or Running and UnHealthy when a running cluster's pool grows short. Overview
+  (`GET /v1/dashboard/spectroclusters/{uid}/overview`): status.state, status.health.state Unknown before
+  Running, then Healthy when every pool has its size Ready, UnHealthy while a pool is short or scaling;
+  spec.cloudConfig.machinePools[] (v1MachinePoolMeta, in the cloud config's pool order: isControlPlane,
+  labels, size, healthy = the pool's Running machines, maintenanceMode 0; the spec's v1MachinePoolMeta has
+  no name field).
 - Nodes: one per machine MAAS deployed, named after its MAAS hostname, labelled kubernetes.io/hostname,
   kubernetes.io/os=linux, kubernetes.io/arch (MAAS's), kubevirt.io/schedulable=true,
   topology.kubernetes.io/zone=<MAAS zone>, node-role.kubernetes.io/control-plane or /worker, the pool's
@@ -101,8 +108,8 @@ What it decides, where Palette's documents leave room:
   A pool's label or taint change reaches its Nodes; placement changes (resource pool, azs, tags, instance
   type) apply to machines allocated from then on (a lab decision: Palette would roll the pool).
 - `GET /v1/cloudconfigs/maas/{uid}`: cloudAccountRef, clusterConfig and machinePoolConfig (v1MaasMachinePoolConfig,
-  pools being deleted left out). `PUT .../machinePools/{name}` (checked as at create, counting the pool's
-  machines; isControlPlane cannot change) scales: more machines are allocated, or the newest are released
+  pools being deleted left out). `PUT .../machinePools/{name}` (its shape checked as at create, MAAS not
+  asked; isControlPlane cannot change) scales: more machines are allocated, or the newest are released
   and their Nodes deleted. `POST .../machinePools` adds a worker pool (201 {uid}; 409 if the name exists),
   `DELETE` releases a worker pool's machines (the control plane's is a 400). `PUT .../clusterConfig`
   (v1MaasCloudClusterConfigEntity `{clusterConfig: {domain, sshKeys, ntpServers, enableLxdVm, staticIp}}`, 204)

@@ -17,6 +17,7 @@ import requests
 Form = Union[Dict[str, object], Sequence[Tuple[str, object]]]
 # MAAS's `status_name` of a machine Palette's provider waits on (maasclient machine.State()).
 DEPLOYED, READY = "Deployed", "Ready"
+TAKEN = ("Allocated", "Deploying", DEPLOYED)  # the states an allocation moves a Ready machine to
 
 
 class MaasError(Exception):
@@ -113,7 +114,9 @@ class MaasClient:
 
     def enroll(self, hostnames: Sequence[str], pool: str = "", zone: str = "", tags: Sequence[str] = ()) -> List[dict]:
         """Machines created (manual power, a random MAC each), commissioned and tagged; returned once MAAS says
-        Ready. Waits as long as commissioning takes (the MAAS simulator's `commissioning` duration)."""
+        Ready. Waits as long as commissioning takes (the MAAS simulator's `commissioning` duration). A machine
+        already taken once Ready (Allocated, Deploying, Deployed: a cluster waiting for one allocated it) counts as
+        Ready reached."""
         made = [self.create_machine(name, "52:54:%s" % ":".join("%02x" % b for b in secrets.token_bytes(4)),
                                     pool=pool, zone=zone) for name in hostnames]
         ids = [m["system_id"] for m in made]
@@ -122,7 +125,7 @@ class MaasClient:
         while True:
             found = [self.machine(s) for s in ids]
             states = {m["hostname"]: m["status_name"] for m in found}
-            if all(state == READY for state in states.values()):
+            if all(state in (READY,) + TAKEN for state in states.values()):
                 return found
             if any(state not in (READY, "Commissioning", "New", "Testing") for state in states.values()):
                 raise MaasError(0, f"commissioning did not end Ready: {states}", "POST", "/machines/")

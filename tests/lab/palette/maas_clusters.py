@@ -6,7 +6,9 @@ zones, tags, domains) are read live from MAAS over HTTP (maas_client.py). A clus
 `step_seconds` (the lab knob `maas_cluster_step_seconds`), what cluster-api-provider-maas does
 (pkg/maas/machine/machine.go DeployMachine, ReleaseMachine; controllers/maasmachine_controller.go):
 
-- allocate a machine per missing pool member: `POST /MAAS/api/2.0/machines/?op=allocate` with `pool`
+- allocate a machine per missing pool member, whether or not MAAS can give one (Palette checks nothing against
+  MAAS before: a machine MAAS answers with a 409 or 400 stays Pending, MAAS's answer its message, retried every
+  step): `POST /MAAS/api/2.0/machines/?op=allocate` with `pool`
   (resourcePool), `zone` (one of the pool's azs, the one with the fewest machines of the pool first, as
   CAPI spreads a pool's machines over its failure domains), `tags`, `cpu_count` (minCPU), `mem` (minMemInMB);
   the lab adds `agent_name` (`palette-<cluster>`) and `comment` so MAAS says whose machine it is;
@@ -17,7 +19,7 @@ zones, tags, domains) are read live from MAAS over HTTP (maas_client.py). A clus
   cluster, and a machine whose deployment failed (a new one is allocated in its place).
 
 Lab decisions (Palette does not document them): the Node labels (see node_object), the validation
-messages, the kubeconfig identities (kubeconfigs.py), placement changes of a pool (resource pool,
+messages (validation checks the body, the account and the profiles, never MAAS: see "validation"), the kubeconfig identities (kubeconfigs.py), placement changes of a pool (resource pool,
 azs, tags, instance type) applying to machines allocated from then on rather than rolling the pool, a new
 cluster config (`PUT .../clusterConfig`: domain, SSH keys, NTP servers) stored and reaching only machines
 deployed after it (see put_cluster_config), and MAAS's `tags` sent in full (maas-client-go's WithTags keeps
@@ -89,17 +91,6 @@ class PoolSpec:
                 "nodeRepaveInterval": int(pool.get("nodeRepaveInterval") or 0),
                 "updateStrategy": pool.get("updateStrategy") or {"type": "RollingUpdateScaleOut"},
                 "useLxdVm": bool(cloud.get("useLxdVm")), "network": cloud.get("network")}
-
-    def matches(self, machine: dict) -> bool:
-        """Whether a MAAS machine (its JSON) meets the pool's constraints, as op=allocate matches them."""
-        return ((not self.resource_pool or (machine.get("pool") or {}).get("name") == self.resource_pool)
-                and (not self.azs or (machine.get("zone") or {}).get("name") in self.azs)
-                and all(tag in (machine.get("tag_names") or []) for tag in self.tags)
-                and (machine.get("cpu_count") or 0) >= self.min_cpu and (machine.get("memory") or 0) >= self.min_mem)
-
-    def constraints(self) -> str:
-        return (f"resource pool {self.resource_pool or '(any)'!r}, zones {self.azs or '(any)'}, "
-                f"tags {self.tags or '(none)'}, at least {self.min_cpu} CPUs and {self.min_mem} MiB")
 
 
 class PoolProblem(Exception):
@@ -409,48 +400,15 @@ class MaasClusters:
         return {"items": items}
 
     # -- validation -----------------------------------------------------------------------------------
-
-    def _maas_inventory(self) -> dict:
-        try:
-            return {"pools": {p["name"] for p in self.maas.pools()}, "zones": {z["name"] for z in self.maas.zones()},
-                    "tags": {t["name"] for t in self.maas.tags()}, "machines": self.maas.machines()}
-        except TRANSPORT_ERRORS as err:
-            raise ApiError(502, "CloudAccountError", f"MAAS of cloud account {ACCOUNT_NAME!r} did not answer: {err}")
-
-    @staticmethod
-    def _placement_problems(spec: PoolSpec, inventory: dict) -> List[Tuple[str, str]]:
-        problems = []
-        if spec.resource_pool and spec.resource_pool not in inventory["pools"]:
-            problems.append(("cloudConfig.resourcePool", f"resource pool {spec.resource_pool!r} does not exist in "
-                             f"MAAS (it has {', '.join(sorted(inventory['pools']))})"))
-        for zone in spec.azs:
-            if zone not in inventory["zones"]:
-                problems.append(("cloudConfig.azs", f"zone {zone!r} does not exist in MAAS (it has "
-                                 f"{', '.join(sorted(inventory['zones']))})"))
-        for tag in spec.tags:
-            if tag not in inventory["tags"]:
-                problems.append(("cloudConfig.tags", f"tag {tag!r} does not exist in MAAS"))
-        return problems
-
-    @staticmethod
-    def _capacity_problems(plans: List[Tuple[PoolSpec, int]], inventory: dict) -> Dict[str, Tuple[str, str]]:
-        """Pools whose `need` more machines MAAS cannot give: each takes, in order, the first Ready matching machines
-        by hostname (as op=allocate picks them), so two pools cannot count the same machine."""
-        taken, problems = set(), {}
-        ready = sorted((m for m in inventory["machines"] if m.get("status_name") == READY and not m.get("locked")),
-                       key=lambda m: m.get("hostname") or "")
-        for spec, need in plans:
-            if need <= 0:
-                continue
-            matching = [m for m in ready if spec.matches(m)]
-            free = [m for m in matching if m["system_id"] not in taken]
-            if len(free) < need:
-                shared = f" ({len(matching)} match, {len(matching) - len(free)} of them needed by the pools above)" \
-                    if len(free) < len(matching) else ""
-                problems[spec.name] = ("poolConfig.size", f"size {spec.size} needs {need} more Ready machines in MAAS "
-                                       f"matching {spec.constraints()}; MAAS has {len(free)}{shared}")
-            taken |= {m["system_id"] for m in free[:need]}
-        return problems
+    #
+    # Palette does not say what it checks of a MAAS cluster beyond the spec's schema (v1SpectroMaasClusterEntity:
+    # required fields and types), and nothing in palette-sdk-go or terraform-provider-spectrocloud asks MAAS anything
+    # before a create: MAAS is asked only when cluster-api-provider-maas allocates a machine (pkg/maas/machine/
+    # machine.go DeployMachine, op=allocate). So no check here reads MAAS: not the resource pool, zones or tags (MAAS
+    # answers an unknown one with a 400 to op=allocate, node_constraint_filter_forms.py AcquireNodeForm, which
+    # becomes the machine's message, see _allocate) nor whether MAAS has enough Ready machines (a machine MAAS cannot
+    # give stays Pending, its op=allocate retried every step). What is checked is the body's shape, the cloud account
+    # and the profiles (the validator response has a place for each pool's and each profile's errors).
 
     def _resolve_profiles(self, entries, project_uid: str) -> Tuple[list, List[Tuple[str, str, str]]]:
         """([(profile, packs)], problems [(uid, field, message)]): one infra or cluster profile for MAAS, add-ons."""
@@ -500,10 +458,12 @@ class MaasClusters:
 
     def check(self, body, project_uid: str, create: bool = True) -> dict:
         """Every problem of a create body: {general: [(field, message)], pools: {name: [(field, message)]},
-        profiles: {uid: [(field, message)]}, ...}; nothing is written.
+        profiles: {uid: [(field, message)]}, ...}; nothing is written, MAAS is not asked.
 
-        A create of a name the project has is a 409. A validate of it (`create` False) checks the body as that
-        cluster's next state: the machines its pools hold count as matching (only the rest must be Ready)."""
+        A create of a name the project has is a 409 (the brief's contract: names are unique per project). A validate
+        (`create` False) checks the body as any create body, whether or not a cluster has its name: the spec says only
+        "Validates MAAS cluster create operation" and documents no answer for a taken name, so the lab adds none (lab
+        decision, the least it can invent); the name is refused by the create itself."""
         if not isinstance(body, dict):
             raise ApiError(400, "InvalidRequest", "the request body must be a v1SpectroMaasClusterEntity object")
         metadata, spec = body.get("metadata") or {}, body.get("spec")
@@ -517,7 +477,6 @@ class MaasClusters:
                          if c.name == name and c.project_uid == project_uid), None)
         if existing is not None and create:
             raise ApiError(409, "SpectroClusterNameExists", f"a cluster named {name!r} already exists in the project")
-        held = {n: len(p.active()) for n, p in getattr(existing, "pools", {}).items() if not p.deleting}
         found = {"general": [], "pools": {}, "profiles": {}, "name": name}
         account_known = spec.get("cloudAccountUid") == self.account_uid
         if not account_known:
@@ -551,16 +510,6 @@ class MaasClusters:
         if entries and len(planes) != 1 and len(specs) == len(entries):
             found["general"].append(("spec.machinepoolconfig", f"exactly one machine pool must be the control plane "
                                      f"(isControlPlane); {len(planes)} are"))
-        if account_known and specs:  # MAAS is asked only through a known account
-            inventory = self._maas_inventory()
-            for pool_spec in specs:
-                for problem in self._placement_problems(pool_spec, inventory):
-                    found["pools"].setdefault(pool_spec.name, []).append(problem)
-            ordered = sorted(specs, key=lambda s: not s.control_plane)
-            capacity = self._capacity_problems([(s, s.size - held.get(s.name, 0)) for s in ordered
-                                                if s.name not in found["pools"]], inventory)
-            for pool_name, problem in capacity.items():
-                found["pools"].setdefault(pool_name, []).append(problem)
         found["specs"], found["resolved"] = sorted(specs, key=lambda s: not s.control_plane), resolved
         found["config"] = config if isinstance(config, dict) else {}
         return found
@@ -627,7 +576,8 @@ class MaasClusters:
         return cluster
 
     def pool_check(self, cluster: MaasCluster, body, name: Optional[str]) -> PoolSpec:
-        """A pool of a PUT (name given) or POST: checked against its cluster and MAAS; ApiError 400 names the field."""
+        """A pool of a PUT (name given) or POST: checked against its cluster (not against MAAS: see "validation");
+        ApiError 400 names the field."""
         if cluster.phase == "Deleting":
             raise ApiError(409, "SpectroClusterDeleting", f"cluster {cluster.name!r} is being deleted")
         entry = dict(body) if isinstance(body, dict) else body
@@ -656,13 +606,6 @@ class MaasClusters:
             if spec.control_plane:
                 raise ApiError(400, "InvalidMachinePool", f"machine pool {spec.name!r}: poolConfig.isControlPlane: the "
                                "cluster has its control-plane pool already")
-        inventory = self._maas_inventory()
-        problems = self._placement_problems(spec, inventory)
-        have = len(current.active()) if current is not None and name is not None else 0
-        problems += list(self._capacity_problems([(spec, spec.size - have)], inventory).values())
-        if problems:
-            raise ApiError(400, "InvalidMachinePool", "; ".join(f"machine pool {spec.name!r}: {f}: {m}"
-                                                                 for f, m in problems))
         return spec
 
     def put_cluster_config(self, cluster: MaasCluster, body) -> None:
@@ -852,10 +795,15 @@ class MaasClusters:
                 found = self.maas.allocate([(k, v) for k, v in form if v != "" and not (k in ("cpu_count", "mem")
                                                                                        and v == "0")])
             except MaasError as err:
-                if err.status != 409:
+                # 409: no Ready machine matches; 400: MAAS does not know the pool, zone or tag (AcquireNodeForm).
+                # DeployMachine returns the error ("Unable to allocate machine") and the controller requeues: the
+                # machine stays Pending, MAAS's answer its message, op=allocate sent again next step.
+                if err.status not in (400, 409):
                     raise
                 last = err
-                continue
+                if err.status == 409:
+                    continue
+                break
             self._record(found["system_id"], cluster.name)
             with self.model.lock:
                 machine.system_id, machine.hostname = found["system_id"], found["hostname"]
@@ -865,7 +813,8 @@ class MaasClusters:
                 machine.move("Provisioning", "allocated in MAAS")
             return
         with self.model.lock:
-            machine.message = f"MAAS: {last.text}" if last else "MAAS allocated nothing"
+            machine.message = f"Unable to allocate machine: MAAS answered op=allocate with HTTP {last.status}: " \
+                f"{last.text}" if last else "MAAS allocated nothing"
 
     def _deploy(self, cluster: MaasCluster, machine: Machine) -> None:
         with self.model.lock:  # the config as it is now: a PUT of clusterConfig reaches the machines deployed after it

@@ -342,33 +342,44 @@ def test_worker_pool_scales_up_and_down_with_maas_machines_and_nodes(palette, pl
     config = _wait_running(palette, uid)["config"]
     before = {m["spec"]["hostname"] for m in _machines(palette, config, "workers")}
 
-    # Up by one: refused while MAAS has no Ready machine left to match, accepted once one is enrolled. Palette's
-    # validate of the cluster's name counts the machines its pools hold already.
+    # Up by one while MAAS has no Ready machine left: Palette accepts the PUT (it asks MAAS nothing before); the new
+    # machine stays Pending with MAAS's answer, op=allocate sent again every step and nothing allocated, the cluster
+    # Running and UnHealthy with the pool's healthy count below its size, until a machine is enrolled.
     bigger = _pool("workers", 2, placement, tags=[placement.tag], labels={"vmo.lab/pool": name})
-
-    def validated(worker_pool):
-        answer = palette.api("POST", "/v1/spectroclusters/maas/validate",
-                             json=_body(palette, name, [pools[0], worker_pool]))
-        assert answer.status_code == 200, answer.text
-        return {r["name"]: [e["message"] for e in r["errors"]] for r in answer.json()["machinePools"]["results"]}
-    assert validated(pools[1]) == {"cp": [], "workers": []}
-    assert "1 more Ready machines" in validated(bigger)["workers"][0]
+    checked = palette.api("POST", "/v1/spectroclusters/maas/validate", json=_body(palette, name, [pools[0], bigger]))
+    assert checked.status_code == 200, checked.text
+    assert [r["errors"] for r in checked.json()["machinePools"]["results"]] == [[], []]
     mark = maas.mark()
-    refused = palette.api("PUT", f"/v1/cloudconfigs/maas/{config}/machinePools/workers", json=bigger)
-    assert refused.status_code == 400 and "workers" in refused.json()["message"] and "size" in refused.json()["message"]
-    assert _maas_writes(maas, mark) == []
-    added = placement.enroll(1)[0]
     assert palette.api("PUT", f"/v1/cloudconfigs/maas/{config}/machinePools/workers", json=bigger).status_code == 204
+
+    def short_pool():
+        waiting = [m for m in _machines(palette, config, "workers") if m["status"]["instanceState"] == "Pending"
+                   and "No available machine" in m["status"]["health"]["conditions"][0]["message"]]
+        allocations = [w for w in maas.requests_since(mark) if "op=allocate" in w["query"]]
+        return waiting if waiting and len(allocations) >= 2 else None
+    waiting = _until(short_pool, "the new worker Pending with MAAS's answer, allocation retried")
+    assert "Unable to allocate machine" in waiting[0]["status"]["health"]["conditions"][0]["message"]
+    overview = palette.api("GET", f"/v1/dashboard/spectroclusters/{uid}/overview").json()
+    assert overview["status"]["state"] == "Running" and overview["status"]["health"]["state"] == "UnHealthy"
+    assert [(p["isControlPlane"], p["size"], p["healthy"]) for p in overview["spec"]["cloudConfig"]["machinePools"]] \
+        == [(True, 1, 1), (False, 2, 1)]
+    nodes_ready = {c["type"]: c for c in _cluster(palette, uid)["status"]["conditions"]}["NodesReady"]
+    assert nodes_ready["status"] == "False" and "No available machine" in nodes_ready["message"]
+    assert {w["status"] for w in _maas_writes(maas, mark)} == {409}  # only refused allocations, nothing else
+    added = placement.enroll(1)[0]
 
     def two_workers():
         machines = _machines(palette, config, "workers")
         return machines if len(machines) == 2 and all(m["status"]["ready"] for m in machines) else None
     workers = _until(two_workers, "two Ready workers")
     assert {m["spec"]["hostname"] for m in workers} == before | {added["hostname"]}
+    granted = [w for w in _maas_writes(maas, mark) if "op=allocate" in w["query"] and w["status"] == 200]
+    assert len(granted) == 1  # nothing allocated twice
     assert placement.client.machine(added["system_id"])["status_name"] == "Deployed"
     assert _ready(_nodes(admin, uid)[added["hostname"]])
-    assert palette.api("GET", f"/v1/dashboard/spectroclusters/{uid}/overview").json()["status"]["health"]["state"] \
-        == "Healthy"
+    overview = palette.api("GET", f"/v1/dashboard/spectroclusters/{uid}/overview").json()
+    assert overview["status"]["health"]["state"] == "Healthy"
+    assert [(p["size"], p["healthy"]) for p in overview["spec"]["cloudConfig"]["machinePools"]] == [(1, 1), (2, 2)]
 
     # Down by one: the newest machine is released in MAAS and its Node deleted.
     smaller = _pool("workers", 1, placement, tags=[placement.tag], labels={"vmo.lab/pool": name})
@@ -489,16 +500,10 @@ def test_bad_clusters_are_refused_before_any_write(palette, placement, maas):
         "domain": (_body(palette, name, [good_cp], domain=""), None, "spec.cloudConfig.domain"),
         "profile": (_body(palette, name, [good_cp], profiles=[{"uid": "1" * 24}]), None, "not found"),
         "profile type": (_body(palette, name, [good_cp], profiles=[{"uid": addon}]), None, "exactly one infra"),
-        "resource pool": (_body(palette, name, [dict(good_cp, cloudConfig=dict(good_cp["cloudConfig"],
-                                                                                resourcePool="no-such-pool"))]),
-                          "cp", "cloudConfig.resourcePool"),
-        "zone": (_body(palette, name, [_pool("cp", 1, placement, control_plane=True, azs=["no-such-zone"])]),
-                 "cp", "cloudConfig.azs"),
-        "tag": (_body(palette, name, [_pool("cp", 1, placement, control_plane=True, tags=["no-such-tag"])]),
-                "cp", "cloudConfig.tags"),
-        "too few": (_body(palette, name, [good_cp, _pool("workers", 1, placement)]), "workers", "poolConfig.size"),
-        "too small": (_body(palette, name, [_pool("cp", 1, placement, control_plane=True, min_cpu=4096)]),
-                      "cp", "poolConfig.size"),
+        "pool shape": (_body(palette, name, [good_cp, _pool("workers", -1, placement)]), "workers",
+                       "poolConfig.size"),
+        "two control planes": (_body(palette, name, [good_cp, _pool("cp2", 1, placement, control_plane=True)]),
+                               None, "exactly one machine pool"),
     }
     palette_mark, maas_mark = palette.mark(), maas.mark()
     for case, (body, pool, text) in cases.items():
@@ -529,8 +534,66 @@ def test_bad_clusters_are_refused_before_any_write(palette, placement, maas):
     assert placement.status() == {placement.machines[0]["hostname"]: "Ready"}
     uid = _create(palette, _body(palette, name, [good_cp]))
     assert palette.api("POST", "/v1/spectroclusters/maas", json=_body(palette, name, [good_cp])).status_code == 409
+    # A validate naming the cluster is checked as any create body: the taken name is no error there.
+    again = palette.api("POST", "/v1/spectroclusters/maas/validate", json=_body(palette, name, [good_cp]))
+    assert again.status_code == 200 and [r["errors"] for r in again.json()["machinePools"]["results"]] == [[]]
     palette.api("DELETE", f"/v1/spectroclusters/{uid}")
     palette.api("DELETE", f"/v1/clusterprofiles/{addon}")
+
+
+def test_a_cluster_maas_cannot_fill_is_accepted_and_waits_with_maas_answer(palette, placement, maas):
+    """Palette asks MAAS nothing before a create: a cluster whose pools MAAS cannot fill (too few Ready machines,
+    machines too small, a resource pool, zone or tag MAAS does not know) is made (201); each machine MAAS cannot
+    give stays Pending with MAAS's answer, op=allocate retried every step, the cluster Provisioning. Once MAAS has
+    the machines the cluster runs, each machine allocated once."""
+    placement.enroll(1)
+    name = f"sh-{placement.key}"
+    cases = {
+        "too few": [_pool("cp", 1, placement, control_plane=True), _pool("workers", 1, placement)],
+        "too small": [_pool("cp", 1, placement, control_plane=True, min_cpu=4096)],
+        "resource pool": [dict(_pool("cp", 1, placement, control_plane=True),
+                               cloudConfig={"resourcePool": "no-such-pool", "azs": [], "tags": [],
+                                            "instanceType": {"minCPU": 0, "minMemInMB": 0}})],
+        "zone": [_pool("cp", 1, placement, control_plane=True, azs=["no-such-zone"])],
+        "tag": [_pool("cp", 1, placement, control_plane=True, tags=["no-such-tag"])],
+    }
+    for case, pools in cases.items():
+        body = _body(palette, f"{name}-{len(case)}", pools)
+        checked = palette.api("POST", "/v1/spectroclusters/maas/validate", json=body)
+        assert checked.status_code == 200, (case, checked.text)
+        assert all(not r["errors"] for r in checked.json()["machinePools"]["results"]), (case, checked.text)
+        mark = maas.mark()
+        uid = _create(palette, body)
+        config = _cluster(palette, uid)["spec"]["cloudConfigRef"]["uid"]
+        short = pools[-1]["poolConfig"]["name"]
+
+        def waiting():
+            pending = [m for m in _machines(palette, config, short) if m["status"]["instanceState"] == "Pending"
+                       and "Unable to allocate machine" in m["status"]["health"]["conditions"][0]["message"]]
+            tries = [w for w in maas.requests_since(mark) if "op=allocate" in w["query"] and w["status"] >= 400]
+            return pending if pending and len(tries) >= 2 else None
+        pending = _until(waiting, f"{case}: a machine Pending with MAAS's answer")
+        cluster = _cluster(palette, uid)
+        assert cluster["status"]["state"] == "Provisioning", case
+        nodes_ready = {c["type"]: c for c in cluster["status"]["conditions"]}["NodesReady"]
+        assert nodes_ready["status"] == "False" and pending[0]["status"]["health"]["conditions"][0]["message"] \
+            .split(": ", 1)[1] in nodes_ready["message"], (case, nodes_ready)
+        overview = palette.api("GET", f"/v1/dashboard/spectroclusters/{uid}/overview").json()
+        assert overview["status"]["health"]["state"] != "Healthy", case
+        assert palette.api("DELETE", f"/v1/spectroclusters/{uid}").status_code == 204
+        _until(lambda: palette.api("GET", f"/v1/spectroclusters/{uid}").status_code == 404 or None, "gone")
+    _until(lambda: placement.status() == {placement.machines[0]["hostname"]: "Ready"} or None, "the machine Ready")
+
+    # Too few, then MAAS gets the machine: the cluster runs, and every machine was allocated once.
+    mark = maas.mark()
+    uid = _create(palette, _body(palette, name, cases["too few"]))
+    config = _cluster(palette, uid)["spec"]["cloudConfigRef"]["uid"]
+    _until(lambda: [m for m in _machines(palette, config, "workers") if "No available machine"
+                    in m["status"]["health"]["conditions"][0]["message"]] or None, "the worker waiting for MAAS")
+    placement.enroll(1)
+    _wait_running(palette, uid)
+    granted = [w for w in maas.requests_since(mark) if "op=allocate" in w["query"] and w["status"] == 200]
+    assert len(granted) == 2 and set(placement.status().values()) == {"Deployed"}
 
 
 # -- add-ons, deletion and reset ----------------------------------------------------------------------------
