@@ -195,7 +195,8 @@ class PaletteLab:
     def faults(self, **faults) -> dict:
         """http_429, retry_after, retry_after_header, http_5xx, status_5xx, drop_connections, lose_write_answers,
         refuse_writes, refuse_status, slow_seconds, rate_limit, deploy_seconds, apply_delay_seconds,
-        duplicate_profile_status, nodes_not_ready_seconds (tests/lab/palette/__init__.py)."""
+        duplicate_profile_status, nodes_not_ready_seconds, maas_cluster_step_seconds,
+        force_delete_after_seconds (tests/lab/palette/__init__.py)."""
         return self._lab("PUT", "faults", faults)
 
     @contextlib.contextmanager

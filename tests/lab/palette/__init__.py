@@ -119,10 +119,18 @@ What it decides, where Palette's documents leave room:
   domain is only stored, the cluster's state and health do not change. `GET .../machines`:
   v1MaasMachines with instanceState Pending|Provisioning|Provisioned|Running|Deleting|Failed, ready, health.
 - `DELETE /v1/spectroclusters/{uid}` (a MAAS cluster; lab-cluster is a 400): Deleting at once, every
-  machine's Node deleted and the machine released, then once MAAS says Ready the cluster's client binding
-  and RBAC bindings are deleted and the cluster is gone (GET 404). `forceDelete=true` does not wait for
-  MAAS to finish releasing (the lab still releases: the machines are the lab's). A Deleting cluster refuses
-  profile, pool and cluster config changes (409 SpectroClusterDeleting).
+  machine's Node deleted and the machine released; each machine leaves its pool as soon as MAAS accepts
+  its release (CAPMAAS reconcileDelete removes the finalizer after op=release), so once every release is
+  accepted the cluster's client binding and RBAC bindings are deleted and the cluster is gone (GET 404),
+  while MAAS may still be Releasing or Disk erasing the machines. A release MAAS does not accept (MAAS
+  down) is sent again every step and the cluster stays Deleting. `forceDelete=true` is accepted only once
+  the cluster has been Deleting for `force_delete_after_seconds` (900 s, as docs.spectrocloud.com "Cluster
+  Removal" says: eligible after 15 minutes in Deleting); before that, or on a cluster not Deleting, a 400
+  v1Error ForceDeleteNotAllowed (the status is a lab decision: no source says which). A forced cluster is
+  gone at the next step, its MAAS machines left as MAAS has them, not released (the spec: "user has to
+  manually clean up the provisioned cloud resources"); its Nodes and bindings in the shared apiserver are
+  deleted (lab decision). A Deleting cluster refuses profile, pool and cluster config changes (409
+  SpectroClusterDeleting).
 - A MAAS cluster's kubeconfigs exist once its first control-plane machine runs (404 KubeconfigNotFound
   before): kubeconfigclient as for lab-cluster (CN `palette-<cluster>-client`, binding made then),
   adminKubeconfig and kubeconfig a certificate CN `palette-<cluster>-admin`, O system:masters.
@@ -142,7 +150,8 @@ Lab endpoints (no ApiKey, never logged, never called by the collection):
 
 - `GET /__lab__/health`, `GET /__lab__/info` (cluster, registry, project, pack and infra profile uids;
   `cluster_client_user` and `cluster_client_binding`: lab-cluster's client identity and its binding;
-  `maas_account`, `maas_account_uid`, `maas_cluster_step_seconds`, and `maas_clusters` by name:
+  `maas_account`, `maas_account_uid`, `maas_cluster_step_seconds`, `force_delete_after_seconds`, and
+  `maas_clusters` by name:
   uid, project, cloud_config_uid, state, client_user, admin_user).
 - `PUT /__lab__/faults` with any of: `http_429` (next n requests get 429, with `retry_after` seconds
   in a Retry-After header unless `retry_after_header` is false), `http_5xx` (next n get `status_5xx`,
@@ -151,7 +160,8 @@ Lab endpoints (no ApiKey, never logged, never called by the collection):
   default 500, and not carried out), `slow_seconds` (every request waits first), `rate_limit` (false
   turns Palette's limits off), `deploy_seconds`, `apply_delay_seconds`, `duplicate_profile_status`
   (409, 400 or 500), `nodes_not_ready_seconds` (NodesReady False for that long from now),
-  `maas_cluster_step_seconds` (a MAAS cluster's Palette-side step). The answer
+  `maas_cluster_step_seconds` (a MAAS cluster's Palette-side step), `force_delete_after_seconds` (how long
+  a MAAS cluster must have been Deleting before forceDelete is accepted; 900 as Palette). The answer
   lists every knob; `/__lab__/reset` puts them back.
 - `POST /__lab__/seed` `{count, prefix, project (name, "" for tenant), version}`: published add-on profiles.
 - `POST /__lab__/reset`: every MAAS cluster deleted (machines released, Nodes and bindings gone, waited

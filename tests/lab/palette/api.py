@@ -20,6 +20,7 @@ from .agent import APPLY_DELAY_SECONDS, DEPLOY_SECONDS, Agent
 from .kubeconfigs import Kubeconfigs, admin_user, client_user
 from .maas_client import MaasClient
 from .maas_clusters import ACCOUNT_NAME, MaasCluster, MaasClusters
+from .maas_clusters import FORCE_DELETE_AFTER_SECONDS
 from .maas_clusters import STEP_SECONDS as MAAS_STEP_SECONDS
 from .model import ApiError, PaletteModel
 
@@ -438,7 +439,10 @@ class PaletteApi:
             "status": {"state": c.state(), "health": {"state": c.health()}}} for c in items], "listmeta": meta}
 
     @mirrors("v1SpectroClustersDelete", source="palette-sdk-go client/cluster.go DeleteCluster, ForceDeleteCluster; "
-             "cluster-api-provider-maas pkg/maas/machine/machine.go ReleaseMachine")
+             "terraform-provider-spectrocloud spectrocloud/cluster_common_crud.go resourceClusterDelete "
+             "(force_delete_delay); docs.spectrocloud.com Cluster Removal (force delete after 15 minutes Deleting); "
+             "cluster-api-provider-maas controllers/maasmachine_controller.go reconcileDelete, "
+             "pkg/maas/machine/machine.go ReleaseMachine")
     def cluster_delete(self, request: Request, uid: str) -> Response:
         cluster = self._cluster(request, uid)
         if not isinstance(cluster, MaasCluster):
@@ -585,6 +589,7 @@ class PaletteApi:
                              "cluster_client_binding": client_user(self.model.cluster.name),
                              "maas_account": ACCOUNT_NAME, "maas_account_uid": self.maas.account_uid,
                              "maas_cluster_step_seconds": self.maas.step_seconds,
+                             "force_delete_after_seconds": self.maas.force_delete_after,
                              "maas_clusters": {c.name: {"uid": c.uid, "project": self.model.projects[c.project_uid],
                                                         "cloud_config_uid": c.config_uid, "state": c.state(),
                                                         "client_user": client_user(c.name),
@@ -596,7 +601,8 @@ class PaletteApi:
         return dict(vars(self.faults), deploy_seconds=self.agent.deploy_seconds,
                     apply_delay_seconds=self.agent.apply_delay_seconds,
                     duplicate_profile_status=self.model.duplicate_status,
-                    maas_cluster_step_seconds=self.maas.step_seconds)
+                    maas_cluster_step_seconds=self.maas.step_seconds,
+                    force_delete_after_seconds=self.maas.force_delete_after)
 
     def _set_faults(self, body: dict) -> Response:
         """PUT /__lab__/faults: the Faults fields, and the agent's and model's timing and answer knobs."""
@@ -609,6 +615,8 @@ class PaletteApi:
                 self.model.duplicate_status = int(value)
             elif key == "maas_cluster_step_seconds":
                 self.maas.step_seconds = float(value)
+            elif key == "force_delete_after_seconds":
+                self.maas.force_delete_after = float(value)
             elif key == "nodes_not_ready_seconds":
                 with self.model.lock:
                     self.model.cluster.nodes_not_ready_until = time.monotonic() + float(value)
@@ -625,6 +633,7 @@ class PaletteApi:
         self.limiter.reset()
         self.maas.remove_all()
         self.maas.step_seconds = MAAS_STEP_SECONDS
+        self.maas.force_delete_after = FORCE_DELETE_AFTER_SECONDS
         self.agent.deploy_seconds, self.agent.apply_delay_seconds = DEPLOY_SECONDS, APPLY_DELAY_SECONDS
         with self.model.lock:
             model = self.model

@@ -16,7 +16,9 @@ zones, tags, domains) are read live from MAAS over HTTP (maas_client.py). A clus
   (the cluster's SSH keys and NTP servers);
 - poll MAAS until it says Deployed (MAAS's own durations), then make the Node and mark it Ready;
 - release (`op=release`) the newest machines of a pool scaled down, every machine of a deleted pool or
-  cluster, and a machine whose deployment failed (a new one is allocated in its place).
+  cluster, and a machine whose deployment failed (a new one is allocated in its place); a machine leaves its pool
+  as soon as MAAS accepts its release, and a deleted cluster is gone (GET 404) once MAAS accepted every release,
+  while MAAS may still be releasing them (reconcileDelete removes the finalizer right after op=release).
 
 Lab decisions (Palette does not document them): the Node labels (see node_object), the validation
 messages (validation checks the body, the account and the profiles, never MAAS: see "validation"), the kubeconfig identities (kubeconfigs.py), placement changes of a pool (resource pool,
@@ -46,6 +48,9 @@ from .model import NAME_RULE, ApiError, Attachment, Cluster, PaletteModel, condi
 
 ACCOUNT_NAME = "lab-maas"
 STEP_SECONDS = 0.2
+# docs.spectrocloud.com "Cluster Removal": a cluster stuck in the Deleting state for 15 minutes becomes eligible for
+# force deletion (the provider's force_delete_delay, default 20 minutes, waits at least that long before it forces).
+FORCE_DELETE_AFTER_SECONDS = 900.0
 FIELD_MANAGER = "palette-maas-provider"
 CLUSTER_UID_LABEL = "palette.lab/cluster-uid"
 POOL_LABEL = "palette.lab/machine-pool"
@@ -244,6 +249,7 @@ class MaasCluster(Cluster):
     phase: str = "Pending"
     phase_changed: str = field(default_factory=now)
     force_delete: bool = False
+    deleting_since: float = 0.0  # time.monotonic() of the DELETE: force deletion is allowed once it is old enough
     kubeconfig_ready: bool = False  # once the first control-plane machine runs: its kubeconfig can be fetched
     last_error: str = ""
     next_seq: int = 0
@@ -361,6 +367,7 @@ class MaasClusters:
         self.dispatch, self.remove_rbacs = dispatch, remove_rbacs
         self.ledger = ledger
         self.step_seconds = STEP_SECONDS
+        self.force_delete_after = FORCE_DELETE_AFTER_SECONDS  # the lab knob force_delete_after_seconds
         self.account_uid = new_uid()
         self.overlord_uid = new_uid()
         self.created = now()
@@ -649,7 +656,27 @@ class MaasClusters:
         pool.deleting = True
 
     def delete(self, cluster: MaasCluster, force: bool) -> None:
-        cluster.force_delete = cluster.force_delete or force
+        """`DELETE /v1/spectroclusters/{uid}[?forceDelete=true]`, under the lock.
+
+        A plain delete moves the cluster to Deleting (again: a no-op). forceDelete ("the cluster will be force deleted
+        and user has to manually clean up the provisioned cloud resources", the spec's parameter) is accepted once the
+        cluster has been Deleting for `force_delete_after` seconds (docs "Cluster Removal": eligible after 15 minutes
+        in Deleting; the provider first deletes, waits force_delete_delay, then forces). Before that it is refused
+        with a 400 v1Error: no source says which status Palette answers, the 400 is a lab decision. A forced cluster is
+        gone at the next step: its MAAS machines are left as MAAS has them (not released), its Nodes and bindings in
+        the lab's apiserver deleted (lab decision: the apiserver is shared by the lab's clusters)."""
+        if force:
+            waited = time.monotonic() - cluster.deleting_since if cluster.phase == "Deleting" else None
+            if waited is None or waited < self.force_delete_after:
+                so_far = "it is not being deleted" if waited is None else \
+                    f"it has been Deleting for {waited:.0f}s"
+                raise ApiError(400, "ForceDeleteNotAllowed", f"cluster {cluster.name!r} cannot be force deleted: "
+                               f"{so_far}; a cluster becomes eligible for force deletion once it has been Deleting "
+                               f"for {self.force_delete_after:.0f}s")
+            cluster.force_delete = True
+            return
+        if cluster.phase != "Deleting":
+            cluster.deleting_since = time.monotonic()
         cluster.move("Deleting")
 
     def remove_all(self, timeout: float = REMOVE_TIMEOUT) -> None:
@@ -726,6 +753,10 @@ class MaasClusters:
 
     def _step(self, cluster: MaasCluster) -> bool:
         """One Palette-side step; True once a deleted cluster is gone."""
+        with self.model.lock:
+            forced = cluster.force_delete
+        if forced:
+            return self._force_gone(cluster)
         with self.model.lock:
             deleting = cluster.phase == "Deleting"
             if not deleting and cluster.phase == "Pending":
@@ -872,33 +903,41 @@ class MaasClusters:
             with self.model.lock:
                 machine.move("Released")
             return
-        if not machine.release_requested:
-            self.kube.delete(object_path("v1", "nodes", machine.hostname))
-            why = "deleted" if cluster.phase == "Deleting" else ("scaled down" if machine.state != "Failed"
-                                                                 else "failed to deploy")
-            try:
-                self.maas.release(machine.system_id, f"Palette cluster {cluster.name}: machine {machine.name} {why}")
-            except MaasError as err:
-                if err.status != 404:
-                    raise
-            with self.model.lock:
-                machine.release_requested = True
-                if machine.state != "Failed":
-                    machine.move("Deleting", "MAAS is releasing it")
-            return
+        self.kube.delete(object_path("v1", "nodes", machine.hostname))
+        why = "deleted" if cluster.phase == "Deleting" else ("scaled down" if machine.state != "Failed"
+                                                             else "failed to deploy")
         try:
-            status = self.maas.machine(machine.system_id).get("status_name")
+            self.maas.release(machine.system_id, f"Palette cluster {cluster.name}: machine {machine.name} {why}")
         except MaasError as err:
             if err.status != 404:
-                raise
-            status = None
-        if status in (None, READY) or cluster.force_delete:
-            self._forget(machine.system_id)
-            with self.model.lock:
-                machine.move("Released")
+                raise  # not accepted (MAAS down, a 409): the machine stays Deleting, the release sent again next step
+        # Accepted: cluster-api-provider-maas reconcileDelete (controllers/maasmachine_controller.go) removes the
+        # MaasMachine's finalizer right after ReleaseMachine returns, without waiting for MAAS to report the machine
+        # Ready (it may still be Releasing or Disk erasing): the machine leaves its pool, and a deleted cluster is
+        # gone once its last machine is.
+        self._forget(machine.system_id)
+        with self.model.lock:
+            machine.release_requested = True
+            machine.move("Released")
+
+    def _force_gone(self, cluster: MaasCluster) -> bool:
+        """A force-deleted cluster: its Nodes deleted, its machines left in MAAS as they are (the user cleans them up),
+        forgotten by the ledger; then the cluster is gone."""
+        with self.model.lock:
+            machines = [m for pool in cluster.pools.values() for m in pool.machines]
+        for machine in machines:
+            if machine.hostname:
+                self.kube.delete(object_path("v1", "nodes", machine.hostname))
+            if machine.system_id:
+                self._forget(machine.system_id)
+        with self.model.lock:
+            for pool in cluster.pools.values():
+                pool.machines = []
+            return self._finish_delete(cluster)
 
     def _finish_delete(self, cluster: MaasCluster) -> bool:
-        """Under the lock: once every machine is released, the cluster's binding and RBAC go, and so does it."""
+        """Under the lock: once MAAS accepted every machine's release, the cluster's binding and RBAC go, and so does
+        it (GET 404), whatever MAAS still does with the machines."""
         if any(pool.machines for pool in cluster.pools.values()):
             return False
         if not any(c.name == cluster.name for c in self.model.clusters.values() if c is not cluster):

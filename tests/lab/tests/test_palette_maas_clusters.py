@@ -409,8 +409,9 @@ def test_worker_pool_scales_up_and_down_with_maas_machines_and_nodes(palette, pl
     assert palette.api("DELETE", f"/v1/cloudconfigs/maas/{config}/machinePools/extra").status_code == 204
     assert palette.api("DELETE", f"/v1/cloudconfigs/maas/{config}/machinePools/cp").status_code == 400
     _until(lambda: palette.api("GET", f"/v1/cloudconfigs/maas/{config}/machinePools/extra/machines").status_code
-           == 404 or None, "the extra pool gone")
-    assert all(state in ("Ready", "Deployed") for state in placement.status().values())
+           == 404 or None, "the extra pool gone")  # once MAAS accepted the release, maybe still releasing it
+    _until(lambda: all(state in ("Ready", "Deployed") for state in placement.status().values()) or None,
+           "MAAS to finish releasing the extra pool's machine")
     assert sum(state == "Deployed" for state in placement.status().values()) == 2
 
 
@@ -476,10 +477,13 @@ def test_cluster_config_is_replaced_in_place_and_deployed_machines_are_left_alon
     assert all(_ready(node) for node in _nodes(admin, uid).values()) and set(_nodes(admin, uid)) == set(deployed)
 
     # While the cluster is being deleted, its config is not written (as its pools and profiles).
-    with palette.faulted(maas_cluster_step_seconds=0.5):  # Deleting long enough to be seen
+    maas.faults(http_503=1_000_000)  # MAAS does not accept the release: the cluster stays Deleting
+    try:
         assert palette.api("DELETE", f"/v1/spectroclusters/{uid}").status_code == 204
         late = palette.api("PUT", path, json={"clusterConfig": wanted})
         assert late.status_code == 409 and late.json()["code"] == "SpectroClusterDeleting", late.text
+    finally:
+        maas.faults(http_503=0)
     _until(lambda: palette.api("GET", f"/v1/spectroclusters/{uid}").status_code == 404 or None, "the cluster gone")
 
 
@@ -631,18 +635,71 @@ def test_addons_deploy_once_running_and_delete_releases_everything(palette, plac
     hostname = placement.machines[0]["hostname"]
     assert hostname in _nodes(admin, uid)
 
-    with palette.faulted(maas_cluster_step_seconds=0.5):  # Deleting long enough to be seen
+    # MAAS releases slowly: the cluster is gone as soon as MAAS accepted the release (cluster-api-provider-maas
+    # removes the machine's finalizer after op=release), while MAAS is still releasing the machine.
+    maas.durations(releasing=3)
+    mark = maas.mark()
+    maas.faults(http_503=1_000_000)  # MAAS does not accept the release yet: the cluster stays Deleting
+    try:
         assert palette.api("DELETE", f"/v1/spectroclusters/{uid}").status_code == 204
         assert _cluster(palette, uid)["status"]["state"] == "Deleting"
         late = palette.api("PATCH", f"/v1/spectroclusters/{uid}/profiles", json={"profiles": [{"uid": addon}]})
         assert late.status_code == 409 and late.json()["code"] == "SpectroClusterDeleting"
+    finally:
+        maas.faults(http_503=0)
     _until(lambda: palette.api("GET", f"/v1/spectroclusters/{uid}").status_code == 404 or None, "the cluster gone")
-    assert placement.status() == {hostname: "Ready"}
+    assert placement.status()[hostname] in ("Releasing", "Disk erasing")
+    releases = [w for w in _maas_writes(maas, mark) if "op=release" in w["query"] and w["status"] == 200]
+    assert len(releases) == 1  # accepted once, not polled into Ready
+    _until(lambda: placement.status() == {hostname: "Ready"} or None, "MAAS to finish releasing")
     assert _nodes(admin, uid) == {}
     assert admin.get_or_none(object_path(RBAC, "clusterrolebindings", f"palette-{name}-client")) is None
     assert admin.get_or_none(object_path(RBAC, "clusterrolebindings", f"spectro-on-demand-1-{name}")) is None
     assert palette.api("DELETE", f"/v1/spectroclusters/{info['cluster_uid']}").status_code == 400
     assert palette.api("DELETE", f"/v1/clusterprofiles/{addon}").status_code == 204
+
+
+def test_force_delete_is_accepted_only_after_the_cluster_was_deleting_long_enough(palette, placement, admin, maas):
+    """forceDelete is for a cluster stuck in Deleting (eligible after 15 minutes there, the knob's default); a forced
+    cluster is gone at once and leaves its MAAS machines for the user to clean up."""
+    machine = placement.enroll(1)[0]
+    uid = _create(palette, _body(palette, f"fo-{placement.key}", [_pool("cp", 1, placement, control_plane=True)]))
+    config = _wait_running(palette, uid)["config"]
+    path = f"/v1/spectroclusters/{uid}"
+    assert palette.faults()["force_delete_after_seconds"] == 900
+    assert palette.info()["force_delete_after_seconds"] == 900
+
+    # Not Deleting: refused, nothing changes.
+    refused = palette.api("DELETE", path, params={"forceDelete": "true"})
+    assert refused.status_code == 400 and refused.json()["code"] == "ForceDeleteNotAllowed", refused.text
+    assert set(refused.json()) == {"code", "message", "details", "ref"}
+    assert _cluster(palette, uid)["status"]["state"] == "Running"
+
+    # MAAS does not answer: the release is never accepted, the cluster stays Deleting, sending it again.
+    maas.faults(http_503=1_000_000)
+    try:
+        assert palette.api("DELETE", path).status_code == 204
+
+        def stuck():
+            machines = _machines(palette, config, "cp")
+            return machines if machines and machines[0]["status"]["instanceState"] == "Deleting" and \
+                "HTTP 503" in machines[0]["status"]["health"]["conditions"][0]["message"] else None
+        _until(stuck, "the release refused by MAAS")
+        assert _cluster(palette, uid)["status"]["state"] == "Deleting"
+        early = palette.api("DELETE", path, params={"forceDelete": "true"})
+        assert early.status_code == 400 and "Deleting for" in early.json()["message"], early.text
+        assert _cluster(palette, uid)["status"]["state"] == "Deleting"
+        with palette.faulted(force_delete_after_seconds=0):
+            assert palette.api("DELETE", path, params={"forceDelete": "true"}).status_code == 204
+            _until(lambda: palette.api("GET", path).status_code == 404 or None, "the forced cluster gone")
+    finally:
+        maas.faults(http_503=0)
+    assert palette.faults()["force_delete_after_seconds"] == 900
+    # Its machine is left as MAAS has it (the user cleans it up); its Node in the lab's apiserver is gone.
+    assert placement.status() == {machine["hostname"]: "Deployed"}
+    assert _nodes(admin, uid) == {}
+    placement.client.release(machine["system_id"])
+    _until(lambda: placement.status() == {machine["hostname"]: "Ready"} or None, "the machine released by hand")
 
 
 def test_a_machine_that_fails_to_deploy_is_released_and_replaced(palette, placement, maas, admin):
@@ -651,7 +708,8 @@ def test_a_machine_that_fails_to_deploy_is_released_and_replaced(palette, placem
     uid = _create(palette, _body(palette, f"fd-{placement.key}", [_pool("cp", 1, placement, control_plane=True)]))
     config = _wait_running(palette, uid, ("cp",))["config"]
     assert [m["spec"]["hostname"] for m in _machines(palette, config, "cp")] == [second["hostname"]]
-    assert placement.status() == {first["hostname"]: "Ready", second["hostname"]: "Deployed"}
+    _until(lambda: placement.status() == {first["hostname"]: "Ready", second["hostname"]: "Deployed"} or None,
+           "the failed machine released")
     assert set(_nodes(admin, uid)) == {second["hostname"]}
 
 
@@ -666,7 +724,8 @@ def test_reset_removes_maas_clusters(palette, placement, admin, maas):
     palette.reset()  # returns once the clusters are gone
     assert palette.info()["maas_clusters"] == {}
     assert palette.api("GET", f"/v1/spectroclusters/{uid}").status_code == 404
-    assert placement.status() == {placement.machines[0]["hostname"]: "Ready"} and _nodes(admin, uid) == {}
+    assert _nodes(admin, uid) == {}
+    _until(lambda: placement.status() == {placement.machines[0]["hostname"]: "Ready"} or None, "the machine Ready")
     assert admin.get_or_none(object_path(RBAC, "clusterrolebindings", f"palette-{name}-client")) is None
     assert admin.get(object_path(RBAC, "clusterrolebindings", "palette-lab-cluster-client"))  # lab-cluster's stays
     assert json.dumps(palette.info()["maas_cluster_step_seconds"]) == "0.2"
