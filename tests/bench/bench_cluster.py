@@ -95,8 +95,9 @@ def create_request_time(palette, mark):
 def run_once(maas, palette, account, workdir, batch_number):
     run_id = uuid.uuid4().hex[:6]
     tag, name = f"bench-{run_id}", f"bench-{run_id}"
-    enroll = {"name": "enroll", "palette.vmo.maas_machine": dict(maas.connection(), state="ready", tags=[tag],
-                                                                  machines=servers(run_id, batch_number))}
+    machines = servers(run_id, batch_number)
+    enroll = {"name": "enroll",
+              "palette.vmo.maas_machine": dict(maas.connection(), state="ready", tags=[tag], machines=machines)}
     run_playbook(workdir, f"enroll-{run_id}", [enroll])
     mark = palette.mark()
     with RunningWatch(palette, name) as watch:

@@ -63,7 +63,8 @@ def test_role_leaves_use_emulation_to_the_values_when_unset(ansible_playbook, ru
     name = "vmo-role-%s" % uuid.uuid4().hex[:6]
     connection = palette.connection()
     chart = {"charts": {"virtual-machine-orchestrator": {"kubevirt": {"kubevirtResource": {"useEmulation": True}}}}}
-    role_vars = dict(palette_role_vars(connection, name), vmo_pack_palette_values=chart)
+    # No cluster to attach to: the inventory's site cluster may not exist.
+    role_vars = dict(palette_role_vars(connection, name), vmo_pack_palette_values=chart, vmo_pack_palette_clusters=[])
     playbook = tmp_path / "pack.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False,
                                      "roles": [{"role": "palette.vmo.vmo_pack", "vars": role_vars}]}]))
