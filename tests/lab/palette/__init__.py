@@ -81,10 +81,14 @@ What it decides, where Palette's documents leave room:
   has is checked as any create body (the spec documents nothing for a taken name: lab decision).
 - A created cluster is Pending; its controller thread takes a Palette-side step every
   `maas_cluster_step_seconds` (0.2 s): Provisioning, then each missing machine appears Pending for a step,
-  is allocated in MAAS (`op=allocate`: pool, zone, tags, cpu_count, mem, agent_name `palette-<cluster>`,
-  comment) and is Provisioning, is deployed (swap off with `PUT swap_size=0`, then `op=deploy` with
-  distro_series from the OS layer and cloud-init with the SSH keys and NTP servers), Provisioned once MAAS says Deployed (MAAS's own durations), then Running
-  with its Node Ready. A pool's machines spread over its azs (the zone with fewest of the pool first). A
+  is allocated in MAAS (`op=allocate`: pool, the machine's zone, the pool's LAST tag only as
+  maas-client-go's WithTags sends it, cpu_count, mem, agent_name `palette-<cluster>`, comment) and is
+  Provisioning, is deployed (swap off with `PUT swap_size=0`, then `op=deploy` with distro_series from the
+  OS layer and cloud-init with the SSH keys and NTP servers; the real provider deploys Palette's custom
+  image, osystem=custom, the lab stock Ubuntu), Provisioned once MAAS says Deployed (MAAS's own
+  durations), then Running with its Node Ready. Each machine gets one zone when it is made (of the pool's
+  azs, the one with fewest of the pool's machines, as CAPI spreads failure domains by count) and is
+  allocated only there, retried there while MAAS has none (no fallback to another zone). A
   machine that fails to deploy is Failed, kept until a replacement is allocated, then released. The
   cluster is Running once every pool has `size` Ready machines (it stays Running while pools scale);
   `status.conditions` ControlPlaneReady and NodesReady say which machines each pool waits for (and MAAS's

@@ -8,24 +8,30 @@ zones, tags, domains) are read live from MAAS over HTTP (maas_client.py). A clus
 
 - allocate a machine per missing pool member, whether or not MAAS can give one (Palette checks nothing against
   MAAS before: a machine MAAS answers with a 409 or 400 stays Pending, MAAS's answer its message, retried every
-  step): `POST /MAAS/api/2.0/machines/?op=allocate` with `pool`
-  (resourcePool), `zone` (one of the pool's azs, the one with the fewest machines of the pool first, as
-  CAPI spreads a pool's machines over its failure domains), `tags`, `cpu_count` (minCPU), `mem` (minMemInMB);
-  the lab adds `agent_name` (`palette-<cluster>`) and `comment` so MAAS says whose machine it is;
-- deploy it: `PUT swap_size=0`, then `op=deploy` with `distro_series` from the infra profile's OS layer and cloud-init user data
-  (the cluster's SSH keys and NTP servers);
+  step): `POST /MAAS/api/2.0/machines/?op=allocate` with `pool` (resourcePool), `zone` (the machine's failure
+  domain, fixed when the machine is made: of the pool's azs the one with the fewest machines of the pool, as CAPI
+  spreads a pool's machines over its failure domains by count; DeployMachine sends that zone and no other, so a
+  machine whose zone has no matching Ready machine waits there), `tags` (only the pool's last tag, as
+  maas-client-go's WithTags sends them: params.Set in a loop, maasclient/machine.go WithTags, params.go Set is
+  url.Values.Set), `cpu_count` (minCPU), `mem` (minMemInMB); the lab adds `agent_name` (`palette-<cluster>`) and
+  `comment` so MAAS says whose machine it is (MAAS accepts both; the provider sends neither);
+- deploy it: `PUT swap_size=0`, then `op=deploy` with cloud-init user data (the cluster's SSH keys and NTP
+  servers) and `distro_series` from the infra profile's OS layer (jammy for 22.04). The real provider deploys
+  Palette's custom image instead (`osystem=custom`, `distro_series=<MaasMachine.spec.image>`, e.g.
+  u-2004-0-k-1243-0 in examples/sample-with-workerpool.yaml; machine.go DeployMachine), which must be in
+  MAAS's boot resources; the lab deploys stock Ubuntu (lab decision: the lab MAAS has no custom images);
 - poll MAAS until it says Deployed (MAAS's own durations), then make the Node and mark it Ready;
 - release (`op=release`) the newest machines of a pool scaled down, every machine of a deleted pool or
   cluster, and a machine whose deployment failed (a new one is allocated in its place); a machine leaves its pool
   as soon as MAAS accepts its release, and a deleted cluster is gone (GET 404) once MAAS accepted every release,
   while MAAS may still be releasing them (reconcileDelete removes the finalizer right after op=release).
 
-Lab decisions (Palette does not document them): the Node labels (see node_object), the validation
-messages (validation checks the body, the account and the profiles, never MAAS: see "validation"), the kubeconfig identities (kubeconfigs.py), placement changes of a pool (resource pool,
-azs, tags, instance type) applying to machines allocated from then on rather than rolling the pool, a new
-cluster config (`PUT .../clusterConfig`: domain, SSH keys, NTP servers) stored and reaching only machines
-deployed after it (see put_cluster_config), and MAAS's `tags` sent in full (maas-client-go's WithTags keeps
-only the last tag: params.Set in a loop, maasclient/machine.go:121-125).
+Lab decisions (Palette does not document them): the Node labels (see node_object), the validation messages
+(validation checks the body, the account and the profiles, never MAAS: see "validation"), the kubeconfig
+identities (kubeconfigs.py), placement changes of a pool (resource pool, azs, tags, instance type) applying to
+machines allocated from then on rather than rolling the pool (a machine not yet allocated whose zone left the
+pool's azs is placed again), and a new cluster config (`PUT .../clusterConfig`: domain, SSH keys, NTP servers)
+stored and reaching only machines deployed after it (see put_cluster_config).
 """
 
 import base64
@@ -775,10 +781,17 @@ class MaasClusters:
                     newest = sorted(active, key=lambda m: m.seq, reverse=True)
                     for machine in newest[:max(0, len(active) - pool.spec.size)]:
                         machine.deleting = True  # scale down: the newest machines go first
+                    for machine in pool.active():
+                        if not machine.system_id and machine.zone not in (pool.spec.azs or [""]):
+                            machine.zone = ""  # its zone left the pool's azs before MAAS gave it a machine
+                    for machine in pool.active():
+                        if not machine.system_id and not machine.zone:
+                            machine.zone = _place(pool)
                     for _index in range(pool.spec.size - len(active)):
                         cluster.next_seq += 1
                         pool.machines.append(Machine(new_uid(), f"{cluster.name}-{pool.spec.name}-{_suffix()}",
                                                      cluster.next_seq))
+                        pool.machines[-1].zone = _place(pool)
                         fresh.add(pool.machines[-1].uid)  # shown Pending for a step before it is allocated
                 work += [(pool, machine) for machine in pool.machines if machine.uid not in fresh]
         for pool, machine in work:
@@ -812,40 +825,36 @@ class MaasClusters:
                 machine.message = str(err)
 
     def _allocate(self, cluster: MaasCluster, pool: Pool, machine: Machine) -> None:
+        """op=allocate as DeployMachine sends it (pkg/maas/machine/machine.go): the machine's own failure domain as
+        `zone` (fixed when the machine was made, see _place; no other zone is tried), `pool`, `cpu_count`, `mem`, and
+        `tags` as maas-client-go's WithTags sets them: `params.Set("tags", tag)` in a loop (maasclient/machine.go
+        WithTags, params.go Set is url.Values.Set), so only the pool's LAST tag reaches MAAS."""
         with self.model.lock:
-            spec = pool.spec
-            counts = {zone: sum(1 for m in pool.active() if m.zone == zone) for zone in spec.azs}
-        zones = sorted(spec.azs, key=lambda z: (counts[z], spec.azs.index(z))) or [""]
-        last = None
-        for zone in zones:
-            form = [("pool", spec.resource_pool), ("zone", zone)] + [("tags", t) for t in spec.tags]
-            form += [("cpu_count", str(spec.min_cpu)), ("mem", str(spec.min_mem)),
-                     ("agent_name", f"palette-{cluster.name}"),
-                     ("comment", f"Palette cluster {cluster.name}, machine pool {spec.name}, machine {machine.name}")]
-            try:
-                found = self.maas.allocate([(k, v) for k, v in form if v != "" and not (k in ("cpu_count", "mem")
-                                                                                       and v == "0")])
-            except MaasError as err:
-                # 409: no Ready machine matches; 400: MAAS does not know the pool, zone or tag (AcquireNodeForm).
-                # DeployMachine returns the error ("Unable to allocate machine") and the controller requeues: the
-                # machine stays Pending, MAAS's answer its message, op=allocate sent again next step.
-                if err.status not in (400, 409):
-                    raise
-                last = err
-                if err.status == 409:
-                    continue
-                break
-            self._record(found["system_id"], cluster.name)
+            spec, zone = pool.spec, machine.zone
+        form = [("pool", spec.resource_pool), ("zone", zone)] + ([("tags", spec.tags[-1])] if spec.tags else [])
+        form += [("cpu_count", str(spec.min_cpu)), ("mem", str(spec.min_mem)),
+                 ("agent_name", f"palette-{cluster.name}"),
+                 ("comment", f"Palette cluster {cluster.name}, machine pool {spec.name}, machine {machine.name}")]
+        try:
+            found = self.maas.allocate([(k, v) for k, v in form if v != "" and not (k in ("cpu_count", "mem")
+                                                                                   and v == "0")])
+        except MaasError as err:
+            # 409: no Ready machine matches; 400: MAAS does not know the pool, zone or tag (AcquireNodeForm).
+            # DeployMachine returns the error ("Unable to allocate machine") and the controller requeues: the
+            # machine stays Pending, MAAS's answer its message, op=allocate sent again next step in the same zone.
+            if err.status not in (400, 409):
+                raise
             with self.model.lock:
-                machine.system_id, machine.hostname = found["system_id"], found["hostname"]
-                machine.zone = (found.get("zone") or {}).get("name") or zone
-                machine.architecture = (found.get("architecture") or "amd64/generic").split("/")[0]
-                machine.cpu, machine.memory = int(found.get("cpu_count") or 0), int(found.get("memory") or 0)
-                machine.move("Provisioning", "allocated in MAAS")
+                machine.message = f"Unable to allocate machine: MAAS answered op=allocate with HTTP {err.status}: " \
+                    f"{err.text}"
             return
+        self._record(found["system_id"], cluster.name)
         with self.model.lock:
-            machine.message = f"Unable to allocate machine: MAAS answered op=allocate with HTTP {last.status}: " \
-                f"{last.text}" if last else "MAAS allocated nothing"
+            machine.system_id, machine.hostname = found["system_id"], found["hostname"]
+            machine.zone = (found.get("zone") or {}).get("name") or zone
+            machine.architecture = (found.get("architecture") or "amd64/generic").split("/")[0]
+            machine.cpu, machine.memory = int(found.get("cpu_count") or 0), int(found.get("memory") or 0)
+            machine.move("Provisioning", "allocated in MAAS")
 
     def _deploy(self, cluster: MaasCluster, machine: Machine) -> None:
         with self.model.lock:  # the config as it is now: a PUT of clusterConfig reaches the machines deployed after it
@@ -1003,6 +1012,14 @@ class MaasClusters:
         for name in self.kubeconfigs.bindings():
             if name != lab_binding:
                 self.kube.delete(object_path("rbac.authorization.k8s.io/v1", "clusterrolebindings", name))
+
+
+def _place(pool: Pool) -> str:
+    """The failure domain of a new machine of the pool: of the pool's azs, the one with the fewest of its machines (the
+    earlier in azs on a tie), as CAPI spreads a pool's machines over its failure domains by count, whatever MAAS has
+    free ("" with no azs: op=allocate then sends no zone)."""
+    counts = {zone: sum(1 for m in pool.active() if m.zone == zone) for zone in pool.spec.azs}
+    return min(pool.spec.azs, key=lambda z: (counts[z], pool.spec.azs.index(z))) if pool.spec.azs else ""
 
 
 def _suffix() -> str:

@@ -487,6 +487,49 @@ def test_cluster_config_is_replaced_in_place_and_deployed_machines_are_left_alon
     _until(lambda: palette.api("GET", f"/v1/spectroclusters/{uid}").status_code == 404 or None, "the cluster gone")
 
 
+def test_each_machine_waits_in_its_own_zone_and_only_the_last_tag_reaches_maas(palette, placement, maas):
+    """A machine's zone is fixed when it is made (the pool's zones by count) and op=allocate is retried there, never
+    in another zone; of a pool's tags only the last is sent (maas-client-go WithTags sets the field in a loop)."""
+    placement.enroll(3, zone=0)  # one more in zone a than the cluster places there
+    other = f"other-{placement.key}"
+    placement.client.create_tag(other)  # no machine carries it
+    try:
+        name = f"zt-{placement.key}"
+        pools = [_pool("cp", 1, placement, control_plane=True, azs=[placement.zones[0]], tags=[other, placement.tag]),
+                 _pool("workers", 2, placement, azs=placement.zones, tags=[placement.tag])]
+        mark = maas.mark()
+        uid = _create(palette, _body(palette, name, pools))
+        config = _cluster(palette, uid)["spec"]["cloudConfigRef"]["uid"]
+
+        def waiting_in_b():
+            workers = _machines(palette, config, "workers")
+            pending = [m for m in workers if m["status"]["instanceState"] == "Pending"]
+            refused = [w for w in maas.requests_since(mark) if "op=allocate" in w["query"] and w["status"] == 409]
+            return pending if len(workers) == 2 and pending and len(refused) >= 3 else None
+        pending = _until(waiting_in_b, "the zone-b worker waiting, op=allocate refused again and again")
+        message = pending[0]["status"]["health"]["conditions"][0]["message"]
+        assert pending[0]["spec"]["az"] == placement.zones[1]
+        assert f"zone={placement.zones[1]}" in message and message.count("zone=") == 1, message
+        assert f"tags={placement.tag}" in message and message.count("tags=") == 1, message
+        # The spare machine in zone a stays Ready: no other zone is tried.
+        assert sorted(placement.status().values())[-1] == "Ready"
+        assert sum(state == "Ready" for state in placement.status().values()) == 1
+        # The control plane got a machine without `other`: only its last tag reached MAAS.
+        cp = _machines(palette, config, "cp")[0]
+        assert cp["status"]["instanceState"] != "Pending" and cp["spec"]["az"] == placement.zones[0]
+        assert other not in placement.client.machine(
+            next(m["system_id"] for m in placement.machines if m["hostname"] == cp["spec"]["hostname"]))["tag_names"]
+
+        placement.enroll(1, zone=1)
+        run = _wait_running(palette, uid)
+        workers = _machines(palette, run["config"], "workers")
+        assert sorted(m["spec"]["az"] for m in workers) == sorted(placement.zones)
+        assert sorted(placement.status().values()) == ["Deployed", "Deployed", "Deployed", "Ready"]
+    finally:
+        _delete_all(palette)
+        placement.client.delete_tag(other)
+
+
 # -- validation writes nothing ------------------------------------------------------------------------------
 
 
