@@ -472,6 +472,7 @@ class MaasModel:
         wanted_tags = [t for v in form.get("tags") or [] for t in v.split(",") if t]
         not_tags = [t for v in form.get("not_tags") or [] for t in v.split(",") if t]
         with self.lock:
+            self._check_allocate_names(value, wanted_tags)
             for machine in sorted(self.machines.values(), key=lambda m: m.hostname):
                 if machine.status != READY or machine.locked:
                     continue
@@ -493,6 +494,20 @@ class MaasModel:
                 return machine
         constraints = ", ".join("%s=%s" % (k, ",".join(v)) for k, v in sorted(form.items()) if k != "op")
         raise StateViolation("No available machine matches constraints: [%s]" % constraints)
+
+    def _check_allocate_names(self, value, wanted_tags: List[str]) -> None:
+        """AcquireNodeForm.clean_tags, clean_zone, clean_pool (maasserver/node_constraint_filter_forms.py): a tag,
+        zone or pool MAAS does not have is a 400 naming it, before any machine is looked at."""
+        errors = {}
+        unknown_tags = sorted(set(wanted_tags) - set(self.tags))
+        if unknown_tags:
+            errors["tags"] = ["No such tag(s): %s." % ", ".join("'%s'" % t for t in unknown_tags)]
+        if value("zone") and value("zone") not in self.zones:
+            errors["zone"] = ["No such zone: '%s'." % value("zone")]
+        if value("pool") and value("pool") not in self.pools:
+            errors["pool"] = ["No such pool: '%s'." % value("pool")]
+        if errors:
+            raise BadRequest(errors)
 
     # -- tags, zones, pools -------------------------------------------------------------------------
 

@@ -50,3 +50,20 @@ def test_illegal_transition_is_409_and_every_request_is_logged(maas):
         assert all(r["mutating"] for r in logged)
     finally:
         session.delete(maas.url + f"/api/2.0/machines/{system_id}/", headers=signed())
+
+
+def test_allocate_names_an_unknown_tag_zone_or_pool_with_a_400(maas):
+    """AcquireNodeForm.clean_tags / clean_zone / clean_pool: MAAS's 400 names what it does not have; a known but
+    unmatched constraint is the 409 "No available machine matches constraints"."""
+    session = _session(maas)
+
+    def allocate(**data):
+        return session.post(maas.url + "/api/2.0/machines/", params={"op": "allocate"}, data=data,
+                            headers={"Authorization": oauth_header(maas.api_key)})
+
+    unknown = allocate(tags="no-such-tag-x", zone="no-such-zone-x", pool="no-such-pool-x", dry_run="true")
+    assert unknown.status_code == 400, unknown.text
+    assert unknown.json() == {"tags": ["No such tag(s): 'no-such-tag-x'."], "zone": ["No such zone: 'no-such-zone-x'."],
+                              "pool": ["No such pool: 'no-such-pool-x'."]}
+    unmatched = allocate(zone="default", cpu_count="100000", dry_run="true")
+    assert unmatched.status_code == 409 and unmatched.text.startswith("No available machine matches constraints")
