@@ -280,8 +280,8 @@ class MaasCluster(Cluster):
         return next((p for p in self.live_pools() if p.spec.control_plane), None)
 
     def all_satisfied(self) -> bool:
-        return all(p.satisfied() for p in self.live_pools()) and all(not p.machines for p in self.pools.values()
-                                                                   if p.deleting)
+        deleted_pools_empty = all(not p.machines for p in self.pools.values() if p.deleting)
+        return all(p.satisfied() for p in self.live_pools()) and deleted_pools_empty
 
     def progress(self, pools: List[Pool]) -> str:
         """What the pools wait for, machine by machine, as a condition message."""
@@ -456,8 +456,8 @@ class MaasClusters:
                 continue
             holder = Cluster("", "", project_uid, infra_uid=profile.uid)
             try:
-                _profile, packs, _replaced = self.model._attachment_plan(holder, dict(entry, replaceWithProfile=""),
-                                                                          index, project_uid)
+                _profile, packs, _replaced = self.model._attachment_plan(
+                    holder, dict(entry, replaceWithProfile=""), index, project_uid)
             except ApiError as err:
                 problems.append((uid, f"{where}.packValues", f"{where}: {err.message}"))
                 continue
@@ -817,8 +817,8 @@ class MaasClusters:
                 self._deploy(cluster, machine)
             elif machine.state == "Provisioning":
                 self._watch_deployment(machine)
-            elif machine.state == "Provisioned" or (machine.state == "Running" and
-                                                   machine.node_generation != pool.generation):
+            elif machine.state == "Provisioned" or (
+                    machine.state == "Running" and machine.node_generation != pool.generation):
                 self._join(cluster, pool, machine)
         except TRANSPORT_ERRORS as err:
             with self.model.lock:
@@ -836,8 +836,8 @@ class MaasClusters:
                  ("agent_name", f"palette-{cluster.name}"),
                  ("comment", f"Palette cluster {cluster.name}, machine pool {spec.name}, machine {machine.name}")]
         try:
-            found = self.maas.allocate([(k, v) for k, v in form if v != "" and not (k in ("cpu_count", "mem")
-                                                                                   and v == "0")])
+            found = self.maas.allocate([(k, v) for k, v in form
+                                        if v != "" and not (k in ("cpu_count", "mem") and v == "0")])
         except MaasError as err:
             # 409: no Ready machine matches; 400: MAAS does not know the pool, zone or tag (AcquireNodeForm).
             # DeployMachine returns the error ("Unable to allocate machine") and the controller requeues: the

@@ -614,7 +614,6 @@ class PaletteModel:
                                            for m in pack.get("manifests", [])] if cond else []})
         return statuses
 
-
     def cluster_profiles_view(self, cluster: Cluster) -> List[dict]:
         views = []
         for attachment in cluster.attachments.values():

@@ -220,8 +220,8 @@ def test_maas_account_is_seeded_and_reads_maas_live(palette, maas_client, placem
 # -- a cluster from create to Running, scaled, through its kubeconfig -----------------------------------------
 
 
-def test_cluster_is_made_through_maas_and_its_machines_become_ready_nodes(palette, placement, admin, maas, tmp_path,
-                                                                         namespace):
+def test_cluster_is_made_through_maas_and_its_machines_become_ready_nodes(
+        palette, placement, admin, maas, tmp_path, namespace):
     placement.enroll(1, zone=0)
     placement.enroll(1, zone=0)
     placement.enroll(1, zone=1)
@@ -294,9 +294,10 @@ def test_cluster_is_made_through_maas_and_its_machines_become_ready_nodes(palett
     assert by_pool["cp"]["isControlPlane"] and by_pool["cp"]["tags"] == [placement.tag]
     assert by_pool["cp"]["instanceType"]["minCPU"] == 4 and by_pool["workers"]["size"] == 2
     assert by_pool["workers"]["azs"] == placement.zones and by_pool["workers"]["resourcePool"] == placement.pool
-    found = palette.api("POST", "/v1/dashboard/spectroclusters/search", json={"filter": {"conjunction": "and",
-        "filterGroups": [{"conjunction": "and", "filters": [{"property": "clusterName", "type": "string", "condition": {
-            "string": {"operator": "eq", "match": {"conjunction": "or", "values": [name]}}}}]}]}}).json()
+    by_name = {"property": "clusterName", "type": "string",
+               "condition": {"string": {"operator": "eq", "match": {"conjunction": "or", "values": [name]}}}}
+    search = {"filter": {"conjunction": "and", "filterGroups": [{"conjunction": "and", "filters": [by_name]}]}}
+    found = palette.api("POST", "/v1/dashboard/spectroclusters/search", json=search).json()
     assert [(i["metadata"]["uid"], i["status"]["state"]) for i in found["items"]] == [(uid, "Running")]
     assert palette.api("GET", f"/v1/spectroclusters/{uid}", project="empty").status_code == 404
     writes = palette.writes_since(palette_mark)
@@ -328,8 +329,10 @@ def test_cluster_is_made_through_maas_and_its_machines_become_ready_nodes(palett
     vm["spec"]["template"]["spec"]["nodeSelector"] = {"vmo.lab/pool": name}
     created = session.post(server + vm_path(namespace), json=vm, timeout=30)
     assert created.status_code == 201, created.text
-    vmi = _until(lambda: (lambda o: o if o and o.get("status", {}).get("phase") == "Running" else None)(
-        admin.get_or_none(vmi_path(namespace, "on-maas"))), "the VM's instance Running")
+    def running_vmi():
+        found = admin.get_or_none(vmi_path(namespace, "on-maas"))
+        return found if found and found.get("status", {}).get("phase") == "Running" else None
+    vmi = _until(running_vmi, "the VM's instance Running")
     assert vmi["status"]["nodeName"] in {w["spec"]["hostname"] for w in workers}
 
 
