@@ -24,13 +24,19 @@ description:
     C(PUT /v1/cloudconfigs/maas/{uid}/clusterConfig) of the whole cluster config (what the task leaves out is sent as
     the cluster has it), written before any pool change of the same task.
   - The whole task is checked by reading only, before the first write - the cloud account, the profiles (by name
-    and version, their types), the resource pools, zones, tags and domain of the account's MAAS, and Palette's own
-    validation of the cluster (C(POST /v1/spectroclusters/maas/validate)), which refuses a pool larger than the
-    Ready machines that match it. Every error names the cluster, the pool or profile, the option and the reason.
-  - One bounded wait (O(wait_timeout)) through C(Pending) and C(Provisioning) to C(Running) with health C(Healthy),
-    and until each pool lists exactly its size of machines, each C(Running) and ready. The result reports every
-    machine; on timeout the message names the pools and machines still pending and Palette's last state and
-    conditions.
+    and version, their types), the resource pools, zones, tags and domain of the account's MAAS, and, for a new
+    cluster, the errors of Palette's own validation (C(POST /v1/spectroclusters/maas/validate)). Every error names
+    the cluster, the pool or profile, the option and the reason.
+  - Palette does not check that MAAS has the machines a pool asks for - its MAAS provider allocates them one by one
+    and keeps retrying, so the cluster would stay C(Provisioning). With a MAAS connection (O(maas_url),
+    O(maas_api_key)), the module reads MAAS's Ready machines itself before any write, and refuses a new or grown
+    pool that needs more machines (its new size less the machines it holds now) than MAAS has Ready in its resource
+    pool and zones, with its last node tag and its minimum CPU and memory (pools take machines in order, the control
+    plane first). Without a MAAS connection it warns that capacity was not checked.
+  - One bounded wait (O(wait_timeout)) through C(Pending) and C(Provisioning) to C(Running) with the overview's
+    health C(Healthy) (the Terraform provider's criterion), and until the overview has each pool at exactly its size
+    with that many healthy machines. The result reports every machine from the pool's machines list; on timeout the
+    message names the pools and machines still pending and Palette's last state and conditions.
   - The cluster's kubeconfig can be written to a file (mode 0600) or returned (only from a task with C(no_log)).
 author:
   - palette.vmo contributors (!UNKNOWN)
@@ -40,8 +46,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Only reads (GET, and the read-only POSTs of the cluster search and of the validation); C(changed) and
-      the actions are predicted exactly.
+    details: Only reads (GET, and the read-only POSTs of the cluster search and of the validation; MAAS's machines
+      list); C(changed) and the actions are predicted exactly, except a force delete of O(force_delete), which
+      depends on how long Palette takes.
   diff_mode:
     support: full
     details: Before and after of the cluster's declared fields - domain, SSH keys, NTP servers, profiles and pools.
@@ -53,9 +60,10 @@ options:
   state:
     description:
       - V(present) ensures the cluster and waits for it (O(wait)).
-      - V(absent) deletes it and waits until Palette released its machines and the cluster is gone. A cluster that
-        does not exist is no change. Only O(name), O(force_delete), O(wait), O(wait_timeout) and the connection
-        options apply.
+      - V(absent) deletes it and waits until the cluster is gone (Palette reads it as deleted, or not at all). At that
+        point MAAS may still be releasing its machines (releasing, erasing disks) - they become Ready later. A
+        cluster that does not exist is no change. Only O(name), O(force_delete), O(force_delete_after), O(wait),
+        O(wait_timeout) and the connection options apply.
     type: str
     choices: [present, absent]
     default: present
@@ -125,7 +133,10 @@ options:
         type: list
         elements: str
       node_tags:
-        description: MAAS tags each machine must carry.
+        description:
+          - MAAS tags of the machines. Palette's MAAS provider sends only the B(last) tag to MAAS when it allocates
+            a machine, so only that one is sure to be on the machines (and only that one counts in the capacity
+            check); the module warns when more than one is given.
         type: list
         elements: str
       min_cpu:
@@ -167,7 +178,9 @@ options:
         type: list
         elements: str
       node_tags:
-        description: MAAS tags each machine must carry.
+        description:
+          - MAAS tags of the machines. Only the B(last) one is sent to MAAS by Palette's MAAS provider (and counts in
+            the capacity check); the module warns when more than one is given.
         type: list
         elements: str
       min_cpu:
@@ -199,8 +212,9 @@ options:
             choices: [NoSchedule, PreferNoSchedule, NoExecute]
   ssh_keys:
     description:
-      - SSH public keys authorized for the C(spectro) user on every machine. Compared as a set (their order and a key
-        listed twice are no change); other keys on an existing cluster are replaced in place.
+      - SSH public keys authorized for the C(spectro) user on every machine, sent without the whitespace around them
+        (as the Terraform provider does). Compared as a set of trimmed keys (their order, a trailing newline and a
+        key listed twice are no change); other keys on an existing cluster are replaced in place.
       - An empty list removes the cluster's keys; left out, the cluster keeps its keys.
     type: list
     elements: str
@@ -214,8 +228,8 @@ options:
     elements: str
   wait:
     description:
-      - Wait until the cluster is C(Running) and C(Healthy) and every pool has exactly its size of running, ready
-        machines (with O(state=present)), or until the cluster is gone (with O(state=absent)).
+      - Wait until the cluster is C(Running) and C(Healthy) and every pool has exactly its size of healthy machines
+        (with O(state=present)), or until the cluster is gone (with O(state=absent)).
       - Without the wait, the kubeconfig (O(kubeconfig_dest), O(return_kubeconfig)) of a cluster still being
         created may not exist yet.
     type: bool
@@ -226,9 +240,38 @@ options:
     type: int
     default: 3600
   force_delete:
-    description: Delete with C(forceDelete), which does not wait for Palette to clean up the cluster's resources.
+    description:
+      - With O(state=absent), force the deletion of a cluster stuck in C(Deleting), as the Terraform provider does -
+        a plain C(DELETE) first, then, when the cluster is still C(Deleting) O(force_delete_after) seconds later, a
+        C(DELETE) with C(forceDelete=true), which does not wait for Palette to clean up the cluster's resources
+        (Palette only accepts it once the cluster has been C(Deleting) for a while).
+      - Needs O(wait); without it only the plain C(DELETE) is sent.
     type: bool
     default: false
+  force_delete_after:
+    description:
+      - Seconds a cluster may stay C(Deleting) before O(force_delete) forces it (the Terraform provider's
+        C(force_delete_delay) default, 20 minutes). The whole deletion stays within O(wait_timeout); when this is
+        not less than O(wait_timeout) the deletion is never forced.
+    type: int
+    default: 1200
+  maas_url:
+    description:
+      - URL of the MAAS region the cloud account's MAAS is (up to and including C(/MAAS)). With O(maas_api_key) it
+        lets the module check, before any write, that MAAS has enough Ready machines for the pools it creates or
+        grows. E(MAAS_URL) when unset.
+    type: str
+  maas_api_key:
+    description: MAAS API key (C(consumer_key:token_key:token_secret)) for the capacity check; read only.
+      E(MAAS_API_KEY) when unset.
+    type: str
+  maas_ca_cert:
+    description: CA certificate that signed the MAAS certificate. E(MAAS_CA_CERT) when unset.
+    type: path
+  maas_validate_certs:
+    description: Verify the MAAS TLS certificate. Only turn this off for a throwaway lab.
+    type: bool
+    default: true
   kubeconfig_kind:
     description: Which kubeconfig O(kubeconfig_dest) and O(return_kubeconfig) get - the V(client) one
       (C(/assets/kubeconfigclient)) or the V(admin) one (C(/assets/adminKubeconfig)).
@@ -274,6 +317,9 @@ EXAMPLES = r"""
     palette_host: https://api.spectrocloud.com
     palette_api_key: "{{ palette_api_key }}"
     palette_project: Default
+    # MAAS's Ready machines are checked against the pools before anything is written.
+    maas_url: https://maas.example.com:5443/MAAS
+    maas_api_key: "{{ maas_api_key }}"
     name: vmo-cluster
     cloud_account: maas-pcg
     domain: maas
@@ -333,11 +379,12 @@ EXAMPLES = r"""
   no_log: true
   register: cluster
 
-- name: Delete the cluster and wait until its machines are released
+- name: Delete the cluster, forcing it when it is still Deleting after 20 minutes
   palette.vmo.palette_maas_cluster:
     name: vmo-cluster
     state: absent
-    wait_timeout: 1800
+    force_delete: true
+    wait_timeout: 3600
 """
 
 RETURN = r"""
@@ -346,7 +393,8 @@ actions:
     C(update cluster config ...) (naming the declared O(domain), O(ssh_keys) or O(ntp_servers) that differ),
     C(scale pool workers from 3 to 4), C(add pool ...), C(remove pool ...), C(attach profile vmo 1.0.0),
     C(replace profile vmo 1.0.0 with vmo 1.1.0), C(update pack values of profile ...), C(delete cluster ...),
-    C(write kubeconfig ...). On a failure after a write, what was written.
+    C(force delete cluster ... (still Deleting after 1200s)), C(write kubeconfig ...). On a failure after a write,
+    what was written.
   returned: always
   type: list
   elements: str
@@ -370,7 +418,7 @@ cluster:
         after O(state=absent).
       type: str
     health:
-      description: The overview's health state (C(Healthy) once every node is Ready), when the cluster is Running.
+      description: The overview's health state (C(Healthy) once every node is Ready), when Palette reports one.
       type: str
     cloud_config_uid:
       description: Uid of the cluster's MAAS cloud config (its pools).
@@ -418,7 +466,8 @@ cluster:
               description: C(Pending), C(Provisioning), C(Provisioned), C(Running) or C(Deleting).
               type: str
             ready:
-              description: Whether the machine's node is ready.
+              description: Whether the machine's node is ready, as Palette reports it; null when Palette does not
+                report it (the wait does not use it).
               type: bool
 diff:
   description: Before and after of the declared fields (domain, SSH keys sorted, NTP servers in order, profiles,
@@ -440,9 +489,11 @@ errors:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
+from ansible_collections.palette.vmo.plugins.module_utils.maas.capacity import PoolNeed, ready_machines, shortfalls
+from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient
 from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PALETTE_ARG_SPEC
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_plan import CONTROL_PLANE_OPTIONS
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_runner import run
@@ -466,6 +517,11 @@ def argument_spec():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=3600),
         force_delete=dict(type="bool", default=False),
+        force_delete_after=dict(type="int", default=1200),
+        maas_url=dict(type="str", fallback=(env_fallback, ["MAAS_URL"])),
+        maas_api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["MAAS_API_KEY"])),
+        maas_ca_cert=dict(type="path", fallback=(env_fallback, ["MAAS_CA_CERT"])),
+        maas_validate_certs=dict(type="bool", default=True),
         kubeconfig_kind=dict(type="str", choices=["client", "admin"], default="client"),
         kubeconfig_dest=dict(type="path"),
         return_kubeconfig=dict(type="bool", default=False),
@@ -473,10 +529,24 @@ def argument_spec():
     return spec
 
 
+def maas_capacity_check(params):
+    """The capacity check of the task's MAAS connection - capacity needs (dicts of PoolNeed's arguments) to the
+    pools MAAS cannot fill - or None when the task has no MAAS connection."""
+    if not (params.get("maas_url") or params.get("maas_api_key")):
+        return None
+    client = MaasClient({"maas_url": params.get("maas_url"), "maas_api_key": params.get("maas_api_key"),
+                         "maas_ca_cert": params.get("maas_ca_cert"),
+                         "validate_certs": params["maas_validate_certs"]})
+
+    def check(needs):
+        return shortfalls([PoolNeed(**need) for need in needs], ready_machines(client))
+    return check
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("state", "present", ["cloud_account", "domain", "profiles"])])
-    run_module(module, run)
+    run_module(module, lambda m: run(m, maas_capacity_check))
 
 
 if __name__ == "__main__":

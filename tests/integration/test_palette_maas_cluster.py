@@ -1,6 +1,6 @@
 """palette_maas_cluster against the Palette simulator and the MAAS simulator it drives: a cluster made of MAAS
-machines whose Nodes join the lab apiserver; converge, check and diff modes, scaling, deletion, bad input, the
-kubeconfig, and the bounded wait."""
+machines whose Nodes join the lab apiserver; converge, check and diff modes, scaling, MAAS's capacity checked by the
+module, deletion (and a forced one), bad input, the kubeconfig, and the bounded wait."""
 
 import json
 import os
@@ -37,6 +37,7 @@ class Site:
     zone: str
     hostnames: List[str]
     system_ids: List[str]
+    maas: dict  # the MAAS connection options, for the module's capacity check
 
     def objects(self):
         return self.hostnames + self.system_ids
@@ -61,7 +62,7 @@ def make_site(run_module, maas, machines=4):
                                                            poll_interval=0.2))
     assert enrolled.get("failed") is not True, enrolled.get("msg")
     return Site(f"mc-{tag}", pool, zone, [m["hostname"] for m in enrolled["machines"]],
-                [m["system_id"] for m in enrolled["machines"]])
+                [m["system_id"] for m in enrolled["machines"]], maas.connection())
 
 
 @pytest.fixture
@@ -75,9 +76,15 @@ def site(run_module, fast_maas, palette):
     assert gone.get("failed") is not True, gone.get("msg")
 
 
-def cluster_args(palette, site, workers=2, **extra):
+# The environment of a task without a MAAS connection (the lab's environment may carry one).
+NO_MAAS_ENV = {"MAAS_URL": "", "MAAS_API_KEY": "", "MAAS_CA_CERT": ""}
+
+
+def cluster_args(palette, site, workers=2, maas=True, **extra):
+    """The task's options; with `maas`, the MAAS connection that lets the module check MAAS's capacity."""
     labels = {TEST_LABEL: site.name}
-    args = dict(palette.connection(), name=site.name, cloud_account=ACCOUNT, domain=DOMAIN, profiles=[INFRA],
+    args = dict(palette.connection(), **(site.maas if maas else {}))
+    args.update(name=site.name, cloud_account=ACCOUNT, domain=DOMAIN, profiles=[INFRA],
                 control_plane={"size": 1, "resource_pool": site.pool, "azs": [site.zone],
                                "additional_labels": labels},
                 worker_pools=[{"name": "workers", "size": workers, "resource_pool": site.pool,
@@ -226,20 +233,25 @@ def test_scale_the_worker_pool_up_and_down_by_one(run_module, palette, fast_maas
     settled = run_module(MODULE, cluster_args(palette, site, workers=2))
     assert settled["changed"] is False and palette.writes_since(mark) == []
 
-    # Two more workers than the site has Ready machines left: Palette's validate of the cluster's next state (its
-    # pools' machines counted) refuses it before anything is written, naming the cluster and the pool.
+    # Two more workers than the site has Ready machines left (one): Palette would accept the scale and stay
+    # Provisioning, so the module reads MAAS's Ready machines itself and refuses before anything is written, naming
+    # the cluster and the pool. The machines the pool holds count as its own; Palette's validate (documented for a
+    # create) is not asked about an existing cluster.
     mark, maas_mark = palette.mark(), fast_maas.mark()
     short = run_module(MODULE, cluster_args(palette, site, workers=4))
     assert short.get("failed") is True and short.get("changed") is not True, short
-    assert short["msg"].startswith(f"invalid input, nothing was changed: cluster {site.name}: pool workers: "), \
-        short["msg"]
-    assert "Ready machines" in short["msg"], short["msg"]
-    assert palette.writes_since(mark) == [] and fast_maas.writes_to(maas_mark, *site.objects()) == []
+    assert short["msg"].startswith(f"invalid input, nothing was changed: cluster {site.name}: pool workers needs 2 "
+                                   f"more machines Ready in resource pool {site.pool}; MAAS has 1 ("), short["msg"]
+    assert read_only(palette, mark) and palette.writes_since(mark) == []
+    assert not any(r["path"].endswith("/validate") for r in palette.requests_since(mark))
+    assert any(r["method"] == "GET" and r["path"].endswith("/api/2.0/machines/")
+               for r in fast_maas.requests_since(maas_mark))
+    assert fast_maas.writes_to(maas_mark, *site.objects()) == []
     config = palette.api("GET", f"/v1/cloudconfigs/maas/{config_uid}").json()["spec"]["machinePoolConfig"]
     assert {p["name"]: p["size"] for p in config} == {"control-plane-pool": 1, "workers": 2}
 
 
-def test_absent_deletes_the_cluster_and_releases_its_machines(run_module, palette, fast_maas, admin, site):
+def test_absent_deletes_the_cluster_and_its_machines_are_released(run_module, palette, fast_maas, admin, site):
     created = run_module(MODULE, cluster_args(palette, site, workers=1))
     assert created.get("failed") is not True, created.get("msg")
     uid = created["uid"]
@@ -251,15 +263,17 @@ def test_absent_deletes_the_cluster_and_releases_its_machines(run_module, palett
     assert planned["diff"]["after"] == {} and planned["diff"]["before"]["name"] == site.name
     assert read_only(palette, mark) and fast_maas.writes_to(maas_mark, *site.objects()) == []
 
+    # force_delete: a plain DELETE first; the cluster is gone well before force_delete_after, so it is never forced.
     deleted = run_module(MODULE, dict(absent, force_delete=True))
     assert deleted.get("failed") is not True, deleted.get("msg")
     assert deleted["changed"] is True and deleted["cluster"]["state"] == "Deleted"
-    assert deleted["actions"] == [f"delete cluster {site.name} (force)"]
+    assert deleted["actions"] == [f"delete cluster {site.name} (forced if still Deleting after 1200s)"]
     assert palette.api("GET", f"/v1/spectroclusters/{uid}").status_code == 404
-    assert set(maas_status(fast_maas, site).values()) == {"Ready"}
     assert nodes(admin, site) == {}
     writes = [(r["method"], r["path"], r["query"]) for r in palette.writes_since(mark)]
-    assert writes == [("DELETE", f"/v1/spectroclusters/{uid}", "forceDelete=true")]
+    assert writes == [("DELETE", f"/v1/spectroclusters/{uid}", "forceDelete=false")]
+    # Gone in Palette does not mean Ready in MAAS: the machines are released (and may still be erasing).
+    assert set(maas_status(fast_maas, site).values()) <= {"Releasing", "Disk erasing", "Ready"}
 
     mark = palette.mark()
     gone = run_module(MODULE, absent)
@@ -271,7 +285,9 @@ def test_bad_input_is_refused_before_anything_is_written(run_module, palette, fa
     addon_name = palette.api("GET", f"/v1/clusterprofiles/{addon}").json()["metadata"]["name"]
     workers = cluster_args(palette, site)["worker_pools"][0]
     cases = [
-        (dict(worker_pools=[dict(workers, size=9)]), "pool workers: "),
+        # More workers than MAAS has Ready machines (the control plane takes one of the four first).
+        (dict(worker_pools=[dict(workers, size=9)]),
+         f"pool workers needs 9 more machines Ready in resource pool {site.pool}; MAAS has 3 ("),
         (dict(profiles=[INFRA, {"name": "no-such-profile"}]),
          "profiles[1] (no-such-profile): name: no cluster profile named 'no-such-profile' in project lab"),
         (dict(profiles=[dict(INFRA, version="9.9.9")]),
@@ -333,8 +349,9 @@ def test_the_wait_is_bounded_and_names_what_is_pending(run_module, palette, fast
     message = timed_out["msg"]
     assert message.startswith(f"cluster {site.name}: timed out after 3s waiting for it to be Running and Healthy")
     assert "last seen: state " in message
-    assert "pool workers: 0 of 2 machines running and ready" in message
-    assert "pool control-plane-pool: 0 of 1 machines running and ready" in message
+    # The overview's counts decide; the machines list names the machines still on their way.
+    assert "pool workers: 0 of 2 machines healthy, waiting for " in message
+    assert "pool control-plane-pool: 0 of 1 machines healthy, waiting for " in message
     assert "; Palette's conditions: " in message  # the cluster's conditions that are not True yet
     # The cluster was made: the task says so, and lists its machines as Palette had them.
     assert timed_out["changed"] is True and timed_out["actions"][0].startswith(f"create cluster {site.name}")
@@ -342,13 +359,38 @@ def test_the_wait_is_bounded_and_names_what_is_pending(run_module, palette, fast
     assert all(not m["ready"] for m in pending)
     assert any(m["hostname"] and m["hostname"] in message for m in pending) or "not allocated yet" in message
 
-    # Deleting is bounded the same way: the message names the machines Palette still holds.
-    fast_maas.durations(**dict(FAST_MAAS_DURATIONS, releasing=8))
-    slow_delete = run_module(MODULE, dict(palette.connection(), name=site.name, state="absent", wait_timeout=1))
-    assert slow_delete.get("failed") is True and slow_delete["changed"] is True, slow_delete
-    assert slow_delete["msg"].startswith(f"cluster {site.name}: timed out after 1s waiting for Palette to delete it "
-                                         "and release its machines; last seen: state Deleting; machines still held: ")
-    assert "pool workers: " in slow_delete["msg"]
+
+def test_deletion_is_bounded_and_force_delete_forces_only_a_cluster_still_deleting(run_module, palette, fast_maas,
+                                                                                   admin, site):
+    created = run_module(MODULE, cluster_args(palette, site, workers=1))
+    assert created.get("failed") is not True, created.get("msg")
+    uid = created["uid"]
+    worker = pool_of(created, "workers")["machines"][0]["hostname"]
+    system_id = site.system_ids[site.hostnames.index(worker)]
+    client = maas_client(fast_maas)
+    # A locked machine: MAAS refuses its release, so Palette keeps the cluster Deleting.
+    client.post(f"/machines/{system_id}/", op="lock")
+    absent = dict(palette.connection(), name=site.name, state="absent")
+    try:
+        with palette.faulted(force_delete_after_seconds=3):
+            mark = palette.mark()
+            stuck = run_module(MODULE, dict(absent, wait_timeout=1))
+            assert stuck.get("failed") is True and stuck["changed"] is True, stuck
+            assert stuck["msg"].startswith(f"cluster {site.name}: timed out after 1s waiting for Palette to delete "
+                                           "it; last seen: state Deleting; machines still held: "), stuck["msg"]
+            assert f"pool workers: {worker} (" in stuck["msg"]
+
+            # Still Deleting 4 s later (Palette accepts a force delete after 3 s of Deleting): forced, then gone.
+            forced = run_module(MODULE, dict(absent, force_delete=True, force_delete_after=4, wait_timeout=120))
+            assert forced.get("failed") is not True, forced.get("msg")
+            assert forced["changed"] is True and forced["cluster"]["state"] == "Deleted"
+            assert forced["actions"] == [f"force delete cluster {site.name} (still Deleting after 4s)"]
+            writes = [(r["method"], r["path"], r["query"]) for r in palette.writes_since(mark)]
+            assert writes == [("DELETE", f"/v1/spectroclusters/{uid}", "forceDelete=false"),
+                              ("DELETE", f"/v1/spectroclusters/{uid}", "forceDelete=true")]
+            assert palette.api("GET", f"/v1/spectroclusters/{uid}").status_code == 404
+    finally:
+        client.post(f"/machines/{system_id}/", op="unlock")
 
 
 def test_profiles_attached_replaced_and_their_values_updated(run_module, palette, site):
@@ -429,8 +471,8 @@ def test_domain_ssh_keys_and_ntp_servers_are_updated_in_place(run_module, palett
     assert planned["changed"] is True and planned["actions"] == [action], planned
     before, after = planned["diff"]["before"], planned["diff"]["after"]
     assert (before["domain"], before["ssh_keys"], before["ntp_servers"]) == (DOMAIN, sorted(keys), ["ntp0.lab"])
-    assert (after["domain"], after["ssh_keys"], after["ntp_servers"]) == (domain, sorted(new_keys),
-                                                                         ["ntp1.lab", "ntp0.lab"])
+    assert (after["domain"], after["ssh_keys"], after["ntp_servers"]) == (
+        domain, sorted(new_keys), ["ntp1.lab", "ntp0.lab"])
     assert before["pools"] == after["pools"] and before["profiles"] == after["profiles"]
     assert read_only(palette, mark) and palette.writes_since(mark) == []
     assert fast_maas.writes_to(maas_mark, *site.objects()) == []
@@ -471,3 +513,21 @@ def test_domain_ssh_keys_and_ntp_servers_are_updated_in_place(run_module, palett
     assert cluster_config() == {"domain": DOMAIN, "sshKeys": new_keys, "ntpServers": ["ntp1.lab", "ntp0.lab"],
                                 "enableLxdVm": False, "staticIp": False}
     assert len(pool_of(moved, "workers")["machines"]) == 2
+
+
+def test_without_a_maas_connection_the_task_warns_that_capacity_was_not_checked(run_module, palette, site):
+    # No MAAS connection in the options or the environment: Palette is not asked about capacity either (it does not
+    # check it), so the module says once that nobody checked, and creates the cluster.
+    args = cluster_args(palette, site, workers=1, maas=False)
+    created = run_module(MODULE, args, env_extra=NO_MAAS_ENV)
+    assert created.get("failed") is not True, created.get("msg")
+    assert created["changed"] is True and created["actions"][0].startswith(f"create cluster {site.name}")
+    assert (created["cluster"]["state"], created["cluster"]["health"]) == ("Running", "Healthy")
+    unchecked = [w for w in created.get("warnings") or [] if "was not checked" in w]
+    assert unchecked == [f"cluster {site.name}: whether MAAS has enough Ready machines for pools control-plane-pool, "
+                         "workers was not checked (Palette does not check it); give maas_url and maas_api_key (or "
+                         "MAAS_URL and MAAS_API_KEY) to have it checked before anything is written"], created
+
+    # Nothing to grow, nothing to check: no warning.
+    again = run_module(MODULE, args, env_extra=NO_MAAS_ENV)
+    assert again["changed"] is False and not any("was not checked" in w for w in again.get("warnings") or [])

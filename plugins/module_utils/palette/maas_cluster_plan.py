@@ -18,7 +18,8 @@ import re
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.items import joined_errors, validate_items
-from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
+from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import (
+    COMMON_BOUNDS, TIMEOUT, bound_errors)
 from ansible_collections.palette.vmo.plugins.module_utils.common.yaml_safe import YamlInputError, load_yaml
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_spec import (
     CONTROL_PLANE_POOL, cluster_config, cluster_entity, comparable_config, current_pool, declared_pools,
@@ -76,7 +77,7 @@ class Request(object):
 def check_input(params, no_log):
     """The Request of a task, or a ClusterInputError naming every problem; nothing has been read yet."""
     name = params.get("name")
-    bounds = bound_errors(params)
+    bounds = bound_errors(params, dict(COMMON_BOUNDS, force_delete_after=TIMEOUT))
     if bounds:
         raise ClusterInputError(name, bounds)
     errors = []
@@ -469,6 +470,38 @@ def _view(desired, pools, profiles, config):
     if desired.ntp_servers is not None:
         view["ntp_servers"] = comparable_config("ntp_servers", config.get("ntpServers"))
     return view
+
+
+def capacity_needs(plan, held):
+    """What MAAS must still have Ready for the pools the plan creates or grows, the control plane first (it is
+    deployed first): one dict per pool short of machines - name, needed (its size to be less the machines it holds
+    now, `held` {pool: count}), resource_pool, zones, tags, min_cpu, min_memory_mb.
+
+    Only the pool's last node tag counts, as Palette's MAAS provider sends only that one to MAAS (see tag_warnings).
+    """
+    needs = []
+    for pool in sorted((p for p in plan.pools_after if p["name"] in plan.grown), key=lambda p: not p["control_plane"]):
+        needed = pool["size"] - held.get(pool["name"], 0)
+        if needed <= 0:
+            continue
+        needs.append({"name": pool["name"], "needed": needed, "resource_pool": pool.get("resource_pool") or "",
+                      "zones": list(pool.get("azs") or []), "tags": list(pool.get("node_tags") or [])[-1:],
+                      "min_cpu": pool.get("min_cpu") or 0, "min_memory_mb": pool.get("min_memory_mb") or 0})
+    return needs
+
+
+def tag_warnings(pools):
+    """A warning for each declared pool with more than one node tag: Palette's MAAS provider allocates with the
+    last tag only (maas-client-go WithTags sets the `tags` parameter once per tag, each replacing the one before),
+    so MAAS may hand out machines that lack the others."""
+    warnings = []
+    for pool in pools:
+        tags = pool.get("node_tags") or []
+        if len(tags) > 1:
+            warnings.append("%s: node_tags: Palette's MAAS provider sends only the last tag (%s) to MAAS when it "
+                            "allocates the machines of pool %s, so they may lack %s"
+                            % (pool["option"], tags[-1], pool["name"], ", ".join(tags[:-1])))
+    return warnings
 
 
 def validation_errors(answer, pools, profiles):

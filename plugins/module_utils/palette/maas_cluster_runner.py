@@ -5,15 +5,21 @@
 write and wait.
 
 Everything that can be wrong with the task (options, the cloud account, the profiles, resource pools, zones,
-tags and the domain, and pools larger than the Ready machines that match them, which Palette's own validate
-reports) is found by reading only (GET, and the read-only POSTs of the cluster search and the validate); the
-first write comes after the whole plan is known, so a failed check leaves Palette as it was. Check mode stops
-after the plan.
+tags and the domain; for a create, what Palette's own validate finds) is found by reading only (GET, and the
+read-only POSTs of the cluster search and the validate); the first write comes after the whole plan is known, so a
+failed check leaves Palette as it was. Check mode stops after the plan.
+
+Palette does not check that MAAS has the machines: its MAAS provider allocates each machine when it reconciles it
+and retries for ever. Pools larger than the matching Ready machines are found by the task's capacity check, a
+callable the module gives when it has a MAAS connection (it reads MAAS itself); without one the task warns that
+capacity was not checked.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+from collections import OrderedDict
 
 from ansible.module_utils.six.moves.urllib.parse import quote
 
@@ -22,12 +28,13 @@ from ansible_collections.palette.vmo.plugins.module_utils.palette import cluster
 from ansible_collections.palette.vmo.plugins.module_utils.palette.client import (
     PaletteClient, PaletteConfigError, PaletteError)
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_plan import (
-    ClusterInputError, Current, Desired, check_input, plan_cluster, profile_candidates, profile_type_errors,
-    validation_errors)
+    ClusterInputError, Current, Desired, capacity_needs, check_input, plan_cluster, profile_candidates,
+    profile_type_errors, tag_warnings, validation_errors)
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_spec import (
     HAS_YAML, cluster_config, cluster_entity)
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_wait import (
-    ClusterWaitError, observe, wait_until_deleted, wait_until_running)
+    ClusterWaitError, deletion_timeout, held_machines, observe, pool_machines, wait_until_deleted,
+    wait_until_running, watch_deletion)
 
 # MAAS properties of a cloud account, read from MAAS live, by the option that names them.
 PROPERTIES = (("resource_pool", "resourcePools", "resource pool"), ("azs", "azs", "zone"),
@@ -64,13 +71,23 @@ def read_cluster(client, name):
 def resolve_cloud_account(client, name_or_uid):
     """(uid, name, None) of the MAAS cloud account given by name or uid, or (None, None, the problem)."""
     accounts = client.list_all("/v1/cloudaccounts/maas")
-    for account in accounts:
-        meta = account.get("metadata") or {}
-        if name_or_uid in (meta.get("name"), meta.get("uid")):
-            return meta["uid"], meta.get("name") or meta["uid"], None
+    account = choose_account(accounts, name_or_uid)
+    if account is not None:
+        meta = account["metadata"]
+        return meta["uid"], meta.get("name") or meta["uid"], None
     names = sorted((a.get("metadata") or {}).get("name") or "?" for a in accounts)
     return None, None, ("cloud_account: MAAS cloud account %r does not exist in %s (MAAS accounts: %s)"
                         % (name_or_uid, client.scope_label(), ", ".join(names) or "none"))
+
+
+def choose_account(accounts, name_or_uid):
+    """The listed account (v1MaasAccount) of that uid, or of that name - the project's own before the tenant's, as
+    one name can be in both scopes (the SDK's GetCloudAccountMaasByName filters on metadata.annotations.scope)."""
+    matches = [a for a in accounts if name_or_uid in ((a.get("metadata") or {}).get("name"),
+                                                      (a.get("metadata") or {}).get("uid"))]
+    matches.sort(key=lambda a: (((a["metadata"].get("uid") != name_or_uid),
+                                 ((a["metadata"].get("annotations") or {}).get("scope") != "project"))))
+    return matches[0] if matches else None
 
 
 def resolve_profiles(client, declared):
@@ -158,27 +175,44 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-def validate_plan(client, desired, plan, exists):
-    """Palette's own validate (read-only) of the cluster as it is to be; its findings on the pools the plan creates
-    or grows, and on the profiles.
-
-    Palette documents the validate for a create; for a cluster that exists it may refuse the name as taken (409),
-    and then the pool writes themselves are Palette's check.
-    """
-    if not plan.grown:
-        return []
+def validate_create(client, desired, plan):
+    """Palette's own validate (read-only) of a cluster to be created: the errors its answer gives for the pools and
+    the profiles. Palette documents it for a create only, so it is never sent for a cluster that exists."""
     config = cluster_config(desired.domain, desired.ssh_keys, desired.ntp_servers)
     body = cluster_entity(desired.name, desired.account_uid, config, plan.pools_after, desired.profiles)
     try:
         answer = client.call("POST", "/v1/spectroclusters/maas/validate", body=body, writes=False)
     except PaletteError as err:
-        if exists and err.status == 409:
-            return []
         if 400 <= err.status < 500 and err.status not in (401, 403, 429):
             return ["Palette's validation refused the cluster: %s" % err.describe()]
         raise
     labels = dict((p["uid"], "%s %s" % (p["name"], p["version"])) for p in desired.profiles)
     return validation_errors(answer if isinstance(answer, dict) else {}, set(plan.grown), labels)
+
+
+def capacity_errors(module, client, name, capacity, plan, current):
+    """The pools the plan creates or grows that MAAS has too few matching Ready machines for, as the `capacity`
+    callable (needs -> problems) finds them; without one, a warning that capacity was not checked."""
+    if not plan.grown:
+        return []
+    if capacity is None:
+        module.warn("cluster %s: whether MAAS has enough Ready machines for pool%s %s was not checked (Palette does "
+                    "not check it); give maas_url and maas_api_key (or MAAS_URL and MAAS_API_KEY) to have it checked "
+                    "before anything is written" % (name, "" if len(plan.grown) == 1 else "s", ", ".join(plan.grown)))
+        return []
+    held = {}
+    for pool in (current.pools if current else []):
+        if pool["name"] in plan.grown and current.cloud_config_uid:
+            held[pool["name"]] = held_machines(pool_machines(client, current.cloud_config_uid, pool["name"]),
+                                               pool["size"])
+    needs = capacity_needs(plan, held)
+    if not needs:
+        return []
+    try:
+        return capacity(needs)
+    except ModuleFailure as err:
+        raise ModuleFailure("cluster %s: reading MAAS's Ready machines to check the pools' capacity: %s"
+                            % (name, err), err.errors)
 
 
 # -- writes ---------------------------------------------------------------------------------------------
@@ -268,7 +302,7 @@ def handle_kubeconfig(module, client, name, uid, result):
 
 # -- the task -------------------------------------------------------------------------------------------
 
-def run_present(module, client, request, result):
+def run_present(module, client, request, result, capacity):
     params = module.params
     current = read_cluster(client, request.name)
     if current is not None and current.state in ("Deleting", "Deleted"):
@@ -282,9 +316,12 @@ def run_present(module, client, request, result):
         errors.extend(placement_errors(client, account_uid, account_name, request.pools, params.get("domain")))
     if errors:
         raise ClusterInputError(request.name, errors)
+    for warning in tag_warnings(request.pools):
+        module.warn(warning)
     desired = Desired(request, account_uid, profiles)
     plan = plan_cluster(desired, current)
-    errors = validate_plan(client, desired, plan, current is not None)
+    errors = validate_create(client, desired, plan) if current is None else []
+    errors.extend(capacity_errors(module, client, request.name, capacity, plan, current))
     if errors:
         raise ClusterInputError(request.name, errors)
 
@@ -302,14 +339,14 @@ def run_present(module, client, request, result):
                 raise ModuleFailure("cluster %s: %s: %s" % (request.name, words, err), err.errors, **err.result)
             result["actions"].append(words)
             result["uid"] = uid
-    sizes = dict((p["name"], p["size"]) for p in plan.pools_after)
+    sizes = OrderedDict((p["name"], p["size"]) for p in plan.pools_after)  # the cloud config's pool order
     seen = None
     if uid is not None:
         try:
             if params["wait"] and not module.check_mode:
                 seen = wait_until_running(client, request.name, uid, sizes, params["wait_timeout"])
             else:
-                seen = observe(client, uid, sorted(sizes))
+                seen = observe(client, uid, list(sizes))
         except ClusterWaitError as err:
             result["cluster"] = cluster_result(request.name, uid, err.observation, plan.pools_after, profiles)
             raise
@@ -319,6 +356,9 @@ def run_present(module, client, request, result):
 
 
 def run_absent(module, client, request, result):
+    """Deletes the cluster and waits until Palette has it gone. With force_delete, a cluster still Deleting
+    force_delete_after seconds after the DELETE gets a second one with forceDelete, as the Terraform provider does
+    (cluster_common_crud.go: DeleteCluster, then ForceDeleteCluster after force_delete_delay)."""
     params = module.params
     current = read_cluster(client, request.name)
     if current is None:
@@ -328,9 +368,10 @@ def run_absent(module, client, request, result):
     seen = observe(client, current.uid, pools)
     result["cluster"] = cluster_result(request.name, current.uid, seen, current.pools, [])
     result["uid"] = current.uid
-    deleting = current.state == "Deleting"
-    actions = [] if deleting and not params["force_delete"] else [
-        "delete cluster %s%s" % (request.name, " (force)" if params["force_delete"] else "")]
+    force, timeout = params["force_delete"], params["wait_timeout"]
+    force_after = params["force_delete_after"]
+    actions = [] if current.state == "Deleting" else [
+        "delete cluster %s%s" % (request.name, " (forced if still Deleting after %ss)" % force_after if force else "")]
     result.update(changed=bool(actions), actions=actions)
     if actions:
         result["diff"] = {"before": {"name": request.name, "state": current.state,
@@ -339,18 +380,43 @@ def run_absent(module, client, request, result):
     if module.check_mode:
         return
     if actions:
-        try:
-            client.call("DELETE", "/v1/spectroclusters/%s" % quote(current.uid),
-                        query={"forceDelete": "true" if params["force_delete"] else "false"})
-        except PaletteError as err:
-            if err.status != 404:  # a DELETE whose answer was lost took effect; its retry meets the 404
-                raise
-    if params["wait"]:
-        wait_until_deleted(client, request.name, current.uid, pools, params["wait_timeout"])
-        result["cluster"]["state"] = "Deleted"
+        delete_cluster(client, current.uid, False)
+    if not params["wait"]:
+        if force:
+            module.warn("cluster %s: force_delete needs wait; only the plain DELETE was sent" % request.name)
+        return
+    if force:
+        first = min(force_after, timeout)
+        seen = watch_deletion(client, current.uid, pools, first)
+        if seen is not None:
+            if force_after >= timeout:
+                raise deletion_timeout(request.name, timeout, seen,
+                                       "not forced: force_delete_after (%ss) is not less than wait_timeout"
+                                       % force_after)
+            delete_cluster(client, current.uid, True)
+            result["actions"].append("force delete cluster %s (still Deleting after %ss)" % (request.name, first))
+            result["changed"] = True
+            remaining = timeout - first
+            seen = watch_deletion(client, current.uid, pools, remaining)
+            if seen is not None:
+                raise deletion_timeout(request.name, timeout, seen, "forced after %ss" % first)
+    else:
+        wait_until_deleted(client, request.name, current.uid, pools, timeout)
+    result["cluster"]["state"] = "Deleted"
 
 
-def run(module):
+def delete_cluster(client, uid, force):
+    try:
+        client.call("DELETE", "/v1/spectroclusters/%s" % quote(uid),
+                    query={"forceDelete": "true" if force else "false"})
+    except PaletteError as err:
+        if err.status != 404:  # a DELETE whose answer was lost took effect; its retry meets the 404
+            raise
+
+
+def run(module, capacity_check=None):
+    """The task. `capacity_check(params)` gives the capacity check of the task's MAAS connection (a callable from
+    capacity needs to problems), or None when the task has none."""
     params = module.params
     result = {"changed": False, "name": params.get("name"), "actions": []}
     client = None
@@ -360,7 +426,8 @@ def run(module):
         request = check_input(params, module.no_log)
         client = PaletteClient(params)
         if params["state"] == "present":
-            run_present(module, client, request, result)
+            capacity = capacity_check(params) if capacity_check else None
+            run_present(module, client, request, result, capacity)
         else:
             run_absent(module, client, request, result)
     except ModuleFailure as err:

@@ -188,18 +188,24 @@ def cluster_config(domain, ssh_keys, ntp_servers):
     """v1MaasClusterConfig: the domain, and the SSH keys and NTP servers when given."""
     config = {"domain": domain}
     if ssh_keys is not None:
-        config["sshKeys"] = list(ssh_keys)
+        config["sshKeys"] = trimmed_keys(ssh_keys)
     if ntp_servers is not None:
         config["ntpServers"] = list(ntp_servers)
     return config
 
 
+def trimmed_keys(keys):
+    """SSH public keys without the whitespace around them (a key read from a file ends with a newline), as the
+    Terraform provider sends them (resource_cluster_maas.go, strings.TrimSpace of each key)."""
+    return [str(key).strip() for key in keys]
+
+
 def comparable_config(option, value):
-    """A cluster config field in a form where equal meaning compares equal: the SSH keys as a set (authorized_keys
-    has no order, and the provider's ssh_keys is a set), the NTP servers in their order (Palette keeps the list as
-    given, and the machines' time client tries the servers in that order), the domain as it is."""
+    """A cluster config field in a form where equal meaning compares equal: the SSH keys as a set of trimmed keys
+    (authorized_keys has no order, and the provider's ssh_keys is a set), the NTP servers in their order (Palette
+    keeps the list as given, and the machines' time client tries the servers in that order), the domain as it is."""
     if option == "ssh_keys":
-        return sorted(set(value or []))
+        return sorted(set(trimmed_keys(value or [])))
     if option == "ntp_servers":
         return list(value or [])
     return value or ""
@@ -212,7 +218,7 @@ def updated_cluster_config(current, domain, ssh_keys, ntp_servers):
     config = copy.deepcopy(current or {})
     config["domain"] = domain
     if ssh_keys is not None:
-        config["sshKeys"] = list(ssh_keys)
+        config["sshKeys"] = trimmed_keys(ssh_keys)
     if ntp_servers is not None:
         config["ntpServers"] = list(ntp_servers)
     return config

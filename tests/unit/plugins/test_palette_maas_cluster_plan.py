@@ -3,8 +3,8 @@
 import pytest
 
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_plan import (
-    ClusterInputError, Current, Desired, attached_match, check_input, plan_cluster, profile_candidates,
-    profile_type_errors, validation_errors)
+    ClusterInputError, Current, Desired, attached_match, capacity_needs, check_input, plan_cluster,
+    profile_candidates, profile_type_errors, tag_warnings, validation_errors)
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_spec import (
     CONTROL_PLANE_POOL, current_pool, pool_entity, profile_entity)
 
@@ -342,3 +342,53 @@ def test_validation_errors_of_the_written_pools_and_the_profiles():
         "pool workers: 2 Ready machines match, 3 wanted (InsufficientMachines)",
         "profile vmo 1.0.0: pack vmo: bad values"]
     assert validation_errors({}, {"workers"}, {}) == []
+
+
+# -- SSH keys, node tags, capacity -----------------------------------------------------------------------------
+
+def test_ssh_keys_are_sent_and_compared_trimmed():
+    created = plan_cluster(desired(ssh_keys=["ssh-ed25519 AAA a@lab\n", "  ssh-ed25519 BBB b@lab"]), None)
+    sent = created.steps[0]["body"]["spec"]["cloudConfig"]["sshKeys"]
+    assert sent == ["ssh-ed25519 AAA a@lab", "ssh-ed25519 BBB b@lab"]
+    config = {"domain": "maas", "sshKeys": ["ssh-ed25519 AAA a@lab"]}
+    same = plan_cluster(desired(ssh_keys=["ssh-ed25519 AAA a@lab\n"]), current(EXISTING, config=config))
+    assert same.actions == []
+    other = plan_cluster(desired(ssh_keys=["ssh-ed25519 CCC c@lab\n"]), current(EXISTING, config=config))
+    assert other.steps[0]["body"]["clusterConfig"]["sshKeys"] == ["ssh-ed25519 CCC c@lab"]
+
+
+def test_more_than_one_node_tag_is_warned_about_naming_the_tag_that_counts():
+    request = check_input(params(worker_pools=[{"name": "gpu", "size": 1, "resource_pool": "default",
+                                                "node_tags": ["vmo", "gpu"]},
+                                               {"name": "plain", "size": 1, "resource_pool": "default",
+                                                "node_tags": ["vmo"]}]), no_log=False)
+    assert tag_warnings(request.pools) == [
+        "worker_pools[0] (gpu): node_tags: Palette's MAAS provider sends only the last tag (gpu) to MAAS when it "
+        "allocates the machines of pool gpu, so they may lack vmo"]
+
+
+def test_capacity_needs_are_what_created_or_grown_pools_still_need_control_plane_first():
+    created = plan_cluster(desired(worker_pools=[{"name": "workers", "size": 2, "resource_pool": "wp",
+                                                  "azs": ["z1"], "node_tags": ["vmo", "gpu"], "min_cpu": 4,
+                                                  "min_memory_mb": 8192}]), None)
+    assert capacity_needs(created, {}) == [
+        {"name": CONTROL_PLANE_POOL, "needed": 1, "resource_pool": "default", "zones": [], "tags": [], "min_cpu": 0,
+         "min_memory_mb": 0},
+        {"name": "workers", "needed": 2, "resource_pool": "wp", "zones": ["z1"], "tags": ["gpu"], "min_cpu": 4,
+         "min_memory_mb": 8192}]
+
+    up = plan_cluster(desired(worker_pools=[{"name": "workers", "size": 4, "resource_pool": "default"},
+                                            {"name": "extra", "size": 1, "resource_pool": "default"}]),
+                      current(EXISTING))
+    # workers holds 2 machines now: 2 more; the new pool all of its size.
+    assert [(n["name"], n["needed"]) for n in capacity_needs(up, {"workers": 2})] == [("workers", 2), ("extra", 1)]
+    # A pool still short of machines it was given before needs those too.
+    assert [(n["name"], n["needed"]) for n in capacity_needs(up, {"workers": 1})] == [("workers", 3), ("extra", 1)]
+    down = plan_cluster(desired(worker_pools=[{"name": "workers", "size": 1, "resource_pool": "default"}]),
+                        current(EXISTING))
+    assert capacity_needs(down, {"workers": 2}) == []
+
+
+def test_force_delete_after_is_bounded():
+    with pytest.raises(ClusterInputError, match="force_delete_after: -1 is out of range"):
+        check_input(params(state="absent", force_delete_after=-1), no_log=False)

@@ -1,12 +1,12 @@
 """palette_maas_cluster's reads and writes where the lab cannot show them: a create whose answer was lost, Palette's
-validate refusing an existing cluster's name, and lookups that name what is missing."""
+validate (for a create only), the capacity check's wiring, and lookups that name what is missing."""
 
 import pytest
 
 from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PaletteError
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_plan import Plan
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_runner import (
-    create_or_adopt, placement_errors, resolve_cloud_account, resolve_profiles, validate_plan)
+    capacity_errors, create_or_adopt, placement_errors, resolve_cloud_account, resolve_profiles, validate_create)
 
 
 class FakePalette:
@@ -72,21 +72,68 @@ def planned(grown):
     return plan
 
 
-def test_validate_only_when_pools_grow_and_a_taken_name_of_an_existing_cluster_is_no_finding():
-    client = FakePalette({"POST /v1/spectroclusters/maas/validate": refused(409, "name taken")})
-    assert validate_plan(client, Desired, planned([]), exists=True) == [] and client.calls == []
-    assert validate_plan(client, Desired, planned(["workers"]), exists=True) == []
-    assert validate_plan(client, Desired, planned(["workers"]), exists=False) == [
-        "Palette's validation refused the cluster: name taken (Refused)"]
+def test_validate_is_for_a_create_and_reports_the_errors_it_answers():
+    client = FakePalette({"POST /v1/spectroclusters/maas/validate": refused(400, "bad body")})
+    assert validate_create(client, Desired, planned(["workers"])) == [
+        "Palette's validation refused the cluster: bad body (Refused)"]
     client.answers["POST /v1/spectroclusters/maas/validate"] = {"machinePools": {"results": [
-        {"name": "workers", "errors": [{"message": "needs 3 Ready machines, MAAS has 2"}]}]}}
-    assert validate_plan(client, Desired, planned(["workers"]), exists=True) == [
-        "pool workers: needs 3 Ready machines, MAAS has 2"]
+        {"name": "workers", "errors": [{"message": "zone z9 is unknown", "code": "InvalidZone"}]},
+        {"name": "workers", "errors": []}]}}
+    assert validate_create(client, Desired, planned(["workers"])) == ["pool workers: zone z9 is unknown (InvalidZone)"]
+
+
+class Module:
+    def __init__(self):
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+
+class Existing:
+    cloud_config_uid = "cfg1"
+    pools = [{"name": "workers", "control_plane": False, "size": 2}]
+
+
+def test_capacity_is_checked_for_what_the_pools_still_need_and_only_with_a_maas_connection():
+    machines = "GET /v1/cloudconfigs/maas/cfg1/machinePools/workers/machines"
+    client = FakePalette({machines: [
+        {"metadata": {"name": "m1"}, "spec": {"hostname": "h1"}, "status": {"instanceState": "Running"}},
+        {"metadata": {"name": "m2"}, "spec": {"hostname": ""}, "status": {"instanceState": "Pending"}}]})
+    asked = []
+
+    def capacity(needs):
+        asked.extend(needs)
+        return ["pool workers needs 2 more machines ...; MAAS has 1 (h7)"]
+
+    module = Module()
+    # 3 workers, one machine allocated (the other is still Pending): MAAS must have 2 Ready.
+    assert capacity_errors(module, client, "vmo-lab", capacity, planned(["workers"]), Existing) == [
+        "pool workers needs 2 more machines ...; MAAS has 1 (h7)"]
+    assert [(n["name"], n["needed"], n["resource_pool"]) for n in asked] == [("workers", 2, "default")]
+    assert client.calls == [machines] and module.warnings == []
+
+    # Nothing grows: nothing to read, nothing to say.
+    client.calls, asked[:] = [], []
+    assert capacity_errors(module, client, "vmo-lab", capacity, planned([]), Existing) == []
+    assert client.calls == [] and asked == [] and module.warnings == []
+
+    # No MAAS connection: one warning, and nothing is read.
+    assert capacity_errors(module, client, "vmo-lab", None, planned(["workers"]), None) == []
+    assert client.calls == [] and len(module.warnings) == 1
+    assert module.warnings[0].startswith("cluster vmo-lab: whether MAAS has enough Ready machines for pool workers "
+                                         "was not checked")
 
 
 def test_lookups_name_what_palette_has():
     client = FakePalette({"GET /v1/cloudaccounts/maas": [{"metadata": {"name": "lab-maas", "uid": "a1"}}]})
     assert resolve_cloud_account(client, "lab-maas") == ("a1", "lab-maas", None)
+    # One name in the tenant and in the project: the project's own account.
+    both = FakePalette({"GET /v1/cloudaccounts/maas": [
+        {"metadata": {"name": "pcg", "uid": "t1", "annotations": {"scope": "tenant"}}},
+        {"metadata": {"name": "pcg", "uid": "p1", "annotations": {"scope": "project"}}}]})
+    assert resolve_cloud_account(both, "pcg") == ("p1", "pcg", None)
+    assert resolve_cloud_account(both, "t1") == ("t1", "pcg", None)
     assert resolve_cloud_account(client, "a1") == ("a1", "lab-maas", None)
     assert resolve_cloud_account(client, "other")[2] == ("cloud_account: MAAS cloud account 'other' does not exist in "
                                                          "project lab (MAAS accounts: lab-maas)")
