@@ -329,6 +329,7 @@ def test_cluster_is_made_through_maas_and_its_machines_become_ready_nodes(
     vm["spec"]["template"]["spec"]["nodeSelector"] = {"vmo.lab/pool": name}
     created = session.post(server + vm_path(namespace), json=vm, timeout=30)
     assert created.status_code == 201, created.text
+
     def running_vmi():
         found = admin.get_or_none(vmi_path(namespace, "on-maas"))
         return found if found and found.get("status", {}).get("phase") == "Running" else None
