@@ -494,15 +494,14 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
 from ansible_collections.palette.vmo.plugins.module_utils.maas.capacity import PoolNeed, ready_machines, shortfalls
 from ansible_collections.palette.vmo.plugins.module_utils.maas.client import MaasClient
-from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PALETTE_ARG_SPEC
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import palette_module_arg_spec
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_plan import CONTROL_PLANE_OPTIONS
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_runner import run
 
 
 def argument_spec():
-    spec = dict(PALETTE_ARG_SPEC)
-    # The module talks to Palette alone, so the usual validate_certs name means Palette's.
-    spec["palette_validate_certs"] = dict(spec["palette_validate_certs"], aliases=["validate_certs"])
+    # validate_certs means Palette's; MAAS's switch is maas_validate_certs only.
+    spec = palette_module_arg_spec()
     spec.update(
         name=dict(type="str", required=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),

@@ -292,14 +292,12 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
-from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PALETTE_ARG_SPEC
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import palette_module_arg_spec
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.profile_runner import run
 
 
 def main():
-    spec = dict(PALETTE_ARG_SPEC)
-    # vmo_profile talks to Palette alone, so the usual validate_certs name means Palette's.
-    spec["palette_validate_certs"] = dict(spec["palette_validate_certs"], aliases=["validate_certs"])
+    spec = palette_module_arg_spec()  # vmo_profile talks to Palette alone
     spec.update(
         name=dict(type="str", required=True), version=dict(type="str"), description=dict(type="str"),
         tags=dict(type="list", elements="str"), labels=dict(type="dict"),

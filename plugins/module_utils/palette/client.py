@@ -34,6 +34,16 @@ PALETTE_ARG_SPEC = dict(
     palette_validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["PALETTE_VALIDATE_CERTS"])),
     palette_timeout=dict(type="int", default=30),
 )
+
+
+def palette_module_arg_spec():
+    """The connection options of a module whose TLS switch can only mean Palette's: there the plain
+    `validate_certs` is an alias of palette_validate_certs (a module that also reaches Kubernetes has its own)."""
+    spec = dict(PALETTE_ARG_SPEC)
+    spec["palette_validate_certs"] = dict(spec["palette_validate_certs"], aliases=["validate_certs"])
+    return spec
+
+
 UID = re.compile(r"^[0-9a-f]{24}$")
 TENANT = "tenant"
 MAX_PAGES = 1000

@@ -65,3 +65,13 @@ def test_query_pairs_repeat_lists_and_spell_booleans():
                                              (400, False), (404, False), (409, False)])
 def test_retried_statuses_are_the_sdks_429_and_5xx_above_500(status, retried):
     assert palette_client.retryable_status(status) is retried
+
+
+def test_a_palette_only_module_takes_validate_certs_as_palettes_without_changing_the_shared_spec():
+    from ansible_collections.palette.vmo.plugins.module_utils.palette.client import (
+        PALETTE_ARG_SPEC, palette_module_arg_spec)
+
+    spec = palette_module_arg_spec()
+    assert spec["palette_validate_certs"]["aliases"] == ["validate_certs"]
+    assert spec["palette_validate_certs"]["default"] is True
+    assert "aliases" not in PALETTE_ARG_SPEC["palette_validate_certs"]
