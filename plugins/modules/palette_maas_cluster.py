@@ -299,6 +299,10 @@ options:
 notes:
   - A pool's resource pool, zones, tags and minimums pick its machines when they are allocated; changing them on an
     existing pool is sent to Palette with the pool (C(PUT)), which applies them to the machines it allocates.
+  - Palette may roll a pool (repave its machines) after such a change or a new infrastructure profile version, one
+    extra matching machine at a time, and may hold a repave until it is approved in Palette (the cluster's
+    C(status.repave)). The module neither approves nor waits for a repave, and the capacity check counts no extra
+    machine for it.
   - A changed domain, SSH keys or NTP servers are Palette's cluster config from then on, for the machines it deploys
     (written first, so a scale-up of the same task gets them); the module does not redeploy the machines already
     deployed.
