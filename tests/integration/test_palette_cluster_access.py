@@ -248,6 +248,19 @@ def test_an_unknown_cluster_is_a_clear_error_and_nothing_reaches_the_apiserver(r
     assert bad_key.get("failed") is True and "bad API key" in bad_key["msg"], bad_key
 
 
+def test_the_admin_kubeconfig_is_used_when_asked(runs, audit, admin, ns):
+    """palette_kubeconfig_kind=admin reads /assets/adminKubeconfig, which for lab-cluster is the lab's admin."""
+    admin.create(vm_path(ns), {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+                               "metadata": {"name": "seen-by-admin", "namespace": ns},
+                               "spec": {"runStrategy": "Halted", "template": {"spec": {"domain": {
+                                   "devices": {}, "resources": {"requests": {"memory": "128Mi"}}}}}}})
+    mark = audit.mark()
+    read = runs.module("palette.vmo.kubevirt_vm_info", runs.connection(palette_kubeconfig_kind="admin", namespace=ns))
+    assert read.get("failed") is not True, read.get("msg")
+    assert [v["name"] for v in read["vms"]] == ["seen-by-admin"]
+    assert {e["user"]["username"] for e in people(audit.events(mark), ns)} == {ADMIN_USER}
+
+
 # -- vmo_rbac and kubevirt_install -------------------------------------------------------------------------------
 
 def test_vmo_rbac_through_the_kubernetes_api_of_a_palette_cluster(runs, audit, admin, ns, vmo_cluster_roles):

@@ -4,6 +4,7 @@ The handlers are thin over model.PaletteModel; attaching a profile hands its pac
 `/__lab__/` paths (no ApiKey; the collection never calls them) inject faults and reset the simulator.
 """
 
+import base64
 import json
 import math
 import re
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
+
+import yaml
 
 from ..simulator_http import RequestLog, VerbHandler, mirrors, spend_fault
 from . import model as palette_model
@@ -379,8 +382,7 @@ class PaletteApi:
         if isinstance(cluster, MaasCluster):
             self._kubeconfig_ready(cluster)
             return 200, self.kubeconfigs.admin(cluster.name).encode()
-        with open(self.kubeconfig) as kubeconfig:
-            return 200, kubeconfig.read().encode()
+        return 200, self_contained(self.kubeconfig).encode()
 
     @staticmethod
     def _kubeconfig_ready(cluster) -> None:
@@ -647,6 +649,20 @@ class PaletteApi:
         if self.kubeconfigs is not None:
             self.kubeconfigs.ensure_bound(model.cluster.name, model.cluster.uid)
         return 200, {}
+
+
+def self_contained(kubeconfig_path: str) -> str:
+    """lab-cluster's kubeconfig: the lab's admin kubeconfig with its CA file embedded as certificate-authority-data.
+    Palette's kubeconfigs carry their certificates inline (palette-sdk-go client/cluster.go GetClusterAdminKubeConfig
+    returns the file Palette stores, which a user downloads and uses anywhere); a path on the lab's disk would not be."""
+    with open(kubeconfig_path) as source:
+        config = yaml.safe_load(source)
+    for entry in config.get("clusters") or []:
+        cluster = entry.get("cluster") or {}
+        path = cluster.pop("certificate-authority", None)
+        if path:
+            cluster["certificate-authority-data"] = base64.b64encode(Path(path).read_bytes()).decode()
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def _int(text: str) -> Optional[int]:

@@ -1,11 +1,13 @@
 """The Palette simulator speaks Palette's API (ApiKey, ProjectUid, profiles, packs, clusters, 429s, paging)
 and acts as Palette's agent on the lab's real apiserver."""
 
+import base64
 import shlex
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import yaml
@@ -356,9 +358,13 @@ def test_cluster_search_kubeconfig_and_lab_faults(sim, lab):
     none = sim.api("POST", "/v1/dashboard/spectroclusters/search", project="empty", json={}).json()
     assert none["items"] == []
     cluster = found["items"][0]["metadata"]["uid"]
-    kubeconfig = sim.api("GET", f"/v1/spectroclusters/{cluster}/assets/kubeconfig")
-    assert kubeconfig.status_code == 200 and yaml.safe_load(kubeconfig.text)["clusters"][0]["cluster"]["server"] == \
-        lab.apiserver_url
+    for asset in ("kubeconfig", "adminKubeconfig"):
+        kubeconfig = sim.api("GET", f"/v1/spectroclusters/{cluster}/assets/{asset}")
+        assert kubeconfig.status_code == 200
+        entry = yaml.safe_load(kubeconfig.text)["clusters"][0]["cluster"]
+        # Self-contained, as Palette's are: the CA inline, no path on the lab's disk.
+        assert entry["server"] == lab.apiserver_url and "certificate-authority" not in entry
+        assert base64.b64decode(entry["certificate-authority-data"]) == Path(lab.ca_file).read_bytes()
     sim.faults(http_5xx=1, status_5xx=502)
     assert sim.api("GET", f"/v1/spectroclusters/{cluster}").status_code == 502
     assert sim.api("GET", f"/v1/spectroclusters/{cluster}").status_code == 200
