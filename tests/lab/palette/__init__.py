@@ -52,10 +52,10 @@ What it decides, where Palette's documents leave room:
 - DELETE profiles removes the packs from `status.packs` but uninstalls nothing: KubeVirt is shared by
   the whole lab. `/__lab__/reset` gives the lab back.
 - Kubeconfigs (kubeconfigs.py): `GET .../assets/kubeconfig` and `.../assets/adminKubeconfig` of lab-cluster
-  return the lab's admin kubeconfig, self-contained as Palette's are (its CA inline, no file path). `GET .../assets/kubeconfigclient` returns a kubeconfig whose user is a
-  client certificate signed by the lab CA, CN `palette-<cluster>-client` with no organisation (so not
-  system:masters), which the ClusterRoleBinding `palette-<cluster>-client` (labelled
-  `palette.lab/kubeconfig-client=true`, made when the simulator starts and again by `/__lab__/reset` if it
+  return the lab's admin kubeconfig, self-contained as Palette's are (its CA inline, no file path).
+  `GET .../assets/kubeconfigclient` returns a kubeconfig whose user is a client certificate signed by the lab
+  CA, CN `palette-<cluster>-client` with no organisation (so not system:masters), which the ClusterRoleBinding
+  `palette-<cluster>-client` (labelled `palette.lab/kubeconfig-client=true`, made when the simulator starts and again by `/__lab__/reset` if it
   is missing) binds to cluster-admin; server is the real lab apiserver, certificate-authority-data embedded.
   The certificates are minted once per lab, in `<lab state>/palette-kubeconfigs/`, so the text is stable.
   Lab decision: real Palette hands out its own cluster's credentials; the lab's clusters share one
