@@ -191,16 +191,21 @@ class PaletteClient(object):
         raise PaletteConfigError("palette_project: project %r does not exist (projects: %s)"
                                  % (name_or_uid, ", ".join(names) or "none"))
 
+    def get_or_none(self, path):
+        """The object at `path` ({} when Palette answers with no body), or None when it answers 404."""
+        try:
+            return self.get(path) or {}
+        except PaletteError as err:
+            if err.status == 404:
+                return None
+            raise
+
     def find_cluster(self, name_or_uid):
         """The cluster's summary {metadata: {name, uid}} by name or uid, or None."""
         if UID.match(name_or_uid):
-            try:
-                cluster = self.get("/v1/spectroclusters/%s" % quote(name_or_uid))
-                if cluster and (cluster.get("status") or {}).get("state") != "Deleted":
-                    return cluster
-            except PaletteError as err:
-                if err.status != 404:
-                    raise
+            cluster = self.get_or_none("/v1/spectroclusters/%s" % quote(name_or_uid))
+            if cluster and (cluster.get("status") or {}).get("state") != "Deleted":
+                return cluster
         matches = [c for c in self.list_all("/v1/dashboard/spectroclusters/search", method="POST",
                                             body=cluster_search_filter(name_or_uid))
                    if (c.get("metadata") or {}).get("name") == name_or_uid]

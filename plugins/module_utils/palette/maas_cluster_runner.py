@@ -49,13 +49,8 @@ def read_cluster(client, name):
     if summary is None:
         return None
     uid = summary["metadata"]["uid"]
-    try:
-        cluster = client.get("/v1/spectroclusters/%s" % quote(uid)) or {}
-    except PaletteError as err:
-        if err.status == 404:
-            return None
-        raise
-    if (cluster.get("status") or {}).get("state") == "Deleted":
+    cluster = client.get_or_none("/v1/spectroclusters/%s" % quote(uid))
+    if cluster is None or (cluster.get("status") or {}).get("state") == "Deleted":
         return None
     cloud_type = (cluster.get("spec") or {}).get("cloudType")
     if cloud_type not in (None, "", "maas"):

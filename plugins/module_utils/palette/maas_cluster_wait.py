@@ -159,22 +159,15 @@ def overview_pools(overview, names):
 def observe(client, uid, pools):
     """An Observation of the cluster, of its overview (health and pools) and of the machines of `pools` (names)."""
     seen = Observation()
-    try:
-        cluster = client.get("/v1/spectroclusters/%s" % quote(uid)) or {}
-    except PaletteError as err:
-        if err.status == 404:
-            return seen
-        raise
+    cluster = client.get_or_none("/v1/spectroclusters/%s" % quote(uid))
+    if cluster is None:
+        return seen
     status, spec = cluster.get("status") or {}, cluster.get("spec") or {}
     seen.found, seen.state = True, status.get("state") or "Unknown"
     seen.conditions = [c for c in status.get("conditions") or [] if str(c.get("status")) != "True"]
     seen.cloud_config_uid = (spec.get("cloudConfigRef") or {}).get("uid")
-    try:
-        overview = client.get("/v1/dashboard/spectroclusters/%s/overview" % quote(uid)) or {}
-    except PaletteError as err:
-        if err.status != 404:  # gone between the two reads; the next look says so
-            raise
-        overview = {}
+    # None: gone between the two reads; the next look says so.
+    overview = client.get_or_none("/v1/dashboard/spectroclusters/%s/overview" % quote(uid)) or {}
     seen.health = ((overview.get("status") or {}).get("health") or {}).get("state")
     seen.pools = overview_pools(overview, list(pools))
     if seen.cloud_config_uid:

@@ -3,7 +3,7 @@ and each pool's machines (reported only)."""
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PaletteError
+from ansible_collections.palette.vmo.plugins.module_utils.palette.client import PaletteClient, PaletteError
 from ansible_collections.palette.vmo.plugins.module_utils.palette.maas_cluster_wait import (
     ClusterWaitError, describe_pool, held_machines, machine_view, overview_pools, pool_ready, wait_until_deleted,
     wait_until_running, watch_deletion)
@@ -23,6 +23,8 @@ class ScriptedPalette:
 
     def __init__(self, frames):
         self.frames, self.frame, self.looks = list(frames), None, 0
+
+    get_or_none = PaletteClient.get_or_none  # the real 404 handling over the scripted get
 
     def _next(self):
         self.frame = self.frames.pop(0) if len(self.frames) > 1 else self.frames[0]
