@@ -13,10 +13,7 @@ with wall / P.
 """
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,10 +22,9 @@ import uuid
 from pathlib import Path
 
 from tests.conftest import MaasLab, PaletteLab
-from tests.lab.state import LabState
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from .frame import REPO, lab_up, run_playbook, write_result
+
 WORKERS = 4
 INFRA_PROFILE = {"name": "lab-maas-infra", "version": "1.0.0"}
 
@@ -48,19 +44,6 @@ def cluster_task(palette, name, tag, state, account):
                        worker_pools=[{"name": "workers", "size": WORKERS, "resource_pool": "default",
                                       "node_tags": [tag]}])
     return {"name": f"cluster {state}", "palette.vmo.palette_maas_cluster": options}
-
-
-def run_playbook(workdir, name, tasks):
-    path = workdir / f"{name}.yml"
-    path.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(REPO / "build" / "ansible-tmp"))
-    started = time.perf_counter()
-    proc = subprocess.run([str(BIN / "ansible-playbook"), str(path)], cwd=REPO, env=env, check=False,
-                          capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-2000:])
-    return elapsed
 
 
 class RunningWatch:
@@ -114,8 +97,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(REPO / "docs"))
     args = parser.parse_args(argv)
-    subprocess.run([sys.executable, "-m", "tests.lab", "up"], cwd=REPO, check=True)
-    state = LabState.load()
+    state = lab_up()
     maas, palette = MaasLab(state), PaletteLab(state)
     account = os.environ.get("LAB_PALETTE_MAAS_ACCOUNT", "lab-maas")
     maas.reset()
@@ -135,12 +117,7 @@ def main(argv=None):
     finally:
         palette.reset()
         maas.reset()
-    result = {"machines": 1 + WORKERS, "deploying": args.deploying, "samples": samples,
-              "medians": {key: statistics.median(values) for key, values in samples.items()}}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench-cluster.json").write_text(json.dumps(result, indent=1))
-    print(json.dumps(result["medians"]))
+    write_result(args.out, "bench-cluster.json", {"machines": 1 + WORKERS, "deploying": args.deploying, "samples": samples})
     return 0
 
 

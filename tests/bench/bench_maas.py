@@ -10,10 +10,6 @@ simulator's durations are set for the run and restored afterwards.
 """
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,10 +17,9 @@ import uuid
 from pathlib import Path
 
 from tests.conftest import MaasLab
-from tests.lab.state import LabState
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from .frame import REPO, lab_up, run_playbook, write_result
+
 TOOLS = {"a": "palette.vmo.maas_machine (one task)", "b": "palette.vmo.maas_machine (loop, one per task)"}
 
 
@@ -35,7 +30,7 @@ def servers(count, run_id, batch_number):
                                   "power_user": "admin", "power_pass": "bench"}} for i in range(count)]
 
 
-def playbook(tool, maas, machines):
+def enroll_task(tool, maas, machines):
     connection = dict(maas.connection(), poll_interval=0.5)
     if tool == "a":
         task = {"palette.vmo.maas_machine": dict(connection, state="ready", machines=machines)}
@@ -43,22 +38,13 @@ def playbook(tool, maas, machines):
         task = {"palette.vmo.maas_machine": dict(connection, state="ready", hostname="{{ item.hostname }}",
                                                  power_type="ipmi", power_parameters="{{ item.power_parameters }}"),
                 "loop": machines}
-    return [{"hosts": "localhost", "gather_facts": False, "tasks": [dict(task, name="enroll")]}]
+    return dict(task, name="enroll")
 
 
 def run_once(tool, maas, count, workdir, batch_number):
     run_id = uuid.uuid4().hex[:6]
     machines = servers(count, run_id, batch_number)
-    path = workdir / f"{tool}-{run_id}.yml"
-    path.write_text(json.dumps(playbook(tool, maas, machines)))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(REPO / "build" / "ansible-tmp"))
-    started = time.perf_counter()
-    proc = subprocess.run([str(BIN / "ansible-playbook"), str(path)], cwd=REPO, env=env, check=False,
-                          capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-2000:])
-    return elapsed
+    return run_playbook(workdir, f"{tool}-{run_id}", [enroll_task(tool, maas, machines)])
 
 
 def main(argv=None):
@@ -69,8 +55,7 @@ def main(argv=None):
     parser.add_argument("--slow-repeats", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "docs"))
     args = parser.parse_args(argv)
-    subprocess.run([sys.executable, "-m", "tests.lab", "up"], cwd=REPO, check=True)
-    maas = MaasLab(LabState.load())
+    maas = MaasLab(lab_up())
     maas.reset()
     maas.durations(commissioning=args.commissioning)
     samples = {}
@@ -87,12 +72,8 @@ def main(argv=None):
                     print(f"M={args.machines} D={args.commissioning}s ({tool}) {TOOLS[tool]}: {elapsed:.1f}s", flush=True)
     finally:
         maas.reset()
-    result = {"machines": args.machines, "commissioning": args.commissioning, "samples": samples,
-              "medians": {tool: statistics.median(values) for tool, values in samples.items()}}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench-maas.json").write_text(json.dumps(result, indent=1))
-    print(json.dumps(result["medians"]))
+    write_result(args.out, "bench-maas.json",
+                 {"machines": args.machines, "commissioning": args.commissioning, "samples": samples})
     return 0
 
 

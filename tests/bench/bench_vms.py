@@ -24,10 +24,9 @@ from pathlib import Path
 
 from tests.lab import gobuild
 from tests.lab.kube import Kube, object_path
-from tests.lab.state import ADMIN_USER, LabState
+from tests.lab.state import ADMIN_USER
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from .frame import BIN, REPO, ansible_env, lab_up, timed
 TOOLS = {
     "a": "palette.vmo.kubevirt_vm (one task)",
     "b": "kubevirt.core.kubevirt_vm (loop)",
@@ -67,20 +66,6 @@ def playbook_for(tool, namespace, names, kubeconfig):
             "kubeconfig": kubeconfig, "state": "present",
             "definition": [vm_object(n, namespace) for n in names]}}
     return [{"hosts": "localhost", "gather_facts": False, "tasks": [dict(task, name="declare VMs")]}]
-
-
-def ansible_env():
-    return dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                ANSIBLE_LOCAL_TEMP=str(REPO / "build" / "ansible-tmp"))
-
-
-def timed(argv, env=None):
-    started = time.perf_counter()
-    proc = subprocess.run(argv, cwd=REPO, env=env, check=False, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return elapsed
 
 
 def run_tool(tool, namespace, names, lab, workdir):
@@ -171,8 +156,7 @@ def main(argv=None):
     parser.add_argument("--out", default=str(REPO / "docs"))
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    subprocess.run([sys.executable, "-m", "tests.lab", "up"], cwd=REPO, check=True)
-    lab = LabState.load()
+    lab = lab_up()
     admin = Kube(lab.apiserver_url, lab.token(ADMIN_USER), str(lab.ca_file), timeout=120)
     samples, memory = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
