@@ -10,7 +10,7 @@ from typing import Dict, List
 
 from . import bootstrap, controlplane, gobuild, paths, processes, releases, state as lab_state
 from .kube import Kube
-from .kubevirt import crds
+from .kubevirt import crds, storage
 from .state import LabState
 
 # Started in this order, stopped in the reverse one.
@@ -141,6 +141,7 @@ def up(_args: argparse.Namespace) -> int:
     kube = admin_client(state)
     bootstrap.wait_controller_manager(kube)
     bootstrap.ensure_nodes(kube)
+    storage.ensure_storage_classes(kube)
     start_releases(state)
     if not bare:
         bootstrap.install_operators(kube)

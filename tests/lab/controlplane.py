@@ -114,6 +114,11 @@ def apiserver_argv(state: LabState) -> List[str]:
 CONTROLLERS = ",".join([
     "garbage-collector-controller", "namespace-controller", "serviceaccount-controller",
     "serviceaccount-token-controller", "root-ca-certificate-publisher-controller",
+    # Storage, as on any cluster: binding PVCs to PVs (and asking the external provisioner through the
+    # volume.kubernetes.io/storage-provisioner annotation), the expander that hands CSI volumes to the
+    # external resizer, and the protection finalizers on PVCs and PVs in use.
+    "persistentvolume-binder-controller", "persistentvolume-expander-controller",
+    "persistentvolumeclaim-protection-controller", "persistentvolume-protection-controller",
 ])
 
 

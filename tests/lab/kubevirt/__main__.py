@@ -10,7 +10,7 @@ import threading
 
 from ..state import KUBEVIRT_STANDIN_USER, LabState
 from ..kube import Kube
-from . import virt_api
+from . import storage, virt_api
 from .controller import VirtController
 from .operator import Operators
 from .runtime import Manager
@@ -29,6 +29,7 @@ def main() -> int:
     manager = Manager(kube)
     operators = Operators(manager, kube, port, (pki / "ca.crt").read_bytes())
     VirtController(manager, kube, operators, step)
+    storage.register(manager, kube)
     virt_api.serve(kube, port, str(pki / "virt-api.crt"), str(pki / "virt-api.key"), str(pki / "front-proxy-ca.crt"),
                    operators.kubevirt_config)
     manager.start()

@@ -1,0 +1,396 @@
+"""Stand-in for CDI's DataVolume import path at containerized-data-importer v1.65.0, for http, registry, s3,
+gcs and blank sources: the DataVolume controller (pkg/controller/datavolume/controller-base.go,
+import-controller.go, conditions.go, util.go) and the import controller that runs the importer pod
+(pkg/controller/import-controller.go). No data is copied: the importer's pod is not created, its phases
+(Pending, Running, Succeeded) are written to the PVC's annotations one step apart, as the import
+controller writes them from the real pod (updatePvcFromPod), and the DataVolume follows them.
+
+Paths this lab takes, and why:
+* No CDI populators: shouldUseCDIPopulator (controller-base.go) uses them only when the StorageClass's
+  provisioner has a CSIDriver object (util.go storageClassCSIDriverExists); the lab driver registers
+  none, so DataVolumes take the legacy path (PVC created and bound at once, importer pod on it) and get
+  annotation cdi.kubevirt.io/storage.usePopulator "false" (updateDataVolumeUseCDIPopulator).
+* Immediate binding classes: no WaitForFirstConsumer / PendingPopulation phases.
+* Progress stays "N/A" until Succeeded ("100.0%"): real CDI reads the importer pod's metrics meanwhile.
+* Clone, upload, snapshot, imageio and VDDK sources are not handled (their DataVolumes keep no status).
+* CDI's DataVolume webhook refuses spec updates ("Cannot update DataVolume Spec",
+  pkg/apiserver/webhooks/datavolume-validate.go); the lab has no CDI webhook. CDI never resizes a
+  DataVolume: growing a disk means growing its PVC (spec.resources.requests.storage).
+"""
+
+import logging
+import math
+import os
+import time
+from typing import Dict, List, Optional
+
+from ..kube import JSON, Kube, KubeError, object_path
+from .runtime import Manager
+from .storage import DEFAULT_CLASS_ANNOTATION, Storage, binary_si, now, record_event, storage_bytes
+
+log = logging.getLogger("standin.datavolume")
+
+DV_API = "cdi.kubevirt.io/v1beta1"
+IMPORT_SOURCES = ("http", "registry", "s3", "gcs", "blank")
+# pkg/controller/common/util.go annotations
+ANN = "cdi.kubevirt.io"
+ANN_POD_PHASE = f"{ANN}/storage.pod.phase"
+ANN_POD_RESTARTS = f"{ANN}/storage.pod.restarts"
+ANN_POD_SCHEDULABLE = f"{ANN}/storage.pod.schedulable"
+ANN_IMPORT_POD = f"{ANN}/storage.import.importPodName"
+ANN_SOURCE = f"{ANN}/storage.import.source"
+ANN_ENDPOINT = f"{ANN}/storage.import.endpoint"
+ANN_CONTENT_TYPE = f"{ANN}/storage.contentType"
+ANN_CREATED_FOR_DV = f"{ANN}/createdForDataVolume"
+ANN_PREALLOCATION = f"{ANN}/storage.preallocation.requested"
+ANN_USE_POPULATOR = f"{ANN}/storage.usePopulator"
+ANN_RUNNING = f"{ANN}/storage.condition.running"
+ANN_RUNNING_MESSAGE = f"{ANN}/storage.condition.running.message"
+ANN_RUNNING_REASON = f"{ANN}/storage.condition.running.reason"
+ANN_BOUND = f"{ANN}/storage.condition.bound"
+ANN_BOUND_MESSAGE = f"{ANN}/storage.condition.bound.message"
+ANN_BOUND_REASON = f"{ANN}/storage.condition.bound.reason"
+ANN_REGISTRY_IMPORT_METHOD = f"{ANN}/storage.import.registryImportMethod"
+# pkg/common/common.go DefaultGlobalOverhead; pkg/util/util.go DefaultAlignBlockSize
+DEFAULT_FS_OVERHEAD = 0.06
+ALIGN = 1024 * 1024
+POD_RUNNING_REASON = "Pod is running"  # pkg/controller/util.go PodRunningReason
+IMPORTER_STEPS = ("Pending", "Running", "Succeeded")
+
+
+def required_space(overhead: float, size: int) -> int:
+    """pkg/util/util.go GetRequiredSpace: aligned to 1MiB, plus the filesystem overhead."""
+    aligned = -(-size // ALIGN) * ALIGN
+    return int(math.ceil(aligned * (1 + overhead)))
+
+
+def find_condition(conditions: List[JSON], kind: str) -> Optional[JSON]:
+    return next((c for c in conditions if c.get("type") == kind), None)
+
+
+def update_condition(conditions: List[JSON], kind: str, status: str, message: str, reason: str) -> List[JSON]:
+    """conditions.go updateCondition."""
+    cond = find_condition(conditions, kind)
+    if cond is None:
+        cond = {"type": kind}
+        conditions.append(cond)
+    stamp = now()
+    if cond.get("status") != status:
+        cond.update(lastTransitionTime=stamp, lastHeartbeatTime=stamp, message=message, reason=reason)
+    elif cond.get("message", "") != message or cond.get("reason", "") != reason:
+        cond.update(message=message, reason=reason, lastHeartbeatTime=stamp)
+    cond["status"] = status
+    return conditions
+
+
+class DataVolumes:
+    def __init__(self, manager: Manager, kube: Kube, storage: Storage):
+        self.kube = kube
+        self.storage = storage
+        self.step = float(os.environ.get("LAB_VMI_STEP_SECONDS", "0.3"))
+        self.dvs = manager.informer("datavolumes", object_path(DV_API, "datavolumes"), ("DataVolume",))
+        self.since: Dict[str, float] = {}
+        manager.reconciler("DataVolume", self.reconcile_dv)
+        manager.reconciler("Import", self.reconcile_import)
+
+    # -- DataVolume controller (controller-base.go) ---------------------------------------------------
+
+    def _dv_path(self, dv: JSON) -> str:
+        return object_path(DV_API, "datavolumes", dv["metadata"]["name"], dv["metadata"]["namespace"])
+
+    def reconcile_dv(self, namespace: str, name: str) -> Optional[float]:
+        dv = self.dvs.get(namespace, name)
+        if dv is None or dv["metadata"].get("deletionTimestamp"):
+            return None
+        source = (dv.get("spec") or {}).get("source") or {}
+        if not any(k in source for k in IMPORT_SOURCES):
+            return None
+        if ANN_USE_POPULATOR not in (dv["metadata"].get("annotations") or {}):
+            # util.go updateDataVolumeUseCDIPopulator: false, no CSIDriver object for the lab driver
+            self.kube.merge_patch(self._dv_path(dv), {"metadata": {"annotations": {ANN_USE_POPULATOR: "false"}}})
+            return None
+        pvc = self.storage.pvcs.get(namespace, name)
+        event: Optional[tuple] = None
+        if pvc is None:
+            try:
+                spec = self._render_pvc_spec(dv)
+            except ValueError as err:
+                event = ("Warning", "ErrClaimNotValid", str(err))
+                spec = None
+            if spec is not None:
+                pvc = self._create_pvc(dv, spec, source)
+        return self._update_status(dv, pvc, event)
+
+    def _default_class(self) -> Optional[JSON]:
+        """pkg/controller/common/util.go getFallbackStorageClass (k8s default annotation; newest first)."""
+        defaults = [sc for sc in self.storage.classes.list()
+                    if (sc["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"]
+        defaults.sort(key=lambda sc: (sc["metadata"].get("creationTimestamp", ""), sc["metadata"]["name"]))
+        if not defaults:
+            return None
+        newest = defaults[-1]["metadata"].get("creationTimestamp", "")
+        return min((sc for sc in defaults if sc["metadata"].get("creationTimestamp", "") == newest),
+                   key=lambda sc: sc["metadata"]["name"])
+
+    def _claim_property_sets(self, class_name: str) -> List[JSON]:
+        profile = self.storage.profiles.get("", class_name) or {}
+        return (profile.get("status") or {}).get("claimPropertySets") or []
+
+    def _render_pvc_spec(self, dv: JSON) -> Optional[JSON]:
+        """util.go renderPvcSpec: spec.pvc as given; spec.storage completed from the StorageProfile."""
+        spec = dv.get("spec") or {}
+        if spec.get("pvc") is not None:
+            return dict(spec["pvc"])
+        storage = spec.get("storage")
+        if storage is None:
+            raise ValueError("datavolume one of {pvc, storage} field is required")
+        pvc = {k: storage[k] for k in ("accessModes", "selector", "resources", "volumeName", "storageClassName",
+                                       "volumeMode", "dataSource", "dataSourceRef") if storage.get(k) is not None}
+        # renderPvcSpecVolumeModeAndAccessModesAndStorageClass
+        class_name = pvc.get("storageClassName")
+        sc = self.storage.classes.get("", class_name) if class_name else self._default_class()
+        if sc is None:
+            if not pvc.get("accessModes"):
+                raise ValueError("PVC spec is missing accessMode and no storageClass to choose profile")
+        else:
+            pvc["storageClassName"] = sc["metadata"]["name"]
+            sets = self._claim_property_sets(sc["metadata"]["name"])
+            if not pvc.get("volumeMode") and not pvc.get("accessModes"):
+                if not sets or not sets[0].get("accessModes"):
+                    raise ValueError("Spec is missing accessMode and volumeMode, cannot get access mode from "
+                                     f"StorageProfile {sc['metadata']['name']}")
+                pvc["accessModes"] = list(sets[0]["accessModes"])
+                if sets[0].get("volumeMode"):
+                    pvc["volumeMode"] = sets[0]["volumeMode"]
+            elif not pvc.get("accessModes"):
+                match = next((s for s in sets if s.get("volumeMode") == pvc["volumeMode"] and s.get("accessModes")),
+                             None)
+                if match is None:
+                    raise ValueError("Spec is missing accessMode and cannot get access mode from "
+                                     f"StorageProfile {sc['metadata']['name']}")
+                pvc["accessModes"] = list(match["accessModes"])
+            elif not pvc.get("volumeMode"):
+                match = next((s for s in sets if set(s.get("accessModes") or []) & set(pvc["accessModes"])), None)
+                if match and match.get("volumeMode"):
+                    pvc["volumeMode"] = match["volumeMode"]
+        # renderPvcSpecVolumeSize: InflateSizeWithOverhead for filesystem volumes
+        requested = ((pvc.get("resources") or {}).get("requests") or {}).get("storage")
+        if requested is None:
+            raise ValueError("PVC Spec is not valid - missing storage size")
+        size = storage_bytes(requested)
+        if size < ALIGN:
+            raise ValueError("PVC Spec is not valid - storage size should be at least 1MiB")
+        if (pvc.get("volumeMode") or "Filesystem") == "Filesystem":
+            size = required_space(DEFAULT_FS_OVERHEAD, size)
+        pvc["resources"] = {**(pvc.get("resources") or {}),
+                            "requests": {**pvc["resources"]["requests"], "storage": binary_si(size)}}
+        return pvc
+
+    def _create_pvc(self, dv: JSON, spec: JSON, source: JSON) -> Optional[JSON]:
+        """controller-base.go newPersistentVolumeClaim with import-controller.go updateAnnotations."""
+        meta = dv["metadata"]
+        labels = {"app": "containerized-data-importer", "app.kubernetes.io/component": "storage",
+                  "app.kubernetes.io/managed-by": "cdi-controller"}
+        if (spec.get("volumeMode") or "Filesystem") == "Filesystem":
+            # common.KubePersistentVolumeFillingUpSuppressLabelKey
+            labels["alerts.k8s.io/KubePersistentVolumeFillingUp"] = "disabled"
+        labels.update(meta.get("labels") or {})
+        annotations = dict(meta.get("annotations") or {})
+        annotations.update({ANN_POD_RESTARTS: "0", ANN_CONTENT_TYPE: (dv["spec"].get("contentType") or "kubevirt"),
+                            ANN_PREALLOCATION: "false", ANN_CREATED_FOR_DV: meta["uid"]})
+        if "http" in source:
+            annotations[ANN_ENDPOINT] = source["http"].get("url", "")
+            annotations[ANN_SOURCE] = "http"
+        elif "registry" in source:
+            annotations[ANN_ENDPOINT] = source["registry"].get("url", "")
+            annotations[ANN_SOURCE] = "registry"
+            if source["registry"].get("pullMethod"):
+                annotations[ANN_REGISTRY_IMPORT_METHOD] = source["registry"]["pullMethod"]
+        elif "s3" in source or "gcs" in source:
+            kind = "s3" if "s3" in source else "gcs"
+            annotations[ANN_ENDPOINT] = source[kind].get("url", "")
+            annotations[ANN_SOURCE] = kind
+        else:
+            annotations[ANN_SOURCE] = "none"  # cc.SourceNone for blank
+        pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": labels,
+                            "annotations": annotations,
+                            "ownerReferences": [{"apiVersion": DV_API, "kind": "DataVolume", "name": meta["name"],
+                                                 "uid": meta["uid"], "controller": True,
+                                                 "blockOwnerDeletion": True}]},
+               "spec": spec}
+        try:
+            return self.kube.create(object_path("v1", "persistentvolumeclaims", namespace=meta["namespace"]), pvc)
+        except KubeError as err:
+            if err.status == 409 or (err.status == 403 and "being terminated" in str(err)):
+                return None
+            if err.status in (400, 422):
+                record_event(self.kube, dv, "DataVolume", DV_API, "Warning", "ErrClaimNotValid",
+                             err.body.get("message", "") if isinstance(err.body, dict) else str(err), "datavolume-controller")
+                return None
+            raise
+
+    def _update_status(self, dv: JSON, pvc: Optional[JSON], event: Optional[tuple]) -> Optional[float]:
+        """controller-base.go updateStatus, updateConditions and emitEvent."""
+        status = dict(dv.get("status") or {})
+        current = status.get("phase", "")
+        phase = current
+        conditions = [dict(c) for c in status.get("conditions") or []]
+        events = []
+        if event:
+            events.append(event)
+        if pvc is None or pvc["metadata"].get("deletionTimestamp"):
+            if pvc is None:
+                phase = "Pending"  # shouldSetDataVolumePending
+        else:
+            status["claimName"] = pvc["metadata"]["name"]
+            annotations = pvc["metadata"].get("annotations") or {}
+            pod_phase = annotations.get(ANN_POD_PHASE)
+            pvc_phase = (pvc.get("status") or {}).get("phase")
+            if pod_phase == "Succeeded":
+                phase = self._import_phase(pvc, phase, events)
+            elif pvc_phase == "Pending":
+                phase = "Pending"  # updateStatusPVCPending: not populators, not WaitForFirstConsumer
+            elif pvc_phase == "Bound":
+                if phase in ("", "Pending", "WaitForFirstConsumer", "Unknown"):
+                    phase = "PVCBound"
+                phase = self._import_phase(pvc, phase, events)
+            elif pvc_phase == "Lost":
+                phase = "Failed"
+                events.append(("Warning", "ErrClaimLost", f"PVC {pvc['metadata']['name']} lost"))
+            # reconcileProgressUpdate
+            if not status.get("progress"):
+                status["progress"] = "N/A"
+        status["phase"] = phase
+        if phase == "Succeeded":
+            status["progress"] = "100.0%"
+        original = [dict(c) for c in conditions]
+        conditions = self._conditions(conditions, phase, pvc)
+        status["conditions"] = conditions
+        if status == (dv.get("status") or {}):
+            return None
+        self.kube.merge_patch(self._dv_path(dv) + "/status",
+                              {"metadata": {"resourceVersion": dv["metadata"]["resourceVersion"]}, "status": status})
+        # emitEvent: the phase's event, then a changed Bound condition's
+        if phase != current:
+            for event_type, reason, message in events:
+                record_event(self.kube, dv, "DataVolume", DV_API, event_type, reason, message, "datavolume-controller")
+        bound, before = find_condition(conditions, "Bound"), find_condition(original, "Bound")
+        if bound and (before is None or any(bound.get(k) != before.get(k) for k in ("status", "reason", "message"))):
+            record_event(self.kube, dv, "DataVolume", DV_API, "Normal", bound.get("reason", ""),
+                         bound.get("message", ""), "datavolume-controller")
+        return None
+
+    @staticmethod
+    def _import_phase(pvc: JSON, phase: str, events: list) -> str:
+        """import-controller.go (datavolume) updateStatusPhase."""
+        annotations = pvc["metadata"].get("annotations") or {}
+        pod_phase = annotations.get(ANN_POD_PHASE)
+        name = pvc["metadata"]["name"]
+        if pod_phase != "Succeeded" and not (ANN_IMPORT_POD in annotations
+                                             and (pvc.get("status") or {}).get("phase") == "Bound"):
+            return phase
+        if pod_phase is None:
+            return "ImportScheduled"
+        if pod_phase == "Pending":
+            events.append(("Normal", "ImportScheduled", f"Import into {name} scheduled"))
+            return "ImportScheduled"
+        if pod_phase == "Running":
+            events.append(("Normal", "ImportInProgress", f"Import into {name} in progress"))
+            return "ImportInProgress"
+        if pod_phase == "Succeeded":
+            events.append(("Normal", "ImportSucceeded", f"Successfully imported into PVC {name}"))
+            return "Succeeded"
+        return "ImportScheduled"
+
+    @staticmethod
+    def _conditions(conditions: List[JSON], phase: str, pvc: Optional[JSON]) -> List[JSON]:
+        """controller-base.go updateConditions with conditions.go updateBoundCondition / updateRunningCondition."""
+        anno = (pvc or {}).get("metadata", {}).get("annotations") or {}
+        ready = {"Succeeded": "True", "Unknown": "Unknown"}.get(phase, "False")
+        if pvc is not None:
+            name = pvc["metadata"]["name"]
+            pvc_phase = (pvc.get("status") or {}).get("phase")
+            bound_ann = anno.get(ANN_BOUND)
+            ann_ok = bound_ann is None or bound_ann.lower() == "true"
+            if pvc_phase == "Bound":
+                if ann_ok:
+                    update_condition(conditions, "Bound", "True", f"PVC {name} Bound", "Bound")
+                else:
+                    update_condition(conditions, "Bound", "False", anno.get(ANN_BOUND_MESSAGE, ""),
+                                     anno.get(ANN_BOUND_REASON, ""))
+                    update_condition(conditions, "Ready", "False", "", "")
+            elif pvc_phase == "Pending":
+                if ann_ok:
+                    update_condition(conditions, "Bound", "False", f"PVC {name} Pending", "Pending")
+                else:
+                    update_condition(conditions, "Bound", "False",
+                                     f"target PVC {name} Pending and {anno.get(ANN_BOUND_MESSAGE, '')}",
+                                     anno.get(ANN_BOUND_REASON, ""))
+                update_condition(conditions, "Ready", "False", "", "")
+            elif pvc_phase == "Lost":
+                update_condition(conditions, "Bound", "False", "Claim Lost", "ClaimLost")
+                update_condition(conditions, "Ready", "False", "", "")
+            else:
+                update_condition(conditions, "Bound", "False", "", "")
+                update_condition(conditions, "Ready", "False", "", "")
+        else:
+            update_condition(conditions, "Bound", "False", "No PVC found", "NotFound")
+            update_condition(conditions, "Ready", "False", "", "")
+        update_condition(conditions, "Ready", ready, "", "")
+        # updateRunningCondition
+        if anno.get(ANN_POD_SCHEDULABLE) == "false":
+            update_condition(conditions, "Running", "False", "Importer pod cannot be scheduled", "Unschedulable")
+        elif ANN_RUNNING in anno:
+            value = anno[ANN_RUNNING].lower()
+            if value == "true":
+                update_condition(conditions, "Running", "True", anno.get(ANN_RUNNING_MESSAGE, ""),
+                                 anno.get(ANN_RUNNING_REASON, ""))
+                update_condition(conditions, "Ready", "False", "", "TransferRunning")
+            elif value == "false":
+                update_condition(conditions, "Running", "False", anno.get(ANN_RUNNING_MESSAGE, ""),
+                                 anno.get(ANN_RUNNING_REASON, ""))
+            else:
+                update_condition(conditions, "Running", "Unknown", anno.get(ANN_RUNNING_MESSAGE, ""),
+                                 anno.get(ANN_RUNNING_REASON, ""))
+        else:
+            update_condition(conditions, "Running", "False", anno.get(ANN_RUNNING_MESSAGE, ""),
+                             anno.get(ANN_RUNNING_REASON, ""))
+        return conditions
+
+    # -- import controller (pkg/controller/import-controller.go) --------------------------------------
+
+    def reconcile_import(self, namespace: str, name: str) -> Optional[float]:
+        pvc = self.storage.pvcs.get(namespace, name)
+        if pvc is None or pvc["metadata"].get("deletionTimestamp"):
+            return None
+        annotations = pvc["metadata"].get("annotations") or {}
+        # shouldReconcilePVC: an import PVC (endpoint or source annotation), bound, not done yet
+        if ANN_SOURCE not in annotations or (pvc.get("status") or {}).get("phase") != "Bound":
+            return None
+        pod_phase = annotations.get(ANN_POD_PHASE, "")
+        if pod_phase == "Succeeded":
+            return None
+        key = f"{pvc['metadata']['uid']}:{pod_phase}"
+        since = self.since.setdefault(key, time.monotonic())
+        wait = since + self.step - time.monotonic()
+        if wait > 0:
+            return wait
+        if ANN_IMPORT_POD not in annotations:
+            # initPvcPodName: naming.GetResourceName(common.ImporterPodName, pvc name)
+            patch = {ANN_IMPORT_POD: f"importer-{name}"}
+        elif not pod_phase:
+            # the importer pod is created and Pending (no container statuses yet)
+            patch = {ANN_POD_PHASE: "Pending", ANN_POD_SCHEDULABLE: "true"}
+        elif pod_phase == "Pending":
+            # setAnnotationsFromPodWithPrefix: all containers running
+            patch = {ANN_POD_PHASE: "Running", ANN_RUNNING: "true", ANN_RUNNING_MESSAGE: "",
+                     ANN_RUNNING_REASON: POD_RUNNING_REASON}
+        else:
+            # terminated: the importer's termination message and the container's reason
+            patch = {ANN_POD_PHASE: "Succeeded", ANN_RUNNING: "false", ANN_RUNNING_MESSAGE: "Import Complete",
+                     ANN_RUNNING_REASON: "Completed"}
+        self.kube.merge_patch(object_path("v1", "persistentvolumeclaims", name, namespace),
+                              {"metadata": {"resourceVersion": pvc["metadata"]["resourceVersion"],
+                                            "annotations": patch}})
+        return None

@@ -1,0 +1,301 @@
+"""Storage in the lab: StorageClasses, the CSI stand-in's provisioning and expansion on the real
+kube-controller-manager and kube-apiserver, CDI's StorageProfiles and DataVolumes."""
+
+import pytest
+
+from tests.lab.kube import KubeError, object_path
+from tests.lab.kubevirt import storage
+
+from .helpers import vm_manifest, vm_path, vmi_path
+
+GI = 1 << 30
+FORBIDDEN_CLASS = ("only dynamically provisioned pvc can be resized and the storageclass that provisions "
+                   "the pvc must support resize")
+
+
+def pvc_path(namespace, name=""):
+    return object_path("v1", "persistentvolumeclaims", name, namespace)
+
+
+def dv_path(namespace, name=""):
+    return object_path("cdi.kubevirt.io/v1beta1", "datavolumes", name, namespace)
+
+
+def pvc(name, size="1Gi", modes=("ReadWriteOnce",), storage_class=None, volume_mode=None):
+    spec = {"accessModes": list(modes), "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    if volume_mode:
+        spec["volumeMode"] = volume_mode
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name}, "spec": spec}
+
+
+def conditions(obj):
+    return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+def events(admin, namespace, name):
+    items = admin.get(object_path("v1", "events", namespace=namespace))["items"]
+    return [e for e in items if e["involvedObject"]["name"] == name]
+
+
+def wait_event(wait, admin, namespace, name, reason):
+    path = object_path("v1", "events", namespace=namespace)
+    found = wait.until(path, lambda listing: any(e["involvedObject"]["name"] == name and e["reason"] == reason
+                                                 for e in listing["items"]),
+                       what=f"event {reason} on {namespace}/{name}")
+    return [e for e in found["items"] if e["involvedObject"]["name"] == name and e["reason"] == reason]
+
+
+def wait_bound(wait, namespace, name):
+    return wait.until(pvc_path(namespace, name), lambda p: p and p.get("status", {}).get("phase") == "Bound",
+                      what=f"PVC {namespace}/{name} Bound")
+
+
+def create_bound(admin, wait, namespace, name, **kwargs):
+    admin.create(pvc_path(namespace), pvc(name, **kwargs))
+    return wait_bound(wait, namespace, name)
+
+
+def expand(admin, namespace, name, size):
+    return admin.merge_patch(pvc_path(namespace, name), {"spec": {"resources": {"requests": {"storage": size}}}})
+
+
+# -- StorageClasses and StorageProfiles ---------------------------------------------------------------
+
+def test_the_lab_storage_classes_are_seeded_and_seeding_again_changes_nothing(admin):
+    classes = {name: admin.get(object_path("storage.k8s.io/v1", "storageclasses", name))
+               for name in ("lab-rwo", "lab-rwx", "lab-fixed")}
+    for sc in classes.values():
+        assert sc["provisioner"] == storage.PROVISIONER == "csi.lab.palette.vmo"
+        assert sc["volumeBindingMode"] == "Immediate" and sc["reclaimPolicy"] == "Delete"
+    assert classes["lab-rwo"]["allowVolumeExpansion"] is True
+    assert classes["lab-rwx"]["allowVolumeExpansion"] is True
+    assert classes["lab-fixed"]["allowVolumeExpansion"] is False
+    defaults = [name for name, sc in classes.items()
+                if sc["metadata"]["annotations"][storage.DEFAULT_CLASS_ANNOTATION] == "true"]
+    assert defaults == ["lab-rwo"]
+    storage.ensure_storage_classes(admin)
+    for name, sc in classes.items():
+        again = admin.get(object_path("storage.k8s.io/v1", "storageclasses", name))
+        assert again["metadata"]["resourceVersion"] == sc["metadata"]["resourceVersion"]
+
+
+@pytest.mark.parametrize("name,modes", [("lab-rwo", ["ReadWriteOnce"]), ("lab-rwx", ["ReadWriteMany"]),
+                                        ("lab-fixed", ["ReadWriteOnce"])])
+def test_cdi_has_a_storage_profile_per_class(admin, wait, name, modes):
+    profile = wait.until(object_path("cdi.kubevirt.io/v1beta1", "storageprofiles", name),
+                         lambda p: p and (p.get("status") or {}).get("claimPropertySets"),
+                         what=f"StorageProfile {name}")
+    status = profile["status"]
+    assert status["storageClass"] == name and status["provisioner"] == storage.PROVISIONER
+    assert status["claimPropertySets"] == [{"accessModes": modes, "volumeMode": "Filesystem"}]
+    assert status["cloneStrategy"] == "copy" and status["dataImportCronSourceFormat"] == "pvc"
+    recognized = conditions(profile)["Recognized"]
+    assert (recognized["status"], recognized["reason"]) == ("False", "UnrecognizedProvisioner")
+
+
+# -- provisioning (external-provisioner stand-in, real PV controller) ----------------------------------
+
+def test_a_claim_without_class_gets_the_default_and_is_bound_to_a_provisioned_volume(admin, namespace, wait):
+    claim = create_bound(admin, wait, namespace, "data", size="3Gi")
+    assert claim["spec"]["storageClassName"] == "lab-rwo"  # DefaultStorageClass admission
+    assert claim["metadata"]["annotations"]["volume.kubernetes.io/storage-provisioner"] == storage.PROVISIONER
+    assert claim["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] == "yes"
+    assert claim["status"]["capacity"] == {"storage": "3Gi"}
+    assert claim["status"]["accessModes"] == ["ReadWriteOnce"]
+    pv = admin.get(object_path("v1", "persistentvolumes", claim["spec"]["volumeName"]))
+    assert pv["metadata"]["name"] == f"pvc-{claim['metadata']['uid']}"
+    assert pv["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"] == storage.PROVISIONER
+    assert storage.PV_FINALIZER in pv["metadata"]["finalizers"]
+    assert pv["spec"]["csi"]["driver"] == storage.PROVISIONER and pv["spec"]["csi"]["fsType"] == "ext4"
+    assert pv["spec"]["capacity"] == {"storage": "3Gi"}
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
+    assert pv["spec"]["claimRef"]["uid"] == claim["metadata"]["uid"]
+    assert pv["status"]["phase"] == "Bound"
+    reasons = {e["reason"] for e in events(admin, namespace, "data")}
+    assert {"ExternalProvisioning", "Provisioning", "ProvisioningSucceeded"} <= reasons
+
+
+def test_read_write_many_is_provisioned_on_lab_rwx(admin, namespace, wait):
+    claim = create_bound(admin, wait, namespace, "shared", modes=("ReadWriteMany",), storage_class="lab-rwx")
+    assert claim["status"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_read_write_many_on_lab_rwo_fails_as_the_driver_refuses_it(admin, namespace, wait):
+    admin.create(pvc_path(namespace), pvc("wide", modes=("ReadWriteMany",), storage_class="lab-rwo"))
+    failed = wait_event(wait, admin, namespace, "wide", "ProvisioningFailed")
+    assert failed[0]["type"] == "Warning"
+    assert failed[0]["message"].startswith("Volume provisioning failed with infeasible error. Retries will be "
+                                           "delayed. rpc error: code = InvalidArgument desc = ")
+    claim = admin.get(pvc_path(namespace, "wide"))
+    assert claim["status"]["phase"] == "Pending" and not claim["spec"].get("volumeName")
+    assert admin.get_or_none(object_path("v1", "persistentvolumes", f"pvc-{claim['metadata']['uid']}")) is None
+    # The apiserver's validation refuses to change the request of a claim that is not bound.
+    with pytest.raises(KubeError) as err:
+        expand(admin, namespace, "wide", "2Gi")
+    assert err.value.status == 422
+    assert "spec: Forbidden: spec is immutable after creation except resources.requests and " \
+        "volumeAttributesClassName for bound claims" in err.value.body["message"]
+
+
+def test_deleting_a_claim_deletes_its_volume(admin, namespace, wait):
+    claim = create_bound(admin, wait, namespace, "scratch")
+    admin.delete(pvc_path(namespace, "scratch"))
+    wait.gone(object_path("v1", "persistentvolumes", claim["spec"]["volumeName"]))
+    wait.gone(pvc_path(namespace, "scratch"))
+
+
+# -- expansion (apiserver admission, external-resizer stand-in, kubelet) -----------------------------
+
+def test_the_apiserver_refuses_expansion_on_a_class_without_it(admin, namespace, wait):
+    create_bound(admin, wait, namespace, "fixed", storage_class="lab-fixed")
+    with pytest.raises(KubeError) as err:
+        expand(admin, namespace, "fixed", "2Gi")
+    assert err.value.status == 403 and err.value.reason == "Forbidden"
+    assert FORBIDDEN_CLASS in err.value.body["message"]
+
+
+def test_the_apiserver_refuses_shrinking(admin, namespace, wait):
+    create_bound(admin, wait, namespace, "big", size="2Gi")
+    with pytest.raises(KubeError) as err:
+        expand(admin, namespace, "big", "1Gi")
+    assert err.value.status == 422 and err.value.reason == "Invalid"
+    assert "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity" \
+        in err.value.body["message"]
+
+
+def test_expanding_an_unused_filesystem_claim_waits_for_the_node(admin, namespace, wait):
+    claim = create_bound(admin, wait, namespace, "grow")
+    expand(admin, namespace, "grow", "2Gi")
+    claim = wait.until(pvc_path(namespace, "grow"),
+                       lambda p: "FileSystemResizePending" in conditions(p), what="FileSystemResizePending")
+    status = claim["status"]
+    assert status["capacity"] == {"storage": "1Gi"}
+    assert status["allocatedResources"] == {"storage": "2Gi"}
+    assert status["allocatedResourceStatuses"] == {"storage": "NodeResizePending"}
+    conds = conditions(claim)
+    assert conds["Resizing"]["status"] == "True"
+    assert conds["FileSystemResizePending"]["message"] == \
+        "Waiting for user to (re-)start a pod to finish file system resize of volume on node."
+    pv = admin.get(object_path("v1", "persistentvolumes", claim["spec"]["volumeName"]))
+    assert pv["spec"]["capacity"] == {"storage": "2Gi"}
+    reasons = {e["reason"] for e in events(admin, namespace, "grow")}
+    assert {"ExternalExpanding", "Resizing", "FileSystemResizeRequired"} <= reasons
+
+    # A VM that mounts the claim: the kubelet expands the filesystem online and the resize is over.
+    vm = vm_manifest("user", namespace)
+    template = vm["spec"]["template"]["spec"]
+    template["domain"]["devices"]["disks"] = [{"name": "data", "disk": {"bus": "virtio"}}]
+    template["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "grow"}}]
+    admin.create(vm_path(namespace), vm)
+    wait.printable(namespace, "user", "Running")
+    claim = wait.until(pvc_path(namespace, "grow"),
+                       lambda p: p["status"].get("capacity") == {"storage": "2Gi"}, what="capacity 2Gi")
+    assert not claim["status"].get("allocatedResourceStatuses")
+    assert claim["status"]["allocatedResources"] == {"storage": "2Gi"}
+    assert not set(conditions(claim)) & {"Resizing", "FileSystemResizePending"}
+
+    # Grown again while in use: online, straight through.
+    expand(admin, namespace, "grow", "3Gi")
+    claim = wait.until(pvc_path(namespace, "grow"),
+                       lambda p: p["status"].get("capacity") == {"storage": "3Gi"}, what="capacity 3Gi")
+    assert not claim["status"].get("allocatedResourceStatuses") and not conditions(claim)
+    assert admin.get(vmi_path(namespace, "user"))["status"]["phase"] == "Running"
+
+
+def test_expanding_a_block_claim_needs_no_node_step(admin, namespace, wait):
+    create_bound(admin, wait, namespace, "raw", volume_mode="Block", modes=("ReadWriteMany",), storage_class="lab-rwx")
+    expand(admin, namespace, "raw", "5Gi")
+    claim = wait.until(pvc_path(namespace, "raw"),
+                       lambda p: p["status"].get("capacity") == {"storage": "5Gi"}, what="capacity 5Gi")
+    assert claim["metadata"]["annotations"][storage.ANN_NODE_EXPANSION_NOT_REQUIRED] == "true"
+    assert not claim["status"].get("allocatedResourceStatuses") and not conditions(claim)
+    assert {"Resizing", "VolumeResizeSuccessful"} <= {e["reason"] for e in events(admin, namespace, "raw")}
+
+
+# -- CDI DataVolumes ------------------------------------------------------------------------------------
+
+def datavolume(name, source, storage_spec=None, pvc_spec=None):
+    spec = {"source": source}
+    if pvc_spec is not None:
+        spec["pvc"] = pvc_spec
+    else:
+        spec["storage"] = storage_spec or {"resources": {"requests": {"storage": "1Gi"}}}
+    return {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": name}, "spec": spec}
+
+
+def wait_dv(wait, namespace, name, phase):
+    return wait.until(dv_path(namespace, name), lambda dv: dv and (dv.get("status") or {}).get("phase") == phase,
+                      what=f"DataVolume {namespace}/{name} {phase}")
+
+
+def test_a_blank_datavolume_imports_into_a_claim_sized_and_shaped_by_the_storage_profile(admin, namespace, wait):
+    admin.create(dv_path(namespace), datavolume("blank", {"blank": {}}))
+    dv = wait_dv(wait, namespace, "blank", "Succeeded")
+    assert dv["status"]["progress"] == "100.0%" and dv["status"]["claimName"] == "blank"
+    conds = conditions(dv)
+    assert (conds["Bound"]["status"], conds["Bound"]["reason"], conds["Bound"]["message"]) == \
+        ("True", "Bound", "PVC blank Bound")
+    assert conds["Ready"]["status"] == "True"
+    assert (conds["Running"]["status"], conds["Running"]["reason"], conds["Running"]["message"]) == \
+        ("False", "Completed", "Import Complete")
+    claim = admin.get(pvc_path(namespace, "blank"))
+    assert claim["metadata"]["ownerReferences"][0]["kind"] == "DataVolume"
+    assert claim["metadata"]["ownerReferences"][0]["uid"] == dv["metadata"]["uid"]
+    assert claim["spec"]["storageClassName"] == "lab-rwo"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and claim["spec"]["volumeMode"] == "Filesystem"
+    # CDI's filesystem overhead (6 %) on the 1 MiB aligned size
+    assert claim["spec"]["resources"]["requests"]["storage"] == str(-(-GI * 106 // 100))
+    annotations = claim["metadata"]["annotations"]
+    assert annotations["cdi.kubevirt.io/storage.import.source"] == "none"
+    assert annotations["cdi.kubevirt.io/storage.pod.phase"] == "Succeeded"
+    assert dv["metadata"]["annotations"]["cdi.kubevirt.io/storage.usePopulator"] == "false"
+    reasons = [e["reason"] for e in events(admin, namespace, "blank") if e["involvedObject"]["kind"] == "DataVolume"]
+    # ImportScheduled has no event here: the phase is already ImportScheduled (importer pod named) when the
+    # pod's Pending phase arrives, and CDI emits phase events only on a phase change (emitEvent).
+    assert {"ImportInProgress", "ImportSucceeded", "Bound"} <= set(reasons)
+
+
+def test_a_registry_datavolume_with_a_pvc_spec_uses_it_as_given(admin, namespace, wait):
+    admin.create(dv_path(namespace), datavolume(
+        "disk", {"registry": {"url": "docker://quay.io/containerdisks/fedora:41"}},
+        pvc_spec={"accessModes": ["ReadWriteMany"], "storageClassName": "lab-rwx",
+                  "resources": {"requests": {"storage": "2Gi"}}}))
+    wait_dv(wait, namespace, "disk", "Succeeded")
+    claim = admin.get(pvc_path(namespace, "disk"))
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["metadata"]["annotations"]["cdi.kubevirt.io/storage.import.endpoint"] == \
+        "docker://quay.io/containerdisks/fedora:41"
+    assert claim["metadata"]["annotations"]["cdi.kubevirt.io/storage.import.source"] == "registry"
+
+
+def test_an_http_datavolume_on_lab_rwx_gets_the_profiles_access_mode(admin, namespace, wait):
+    admin.create(dv_path(namespace), datavolume(
+        "web", {"http": {"url": "https://images.example/disk.qcow2"}},
+        storage_spec={"storageClassName": "lab-rwx", "resources": {"requests": {"storage": "1Gi"}}}))
+    wait_dv(wait, namespace, "web", "Succeeded")
+    claim = admin.get(pvc_path(namespace, "web"))
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["metadata"]["annotations"]["cdi.kubevirt.io/storage.import.source"] == "http"
+
+
+def test_a_datavolume_whose_claim_cannot_be_provisioned_stays_pending(admin, namespace, wait):
+    admin.create(dv_path(namespace), datavolume(
+        "stuck", {"blank": {}},
+        storage_spec={"accessModes": ["ReadWriteMany"], "storageClassName": "lab-rwo",
+                      "resources": {"requests": {"storage": "1Gi"}}}))
+    wait_event(wait, admin, namespace, "stuck", "ProvisioningFailed")
+    dv = wait.until(dv_path(namespace, "stuck"), lambda d: "Bound" in conditions(d), what="DV Bound condition")
+    assert dv["status"]["phase"] == "Pending" and dv["status"]["progress"] == "N/A"
+    bound = conditions(dv)["Bound"]
+    assert (bound["status"], bound["reason"], bound["message"]) == ("False", "Pending", "PVC stuck Pending")
+    assert conditions(dv)["Ready"]["status"] == "False"
+
+
+def test_deleting_a_datavolume_deletes_its_claim(admin, namespace, wait):
+    admin.create(dv_path(namespace), datavolume("gone", {"blank": {}}))
+    wait_dv(wait, namespace, "gone", "Succeeded")
+    admin.delete(dv_path(namespace, "gone"))
+    wait.gone(pvc_path(namespace, "gone"))  # the garbage collector follows the owner reference
