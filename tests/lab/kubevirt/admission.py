@@ -289,6 +289,20 @@ def validate_live_update_cpu(field: str, vm_spec: JSON, config: JSON) -> List[Ca
     return []
 
 
+# vms-admitter.go validateLiveUpdateFeatures (memory part): with maxGuest set, the guest memory must
+# suit memory hotplug (pkg/liveupdate/memory/memory.go ValidateLiveUpdateMemory).
+def validate_live_update_memory(field: str, vm_spec: JSON, config: JSON) -> List[Cause]:
+    if not live_update_rollout(config):
+        return []
+    template_spec = (vm_spec.get("template") or {}).get("spec") or {}
+    memory = (template_spec.get("domain") or {}).get("memory") or {}
+    if memory.get("maxGuest") is None:
+        return []
+    from .live_update import validate_live_update_memory as check  # pylint: disable=import-outside-toplevel
+    problem = check(template_spec, memory["maxGuest"])
+    return [cause(INVALID, problem, f"{field}.template.spec.domain.memory.guest")] if problem else []
+
+
 # The CPU topology fields are uint32 in KubeVirt's types: virt-api's json.Unmarshal of the object
 # (vms-admitter.go Admit; webhooks.go GetVMIFromAdmissionReview) fails on a negative one, and
 # ToAdmissionResponseError answers 400 with encoding/json's message (the first such field).
@@ -346,6 +360,27 @@ def validate_multus_network_source(field: str, spec: JSON) -> List[Cause]:
         if net.get("multus") is not None and not net["multus"].get("networkName"):
             return [cause(REQUIRED, "CNI delegating plugin must have a networkName", f"{field}.networks[{idx}]")]
     return []
+
+
+# network/admitter/admit.go validateInterfaceStateValue (NIC hot-unplug is `state: absent`)
+def validate_interface_state_value(field: str, spec: JSON) -> List[Cause]:
+    causes = []
+    default = next((n for n in spec.get("networks") or []
+                    if n.get("pod") is not None or (n.get("multus") or {}).get("default")), None)
+    for idx, iface in enumerate(_interfaces(spec)):
+        path = f"{field}.domain.devices.interfaces[{idx}].state"
+        state, name = iface.get("state", ""), iface.get("name", "")
+        if state not in ("", "absent", "down", "up"):
+            causes.append(cause(INVALID, f"logical {name} interface state value is unsupported: {state}", path))
+        if iface.get("sriov") is not None and state in ("down", "up"):
+            causes.append(cause(INVALID, f'"{name}" interface\'s state "{state}" is not supported for SR-IOV NICs', path))
+        if state == "absent" and iface.get("bridge") is None:
+            causes.append(cause(INVALID, f'"{name}" interface\'s state "{state}" is supported only for bridge binding',
+                                path))
+        if state == "absent" and default is not None and default.get("name") == name:
+            causes.append(cause(INVALID, f'"{name}" interface\'s state "{state}" is not supported on default networks',
+                                path))
+    return causes
 
 
 BINDINGS = ("bridge", "masquerade", "sriov", "passt", "binding")
@@ -450,7 +485,8 @@ def validate_interfaces_fields(field: str, spec: JSON) -> List[Cause]:
 # network/admitter/validator.go Validate
 def validate_network(field: str, spec: JSON, config: JSON) -> List[Cause]:
     return (validate_single_pod_network(field, spec) + validate_single_network_source(field, spec)
-            + validate_multus_network_source(field, spec) + validate_interface_binding(field, spec, config)
+            + validate_multus_network_source(field, spec) + validate_interface_state_value(field, spec)
+            + validate_interface_binding(field, spec, config)
             + validate_network_name_unique(field, spec) + validate_networks_assigned_to_interfaces(field, spec)
             + validate_interface_name_unique(field, spec) + validate_interfaces_assigned_to_networks(field, spec)
             + validate_interfaces_fields(field, spec))
@@ -712,7 +748,8 @@ def validate_vm_spec(field: str, vm_spec: JSON, config: JSON) -> List[Cause]:
     return (validate_vmi_spec(f"{field}.template.spec", template.get("spec") or {}, config)
             + validate_data_volume_templates(field, vm_spec)
             + validate_run_strategy(field, vm_spec, config)
-            + validate_live_update_cpu(field, vm_spec, config))
+            + validate_live_update_cpu(field, vm_spec, config)
+            + validate_live_update_memory(field, vm_spec, config))
 
 
 # util/webhooks/webhooks.go ToAdmissionResponse: the first ten causes, their messages joined.

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 from ..kube import JSON, Kube, KubeError, object_path
+from . import live_update
 from .operator import Operators
 from .runtime import Manager
 
@@ -133,8 +134,10 @@ class VirtController:
         if not vm["metadata"].get("deletionTimestamp"):
             self._sync_run_strategy(vm, vmi)
             self._pop_done_requests(vm, vmi)
+        # Hotplug, live update and RestartRequired (vm.go sync, from syncRestartRequired on): live_update.py
+        again = live_update.sync_vm(self, vm, vmi)
         self._update_vm_status(vm, vmi)
-        return None
+        return again
 
     @staticmethod
     def _owned_by(vmi: JSON, vm: JSON) -> bool:
@@ -258,6 +261,8 @@ class VirtController:
             conditions.append({"type": "Paused", "status": "True", "reason": paused.get("reason", "PausedByUser"),
                                "message": paused.get("message", "VMI was paused by user"),
                                "lastProbeTime": None, "lastTransitionTime": paused.get("lastTransitionTime")})
+        # vm.go syncConditions: RestartRequired is not synced from the VMI; it stays as the VM's sync set it.
+        conditions += [c for c in (vm.get("status") or {}).get("conditions") or [] if c.get("type") == "RestartRequired"]
         ready = vmi is not None and phase(vmi) == "Running" and conditions[0]["status"] == "True"
         generation = vm["metadata"].get("generation", 1)
         wanted = {

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..kube import JSON, Kube, KubeError, object_path
 from . import admission
+from . import hotplug
 from .controller import now, is_final, is_paused, phase, run_strategy
 
 log = logging.getLogger("standin.virt-api")
@@ -31,6 +32,10 @@ JSONPATCH_TEST_ERR = "jsonpatch test operation does not apply"
 # The subresources this stand-in serves; a later behaviour adds its verb here and a handler below.
 VM_VERBS = ("start", "stop", "restart")
 VMI_VERBS = ("pause", "unpause")
+# pkg/virt-api/rest/volumes.go: volume hotplug on VMs and VMIs (hotplug.py)
+VOLUME_VERBS = ("addvolume", "removevolume")
+VM_VERBS += VOLUME_VERBS
+VMI_VERBS += VOLUME_VERBS
 
 
 class ApiError(Exception):
@@ -191,6 +196,23 @@ class SubresourceHandlers:
                     bool(body.get("dryRun")), name)
         return 202
 
+    def _volume(self, namespace: str, name: str, body: JSON, add: bool, ephemeral: bool) -> int:
+        """volumes.go VM/VMI Add/RemoveVolumeRequestHandler."""
+        config = getattr(self, "kubevirt_config", dict)()
+        return hotplug.volume_request(self.kube, config, namespace, name, body, add, ephemeral)
+
+    def addvolume(self, namespace: str, name: str, body: JSON) -> int:
+        return self._volume(namespace, name, body, True, False)
+
+    def removevolume(self, namespace: str, name: str, body: JSON) -> int:
+        return self._volume(namespace, name, body, False, False)
+
+    def vmi_addvolume(self, namespace: str, name: str, body: JSON) -> int:
+        return self._volume(namespace, name, body, True, True)
+
+    def vmi_removevolume(self, namespace: str, name: str, body: JSON) -> int:
+        return self._volume(namespace, name, body, False, True)
+
     def _running_vmi(self, namespace: str, name: str) -> JSON:
         vmi = self._vmi(namespace, name)
         if vmi is None:
@@ -237,8 +259,9 @@ def make_handler(handlers: SubresourceHandlers, kubevirt_config: Callable[[], JS
     verbs: Dict[Tuple[str, str], Callable[[str, str, JSON], int]] = {}
     for verb in VM_VERBS:
         verbs[("virtualmachines", verb)] = getattr(handlers, verb)
+    handlers.kubevirt_config = kubevirt_config  # the volume verbs read the feature gates
     for verb in VMI_VERBS:
-        verbs[("virtualmachineinstances", verb)] = getattr(handlers, verb)
+        verbs[("virtualmachineinstances", verb)] = getattr(handlers, "vmi_" + verb, None) or getattr(handlers, verb)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
