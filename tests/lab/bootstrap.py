@@ -88,12 +88,22 @@ def install_vmo_crds(kube: Kube) -> None:
     wait_established(kube, [crd["metadata"]["name"]])
 
 
+# What the VMO pack's KubeVirt CR sets beside the feature gates: VMs live-migrate off a drained node,
+# VM changes reach running VMs live, and workload updates (also CPU/memory hotplug) migrate them.
+VMO_EVICTION_STRATEGY = "LiveMigrate"
+VMO_VM_ROLLOUT_STRATEGY = "LiveUpdate"
+VMO_WORKLOAD_UPDATE_METHODS = ["LiveMigrate"]
+
+
 def kubevirt_cr(feature_gates: List[str], use_emulation: bool = True) -> JSON:
     return {"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
             "metadata": {"name": "kubevirt", "namespace": KUBEVIRT_NAMESPACE},
-            "spec": {"certificateRotateStrategy": {}, "workloadUpdateStrategy": {},
-                     "configuration": {"developerConfiguration": {
-                         "featureGates": feature_gates, "useEmulation": use_emulation}}}}
+            "spec": {"certificateRotateStrategy": {},
+                     "workloadUpdateStrategy": {"workloadUpdateMethods": list(VMO_WORKLOAD_UPDATE_METHODS)},
+                     "configuration": {
+                         "evictionStrategy": VMO_EVICTION_STRATEGY,
+                         "vmRolloutStrategy": VMO_VM_ROLLOUT_STRATEGY,
+                         "developerConfiguration": {"featureGates": feature_gates, "useEmulation": use_emulation}}}}
 
 
 def deploy_kubevirt(kube: Kube, timeout: float = 120) -> None:

@@ -10,7 +10,7 @@ import threading
 
 from ..state import KUBEVIRT_STANDIN_USER, LabState
 from ..kube import Kube
-from . import storage, virt_api
+from . import migration, storage, virt_api
 from .controller import VirtController
 from .operator import Operators
 from .runtime import Manager
@@ -28,10 +28,11 @@ def main() -> int:
     step = float(os.environ.get("LAB_VMI_STEP_SECONDS", "0.3"))
     manager = Manager(kube)
     operators = Operators(manager, kube, port, (pki / "ca.crt").read_bytes())
-    VirtController(manager, kube, operators, step)
+    virt = VirtController(manager, kube, operators, step)
+    migration.MigrationController(manager, kube, operators, virt, step)
     storage.register(manager, kube)
     virt_api.serve(kube, port, str(pki / "virt-api.crt"), str(pki / "virt-api.key"), str(pki / "front-proxy-ca.crt"),
-                   operators.kubevirt_config)
+                   operators.kubevirt_config, controller_users=(KUBEVIRT_STANDIN_USER,))
     manager.start()
     threading.Event().wait()
     return 0

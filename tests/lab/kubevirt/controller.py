@@ -10,9 +10,10 @@ import hashlib
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..kube import JSON, Kube, KubeError, object_path
+from . import handler
 from . import live_update
 from .operator import Operators
 from .runtime import Manager
@@ -327,29 +328,64 @@ class VirtController:
         ])
         return None
 
-    def _candidate_nodes(self, vmi: JSON) -> List[JSON]:
-        selector = vmi.get("spec", {}).get("nodeSelector") or {}
+    @staticmethod
+    def _tolerated(taint: JSON, tolerations: List[JSON]) -> bool:
+        """k8s.io/api core/v1 Toleration.ToleratesTaint."""
+        for tol in tolerations:
+            if tol.get("effect") and tol["effect"] != taint.get("effect"):
+                continue
+            if tol.get("operator") == "Exists" and (not tol.get("key") or tol["key"] == taint.get("key")):
+                return True
+            if tol.get("key") == taint.get("key") and tol.get("value", "") == taint.get("value", ""):
+                return True
+        return False
+
+    def schedulable_nodes(self, vmi: JSON, added_selector: Optional[JSON] = None) -> Tuple[List[JSON], str]:
+        """The nodes kube-scheduler would place virt-launcher's pod on, and its FitError message if none.
+
+        The pod carries the VMI's nodeSelector plus kubevirt.io/schedulable=true (pkg/virt-controller/
+        services/template.go RenderLaunchManifest) and a migration's addedNodeSelector (migration.go
+        createTargetPod); kube-scheduler's NodeUnschedulable plugin skips cordoned nodes and
+        TaintToleration skips NoSchedule/NoExecute taints the VMI does not tolerate.
+        """
+        selector = {**(vmi.get("spec", {}).get("nodeSelector") or {}), **(added_selector or {}),
+                    SCHEDULABLE_LABEL: "true"}
+        tolerations = vmi.get("spec", {}).get("tolerations") or []
+        need_kvm = not self.operators.use_emulation()
+        reasons: Dict[str, int] = {}
         nodes = []
-        for node in self.nodes.list():
+        all_nodes = self.nodes.list()
+        for node in all_nodes:
             labels = node["metadata"].get("labels", {})
-            if labels.get(SCHEDULABLE_LABEL) != "true":
+            spec = node.get("spec") or {}
+            taints = [t for t in spec.get("taints") or [] if t.get("effect") in ("NoSchedule", "NoExecute")]
+            # node.kubernetes.io/* taints come from the node lifecycle controller, which sees no kubelet on
+            # the lab's nodes (not-ready, unreachable); they say nothing about the lab and are left out.
+            untolerated = [t for t in taints if not self._tolerated(t, tolerations)
+                           and not t.get("key", "").startswith("node.kubernetes.io/")]
+            if spec.get("unschedulable"):
+                reason = "node(s) were unschedulable"
+            elif untolerated:
+                taint = untolerated[0]
+                reason = f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}"
+            elif any(labels.get(k) != v for k, v in selector.items()):
+                reason = "node(s) didn't match Pod's node affinity/selector"
+            elif need_kvm and node.get("status", {}).get("allocatable", {}).get(KVM_RESOURCE, "0") == "0":
+                # Lab nodes have no /dev/kvm: without useEmulation nothing can host a VM, as on a real cluster.
+                reason = f"Insufficient {KVM_RESOURCE}"
+            else:
+                nodes.append(node)
                 continue
-            if any(labels.get(k) != v for k, v in selector.items()):
-                continue
-            nodes.append(node)
-        return sorted(nodes, key=lambda n: n["metadata"]["name"])
+            reasons[reason] = reasons.get(reason, 0) + 1
+        # kube-scheduler FitError.Error: "0/N nodes are available: <count> <reason>, ..." sorted.
+        histogram = sorted(f"{count} {reason}" for reason, count in reasons.items())
+        message = f"0/{len(all_nodes)} nodes are available: {', '.join(histogram)}."
+        return sorted(nodes, key=lambda n: n["metadata"]["name"]), message
 
     def _schedule(self, vmi: JSON) -> Optional[float]:
-        nodes = self._candidate_nodes(vmi)
-        total = len(list(self.nodes.list()))
-        if not self.operators.use_emulation():
-            # Lab nodes have no /dev/kvm: without useEmulation nothing can host a VM, as on a real cluster.
-            nodes = [n for n in nodes if n.get("status", {}).get("allocatable", {}).get(KVM_RESOURCE, "0") != "0"]
-            reason = f"0/{total} nodes are available: {total} Insufficient {KVM_RESOURCE}."
-        else:
-            reason = f"0/{total} nodes are available: {total} node(s) didn't match Pod's node affinity/selector."
+        nodes, reason = self.schedulable_nodes(vmi)
         if not nodes:
-            if not condition(vmi, "PodScheduled"):
+            if not condition(vmi, "PodScheduled") or condition(vmi, "PodScheduled").get("message") != reason:
                 self._patch_vmi(vmi, {"status": {"conditions": [{
                     "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                     "message": reason, "lastProbeTime": None, "lastTransitionTime": now()}]}})
@@ -363,6 +399,9 @@ class VirtController:
         self._patch_vmi(vmi, {"status": {"phase": "Scheduled", "nodeName": chosen, "conditions": None},
                               "metadata": {"labels": {"kubevirt.io/nodeName": chosen}}})
         return self.step
+
+    def _pvc(self, namespace: str, name: str) -> Optional[JSON]:
+        return self.kube.get_or_none(object_path("v1", "persistentvolumeclaims", name, namespace))
 
     def _interfaces(self, vmi: JSON) -> List[JSON]:
         spec = vmi.get("spec", {})
@@ -378,22 +417,22 @@ class VirtController:
                 ip = f"10.244.{digest[1] % 250}.{2 + digest[2] % 250}"
             mac = iface.get("macAddress") or "02:%02x:%02x:%02x:%02x:%02x" % tuple(digest[3 + index:8 + index])
             result.append({"name": iface.get("name"), "interfaceName": f"eth{index}", "ipAddress": ip,
-                           "ipAddresses": [ip], "mac": mac, "infoSource": "domain, guest-agent",
+                           "ipAddresses": [ip], "mac": mac, "infoSource": "domain",
                            "linkState": "up", "queueCount": 1})
         return result
 
     def _run(self, vmi: JSON) -> Optional[float]:
         stamp = now()
-        conditions = [
-            {"type": "Ready", "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp},
-            {"type": "LiveMigratable", "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp},
-        ]
+        # pkg/virt-handler/vm.go updateLiveMigrationConditions, from the first status report on.
+        migratable, method = handler.live_migration_conditions(vmi, self._pvc, self.operators.kubevirt_config())
+        conditions = [{"type": "Ready", "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp}]
+        conditions += migratable
         if vmi.get("spec", {}).get("startStrategy") == "Paused":
             conditions.append({"type": "Paused", "status": "True", "reason": "PausedByUser",
                                "message": "VMI was paused by user", "lastProbeTime": None,
                                "lastTransitionTime": stamp})
         self._patch_vmi(vmi, {"status": {
-            "phase": "Running", "conditions": conditions, "interfaces": self._interfaces(vmi),
+            "phase": "Running", "conditions": conditions, "interfaces": self._interfaces(vmi), "migrationMethod": method,
             "guestOSInfo": {}, "qosClass": "Burstable", "launcherContainerImageVersion": "lab-standin",
             "phaseTransitionTimestamps": [{"phase": "Running", "phaseTransitionTimestamp": stamp}],
         }})

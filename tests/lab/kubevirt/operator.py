@@ -36,6 +36,14 @@ VIRT_API_WEBHOOKS = (
     ("virtualmachineinstances-create-validator.kubevirt.io", "virtualmachineinstances", ["CREATE"],
      "/virtualmachineinstances-validate-create"),
     ("virtualmachine-validator.kubevirt.io", "virtualmachines", ["CREATE", "UPDATE"], "/virtualmachines-validate"),
+    ("migration-create-validator.kubevirt.io", "virtualmachineinstancemigrations", ["CREATE"],
+     "/migration-validate-create"),
+)
+# components/webhooks.go VirtAPIMutatingWebhookName and, of NewVirtAPIMutatingWebhookConfiguration, the
+# migrations mutator (the kubevirt.io/vmi-name label and the kubevirt.io/migrationJobFinalize finalizer).
+VIRT_API_MUTATOR = "virt-api-mutator"
+VIRT_API_MUTATING_WEBHOOKS = (
+    ("migrations-mutator.kubevirt.io", "virtualmachineinstancemigrations", ["CREATE"], "/migration-mutate-create"),
 )
 # kubevirt.io/api core/v1 ApiSupportedWebhookVersions
 WEBHOOK_API_VERSIONS = ["v1alpha3", "v1"]
@@ -203,9 +211,30 @@ class Operators:
 
         self.kube.apply(object_path("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations",
                                     VIRT_API_VALIDATOR), self._validating_webhooks(namespace), FIELD_MANAGER, force=True)
+        self.kube.apply(object_path("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations",
+                                    VIRT_API_MUTATOR), self._mutating_webhooks(namespace), FIELD_MANAGER, force=True)
+
+    def _webhooks(self, namespace: str, table: tuple) -> List[JSON]:
+        return [{
+            "name": name, "admissionReviewVersions": ["v1"], "failurePolicy": "Fail", "timeoutSeconds": 10,
+            "sideEffects": "None",
+            "rules": [{"operations": operations, "apiGroups": ["kubevirt.io"], "apiVersions": WEBHOOK_API_VERSIONS,
+                       "resources": [resource]}],
+            "clientConfig": {"caBundle": self.ca_bundle,
+                             "service": {"namespace": namespace, "name": VIRT_API_SERVICE, "path": path,
+                                         "port": self.virt_api_port}},
+        } for name, resource, operations, path in table]
+
+    def _mutating_webhooks(self, namespace: str) -> JSON:
+        """virt-operator's NewVirtAPIMutatingWebhookConfiguration, for the migrations mutator."""
+        return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": VIRT_API_MUTATOR,
+                             "labels": {"kubevirt.io": VIRT_API_MUTATOR,
+                                        "app.kubernetes.io/managed-by": "virt-operator"}},
+                "webhooks": self._webhooks(namespace, VIRT_API_MUTATING_WEBHOOKS)}
 
     def _validating_webhooks(self, namespace: str) -> JSON:
-        """virt-operator's NewVirtAPIValidatingWebhookConfiguration, for the VM and VMI-create webhooks."""
+        """virt-operator's NewVirtAPIValidatingWebhookConfiguration, for the VM, VMI-create and migration-create webhooks."""
         webhooks = [{
             "name": name, "admissionReviewVersions": ["v1"], "failurePolicy": "Fail", "timeoutSeconds": 10,
             # sideEffects None: the apiserver calls the webhook for dry-run requests too.
@@ -226,6 +255,8 @@ class Operators:
         # The webhook first: with failurePolicy Fail it must not outlive the server it points at.
         self.kube.delete(object_path("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations",
                                      VIRT_API_VALIDATOR))
+        self.kube.delete(object_path("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations",
+                                     VIRT_API_MUTATOR))
         for version in SUBRESOURCE_VERSIONS:
             self.kube.delete(object_path("apiregistration.k8s.io/v1", "apiservices",
                                          f"{version}.subresources.kubevirt.io"))

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..kube import JSON, Kube, KubeError, object_path
-from . import admission
+from . import admission, migration
 from . import hotplug
 from .controller import now, is_final, is_paused, phase, run_strategy
 
@@ -30,7 +30,7 @@ VERSIONS = ("v1", "v1alpha3")
 JSONPATCH_TEST_ERR = "jsonpatch test operation does not apply"
 
 # The subresources this stand-in serves; a later behaviour adds its verb here and a handler below.
-VM_VERBS = ("start", "stop", "restart")
+VM_VERBS = ("start", "stop", "restart", "migrate")
 VMI_VERBS = ("pause", "unpause")
 # pkg/virt-api/rest/volumes.go: volume hotplug on VMs and VMIs (hotplug.py)
 VOLUME_VERBS = ("addvolume", "removevolume")
@@ -196,6 +196,27 @@ class SubresourceHandlers:
                     bool(body.get("dryRun")), name)
         return 202
 
+    def migrate(self, namespace: str, name: str, body: JSON) -> int:
+        """lifecycle.go MigrateVMRequestHandler: a VirtualMachineInstanceMigration named kubevirt-migrate-vm-*."""
+        self._vm(namespace, name)
+        vmi = self._vmi(namespace, name)
+        if vmi is None:
+            raise not_found("virtualmachineinstance", name)
+        if phase(vmi) != "Running":
+            raise conflict("virtualmachine", name, "VM is not running")
+        spec: JSON = {"vmiName": name}
+        if body.get("addedNodeSelector"):
+            spec["addedNodeSelector"] = body["addedNodeSelector"]
+        dry_run = body.get("dryRun") or []
+        try:
+            self.kube.create(object_path("kubevirt.io/v1", migration.PLURAL, namespace=namespace),
+                             {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+                              "metadata": {"generateName": "kubevirt-migrate-vm-"}, "spec": spec},
+                             **({"dryRun": "All"} if "All" in dry_run else {}))
+        except KubeError as err:
+            raise internal(Exception((err.body or {}).get("message") if isinstance(err.body, dict) else str(err)))
+        return 202
+
     def _volume(self, namespace: str, name: str, body: JSON, add: bool, ephemeral: bool) -> int:
         """volumes.go VM/VMI Add/RemoveVolumeRequestHandler."""
         config = getattr(self, "kubevirt_config", dict)()
@@ -255,7 +276,15 @@ ROUTE = re.compile(r"^/apis/subresources\.kubevirt\.io/(?P<version>v1|v1alpha3)/
                    r"(?P<plural>virtualmachines|virtualmachineinstances)/(?P<name>[^/]+)/(?P<verb>[a-z]+)$")
 
 
-def make_handler(handlers: SubresourceHandlers, kubevirt_config: Callable[[], JSON]) -> type:
+def make_handler(handlers: SubresourceHandlers, kubevirt_config: Callable[[], JSON],
+                 controller_users: Tuple[str, ...] = ()) -> type:
+    # The webhooks that read the cluster (virt-api's migration admitters) beside admission.ADMITTERS;
+    # paths from virt-operator components/webhooks.go MigrationCreateValidatePath / MigrationMutatePath.
+    admitters: Dict[str, Callable[[JSON, JSON], JSON]] = {
+        **admission.ADMITTERS,
+        "/migration-validate-create": migration.make_create_admitter(handlers.kube, controller_users),
+        "/migration-mutate-create": migration.mutate_migration_create,
+    }
     verbs: Dict[Tuple[str, str], Callable[[str, str, JSON], int]] = {}
     for verb in VM_VERBS:
         verbs[("virtualmachines", verb)] = getattr(handlers, verb)
@@ -287,7 +316,7 @@ def make_handler(handlers: SubresourceHandlers, kubevirt_config: Callable[[], JS
         def do_POST(self) -> None:  # noqa: N802 - http.server naming
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            admit = admission.ADMITTERS.get(self.path.split("?")[0])
+            admit = admitters.get(self.path.split("?")[0])
             if admit is None:
                 return self._send(404, ApiError(404, "NotFound", "the server could not find the requested resource").status())
             try:
@@ -339,13 +368,14 @@ def make_handler(handlers: SubresourceHandlers, kubevirt_config: Callable[[], JS
 
 
 def serve(kube: Kube, port: int, cert: str, key: str, front_proxy_ca: str,
-          kubevirt_config: Callable[[], JSON] = dict) -> ThreadingHTTPServer:
+          kubevirt_config: Callable[[], JSON] = dict, controller_users: Tuple[str, ...] = ()) -> ThreadingHTTPServer:
     """Starts the HTTPS server in a thread. `kubevirt_config` gives the KubeVirt CR's spec.configuration."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     context.load_verify_locations(front_proxy_ca)
     context.verify_mode = ssl.CERT_OPTIONAL
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(SubresourceHandlers(kube), kubevirt_config))
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(SubresourceHandlers(kube), kubevirt_config,
+                                                                            controller_users))
     server.daemon_threads = True
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True, name="virt-api").start()

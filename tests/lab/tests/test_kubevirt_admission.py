@@ -60,7 +60,8 @@ def assert_refused(admin, namespace, vm, field, message):
 def test_the_webhook_is_registered_like_virt_operator_does(admin, lab):
     config = admin.get(WEBHOOK)
     hooks = {h["name"]: h for h in config["webhooks"]}
-    assert set(hooks) == {VM_WEBHOOK, "virtualmachineinstances-create-validator.kubevirt.io"}
+    assert set(hooks) == {VM_WEBHOOK, "virtualmachineinstances-create-validator.kubevirt.io",
+                          "migration-create-validator.kubevirt.io"}
     vm_hook = hooks[VM_WEBHOOK]
     assert vm_hook["failurePolicy"] == "Fail" and vm_hook["sideEffects"] == "None"
     assert vm_hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]

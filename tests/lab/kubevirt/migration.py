@@ -1,0 +1,796 @@
+"""Stand-in for KubeVirt's live migration: virt-api's migration webhooks, virt-controller's migration,
+workload-updater and evacuation controllers, and the virt-handler side of a migration.
+
+It follows KubeVirt v1.9.0:
+- pkg/virt-api/webhooks/mutating-webhook/mutators/migration-create-mutator.go (label + finalizer) and
+  pkg/virt-api/webhooks/validating-webhook/admitters/migration-create-admitter.go (refusals);
+- pkg/virt-controller/watch/migration/migration.go (phases, queueing limits, target pod, hand-off,
+  cancellation, pending-pod timeouts);
+- pkg/virt-handler/migration-source.go / migration-target.go and virt-launcher's
+  live-migration-source.go for what the handlers write into VMI status.migrationState;
+- pkg/virt-controller/watch/workload-updater/workload-updater.go (migrate VMIs with hotplug changes);
+- pkg/virt-controller/watch/drain/evacuation/evacuation.go (migrate VMIs off a drain-tainted node).
+
+The lab has no pods: the migration target "pod" is kept in this process (name, node, creation time)
+and scheduled the way kube-scheduler would place virt-launcher's target pod. Each step takes
+`step_seconds`; a migration takes about seven steps, plus one step per GiB of guest memory to copy.
+"""
+
+import base64
+import copy
+import hashlib
+import json
+import logging
+import time
+from typing import Dict, List, Optional, Tuple
+
+from ..kube import JSON, Kube, KubeError, object_path
+from . import admission, handler
+from .controller import VirtController, condition, now, phase
+from .operator import Operators
+from .runtime import Manager
+
+log = logging.getLogger("standin.migration")
+
+API = "kubevirt.io/v1"
+PLURAL = "virtualmachineinstancemigrations"
+# kubevirt.io/api core/v1 types.go
+FINALIZER = "kubevirt.io/migrationJobFinalize"  # VirtualMachineInstanceMigrationFinalizer
+SELECTOR_LABEL = "kubevirt.io/vmi-name"  # MigrationSelectorLabel
+TARGET_NODE_LABEL = "kubevirt.io/migrationTargetNodeName"  # MigrationTargetNodeNameLabel
+NODE_NAME_LABEL = "kubevirt.io/nodeName"  # NodeNameLabel
+UNSCHEDULABLE_TIMEOUT_ANNOTATION = "kubevirt.io/migrationUnschedulablePodTimeoutSeconds"
+PENDING_TIMEOUT_ANNOTATION = "kubevirt.io/migrationPendingPodTimeoutSeconds"
+EVACUATION_ANNOTATION = "kubevirt.io/evacuationMigration"  # EvacuationMigrationAnnotation
+WORKLOAD_UPDATE_ANNOTATION = "kubevirt.io/workloadUpdateMigration"  # WorkloadUpdateMigrationAnnotation
+LATEST_API_ANNOTATION = "kubevirt.io/latest-observed-api-version"
+STORAGE_API_ANNOTATION = "kubevirt.io/storage-observed-api-version"
+ABORT_REQUESTED = "migrationAbortRequested"  # VirtualMachineInstanceMigrationAbortRequested
+HOT_VCPU_CHANGE = "HotVCPUChange"  # VirtualMachineInstanceVCPUChange
+HOT_MEMORY_CHANGE = "HotMemoryChange"  # VirtualMachineInstanceMemoryChange
+MIGRATION_REQUIRED = "MigrationRequired"
+# migration.go defaultUnschedulablePendingTimeoutSeconds / defaultCatchAllPendingTimeoutSeconds
+DEFAULT_UNSCHEDULABLE_TIMEOUT = 60 * 5
+DEFAULT_CATCH_ALL_TIMEOUT = 60 * 15
+# pkg/virt-config/virt-config.go defaults
+DEFAULT_PARALLEL_PER_CLUSTER = 5
+DEFAULT_PARALLEL_OUTBOUND_PER_NODE = 2
+DEFAULT_DRAIN_TAINT_KEY = "kubevirt.io/drain"
+# kubevirt.io/api core/v1 PrioritySystemCritical / PriorityUserTriggered (MigrationPriority)
+PRIORITY_SYSTEM_CRITICAL = "system-critical"
+PRIORITY_USER_TRIGGERED = "user-triggered"
+# virt-launcher live-migration-source.go setMigrationResult
+ABORTED_REASON = "Live migration has been aborted"
+FINAL = ("Succeeded", "Failed")
+NOT_HANDED_OFF = ("", "Pending", "Scheduling", "Scheduled")  # types.go TargetIsHandedOff
+NOT_RUNNING = ("", "Pending", "Succeeded", "Failed")  # types.go VirtualMachineInstanceMigration.IsRunning
+
+
+def _rv(obj: JSON) -> JSON:
+    """A JSON patch op that makes the write conditional on our copy being current: the apiserver answers
+    409 Conflict when the patched object's resourceVersion is not the stored one."""
+    return {"op": "replace", "path": "/metadata/resourceVersion", "value": obj["metadata"]["resourceVersion"]}
+
+
+def migration_config(config: JSON) -> JSON:
+    """pkg/virt-config GetMigrationConfiguration with configuration.go's defaults."""
+    migrations = config.get("migrations") or {}
+    return {
+        "parallelMigrationsPerCluster": int(migrations.get("parallelMigrationsPerCluster") or DEFAULT_PARALLEL_PER_CLUSTER),
+        "parallelOutboundMigrationsPerNode": int(migrations.get("parallelOutboundMigrationsPerNode")
+                                                 or DEFAULT_PARALLEL_OUTBOUND_PER_NODE),
+        "nodeDrainTaintKey": migrations.get("nodeDrainTaintKey") or DEFAULT_DRAIN_TAINT_KEY,
+    }
+
+
+def is_final(mig: Optional[JSON]) -> bool:
+    return ((mig or {}).get("status") or {}).get("phase") in FINAL
+
+
+def mig_phase(mig: JSON) -> str:
+    return (mig.get("status") or {}).get("phase") or ""
+
+
+def migration_state(vmi: Optional[JSON]) -> Optional[JSON]:
+    return ((vmi or {}).get("status") or {}).get("migrationState")
+
+
+def is_migrating(vmi: JSON) -> bool:
+    """pkg/util/migrations/migrations.go IsMigrating."""
+    state = migration_state(vmi) or {}
+    return bool(state.get("startTimestamp")) and not state.get("endTimestamp")
+
+
+def hotplug_in_progress(vmi: JSON) -> bool:
+    """workload-updater.go isHotplugInProgress."""
+    vcpu = condition(vmi, HOT_VCPU_CHANGE)
+    memory = condition(vmi, HOT_MEMORY_CHANGE)
+    required = condition(vmi, MIGRATION_REQUIRED)
+    return (vcpu is not None or (memory or {}).get("status") == "True"
+            or (required or {}).get("status") == "True")
+
+
+def eviction_strategy(vmi: JSON, config: JSON) -> Optional[str]:
+    """pkg/util/migrations/migrations.go VMIEvictionStrategy: the VMI's, else the cluster's."""
+    return (vmi.get("spec") or {}).get("evictionStrategy") or config.get("evictionStrategy")
+
+
+def is_live_migratable(vmi: JSON) -> bool:
+    """types.go VirtualMachineInstance.IsMigratable."""
+    cond = condition(vmi, handler.LIVE_MIGRATABLE)
+    return bool(cond) and cond.get("status") == "True"
+
+
+def migratable_on_eviction(vmi: JSON, config: JSON) -> bool:
+    """migrations.go VMIMigratableOnEviction."""
+    strategy = eviction_strategy(vmi, config)
+    if strategy == "LiveMigrate":
+        return True
+    if strategy == "LiveMigrateIfPossible":
+        return is_live_migratable(vmi)
+    return False
+
+
+# -- admission ------------------------------------------------------------------------------------
+
+def _error(message: str) -> JSON:
+    # util/webhooks/webhooks.go ToAdmissionResponseError
+    return {"allowed": False, "status": {"message": message, "code": 400}}
+
+
+def mutate_migration_create(request: JSON, _config: JSON) -> JSON:
+    """migration-create-mutator.go Mutate: the kubevirt.io/vmi-name label and the finalizer."""
+    resource = request.get("resource") or {}
+    if resource.get("group") != "kubevirt.io" or resource.get("resource") != PLURAL:
+        return _error(f"expect resource to be '{PLURAL}'")
+    migration = request.get("object") or {}
+    meta = copy.deepcopy(migration.get("metadata") or {})
+    meta.setdefault("labels", {})[SELECTOR_LABEL] = (migration.get("spec") or {}).get("vmiName", "")
+    meta["finalizers"] = list(meta.get("finalizers") or []) + [FINALIZER]
+    patch = [{"op": "replace", "path": "/metadata", "value": meta}]
+    return {"allowed": True, "patchType": "JSONPatch", "patch": base64.b64encode(json.dumps(patch).encode()).decode()}
+
+
+def make_create_admitter(kube: Kube, controller_users: Tuple[str, ...]):
+    """migration-create-admitter.go MigrationCreateAdmitter.Admit, reading VMIs and migrations from the apiserver."""
+
+    def admit(request: JSON, config: JSON) -> JSON:
+        resource = request.get("resource") or {}
+        if resource.get("group") != "kubevirt.io" or resource.get("resource") != PLURAL:
+            return _error(f"expect resource to be 'kubevirt.io/v1, Resource={PLURAL}'")
+        migration = request.get("object") or {}
+        spec = migration.get("spec") or {}
+        namespace = request.get("namespace") or (migration.get("metadata") or {}).get("namespace", "")
+        # ValidateVirtualMachineInstanceMigrationSpec
+        if not spec.get("vmiName"):
+            return {"allowed": False, "status": {"message": "vmiName is missing", "reason": "Invalid", "code": 422,
+                                                 "details": {"causes": [{"type": "FieldValueRequired",
+                                                                         "message": "vmiName is missing",
+                                                                         "field": "spec.vmiName"}]}}}
+        if spec.get("priority") is not None and (request.get("userInfo") or {}).get("username") not in controller_users:
+            message = "Migration priority queue, only virt-controller is allowed to set priority field"
+            return {"allowed": False, "status": {"message": message, "reason": "Invalid", "code": 422, "details": {
+                "causes": [{"type": "FieldValueForbidden", "message": message, "field": "spec.migrationPriority"}]}}}
+        name = spec["vmiName"]
+        vmi = kube.get_or_none(object_path(API, "virtualmachineinstances", name, namespace))
+        if vmi is None:
+            return _error(f'the VMI "{namespace}/{name}" does not exist')
+        if phase(vmi) in ("Succeeded", "Failed"):
+            return _error("Cannot migrate VMI in finalized state.")
+        # isMigratable
+        for cond in (vmi.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == handler.LIVE_MIGRATABLE and cond.get("status") == "False":
+                return _error(f"Cannot migrate VMI, Reason: {cond.get('reason', '')}, Message: {cond.get('message', '')}")
+        # ensureNoMigrationConflict
+        listing = kube.get(object_path(API, PLURAL, namespace=namespace), labelSelector=f"{SELECTOR_LABEL} in ({name})")
+        for other in listing.get("items") or []:
+            if not is_final(other):
+                return _error(f"in-flight migration detected. Active migration job ({other['metadata']['uid']}) "
+                              f"is currently already in progress for VMI {name}.")
+        if spec.get("sendTo") is not None or spec.get("receive") is not None:
+            gates = (config.get("developerConfiguration") or {}).get("featureGates") or []
+            if "DecentralizedLiveMigration" not in gates:
+                message = "DecentralizedLiveMigration feature gate is not enabled in kubevirt resource"
+                return {"allowed": False, "status": {"message": message, "reason": "Invalid", "code": 422, "details": {
+                    "causes": [{"type": "FieldValueNotSupported", "message": message}]}}}
+        return {"allowed": True}
+
+    return admit
+
+
+# -- controllers ----------------------------------------------------------------------------------
+
+class Target:
+    """The migration target pod virt-controller creates (migration.go createTargetPod), kept in memory."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.created = time.monotonic()
+        self.node: Optional[str] = None
+        self.scheduled_at = 0.0
+        self.unschedulable_reported = False
+        self.deleted = False
+
+
+class MigrationController:
+    def __init__(self, manager: Manager, kube: Kube, operators: Operators, virt: VirtController, step_seconds: float):
+        self.kube, self.operators, self.virt, self.step = kube, operators, virt, step_seconds
+        self.queue = manager.queue
+        self.vmims = manager.informer("vmims", object_path(API, PLURAL), ("VMIM",))
+        # A second watch on VMIs: a VMI change wakes its migrations, its handler-side conditions and the
+        # workload updater (migration.go updateVMI, workload-updater.go updateVmi).
+        self.vmis = manager.informer("vmis-migration", object_path(API, "virtualmachineinstances"), ("MigrationVMI",))
+        self.nodes = manager.informer("nodes-migration", object_path("v1", "nodes"), ("Evacuation",))
+        self.targets: Dict[str, Target] = {}  # VMIM uid -> its target pod
+        self.since: Dict[str, float] = {}
+        self.running_since: Dict[str, float] = {}  # VMI uid -> when it was first seen Running
+        self.started: Dict[str, float] = {}  # VMIM uid -> when its pre-copy started
+        manager.reconciler("VMIM", self.reconcile_migration)
+        manager.reconciler("MigrationVMI", self.reconcile_vmi)
+        manager.reconciler("Evacuation", self.reconcile_node)
+        manager.reconciler("WorkloadUpdater", self.reconcile_workload_updater)
+        self.queue.add(("WorkloadUpdater", "", "kubevirt"), after=1.0)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _config(self) -> JSON:
+        return self.operators.kubevirt_config()
+
+    @staticmethod
+    def _path(mig: JSON, status: bool = False) -> str:
+        meta = mig["metadata"]
+        return object_path(API, PLURAL, meta["name"], meta["namespace"]) + ("/status" if status else "")
+
+    @staticmethod
+    def _vmi_path(vmi: JSON) -> str:
+        meta = vmi["metadata"]
+        return object_path(API, "virtualmachineinstances", meta["name"], meta["namespace"])
+
+    def _due(self, mig: JSON) -> float:
+        key = mig["metadata"]["uid"] + ":" + mig_phase(mig) + ":" + str(bool(mig["metadata"].get("deletionTimestamp")))
+        since = self.since.setdefault(key, time.monotonic())
+        return max(0.0, since + self.step - time.monotonic())
+
+    def _pvc(self, namespace: str, name: str) -> Optional[JSON]:
+        return self.kube.get_or_none(object_path("v1", "persistentvolumeclaims", name, namespace))
+
+    def _event(self, obj: JSON, kind: str, reason: str, message: str) -> None:
+        """A core/v1 Event as KubeVirt's recorder writes it (component virt-controller)."""
+        meta = obj["metadata"]
+        stamp = now()
+        digest = hashlib.sha256(f"{meta['uid']}{reason}{message}{time.time()}".encode()).hexdigest()[:16]
+        event = {"apiVersion": "v1", "kind": "Event",
+                 "metadata": {"name": f"{meta['name']}.{digest}", "namespace": meta["namespace"]},
+                 "involvedObject": {"apiVersion": API, "kind": obj.get("kind", ""), "name": meta["name"],
+                                    "namespace": meta["namespace"], "uid": meta["uid"],
+                                    "resourceVersion": meta.get("resourceVersion", "")},
+                 "reason": reason, "message": message, "type": kind, "count": 1,
+                 "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": "virtualmachine-controller"},
+                 "reportingComponent": "", "reportingInstance": ""}
+        try:
+            self.kube.create(object_path("v1", "events", namespace=meta["namespace"]), event)
+        except KubeError as err:
+            log.warning("event %s: %s", reason, err)
+
+    def _migrations_for(self, namespace: str, vmi_name: str) -> List[JSON]:
+        return [m for m in self.vmims.list()
+                if m["metadata"]["namespace"] == namespace and (m.get("spec") or {}).get("vmiName") == vmi_name]
+
+    def _unfinished(self) -> List[JSON]:
+        return [m for m in self.vmims.list() if not is_final(m)]
+
+    def _running(self) -> List[JSON]:
+        """migration.go findRunningMigrations: running phases, and pending ones whose target pod exists."""
+        running = []
+        for mig in self._unfinished():
+            target = self.targets.get(mig["metadata"]["uid"])
+            if mig_phase(mig) not in NOT_RUNNING or (target is not None and not target.deleted):
+                running.append(mig)
+        return running
+
+    def _outbound(self, node: str, running: List[JSON]) -> int:
+        """migration.go outboundMigrationsOnNode."""
+        count = 0
+        for mig in running:
+            vmi = self.vmis.get(mig["metadata"]["namespace"], mig["spec"].get("vmiName", ""))
+            if vmi is None:
+                continue
+            state = migration_state(vmi) or {}
+            if (vmi.get("status") or {}).get("nodeName") == node or state.get("sourceNode") == node:
+                count += 1
+        return count
+
+    # -- VirtualMachineInstanceMigration (migration.go execute) ---------------------------------
+
+    def reconcile_migration(self, namespace: str, name: str) -> Optional[float]:
+        mig = self.vmims.get(namespace, name)
+        if mig is None:
+            return None
+        meta = mig["metadata"]
+        vmi_name = (mig.get("spec") or {}).get("vmiName", "")
+        annotations = meta.get("annotations") or {}
+        # migration.go execute: SetLatestApiVersionAnnotation and ensureSelectorLabelPresent come first.
+        if (annotations.get(LATEST_API_ANNOTATION) != "v1" or annotations.get(STORAGE_API_ANNOTATION) != "v1"
+                or (meta.get("labels") or {}).get(SELECTOR_LABEL) != vmi_name) and not meta.get("deletionTimestamp"):
+            self.kube.merge_patch(self._path(mig), {"metadata": {
+                "annotations": {LATEST_API_ANNOTATION: "v1", STORAGE_API_ANNOTATION: "v1"},
+                "labels": {SELECTOR_LABEL: vmi_name}}})
+            return None
+        vmi = self.vmis.get(namespace, vmi_name)
+        if vmi is None:
+            if not meta.get("deletionTimestamp"):
+                # "Deleting migration for deleted vmi"
+                self.kube.delete(self._path(mig))
+            else:
+                # KubeVirt leaves this to the VMI's failure; the lab's VMIs vanish without failing first.
+                self._set_finalizers(mig, [f for f in meta.get("finalizers") or [] if f != FINALIZER])
+            self.targets.pop(meta["uid"], None)
+            return None
+        wait = self._due(mig)
+        if wait > 0:
+            return wait
+        again = self._sync(mig, vmi)
+        if again == "written":
+            return self.step
+        status_again = self._update_status(mig, vmi)
+        if is_final(mig):
+            self._wake_pending()
+            return None
+        handler_again = self._handler_step(mig, vmi)
+        candidates = [x for x in (again, status_again, handler_again) if isinstance(x, (int, float))]
+        return min(candidates) if candidates else self.step
+
+    def _set_finalizers(self, mig: JSON, finalizers: List[str]) -> None:
+        self.kube.json_patch(self._path(mig), [
+            {"op": "test", "path": "/metadata/finalizers", "value": mig["metadata"].get("finalizers")},
+            {"op": "replace", "path": "/metadata/finalizers", "value": finalizers}])
+
+    def _wake_pending(self) -> None:
+        """migration.go reEnqueueHighestPriorityPendingMigrations."""
+        limit = migration_config(self._config())["parallelMigrationsPerCluster"]
+        pending = [m for m in self._unfinished() if mig_phase(m) == "Pending"]
+        pending.sort(key=lambda m: (0 if (m.get("spec") or {}).get("priority") == PRIORITY_SYSTEM_CRITICAL else 1,
+                                    m["metadata"].get("creationTimestamp", "")))
+        for mig in pending[:limit]:
+            self.queue.add(("VMIM", mig["metadata"]["namespace"], mig["metadata"]["name"]))
+
+    def _can_migrate(self, mig: JSON, vmi: JSON) -> bool:
+        """migration.go canMigrateVMI."""
+        state = migration_state(vmi)
+        if not state or not state.get("migrationUid") or state.get("migrationUid") == mig["metadata"]["uid"]:
+            return True
+        for other in self.vmims.list():
+            if other["metadata"]["uid"] == state["migrationUid"]:
+                return is_final(other)
+        return True
+
+    # migration.go sync: the controller's actions for the current phase.
+    def _sync(self, mig: JSON, vmi: JSON):
+        uid = mig["metadata"]["uid"]
+        state = migration_state(vmi) or {}
+        if vmi["metadata"].get("deletionTimestamp"):
+            return None
+        if state.get("migrationUid") == uid and state.get("completed"):
+            return None
+        if not self._can_migrate(mig, vmi):
+            return None
+        current = mig_phase(mig)
+        deleting = bool(mig["metadata"].get("deletionTimestamp"))
+        target = self.targets.get(uid)
+        if current == "Pending":
+            if deleting:
+                return self._pre_handoff_cancel(mig, target)
+            if target is None:
+                return self._create_target(mig, vmi)
+            if target.node is None:
+                return self._pending_timeout(mig, vmi, target)
+        elif current == "Scheduling":
+            if deleting:
+                return self._pre_handoff_cancel(mig, target)
+            if target is not None and not target.deleted and target.node is None:
+                self._schedule_target(mig, vmi, target)
+                if target.node is None:
+                    return self._pending_timeout(mig, vmi, target)
+        elif current == "Scheduled":
+            if deleting:
+                return self._pre_handoff_cancel(mig, target)
+            if target is not None and target.node and self._target_ready(target):
+                return self._handoff(mig, vmi, target)
+        elif current == "Running":
+            if deleting and state and not state.get("abortRequested"):
+                # migration.go markMigrationAbortInVmiStatus
+                self._patch_state(vmi, {**state, "abortRequested": True})
+                self._event(mig, "Normal", "SuccessfulAbortMigration", "Migration is ready to be canceled by virt-handler.")
+                return "written"
+        return None
+
+    def _target_ready(self, target: Target) -> bool:
+        return time.monotonic() >= target.scheduled_at + self.step
+
+    def _pre_handoff_cancel(self, mig: JSON, target: Optional[Target]):
+        """migration.go handlePreHandoffMigrationCancel: the target pod goes; updateStatus fails the migration."""
+        if target is not None and not target.deleted:
+            target.deleted = True
+            self._event(mig, "Normal", "SuccessfulDelete", f"Deleted migration target pod {target.name}")
+        return None
+
+    def _create_target(self, mig: JSON, vmi: JSON):
+        """migration.go handleTargetPodCreation: the cluster and per-node limits, then the target pod."""
+        config = migration_config(self._config())
+        running = self._running()
+        high = (mig.get("spec") or {}).get("priority") == PRIORITY_SYSTEM_CRITICAL
+        # getRequeueDelayForPriority, shortened to lab steps
+        delay = self.step * (3 if high else 5)
+        if len(running) >= config["parallelMigrationsPerCluster"]:
+            return delay
+        if self._outbound((vmi.get("status") or {}).get("nodeName", ""), running) >= config["parallelOutboundMigrationsPerNode"]:
+            return delay
+        if phase(vmi) != "Running":
+            return self.step
+        suffix = hashlib.sha256(mig["metadata"]["uid"].encode()).hexdigest()[:5]
+        target = Target(f"virt-launcher-{vmi['metadata']['name']}-{suffix}")
+        self.targets[mig["metadata"]["uid"]] = target
+        self._event(mig, "Normal", "SuccessfulCreate", f"Created migration target pod {target.name}")
+        return None
+
+    def _schedule_target(self, mig: JSON, vmi: JSON, target: Target) -> None:
+        """kube-scheduler placing the target pod: virt-launcher's scheduling constraints, the migration's
+        addedNodeSelector, and createMigrationPodAntiAffinityRule (never the source node)."""
+        source = (vmi.get("status") or {}).get("nodeName")
+        added = (mig.get("spec") or {}).get("addedNodeSelector") or {}
+        nodes, _ = self.virt.schedulable_nodes(vmi, added)
+        nodes = [n for n in nodes if n["metadata"]["name"] != source]
+        if not nodes:
+            if not target.unschedulable_reported:
+                target.unschedulable_reported = True
+                ns, name = vmi["metadata"]["namespace"], vmi["metadata"]["name"]
+                # migration.go handlePendingPodTimeout: controller.MigrationTargetPodUnschedulable
+                self._event(mig, "Warning", "migrationTargetPodUnschedulable",
+                            f"Migration target pod for VMI [{ns}/{name}] is currently unschedulable.")
+            return
+        load = {n["metadata"]["name"]: 0 for n in nodes}
+        for other in self.vmis.list():
+            node_name = (other.get("status") or {}).get("nodeName")
+            if node_name in load:
+                load[node_name] += 1
+        target.node = min(load, key=lambda n: (load[n], n))
+        target.scheduled_at = time.monotonic()
+
+    def _pending_timeout(self, mig: JSON, vmi: JSON, target: Target):
+        """migration.go handlePendingPodTimeout / deleteTimedOutTargetPod."""
+        annotations = mig["metadata"].get("annotations") or {}
+
+        def seconds(key: str, default: int) -> int:
+            try:
+                return int(annotations[key])
+            except (KeyError, ValueError):
+                return default
+        unschedulable = seconds(UNSCHEDULABLE_TIMEOUT_ANNOTATION, DEFAULT_UNSCHEDULABLE_TIMEOUT)
+        catch_all = seconds(PENDING_TIMEOUT_ANNOTATION, DEFAULT_CATCH_ALL_TIMEOUT)
+        pending = time.monotonic() - target.created
+        ns = vmi["metadata"]["namespace"]
+        if target.unschedulable_reported and pending >= unschedulable:
+            target.deleted = True
+            self._event(mig, "Normal", "SuccessfulDelete", f"unschedulable pod {ns}/{target.name} timeout period exceeded")
+            return None
+        if pending >= catch_all:
+            target.deleted = True
+            self._event(mig, "Normal", "SuccessfulDelete", f"pending pod {ns}/{target.name} timeout period exceeded")
+            return None
+        left = (unschedulable if target.unschedulable_reported else catch_all) - pending
+        return max(min(left, 2.0), 0.05)
+
+    def _handoff(self, mig: JSON, vmi: JSON, target: Target):
+        """migration.go handleTargetPodHandoff: a fresh migrationState and the target-node label."""
+        state = migration_state(vmi)
+        if state and state.get("migrationUid") == mig["metadata"]["uid"]:
+            return None
+        status = vmi.get("status") or {}
+        source_pod = ((mig.get("status") or {}).get("migrationState") or {}).get("sourcePod")
+        new_state = {"migrationUid": mig["metadata"]["uid"], "targetNode": target.node,
+                     "sourceNode": status.get("nodeName"), "targetPod": target.name}
+        if source_pod:
+            new_state["sourcePod"] = source_pod
+        self.kube.json_patch(self._vmi_path(vmi), [
+            _rv(vmi),
+            {"op": "add", "path": "/status/migrationState", "value": new_state},
+            {"op": "add", "path": "/metadata/labels/" + TARGET_NODE_LABEL.replace("/", "~1"), "value": target.node}])
+        self._event(mig, "Normal", "SuccessfulHandOverPod", "Migration target pod is ready for preparation by virt-handler.")
+        return "written"
+
+    def _patch_state(self, vmi: JSON, state: JSON, extra: Optional[List[JSON]] = None) -> None:
+        self.kube.json_patch(self._vmi_path(vmi), [
+            _rv(vmi),
+            {"op": "replace", "path": "/status/migrationState", "value": state}] + (extra or []))
+
+    # migration.go updateStatus (+ processMigrationPhase): the VMIM's own status.
+    def _update_status(self, mig: JSON, vmi: JSON):
+        uid = mig["metadata"]["uid"]
+        status = copy.deepcopy(mig.get("status") or {})
+        finalizers = list(mig["metadata"].get("finalizers") or [])
+        state = migration_state(vmi)
+        synced = state is not None
+        current = status.get("phase") or ""
+        target = self.targets.get(uid)
+        deleting = bool(mig["metadata"].get("deletionTimestamp"))
+        conditions = status.setdefault("conditions", [])
+        again = None
+
+        def abort_condition():
+            if not any(c.get("type") == ABORT_REQUESTED for c in conditions):
+                conditions.append({"type": ABORT_REQUESTED, "status": "True", "lastProbeTime": now(),
+                                   "lastTransitionTime": None})
+
+        def fail(message: str):
+            status["phase"] = "Failed"
+            self._event(mig, "Warning", "FailedMigration", message)
+
+        if current in FINAL:
+            if synced and state.get("migrationUid") == uid:
+                status["migrationState"] = state
+            finalizers = [f for f in finalizers if f != FINALIZER]
+        elif phase(vmi) in ("Succeeded", "Failed") or vmi["metadata"].get("deletionTimestamp"):
+            # The lab's VMI deletion stands for the source pod going down.
+            fail("Migration failed vmi shutdown during migration.")
+        elif deleting and current in NOT_HANDED_OFF:
+            abort_condition()
+            fail("Migration failed due to being canceled")
+        elif current not in ("", "Pending") and (target is None or target.deleted) and current in NOT_HANDED_OFF:
+            fail("Migration target pod was removed during active migration.")
+        elif current not in NOT_HANDED_OFF and not synced:
+            fail("VMI's migration state was cleared during the active migration.")
+        elif current not in NOT_HANDED_OFF and state.get("migrationUid") != uid:
+            fail("VMI's migration state was taken over by another migration job during active migration.")
+        elif synced and state.get("migrationUid") == uid and state.get("failed"):
+            fail("source node reported migration failed")
+        elif deleting:
+            abort_condition()
+        else:
+            again = self._process_phase(mig, vmi, status, target)
+        if not conditions:
+            status.pop("conditions")
+        # controller.SetVMIMigrationPhaseTransitionTimestamp
+        if status.get("phase") != (mig.get("status") or {}).get("phase") and status.get("phase"):
+            stamps = list(status.get("phaseTransitionTimestamps") or [])
+            stamps.append({"phase": status["phase"], "phaseTransitionTimestamp": now()})
+            status["phaseTransitionTimestamps"] = stamps
+        # controller.SetSourcePod: the source pod's name while Pending.
+        if status.get("phase") == "Pending":
+            suffix = hashlib.sha256(vmi["metadata"]["uid"].encode()).hexdigest()[:5]
+            status.setdefault("migrationState", {})["sourcePod"] = f"virt-launcher-{vmi['metadata']['name']}-{suffix}"
+        if status != (mig.get("status") or {}):
+            body = {**mig, "status": status}
+            self.kube.request("PUT", self._path(mig, status=True), body)
+            return self.step
+        if finalizers != list(mig["metadata"].get("finalizers") or []):
+            self._set_finalizers(mig, finalizers)
+            self.targets.pop(uid, None)
+        return again
+
+    def _process_phase(self, mig: JSON, vmi: JSON, status: JSON, target: Optional[Target]):
+        """migration.go processMigrationPhase."""
+        current = status.get("phase") or ""
+        state = migration_state(vmi) or {}
+        if current == "":
+            if self._can_migrate(mig, vmi):
+                status["phase"] = "Pending"
+            else:
+                status["phase"] = "Failed"
+                self._event(mig, "Warning", "FailedMigration",
+                            "VMI is not eligible for migration because another migration job is in progress.")
+        elif current == "Pending":
+            if target is not None and not target.deleted:
+                status["phase"] = "Scheduling"
+        elif current == "Scheduling":
+            if target is not None and target.node and self._target_ready(target):
+                status["phase"] = "Scheduled"
+            elif target is not None and target.node:
+                return max(target.scheduled_at + self.step - time.monotonic(), 0.05)
+        elif current == "Scheduled":
+            # types.go IsTargetPreparing
+            if state.get("migrationUid") == mig["metadata"]["uid"] and state.get("targetNode"):
+                status["phase"] = "PreparingTarget"
+        elif current == "PreparingTarget":
+            if state.get("targetNode") and state.get("targetNodeAddress"):
+                status["phase"] = "TargetReady"
+        elif current == "TargetReady":
+            if state.get("startTimestamp"):
+                status["phase"] = "Running"
+        elif current == "Running":
+            if (state.get("completed") and condition(vmi, HOT_VCPU_CHANGE) is None
+                    and (condition(vmi, HOT_MEMORY_CHANGE) or {}).get("status") != "True"
+                    and (condition(vmi, MIGRATION_REQUIRED) or {}).get("status") != "True"):
+                status["phase"] = "Succeeded"
+                self._event(mig, "Normal", "SuccessfulMigration", "Source node reported migration succeeded")
+        return None
+
+    # -- virt-handler (source and target) --------------------------------------------------------
+
+    def _handler_step(self, mig: JSON, vmi: JSON):
+        """What virt-handler and virt-launcher write into VMI status.migrationState, one step each."""
+        uid = mig["metadata"]["uid"]
+        state = migration_state(vmi)
+        if not state or state.get("migrationUid") != uid or state.get("completed"):
+            return None
+        stamp = now()
+        if not state.get("targetNodeAddress"):
+            # migration-target.go: the target handler prepared the domain and publishes where to send it.
+            node = next((n for n in self.nodes.list() if n["metadata"]["name"] == state.get("targetNode")), {})
+            address = next((a["address"] for a in (node.get("status") or {}).get("addresses") or []
+                            if a.get("type") == "InternalIP"), "127.0.0.1")
+            self._patch_state(vmi, {**state, "targetNodeAddress": address,
+                                    "targetDirectMigrationNodePorts": {"49152": 0, "49153": 49152}})
+            return self.step
+        if not state.get("startTimestamp"):
+            # migration-source.go setMigrationProgressStatus: virt-launcher started the job (pre-copy).
+            self._patch_state(vmi, {**state, "startTimestamp": stamp, "mode": "PreCopy"})
+            return self.step
+        started = self.started.setdefault(uid, time.monotonic())
+        if state.get("abortRequested"):
+            # live-migration-source.go: the job is aborted; setMigrationResult(failed, "canceled by client").
+            self._patch_state(vmi, {**state, "abortStatus": "Succeeded", "failed": True, "completed": True,
+                                    "endTimestamp": stamp, "failureReason": ABORTED_REASON})
+            return self.step
+        left = started + self._copy_steps(vmi) * self.step - time.monotonic()
+        if left > 0:
+            return left
+        self.started.pop(uid, None)
+        # migration-source.go updateStatus + migration-target.go: the domain runs on the target, which owns
+        # the VMI from now on (nodeName and its label follow); hotplugCPU/hotplugMemory apply pending changes.
+        target = state["targetNode"]
+        extra: List[JSON] = [
+            {"op": "replace", "path": "/status/nodeName", "value": target},
+            {"op": "add", "path": "/metadata/labels/" + NODE_NAME_LABEL.replace("/", "~1"), "value": target}]
+        spec = vmi.get("spec") or {}
+        conditions = list((vmi.get("status") or {}).get("conditions") or [])
+        if condition(vmi, HOT_VCPU_CHANGE) is not None:
+            cpu = (spec.get("domain") or {}).get("cpu") or {}
+            topology = {k: cpu[k] for k in ("sockets", "cores", "threads") if k in cpu}
+            extra.append({"op": "add", "path": "/status/currentCPUTopology", "value": topology})
+            conditions = [c for c in conditions if c.get("type") != HOT_VCPU_CHANGE]
+        if condition(vmi, HOT_MEMORY_CHANGE) is not None:
+            guest = ((spec.get("domain") or {}).get("memory") or {}).get("guest")
+            memory = dict((vmi.get("status") or {}).get("memory") or {})
+            if guest:
+                memory.update({"guestRequested": guest, "guestCurrent": guest})
+            extra.append({"op": "add", "path": "/status/memory", "value": memory})
+            conditions = [c for c in conditions if c.get("type") != HOT_MEMORY_CHANGE]
+        extra.append({"op": "replace", "path": "/status/conditions", "value": conditions})
+        self._patch_state(vmi, {**state, "completed": True, "endTimestamp": stamp, "targetNodeDomainDetected": True,
+                                "targetNodeDomainReadyTimestamp": stamp}, extra)
+        return self.step
+
+    @staticmethod
+    def _copy_steps(vmi: JSON) -> int:
+        """How many steps the pre-copy takes: the lab copies 1 GiB of guest memory a step (at least one)."""
+        domain = (vmi.get("spec") or {}).get("domain") or {}
+        memory = ((domain.get("memory") or {}).get("guest")
+                  or ((domain.get("resources") or {}).get("requests") or {}).get("memory"))
+        try:
+            size = admission.quantity(memory).value()
+        except admission.QuantityError:
+            size = 0
+        return max(1, min(60, size // (1 << 30)))
+
+    # -- VMI: wake its migrations, virt-handler's conditions and the guest agent -------------------
+
+    def reconcile_vmi(self, namespace: str, name: str) -> Optional[float]:
+        for mig in self._migrations_for(namespace, name):
+            if not is_final(mig) or FINALIZER in (mig["metadata"].get("finalizers") or []):
+                self.queue.add(("VMIM", namespace, mig["metadata"]["name"]))
+        vmi = self.vmis.get(namespace, name)
+        if vmi is None:
+            return None
+        if hotplug_in_progress(vmi):
+            self.queue.add(("WorkloadUpdater", "", "kubevirt"))
+        if phase(vmi) != "Running" or vmi["metadata"].get("deletionTimestamp"):
+            self.running_since.pop(vmi["metadata"]["uid"], None)
+            return None
+        return self._sync_handler_status(vmi)
+
+    def _sync_handler_status(self, vmi: JSON) -> Optional[float]:
+        """vm.go updateVMIConditions (live migration, guest agent) and updateGuestInfoFromDomain."""
+        status = vmi.get("status") or {}
+        current = list(status.get("conditions") or [])
+        wanted, method = handler.live_migration_conditions(vmi, self._pvc, self._config())
+        conditions = handler.merge_conditions(current, wanted)
+        patch: JSON = {}
+        again: Optional[float] = None
+        uid = vmi["metadata"]["uid"]
+        since = self.running_since.setdefault(uid, time.monotonic())
+        if handler.has_guest_agent(vmi) and condition(vmi, handler.AGENT_CONNECTED) is None:
+            wait = since + handler.AGENT_STEPS * self.step - time.monotonic()
+            if wait > 0:
+                again = wait
+            else:
+                conditions = conditions + [handler.agent_condition(now())]
+                patch["guestOSInfo"] = handler.guest_os_info(vmi)
+                patch["interfaces"] = handler.interfaces_with_agent(status.get("interfaces") or [])
+        if conditions != current:
+            patch["conditions"] = conditions
+        if status.get("migrationMethod") != method:
+            patch["migrationMethod"] = method
+        if patch:
+            self.kube.json_patch(self._vmi_path(vmi), [
+                _rv(vmi)]
+                + [{"op": "add", "path": f"/status/{key}", "value": value} for key, value in patch.items()])
+            return None
+        # A claim that does not exist yet may appear: look again (virt-controller watches PVCs).
+        if any(c.get("reason") == handler.REASON_DISKS for c in conditions):
+            again = min(again or 2.0, 2.0)
+        return again
+
+    # -- workload-updater.go ---------------------------------------------------------------------
+
+    def reconcile_workload_updater(self, _namespace: str, _name: str) -> Optional[float]:
+        kv = self.operators.active_kubevirt()
+        if kv is None:
+            return 2.0
+        methods = ((kv.get("spec") or {}).get("workloadUpdateStrategy") or {}).get("workloadUpdateMethods") or []
+        config = (kv.get("spec") or {}).get("configuration") or {}
+        busy = {(m["metadata"]["namespace"], m["spec"].get("vmiName")) for m in self._unfinished()}
+        candidates = []
+        for vmi in self.vmis.list():
+            # getUpdateData: running VMIs that need a migration and have none in flight.
+            if phase(vmi) != "Running" or vmi["metadata"].get("deletionTimestamp"):
+                continue
+            if not hotplug_in_progress(vmi) or is_migrating(vmi):
+                continue
+            if (vmi["metadata"]["namespace"], vmi["metadata"]["name"]) in busy:
+                continue
+            if "LiveMigrate" in methods and is_live_migratable(vmi):
+                candidates.append(vmi)
+        limit = migration_config(config)["parallelMigrationsPerCluster"]
+        room = max(limit - len([m for m in self._unfinished() if mig_phase(m) not in NOT_RUNNING]), 0)
+        for vmi in candidates[:room]:
+            self._create_migration(vmi, "kubevirt-workload-update-", {WORKLOAD_UPDATE_ANNOTATION: ""},
+                                   PRIORITY_USER_TRIGGERED, "Created Migration %s for automated workload update")
+        # sync: "we keep periodically poping the loop until all VMIs are updated"
+        return 1.0 if candidates else 5.0
+
+    def _create_migration(self, vmi: JSON, generate_name: str, annotations: JSON, priority: str, message: str) -> None:
+        namespace = vmi["metadata"]["namespace"]
+        body = {"apiVersion": API, "kind": "VirtualMachineInstanceMigration",
+                "metadata": {"generateName": generate_name, "annotations": annotations},
+                "spec": {"vmiName": vmi["metadata"]["name"], "priority": priority}}
+        try:
+            created = self.kube.create(object_path(API, PLURAL, namespace=namespace), body)
+            self._event({**vmi, "kind": "VirtualMachineInstance"}, "Normal",
+                        "SuccessfulCreateVirtualMachineInstanceMigration", message % created["metadata"]["name"])
+        except KubeError as err:
+            self._event({**vmi, "kind": "VirtualMachineInstance"}, "Warning",
+                        "FailedCreateVirtualMachineInstanceMigration", f"Error creating a Migration: {err}")
+
+    # -- evacuation.go ---------------------------------------------------------------------------
+
+    def reconcile_node(self, _namespace: str, name: str) -> Optional[float]:
+        node = self.nodes.get("", name)
+        if node is None:
+            return None
+        config = self._config()
+        key = migration_config(config)["nodeDrainTaintKey"]
+        # nodeHasTaint: the drain taint with effect NoSchedule
+        if not any(t.get("key") == key and t.get("effect") == "NoSchedule"
+                   for t in (node.get("spec") or {}).get("taints") or []):
+            return None
+        busy = {(m["metadata"]["namespace"], m["spec"].get("vmiName")) for m in self._unfinished()}
+        waiting = False
+        for vmi in self.vmis.list():
+            if (vmi.get("status") or {}).get("nodeName") != name:
+                continue
+            # filterRunningNonMigratingVMIs
+            if phase(vmi) in ("Succeeded", "Failed") or vmi["metadata"].get("deletionTimestamp"):
+                continue
+            if not migratable_on_eviction(vmi, config):
+                continue
+            if not is_live_migratable(vmi):
+                waiting = True
+                continue
+            if (vmi["metadata"]["namespace"], vmi["metadata"]["name"]) in busy:
+                waiting = True
+                continue
+            self._create_migration(vmi, "kubevirt-evacuation-", {EVACUATION_ANNOTATION: name},
+                                   PRIORITY_SYSTEM_CRITICAL, "Created Migration %s")
+            waiting = True
+        # The VMIs still on the node are looked at again (evacuation.go enqueues on VMI and migration changes).
+        return 1.0 if waiting else None
