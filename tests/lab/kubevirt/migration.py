@@ -656,6 +656,9 @@ class MigrationController:
             extra.append({"op": "add", "path": "/status/memory", "value": memory})
             conditions = [c for c in conditions if c.get("type") != HOT_MEMORY_CHANGE]
         extra.append({"op": "replace", "path": "/status/conditions", "value": conditions})
+        if (vmi.get("status") or {}).get("evacuationNodeName"):
+            # migration-target.go: the evacuation is over once the VMI runs on the target.
+            extra.append({"op": "remove", "path": "/status/evacuationNodeName"})
         self._patch_state(vmi, {**state, "completed": True, "endTimestamp": stamp, "targetNodeDomainDetected": True,
                                 "targetNodeDomainReadyTimestamp": stamp}, extra)
         return self.step
@@ -683,6 +686,10 @@ class MigrationController:
             return None
         if hotplug_in_progress(vmi):
             self.queue.add(("WorkloadUpdater", "", "kubevirt"))
+        node_name = (vmi.get("status") or {}).get("nodeName")
+        if node_name and (vmi.get("status") or {}).get("evacuationNodeName") == node_name:
+            # evacuation.go enqueueVMI: a VMI marked for eviction wakes its node.
+            self.queue.add(("Evacuation", "", node_name))
         if phase(vmi) != "Running" or vmi["metadata"].get("deletionTimestamp"):
             self.running_since.pop(vmi["metadata"]["uid"], None)
             return None
@@ -716,7 +723,8 @@ class MigrationController:
                 + [{"op": "add", "path": f"/status/{key}", "value": value} for key, value in patch.items()])
             return None
         # A claim that does not exist yet may appear: look again (virt-controller watches PVCs).
-        if any(c.get("reason") == handler.REASON_DISKS for c in conditions):
+        if any(c.get("reason") == handler.REASON_DISKS and "Unable to determine" in c.get("message", "")
+               for c in conditions):
             again = min(again or 2.0, 2.0)
         return again
 
@@ -769,15 +777,19 @@ class MigrationController:
             return None
         config = self._config()
         key = migration_config(config)["nodeDrainTaintKey"]
-        # nodeHasTaint: the drain taint with effect NoSchedule
+        on_node = [v for v in self.vmis.list() if (v.get("status") or {}).get("nodeName") == name]
+        # vmisToMigrate: every VMI on a node with the drain taint (effect NoSchedule), else the VMIs
+        # virt-api's pod eviction admitter marked (getMarkedForEvictionVMIs: status.evacuationNodeName
+        # is their node, and they are not migrating).
         if not any(t.get("key") == key and t.get("effect") == "NoSchedule"
                    for t in (node.get("spec") or {}).get("taints") or []):
+            on_node = [v for v in on_node if (v.get("status") or {}).get("evacuationNodeName") == name
+                       and not is_migrating(v)]
+        if not on_node:
             return None
         busy = {(m["metadata"]["namespace"], m["spec"].get("vmiName")) for m in self._unfinished()}
         waiting = False
-        for vmi in self.vmis.list():
-            if (vmi.get("status") or {}).get("nodeName") != name:
-                continue
+        for vmi in on_node:
             # filterRunningNonMigratingVMIs
             if phase(vmi) in ("Succeeded", "Failed") or vmi["metadata"].get("deletionTimestamp"):
                 continue

@@ -378,6 +378,18 @@ def test_a_drain_taint_evacuates_the_vmis_that_live_migrate_on_eviction(admin, n
     assert admin.get(vmi_path(namespace, "stays"))["status"]["nodeName"] == pool[0]
 
 
+def test_a_vmi_marked_for_eviction_is_evacuated(admin, namespace, wait):
+    vmi = running_vm(admin, wait, namespace, "evicted")
+    source = vmi["status"]["nodeName"]
+    # What virt-api's pod eviction admitter writes when the VMI's virt-launcher pod is evicted (a drain).
+    admin.merge_patch(vmi_path(namespace, "evicted"), {"status": {"evacuationNodeName": source}})
+    vmi = wait.until(vmi_path(namespace, "evicted"), lambda v: v["status"]["nodeName"] != source
+                     and not v["status"].get("evacuationNodeName"), 30, "the VMI to leave its node")
+    [mig] = admin.get(vmim_path(namespace))["items"]
+    assert mig["metadata"]["annotations"]["kubevirt.io/evacuationMigration"] == source
+    assert vmi["status"]["migrationState"]["migrationUid"] == mig["metadata"]["uid"]
+
+
 def test_the_workload_updater_migrates_vmis_with_hotplug_changes(admin, namespace, wait):
     def cpu(manifest):
         manifest["spec"]["template"]["spec"]["domain"]["cpu"] = {"sockets": 1, "cores": 1, "threads": 1,
