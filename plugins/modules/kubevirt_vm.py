@@ -22,6 +22,15 @@ description:
     Power verbs are sent only when the VM is not already in the declared state.
   - Writes run concurrently (O(concurrency)); one shared watch waits for all VMs (O(wait)).
   - Never writes the deprecated C(spec.running); a VM that has it is migrated to C(spec.runStrategy).
+  - Day-2 changes of a running VM follow KubeVirt's LiveUpdate rollout strategy. More CPU sockets (up to
+    O(cpu.max_sockets)) and more guest memory (up to O(memory_max)) reach the running VM without a restart, as
+    do hotplugged disks (O(disks[].hotplug)) and bridge NICs on Multus networks. KubeVirt marks any other
+    template change C(RestartRequired); the module reports it per VM (RV(vms[].restart_required)) and restarts
+    the VM only with O(restart_if_required). A larger disk size grows the disk's PersistentVolumeClaim.
+  - Volume hotplug takes the path the cluster's KubeVirt takes. With the C(HotplugVolumes) feature gate on (as
+    the VMO pack sets it) KubeVirt's declarative hotplug is off, so volumes are added and removed through the
+    VM's C(addvolume)/C(removevolume) subresources; with only C(DeclarativeHotplugVolumes) the VM spec carries
+    them. When the KubeVirt CR cannot be read, the subresources are used (they work on both paths).
   - The served C(kubevirt.io) version is discovered, not assumed.
 author:
   - palette.vmo contributors (!UNKNOWN)
@@ -47,9 +56,9 @@ options:
   vms:
     description:
       - Many VMs in one task. Each item takes the per-VM options of this module (O(name), O(namespace), O(state),
-        O(run_strategy), O(labels), O(annotations), O(cpu), O(memory), O(disks), O(nics), O(cloud_init),
-        O(instancetype), O(preference), O(node_selector), O(eviction_strategy), O(spec),
-        O(data_volume_templates), O(template)); an option missing from an item takes the task-level value.
+        O(run_strategy), O(labels), O(annotations), O(cpu), O(memory), O(memory_max), O(restart_if_required),
+        O(disks), O(nics), O(cloud_init), O(instancetype), O(preference), O(node_selector), O(eviction_strategy),
+        O(spec), O(data_volume_templates), O(template)); an option missing from an item takes the task-level value.
     type: list
     elements: dict
   state:
@@ -85,9 +94,31 @@ options:
       threads:
         description: Threads per core.
         type: int
+      max_sockets:
+        description:
+          - C(maxSockets), the most sockets the VM can be given while it runs. Raising O(cpu.sockets) up to it on a
+            running VM is applied live; KubeVirt sets four times the sockets when unset.
+          - O(cpu.sockets) above it is refused before anything is written. Changing O(cpu.cores), O(cpu.threads) or
+            this maximum needs a restart (see O(restart_if_required)).
+        type: int
   memory:
-    description: Guest memory, a Kubernetes quantity such as V(2Gi). Required unless O(instancetype) or O(spec) sets it.
+    description:
+      - Guest memory, a Kubernetes quantity such as V(2Gi). Required unless O(instancetype) or O(spec) sets it.
+      - Raised on a running VM up to O(memory_max), it is hotplugged live; lowered below what the VM started with, it
+        needs a restart.
     type: str
+  memory_max:
+    description:
+      - C(maxGuest), the most guest memory the VM can be given while it runs (memory hotplug).
+      - As KubeVirt requires, O(memory) must then be at least V(1Gi), both must be multiples of V(2Mi), and O(memory)
+        may not exceed it; each is checked before anything is written.
+    type: str
+  restart_if_required:
+    description:
+      - Restart a running VM that KubeVirt marks C(RestartRequired) after this task's change (or before it), through
+        the C(restart) subresource, and with O(wait) wait until it runs again with the new spec.
+      - Unset or V(false) leaves the VM running and reports RV(vms[].restart_required).
+    type: bool
   disks:
     description: Disks, each with exactly one source.
     type: list
@@ -98,7 +129,19 @@ options:
         type: str
         required: true
       bus:
-        description: Disk bus, V(virtio) by default.
+        description: Disk bus, V(virtio) by default (V(scsi) for a hotplugged disk; KubeVirt hotplugs on scsi or virtio only).
+        type: str
+      hotplug:
+        description:
+          - A hotpluggable disk of a O(disks[].pvc) or O(disks[].data_volume) source. Added to a running VM it is
+            attached live, and left out of the list it is detached live, without a restart.
+          - Its DataVolume (O(disks[].data_volume)) is made by the module first, on its own rather than as a
+            C(dataVolumeTemplates) entry.
+        type: bool
+      size:
+        description:
+          - For a O(disks[].pvc) disk, the size its claim should have. A larger size than the claim's request grows
+            the claim (its StorageClass must allow volume expansion); a smaller one is refused.
         type: str
       boot_order:
         description: Boot order of this disk.
@@ -120,7 +163,10 @@ options:
             description: DataVolume name; V(<vm>-<disk>) by default.
             type: str
           size:
-            description: Requested size, a Kubernetes quantity.
+            description:
+              - Requested size, a Kubernetes quantity.
+              - On an existing VM a larger size grows the DataVolume's claim (CDI does not resize a populated
+                DataVolume); the claim's StorageClass must allow volume expansion, and a smaller size is refused.
             type: str
           storage_class:
             description: Storage class.
@@ -172,6 +218,15 @@ options:
       mac_address:
         description: A fixed MAC address.
         type: str
+      state:
+        description:
+          - V(absent) hot-unplugs the interface from the running VM (KubeVirt's C(state=absent)); once KubeVirt has
+            removed it, nothing more is declared for it. Only for bridge interfaces on Multus networks.
+          - Leaving a bridge NIC on a Multus network out of O(nics) while the VM runs unplugs it the same way.
+          - A NIC added to a running VM is hotplugged when it is a bridge (or SR-IOV) interface on a Multus network;
+            any other new NIC on a running VM is refused.
+        type: str
+        choices: [present, absent]
   cloud_init:
     description: Cloud-init NoCloud data, as a C(cloudinitdisk) disk.
     type: dict
@@ -222,6 +277,8 @@ options:
     description:
       - Wait until every VM reaches its declared state, with one watch for all of them. Running states wait for
         C(printableStatus=Running) and C(ready); stopped for C(Stopped); paused for C(Paused); absent until gone.
+      - Also until restarted VMs run without C(RestartRequired), volume requests are carried out, unplugged NICs are
+        gone from the VM, and every grown claim shows its new capacity, all within O(wait_timeout).
     type: bool
     default: false
   wait_timeout:
@@ -283,6 +340,9 @@ options:
     default: 16
 seealso:
   - module: palette.vmo.kubevirt_vm_info
+  - name: KubeVirt live update
+    description: What KubeVirt changes on a running VM and what needs a restart.
+    link: https://kubevirt.io/user-guide/user_workloads/vm_rollout_strategies/
 """
 
 EXAMPLES = r"""
@@ -330,6 +390,42 @@ EXAMPLES = r"""
     memory: 1Gi
     exclusive: true
     vms: "{{ vm_list }}"
+
+- name: More sockets and memory for a running VM, live; a new hotplugged disk; a larger root disk
+  palette.vmo.kubevirt_vm:
+    name: db-1
+    namespace: vms
+    state: started
+    cpu: {sockets: 4, max_sockets: 8}
+    memory: 16Gi
+    memory_max: 32Gi
+    disks:
+      - name: root
+        data_volume: {size: 80Gi, storage_class: ceph-block, clone: {name: ubuntu-2404, namespace: vmo-golden-images}}
+      - name: scratch
+        hotplug: true
+        data_volume: {size: 50Gi, storage_class: ceph-block, blank: true}
+    wait: true
+  register: db
+
+- name: Changes KubeVirt cannot apply live (more cores), restarting the VMs that need it
+  palette.vmo.kubevirt_vm:
+    namespace: vms
+    memory: 4Gi
+    restart_if_required: true
+    vms:
+      - {name: app-1, cpu: {cores: 4}}
+      - {name: app-2, cpu: {cores: 4}}
+    wait: true
+
+- name: Unplug a NIC from a running VM
+  palette.vmo.kubevirt_vm:
+    name: db-1
+    namespace: vms
+    memory: 16Gi
+    nics:
+      - {name: default}
+      - {name: storage, network: vms/storage-vlan, state: absent}
 
 - name: A VM on a Palette cluster given by name; its kubeconfig comes from Palette and stays in memory
   palette.vmo.kubevirt_vm:
@@ -391,6 +487,60 @@ vms:
       description: All IP addresses of the instance.
       type: list
       elements: str
+    restart_required:
+      description:
+        - Whether the running VM needs a restart for a change KubeVirt cannot apply live. After a write it is the VM's
+          C(RestartRequired) condition once KubeVirt has synced the change; in check mode it is predicted.
+      type: bool
+    restart_reason:
+      description: KubeVirt's message for the restart (or the predicted one), or null.
+      type: str
+      sample: a non-live-updatable field was changed in the template spec
+    restarted:
+      description: Whether the VM was restarted (O(restart_if_required)), or would be in check mode.
+      type: bool
+    hotplugged_volumes:
+      description: Volumes hotplugged into the running VM.
+      type: list
+      elements: str
+    unplugged_volumes:
+      description: Hotplugged volumes detached from the running VM.
+      type: list
+      elements: str
+    hotplugged_nics:
+      description: Interfaces hotplugged into the running VM.
+      type: list
+      elements: str
+    unplugged_nics:
+      description: Interfaces unplugged from the running VM.
+      type: list
+      elements: str
+    expanded_disks:
+      description: Each disk claim grown, with its sizes.
+      type: list
+      elements: dict
+      contains:
+        disk:
+          description: Disk name.
+          type: str
+        pvc:
+          description: The PersistentVolumeClaim.
+          type: str
+        storage_class:
+          description: Its StorageClass.
+          type: str
+        previous:
+          description: The claim's request before.
+          type: str
+        requested:
+          description: The size requested.
+          type: str
+        capacity:
+          description: The claim's C(status.capacity) when last seen (the new size once O(wait) saw it).
+          type: str
+        expanded:
+          description: Whether the claim was (or in check mode would be) grown.
+          type: bool
 errors:
   description: Every problem found, one per VM and field, when the task fails on bad input.
   returned: failure

@@ -26,8 +26,14 @@ NIC_MODELS = ("virtio", "e1000", "e1000e", "igb", "ne2k_pci", "pcnet", "rtl8139"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[kMGTPE]|([eE][+-]?\d+))?$")
 DISK_SOURCES = ("container_disk", "pvc", "data_volume", "empty_disk")
+HOTPLUG_SOURCES = ("pvc", "data_volume")
+HOTPLUG_BUSES = ("scsi", "virtio")
+NIC_STATES = ("present", "absent")
 SUFFIX_FACTORS = dict([(s, 1024 ** (i + 1)) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))]
                       + [(s, 1000 ** (i + 1)) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))])
+CPU_FIELDS = {"cores": "cores", "sockets": "sockets", "threads": "threads", "max_sockets": "maxSockets"}
+# pkg/liveupdate/memory/memory.go HotplugBlockAlignmentBytes
+HOTPLUG_BLOCK_BYTES = 0x200000
 # A quantity's value in bytes must fit the int64 that Kubernetes and KubeVirt convert it to.
 MAX_BYTES = 2 ** 63 - 1
 
@@ -143,14 +149,28 @@ def _disk(vm, disk):
     """A typed disk: (disk device, volume, optional dataVolumeTemplate)."""
     name = disk.get("name")
     check_name(vm, "disks[].name", name)
-    _check_keys(vm, "disks[%s]" % name, disk, ("name", "bus", "boot_order") + DISK_SOURCES)
+    _check_keys(vm, "disks[%s]" % name, disk, ("name", "bus", "boot_order", "hotplug", "size") + DISK_SOURCES)
     sources = [s for s in DISK_SOURCES if disk.get(s)]
     if len(sources) != 1:
         raise VmInputError(vm, "disks[%s]" % name, "needs exactly one of %s (got %s)"
                            % (", ".join(DISK_SOURCES), ", ".join(sources) or "none"))
-    bus = disk.get("bus") or "virtio"
+    if disk.get("size") is not None:
+        if sources[0] != "pvc":
+            raise VmInputError(vm, "disks[%s].size" % name, "is the size of a pvc disk's claim; a data_volume "
+                                                             "disk takes data_volume.size")
+        check_quantity(vm, "disks[%s].size" % name, disk["size"])
+    hotplug = bool(disk.get("hotplug"))
+    bus = disk.get("bus") or ("scsi" if hotplug else "virtio")
     if bus not in DISK_BUSES:
         raise VmInputError(vm, "disks[%s].bus" % name, "%r is not one of %s" % (bus, ", ".join(DISK_BUSES)))
+    if hotplug:
+        # pkg/storage/admitters/storagehotplug.go ValidateHotplugDiskConfiguration; volumes.go: PVC or DataVolume.
+        if sources[0] not in HOTPLUG_SOURCES:
+            raise VmInputError(vm, "disks[%s].hotplug" % name, "a hotplugged disk needs a pvc or data_volume "
+                                                                "source (got %s)" % sources[0])
+        if bus not in HOTPLUG_BUSES:
+            raise VmInputError(vm, "disks[%s].bus" % name, "%r cannot be hotplugged: KubeVirt hotplugs disks on "
+                                                            "the scsi or virtio bus only" % bus)
     device = {"name": name, "disk": {"bus": bus}}
     if disk.get("boot_order") is not None:
         device["bootOrder"] = int(disk["boot_order"])
@@ -165,14 +185,31 @@ def _disk(vm, disk):
     else:
         template = _data_volume(vm, disk, disk["data_volume"])
         volume = {"name": name, "dataVolume": {"name": template["metadata"]["name"]}}
+    if hotplug:
+        # A hotplugged volume is marked so; its DataVolume is made on its own, not from the VM's templates.
+        volume[next(k for k in ("persistentVolumeClaim", "dataVolume") if k in volume)]["hotpluggable"] = True
+        template = None
     return device, volume, template
+
+
+def hotplug_data_volume(vm, disk):
+    """The DataVolume a hotplugged data_volume disk is made from (named as the disk's volume)."""
+    return _data_volume(vm, disk, disk["data_volume"])
 
 
 def _nic(vm, nic):
     name = nic.get("name")
     check_name(vm, "nics[].name", name)
-    _check_keys(vm, "nics[%s]" % name, nic, ("name", "network", "binding", "model", "mac_address"))
+    _check_keys(vm, "nics[%s]" % name, nic, ("name", "network", "binding", "model", "mac_address", "state"))
     network = nic.get("network") or "pod"
+    state = nic.get("state") or "present"
+    if state not in NIC_STATES:
+        raise VmInputError(vm, "nics[%s].state" % name, "%r is not one of present, absent" % (state,))
+    if state == "absent" and (network == "pod" or (nic.get("binding") or "bridge") != "bridge"):
+        # pkg/network/admitter/admit.go validateInterfaceStateValue: absent is for bridge binding only, and
+        # never for the default (pod) network.
+        raise VmInputError(vm, "nics[%s].state" % name, "absent (hot-unplug) is supported only for a bridge "
+                                                         "interface on a Multus network")
     iface = {"name": name}
     if network == "pod":
         iface[nic.get("binding") or "masquerade"] = {}
@@ -190,6 +227,8 @@ def _nic(vm, nic):
         if not re.match(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$", nic["mac_address"]):
             raise VmInputError(vm, "nics[%s].mac_address" % name, "%r is not a MAC address" % nic["mac_address"])
         iface["macAddress"] = nic["mac_address"]
+    if state == "absent":
+        iface["state"] = "absent"
     return iface, net
 
 
@@ -285,14 +324,21 @@ def build_vm(params, api_version=DEFAULT_API_VERSION, run_strategy=None, base_sp
     cpu = params.get("cpu")
     if cpu:
         for key in cpu:
-            if key not in ("cores", "sockets", "threads"):
-                raise VmInputError(vm, "cpu.%s" % key, "unknown key (cores, sockets, threads)")
+            if key not in CPU_FIELDS:
+                raise VmInputError(vm, "cpu.%s" % key, "unknown key (%s)" % ", ".join(CPU_FIELDS))
             if not isinstance(cpu[key], int) or cpu[key] < 1:
                 raise VmInputError(vm, "cpu.%s" % key, "must be a whole number of at least 1")
-        domain["cpu"] = dict(cpu)
+        if cpu.get("max_sockets") and cpu.get("sockets", 1) > cpu["max_sockets"]:
+            # vms-admitter.go validateLiveUpdateCPU
+            raise VmInputError(vm, "cpu.sockets", "%d is above cpu.max_sockets %d (the most sockets the VM "
+                                                  "can have without a new maximum and a restart)"
+                               % (cpu.get("sockets", 1), cpu["max_sockets"]))
+        domain["cpu"] = dict((CPU_FIELDS[key], value) for key, value in cpu.items())
     if params.get("memory"):
         check_quantity(vm, "memory", params["memory"])
         domain["memory"] = {"guest": str(params["memory"])}
+    if params.get("memory_max"):
+        _memory_max(vm, params, domain)
     if not instancetype and not domain.get("memory") and not (domain.get("resources") or {}).get("requests"):
         raise VmInputError(vm, "memory", "is required unless an instancetype, template or spec sets it")
 
@@ -349,6 +395,27 @@ def build_vm(params, api_version=DEFAULT_API_VERSION, run_strategy=None, base_sp
     if params.get("annotations"):
         metadata["annotations"] = dict(params["annotations"])
     return {"apiVersion": api_version, "kind": "VirtualMachine", "metadata": metadata, "spec": spec}
+
+
+def _memory_max(vm, params, domain):
+    """memory_max is KubeVirt's maxGuest; vms-admitter.go validateLiveUpdateFeatures checks it with
+    pkg/liveupdate/memory ValidateLiveUpdateMemory, so the same rules are checked here, named by option."""
+    check_quantity(vm, "memory_max", params["memory_max"])
+    maximum = quantity_bytes(str(params["memory_max"]))
+    guest_text = params.get("memory") or (domain.get("memory") or {}).get("guest")
+    if guest_text is None:
+        raise VmInputError(vm, "memory_max", "needs memory (the guest memory) as well")
+    guest = quantity_bytes(str(guest_text))
+    if guest > maximum:
+        raise VmInputError(vm, "memory", "%s is above memory_max %s" % (guest_text, params["memory_max"]))
+    for option, value in (("memory", guest), ("memory_max", maximum)):
+        if value % HOTPLUG_BLOCK_BYTES:
+            raise VmInputError(vm, option, "must be a multiple of 2Mi when memory_max is set (memory hotplug "
+                                           "block size)")
+    if guest < 1024 ** 3:
+        raise VmInputError(vm, "memory", "%s is below 1Gi: KubeVirt hotplugs memory (memory_max) only for guests "
+                                         "with at least 1Gi" % guest_text)
+    domain.setdefault("memory", {})["maxGuest"] = str(params["memory_max"])
 
 
 def _check_volume_references(vm, devices, tspec):

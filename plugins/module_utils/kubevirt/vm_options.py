@@ -37,6 +37,8 @@ DISK_OPTIONS = dict(
     pvc=dict(type="str"),
     empty_disk=dict(type="str"),
     data_volume=dict(type="dict", options=DATA_VOLUME_OPTIONS),
+    hotplug=dict(type="bool"),
+    size=dict(type="str"),
 )
 
 NIC_OPTIONS = dict(
@@ -45,6 +47,7 @@ NIC_OPTIONS = dict(
     binding=dict(type="str"),
     model=dict(type="str"),
     mac_address=dict(type="str"),
+    state=dict(type="str", choices=["present", "absent"]),
 )
 
 VM_OPTIONS = dict(
@@ -54,8 +57,11 @@ VM_OPTIONS = dict(
     run_strategy=dict(type="str", choices=list(RUN_STRATEGIES)),
     labels=dict(type="dict"),
     annotations=dict(type="dict"),
-    cpu=dict(type="dict", options=dict(cores=dict(type="int"), sockets=dict(type="int"), threads=dict(type="int"))),
+    cpu=dict(type="dict", options=dict(cores=dict(type="int"), sockets=dict(type="int"), threads=dict(type="int"),
+                                       max_sockets=dict(type="int"))),
     memory=dict(type="str"),
+    memory_max=dict(type="str"),
+    restart_if_required=dict(type="bool"),
     disks=dict(type="list", elements="dict", options=DISK_OPTIONS),
     nics=dict(type="list", elements="dict", options=NIC_OPTIONS),
     cloud_init=dict(type="dict", options=dict(

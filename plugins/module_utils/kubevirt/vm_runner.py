@@ -12,6 +12,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
+import time
+
 from ansible_collections.palette.vmo.plugins.module_utils.kube import apply as kube_apply
 
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import power as kubevirt_power
@@ -23,14 +26,18 @@ from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import Plan
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import module_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import DiscoveryError, preferred_version, serves
-from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, wait_for
+from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, WaitTimeout, wait_for
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import disk_expand
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import hotplug as kubevirt_hotplug
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import live_update
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.power import PowerConflict
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.spec import (
-    MANAGED_BY, MANAGED_BY_LABEL, VmInputError, build_vm, instantiate_template, vm_label)
+    MANAGED_BY, MANAGED_BY_LABEL, VmInputError, build_vm, hotplug_data_volume, instantiate_template, vm_label)
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_options import INVALID_INPUT, vm_requests
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
 
 PRESENT_STATES = ("present",) + kubevirt_power.POWER_STATES
+CDI_API = "cdi.kubevirt.io/v1beta1"
 
 
 def batch_failure(prefix, errors):
@@ -57,6 +64,18 @@ class VmPlan(object):
         self.pause_when_running = False
         self.strategy = None
         self.written = False  # whether anything of this VM was written: reported when a later step fails
+        self.nics = kubevirt_hotplug.NicChanges()
+        self.volumes = kubevirt_hotplug.VolumeChanges()
+        self.hotplug_path = None
+        self.data_volumes = []  # PlannedObject of each hotplugged disk's DataVolume still to be made
+        self.expansions = []  # disk_expand.Expansion of each claim to grow
+        self.restart_reason = None  # why KubeVirt wants (or would want) a restart of the running VM
+        self.restart = False  # restart to apply what KubeVirt cannot apply live (restart_if_required)
+        self.restarted = False
+
+    @property
+    def running(self):
+        return kubevirt_power.vmi_active(self.vmi)
 
     @property
     def key(self):
@@ -80,7 +99,7 @@ def validate_requests(requests):
                 if not request.get("template"):
                     # Only to check the options now; the VM is built once the cluster's state is known
                     # (templated VMs are checked once their template is read).
-                    build_vm(request)
+                    kubevirt_hotplug.check_hotplug_claims(plan.label, build_vm(request))
         except VmInputError as err:
             errors.append(str(err))
         except PowerConflict as err:
@@ -158,26 +177,99 @@ def plan_vm(plan, api_version):
     plan.desired = build_vm(plan.request, api_version, plan.strategy, plan.base_spec)
 
 
-def plan_batch(client, plans, params, live_vms, live_vmis, api_version):
+def plan_day2(plan, hotplug_path):
+    """NIC and volume hotplug of a running VM, adjusting what is applied; raises VmInputError."""
+    vmi_spec = (plan.vmi or {}).get("spec") or {}
+    running_ifaces = dict((i.get("name"), i) for i in ((vmi_spec.get("domain") or {}).get("devices") or {})
+                          .get("interfaces") or [])
+    running_nets = dict((n.get("name"), n) for n in vmi_spec.get("networks") or [])
+    plan.nics = kubevirt_hotplug.plan_nics(plan.label, plan.desired, plan.live, plan.running, running_ifaces,
+                                           running_nets, [n.get("name") for n in plan.request.get("nics") or []])
+    plan.hotplug_path = hotplug_path
+    plan.volumes = kubevirt_hotplug.plan_volumes(plan.label, plan.desired, plan.live, plan.running, hotplug_path)
+    if (plan.volumes.add or plan.volumes.remove) and hotplug_path is None:
+        raise VmInputError(plan.label, "disks", "the VM runs and KubeVirt has volume hotplug off (neither the "
+                           "DeclarativeHotplugVolumes nor the HotplugVolumes feature gate is on)")
+
+
+def _hotplug_data_volumes(client, plans, concurrency):
+    """A PlannedObject per hotplugged data_volume disk whose DataVolume does not exist yet."""
+    wanted = []
+    for plan in plans:
+        if plan.state == "absent" or plan.desired is None:
+            continue
+        for disk in plan.request.get("disks") or []:
+            if disk.get("hotplug") and disk.get("data_volume"):
+                body = hotplug_data_volume(plan.label, disk)
+                body.update({"apiVersion": CDI_API, "kind": "DataVolume"})
+                body["metadata"].update({"namespace": plan.namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}})
+                path = object_path(CDI_API, "datavolumes", body["metadata"]["name"], plan.namespace)
+                wanted.append((plan, PlannedObject("%s DataVolume %s" % (plan.label, body["metadata"]["name"]),
+                                                   path, body, None)))
+    found = run_concurrently(lambda item: client.get_or_none(item[1].path), wanted, concurrency)
+    for (plan, planned), live in zip(wanted, found):
+        if isinstance(live, Exception):
+            raise live
+        if live is None:
+            plan.data_volumes.append(planned)
+
+
+def read_kubevirt_cr(client, api_version):
+    """The cluster's KubeVirt CR, or None when this user may not read it."""
+    try:
+        items = client.list_all(object_path(api_version, "kubevirts"))[0]
+    except KubeApiError as err:
+        if err.status in (401, 403, 404):
+            return None
+        raise
+    return items[0] if items else None
+
+
+def plan_batch(client, plans, params, live_vms, live_vmis, api_version, hotplug_path=None):
+    errors = []
     for plan in plans:
         plan.live, plan.vmi = live_vms.get(plan.key), live_vmis.get(plan.key)
         if plan.state == "absent":
             plan.delete = plan.live is not None
             continue
         plan_vm(plan, api_version)
+        try:
+            plan_day2(plan, hotplug_path)
+        except VmInputError as err:
+            errors.append(str(err))
         path = object_path(api_version, "virtualmachines", plan.name, plan.namespace)
         plan.apply = PlannedObject(plan.label, path, plan.desired, plan.live)
         if plan.migrate_running:
             plan.apply.removed_first = {"spec": {"running": None}}
+    expansions, expansion_errors = disk_expand.plan_expansions(client, plans, params["concurrency"])
+    errors.extend(expansion_errors)
+    if errors:
+        raise batch_failure(INVALID_INPUT, errors)
+    for expansion in expansions:
+        expansion.plan.expansions.append(expansion)
+    _hotplug_data_volumes(client, plans, params["concurrency"])
     applying = [plan.apply for plan in plans if plan.apply]
-    kube_apply.plan_apply(client, applying, params["field_manager"], params["force_conflicts"], params["concurrency"])
-    errors = ["VM %s: %s" % (item.label, item.error) for item in applying if item.error]
+    data_volumes = [dv for plan in plans for dv in plan.data_volumes]
+    kube_apply.plan_apply(client, applying + data_volumes, params["field_manager"], params["force_conflicts"],
+                          params["concurrency"])
+    errors = ["VM %s: %s" % (item.label, item.error) for item in applying + data_volumes if item.error]
     if errors:
         raise batch_failure("the apiserver rejected the batch in a dry run, nothing was changed: ", errors)
     for plan in plans:
         if plan.state in kubevirt_power.POWER_STATES:
             plan.verb, plan.pause_when_running = kubevirt_power.plan_power(plan.state, plan.strategy, plan.vmi)
+        plan_restart(plan)
     return plans
+
+
+def plan_restart(plan):
+    """Whether the running VM needs a restart for this change (predicted), and whether it gets one."""
+    if plan.apply is None or plan.live is None or not plan.running:
+        return
+    after = plan.apply.after if plan.apply.action == "update" else plan.live
+    plan.restart_reason = live_update.predict_restart(plan.live, after, plan.vmi)
+    plan.restart = bool(plan.restart_reason and plan.request.get("restart_if_required") and plan.verb is None
+                        and not plan.pause_when_running)
 
 
 def build_templated(client, plans, concurrency):
@@ -255,15 +347,48 @@ def plan_exclusive(plans, live_vms, namespaces):
 
 
 def plan_changed(plan):
-    return bool(plan.delete or plan.verb or plan.pause_when_running or plan.migrate_running
+    return bool(plan.delete or plan.verb or plan.pause_when_running or plan.migrate_running or plan.restart
+                or plan.volumes.add or plan.volumes.remove or plan.expansions or plan.data_volumes
                 or (plan.apply and plan.apply.action in ("create", "update")))
+
+
+def _after_requests(plan, after):
+    """The VM as it will be once its volume requests are carried out (subresource hotplug)."""
+    if not after or plan.hotplug_path != kubevirt_hotplug.SUBRESOURCE or not (plan.volumes.add or plan.volumes.remove):
+        return after
+    after = copy.deepcopy(after)
+    tspec = after["spec"]["template"]["spec"]
+    devices = tspec.setdefault("domain", {}).setdefault("devices", {})
+    gone = set(plan.volumes.remove)
+    tspec["volumes"] = [v for v in tspec.get("volumes") or [] if v.get("name") not in gone]
+    devices["disks"] = [d for d in devices.get("disks") or [] if d.get("name") not in gone]
+    for volume, disk in plan.volumes.add:
+        tspec["volumes"].append(volume)
+        if disk:
+            devices["disks"].append(disk)
+    return after
 
 
 def plan_diff(plan):
     before = comparable(plan.live)
-    after = None if plan.delete else comparable(plan.apply.after if plan.apply else plan.live)
+    after = None if plan.delete else comparable(_after_requests(plan, plan.apply.after if plan.apply else plan.live))
     return {"before_header": "VirtualMachine %s" % plan.label, "after_header": "VirtualMachine %s" % plan.label,
             "before": before or {}, "after": after or {}}
+
+
+def plan_diffs(plan):
+    """The VM's diff, then one per claim it grows and DataVolume it makes."""
+    diffs = [plan_diff(plan)]
+    for expansion in plan.expansions:
+        header = "PersistentVolumeClaim %s/%s" % (plan.namespace, expansion.claim)
+        diffs.append({"before_header": header, "after_header": header,
+                      "before": {"spec": {"resources": {"requests": {"storage": expansion.previous}}}},
+                      "after": {"spec": {"resources": {"requests": {"storage": expansion.requested}}}}})
+    for planned in plan.data_volumes:
+        header = "DataVolume %s/%s" % (plan.namespace, planned.desired["metadata"]["name"])
+        diffs.append({"before_header": header, "after_header": header, "before": {},
+                      "after": comparable(planned.after) or {}})
+    return diffs
 
 
 # -- acting --------------------------------------------------------------------------------------------
@@ -316,11 +441,49 @@ def run_step(step, plans, concurrency, describe):
     raise_failures(plans, outcomes, describe)
 
 
+def _run_items(step, items, concurrency, describe):
+    """step(item) for items that belong to a plan (`item.plan`), marking the plans written."""
+    outcomes = run_concurrently(step, items, concurrency)
+    for item, outcome in zip(items, outcomes):
+        item.plan.written = item.plan.written or not isinstance(outcome, Exception)
+    raise_failures(items, outcomes, describe)
+
+
+class _VolumeRequest(object):
+    def __init__(self, plan, verb, body):
+        self.plan, self.verb, self.body = plan, verb, body
+
+
+def _volume_requests(plans):
+    requests = []
+    for plan in plans:
+        if plan.hotplug_path != kubevirt_hotplug.SUBRESOURCE:
+            continue
+        for volume, disk in plan.volumes.add:
+            requests.append(_VolumeRequest(plan, "addvolume", kubevirt_hotplug.add_volume_options(volume, disk)))
+        for name in plan.volumes.remove:
+            requests.append(_VolumeRequest(plan, "removevolume", {"name": name}))
+    return requests
+
+
+def _send_volume_request(client, request, subresource_version):
+    path = object_path(subresource_version, "virtualmachines", request.plan.name, request.plan.namespace,
+                       subresource=request.verb)
+    client.request("PUT", path, body=request.body)
+
+
 def execute(client, plans, params, subresource_version):
     concurrency = params["concurrency"]
     migrations = [p for p in plans if p.migrate_running]
     run_step(lambda p: _migrate_running(client, p), migrations, concurrency,
              _step_error("migrating spec.running to runStrategy"))
+    making = [(p, dv) for p in plans for dv in p.data_volumes]
+    failed = kube_apply.apply_planned(client, [dv for _p, dv in making], params["field_manager"],
+                                      params["force_conflicts"], concurrency)
+    for plan, planned in making:
+        plan.written = plan.written or planned.result is not None
+    if failed:
+        raise ModuleFailure("; ".join("VM %s: %s" % (item.label, item.error) for item in failed))
     applying = [p for p in plans if p.apply]
     failed = kube_apply.apply_planned(client, [p.apply for p in applying], params["field_manager"],
                                       params["force_conflicts"], concurrency)
@@ -328,6 +491,13 @@ def execute(client, plans, params, subresource_version):
         plan.written = plan.written or plan.apply.result is not None
     if failed:
         raise ModuleFailure("; ".join("VM %s: %s" % (item.label, item.error) for item in failed))
+    expansions = [e for p in plans for e in p.expansions]
+    _run_items(lambda e: disk_expand.expand(client, e), expansions, concurrency,
+               lambda e, err: "VM %s: disks[%s]: growing PVC %s failed: %s" % (
+                   e.plan.label, e.disk, e.claim, getattr(err, "message", None) or err))
+    _run_items(lambda r: _send_volume_request(client, r, subresource_version), _volume_requests(plans), concurrency,
+               lambda r, err: "VM %s: %s %s failed: %s" % (r.plan.label, r.verb, r.body["name"],
+                                                            getattr(err, "message", None) or err))
     deleting = [p for p in plans if p.delete]
     run_step(lambda p: client.delete(object_path(p.live["apiVersion"], "virtualmachines", p.name, p.namespace),
                                      propagation_policy=params["propagation_policy"]),
@@ -340,6 +510,47 @@ def execute(client, plans, params, subresource_version):
         wait_vms(client, pausing, params, expectation="ready")
         run_step(lambda p: _power(client, p, "pause", subresource_version), pausing, concurrency,
                  _power_error("pause", lambda p: "pause"))
+
+
+def _processed(plan):
+    """A predicate: KubeVirt's VM controller has seen the VM as this run wrote it (vm.go updateStatus sets
+    status.desiredGeneration to the generation it synced)."""
+    generation = ((plan.apply.result or {}).get("metadata") or {}).get("generation") or 0
+
+    def seen(vm):
+        return bool(vm) and ((vm.get("status") or {}).get("desiredGeneration") or 0) >= generation
+    return seen
+
+
+def observe_restart_required(client, plans, params, deadline):
+    """The RestartRequired condition of every running VM this run updated, once KubeVirt has synced it.
+
+    A VM whose sync is not seen in time keeps the predicted answer.
+    """
+    updated = [p for p in plans if p.apply and p.apply.result is not None and p.apply.action == "update" and p.running]
+    if not updated:
+        return
+    targets = [WaitTarget(p.namespace, p.name, _processed(p), "sync", kubevirt_power.describe_vm) for p in updated]
+    try:
+        seen = wait_for(client, updated[0].desired["apiVersion"], "virtualmachines", targets,
+                        max(1, _left(deadline)))
+    except WaitTimeout:
+        seen = {}  # not synced in time: the predicted answer stands
+    for plan in updated:
+        vm = seen.get(plan.key)
+        if vm and _processed(plan)(vm):
+            cond = live_update.restart_required_condition(vm)
+            plan.restart_reason = cond.get("message") or "RestartRequired" if cond else None
+            plan.restart = bool(plan.restart_reason and plan.request.get("restart_if_required")
+                                and plan.verb is None and not plan.pause_when_running)
+
+
+def restart_vms(client, plans, params, subresource_version):
+    restarting = [p for p in plans if p.restart]
+    run_step(lambda p: _power(client, p, "restart", subresource_version), restarting, params["concurrency"],
+             _power_error("restart", lambda p: "restart"))
+    for plan in restarting:
+        plan.restarted = True
 
 
 def field_value(obj, path):
@@ -389,10 +600,61 @@ def _wait_target(plan, params, expectation=None):
                       expectation or "existence", kubevirt_power.describe_vm)
 
 
-def wait_vms(client, plans, params, expectation=None):
-    targets = [_wait_target(plan, params, expectation) for plan in plans]
+def day2_pending(plan, vm):
+    """What of this run's day-2 changes the VM does not show yet (restart, hotplug, unplug)."""
+    if vm is None or plan.state == "absent":
+        return []
+    pending = []
+    if plan.restarted and live_update.restart_required_condition(vm):
+        pending.append("restart (RestartRequired still set)")
+    tspec = ((vm.get("spec") or {}).get("template") or {}).get("spec") or {}
+    volumes = set(v.get("name") for v in tspec.get("volumes") or [])
+    if plan.hotplug_path == kubevirt_hotplug.SUBRESOURCE:
+        missing = [n for n in plan.volumes.names_added if n not in volumes]
+        missing += [n for n in plan.volumes.remove if n in volumes]
+        if missing or (vm.get("status") or {}).get("volumeRequests"):
+            pending.append("volume requests (%s)" % ", ".join(missing or ["pending"]))
+    ifaces = set(i.get("name") for i in ((tspec.get("domain") or {}).get("devices") or {}).get("interfaces") or [])
+    unplugging = [n for n in plan.nics.unplug if n in ifaces]
+    if unplugging:
+        pending.append("NIC unplug (%s)" % ", ".join(unplugging))
+    return pending
+
+
+def _with_day2(target, plan):
+    base, describe = target.predicate, target.describe
+
+    def predicate(vm):
+        return base(vm) and not day2_pending(plan, vm)
+
+    def described(vm):
+        pending = day2_pending(plan, vm)
+        return describe(vm) + ("; pending: %s" % "; ".join(pending) if pending else "")
+    return WaitTarget(target.namespace, target.name, predicate, target.expectation, described)
+
+
+def wait_vms(client, plans, params, expectation=None, timeout=None):
+    targets = [_with_day2(_wait_target(plan, params, expectation), plan) for plan in plans]
     api_version = next((p.desired["apiVersion"] for p in plans if p.desired), "kubevirt.io/v1")
-    return wait_for(client, api_version, "virtualmachines", targets, params["wait_timeout"])
+    return wait_for(client, api_version, "virtualmachines", targets,
+                    params["wait_timeout"] if timeout is None else timeout)
+
+
+def _left(deadline):
+    """Whole seconds left until the deadline (what a timeout message names)."""
+    return max(0, int(round(deadline - time.monotonic())))
+
+
+def wait_claims(client, plans, deadline):
+    expansions = [e for p in plans for e in p.expansions]
+    if not expansions:
+        return {}
+    seen = wait_for(client, "v1", "persistentvolumeclaims", [disk_expand.wait_target(e) for e in expansions],
+                    _left(deadline))
+    for expansion in expansions:
+        pvc = seen.get((expansion.plan.namespace, expansion.claim))
+        expansion.capacity = (((pvc or {}).get("status") or {}).get("capacity") or {}).get("storage")
+    return seen
 
 
 # -- results -------------------------------------------------------------------------------------------
@@ -410,10 +672,16 @@ def vm_result(plan, vm, vmi):
     vmi_status = (vmi or {}).get("status") or {}
     addresses = [i.get("ipAddress") for i in vmi_status.get("interfaces") or [] if i.get("ipAddress")]
     return {
-        "name": plan.name, "namespace": plan.namespace, "action": _action(plan), "power": plan.verb,
+        "name": plan.name, "namespace": plan.namespace, "action": _action(plan),
+        "power": "restart" if plan.restarted or (plan.restart and plan.verb is None) else plan.verb,
         "run_strategy": plan.strategy, "printable_status": status.get("printableStatus"),
         "ready": bool(status.get("ready")), "node": vmi_status.get("nodeName"),
         "ip_address": addresses[0] if addresses else None, "ip_addresses": addresses,
+        "restart_required": bool(plan.restart_reason) and not plan.restarted,
+        "restart_reason": plan.restart_reason, "restarted": plan.restarted or plan.restart,
+        "hotplugged_volumes": plan.volumes.names_added, "unplugged_volumes": list(plan.volumes.remove),
+        "hotplugged_nics": list(plan.nics.hotplug), "unplugged_nics": list(plan.nics.unplug),
+        "expanded_disks": [e.result() for e in plan.expansions],
     }
 
 
@@ -451,20 +719,30 @@ def run(module):
     build_templated(client, plans, params["concurrency"])
     check_networks(client, plans, params["concurrency"])
     live_vms, live_vmis = read_live(client, api_version, namespaces, params["concurrency"])
-    plan_batch(client, plans, params, live_vms, live_vmis, api_version)
+    hotplug_path = None
+    if any(p.request.get("disks") and any(d.get("hotplug") for d in p.request["disks"]) for p in plans) \
+            or any(kubevirt_hotplug.hotplugged_volumes(vm) for vm in live_vms.values()):
+        hotplug_path = kubevirt_hotplug.hotplug_path(read_kubevirt_cr(client, api_version))
+    plan_batch(client, plans, params, live_vms, live_vmis, api_version, hotplug_path)
     if params["exclusive"]:
         plans += plan_exclusive(plans, live_vms, namespaces)
     changed = any(plan_changed(plan) for plan in plans)
     result = {"changed": changed, "api_version": api_version}
     if module._diff:
-        result["diff"] = [plan_diff(plan) for plan in plans if plan_changed(plan)]
+        result["diff"] = [diff for plan in plans if plan_changed(plan) for diff in plan_diffs(plan)]
     observed, vmis = {}, live_vmis
     try:
+        # One budget for every wait after the writes: KubeVirt's sync, the VMs' states, the claims' capacity.
+        deadline = time.monotonic() + params["wait_timeout"]
         if not module.check_mode and changed:
             subresources = preferred_version(client, "subresources.kubevirt.io")
             execute(client, plans, params, subresources)
+            deadline = time.monotonic() + params["wait_timeout"]
+            observe_restart_required(client, plans, params, deadline)
+            restart_vms(client, plans, params, subresources)
         if params["wait"] and not module.check_mode:
-            observed = wait_vms(client, plans, params)
+            observed = wait_vms(client, plans, params, timeout=_left(deadline))
+            wait_claims(client, plans, deadline)
             # Addresses and nodes come from the instances, which the wait did not watch.
             vmis = read_live(client, api_version, namespaces, params["concurrency"])[1]
     except ModuleFailure as err:
