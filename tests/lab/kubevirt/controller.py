@@ -97,6 +97,10 @@ def printable_status(vm: JSON, vmi: Optional[JSON]) -> str:
             vmi["metadata"].get("deletionTimestamp") or has_stop_request_for(vm, vmi)
             or run_strategy(vm) == "Halted"):
         return "Stopping"
+    # vm.go isVirtualMachineStatusMigrating: pkg/util/migrations IsMigrating (started, not ended).
+    state = (vmi or {}).get("status", {}).get("migrationState") or {}
+    if vmi is not None and state.get("startTimestamp") and not state.get("endTimestamp"):
+        return "Migrating"
     if vmi is not None and phase(vmi) == "Running":
         return "Paused" if is_paused(vmi) else "Running"
     scheduled = condition(vmi, "PodScheduled")

@@ -285,6 +285,7 @@ def test_cancelling_a_running_migration_aborts_it_and_the_vmi_stays(admin, names
     admin.create(vmim_path(namespace), vmim("big-mig", "big"))
     wait.until(vmim_path(namespace, "big-mig"), lambda m: m.get("status", {}).get("phase") == "Running", 30,
                "migration to run")
+    wait.printable(namespace, "big", "Migrating")
     admin.delete(vmim_path(namespace, "big-mig"))
     vmi = wait.until(vmi_path(namespace, "big"),
                      lambda v: (v["status"].get("migrationState") or {}).get("abortStatus") == "Succeeded",
