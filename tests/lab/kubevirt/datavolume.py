@@ -53,6 +53,7 @@ ANN_BOUND_REASON = f"{ANN}/storage.condition.bound.reason"
 ANN_REGISTRY_IMPORT_METHOD = f"{ANN}/storage.import.registryImportMethod"
 # pkg/common/common.go DefaultGlobalOverhead; pkg/util/util.go DefaultAlignBlockSize
 DEFAULT_FS_OVERHEAD = 0.06
+DEFAULT_VIRT_CLASS_ANNOTATION = "storageclass.kubevirt.io/is-default-virt-class"  # common/util.go AnnDefaultVirtStorageClass
 ALIGN = 1024 * 1024
 POD_RUNNING_REASON = "Pod is running"  # pkg/controller/util.go PodRunningReason
 IMPORTER_STEPS = ("Pending", "Running", "Succeeded")
@@ -110,21 +111,31 @@ class DataVolumes:
             self.kube.merge_patch(self._dv_path(dv), {"metadata": {"annotations": {ANN_USE_POPULATOR: "false"}}})
             return None
         pvc = self.storage.pvcs.get(namespace, name)
-        event: Optional[tuple] = None
         if pvc is None:
             try:
                 spec = self._render_pvc_spec(dv)
             except ValueError as err:
-                event = ("Warning", "ErrClaimNotValid", str(err))
+                # util.go renderPvcSpecVolumeModeAndAccessModesAndStorageClass records it on the DataVolume
+                record_event(self.kube, dv, "DataVolume", DV_API, "Warning", "ErrClaimNotValid", str(err),
+                             "datavolume-controller")
                 spec = None
             if spec is not None:
                 pvc = self._create_pvc(dv, spec, source)
-        return self._update_status(dv, pvc, event)
+        return self._update_status(dv, pvc)
 
-    def _default_class(self) -> Optional[JSON]:
-        """pkg/controller/common/util.go getFallbackStorageClass (k8s default annotation; newest first)."""
+    def _default_class(self, content_type: str) -> Optional[JSON]:
+        """pkg/controller/common/util.go getFallbackStorageClass: for kubevirt content the virt default class
+        first, then the Kubernetes default (GetPlatformDefaultStorageClass: newest, then by name)."""
+        keys = ([DEFAULT_VIRT_CLASS_ANNOTATION] if content_type == "kubevirt" else []) + [DEFAULT_CLASS_ANNOTATION]
+        for key in keys:
+            found = self._newest_default(key)
+            if found is not None:
+                return found
+        return None
+
+    def _newest_default(self, key: str) -> Optional[JSON]:
         defaults = [sc for sc in self.storage.classes.list()
-                    if (sc["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"]
+                    if (sc["metadata"].get("annotations") or {}).get(key) == "true"]
         defaults.sort(key=lambda sc: (sc["metadata"].get("creationTimestamp", ""), sc["metadata"]["name"]))
         if not defaults:
             return None
@@ -148,7 +159,8 @@ class DataVolumes:
                                        "volumeMode", "dataSource", "dataSourceRef") if storage.get(k) is not None}
         # renderPvcSpecVolumeModeAndAccessModesAndStorageClass
         class_name = pvc.get("storageClassName")
-        sc = self.storage.classes.get("", class_name) if class_name else self._default_class()
+        sc = self.storage.classes.get("", class_name) if class_name else \
+            self._default_class(spec.get("contentType") or "kubevirt")
         if sc is None:
             if not pvc.get("accessModes"):
                 raise ValueError("PVC spec is missing accessMode and no storageClass to choose profile")
@@ -230,15 +242,13 @@ class DataVolumes:
                 return None
             raise
 
-    def _update_status(self, dv: JSON, pvc: Optional[JSON], event: Optional[tuple]) -> Optional[float]:
+    def _update_status(self, dv: JSON, pvc: Optional[JSON]) -> Optional[float]:
         """controller-base.go updateStatus, updateConditions and emitEvent."""
         status = dict(dv.get("status") or {})
         current = status.get("phase", "")
         phase = current
         conditions = [dict(c) for c in status.get("conditions") or []]
-        events = []
-        if event:
-            events.append(event)
+        events: List[tuple] = []
         if pvc is None or pvc["metadata"].get("deletionTimestamp"):
             if pvc is None:
                 phase = "Pending"  # shouldSetDataVolumePending

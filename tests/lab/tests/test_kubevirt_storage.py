@@ -299,3 +299,32 @@ def test_deleting_a_datavolume_deletes_its_claim(admin, namespace, wait):
     wait_dv(wait, namespace, "gone", "Succeeded")
     admin.delete(dv_path(namespace, "gone"))
     wait.gone(pvc_path(namespace, "gone"))  # the garbage collector follows the owner reference
+
+
+def test_a_datavolume_the_storage_profile_cannot_complete_gets_no_claim(admin, namespace, wait):
+    admin.create(dv_path(namespace), datavolume(
+        "blocky", {"blank": {}},
+        storage_spec={"volumeMode": "Block", "resources": {"requests": {"storage": "1Gi"}}}))
+    invalid = wait_event(wait, admin, namespace, "blocky", "ErrClaimNotValid")
+    assert invalid[0]["type"] == "Warning"
+    assert invalid[0]["message"] == "Spec is missing accessMode and cannot get access mode from StorageProfile lab-rwo"
+    dv = wait.until(dv_path(namespace, "blocky"), lambda d: "Bound" in conditions(d), what="DV Bound condition")
+    assert dv["status"]["phase"] == "Pending"
+    bound = conditions(dv)["Bound"]
+    assert (bound["status"], bound["reason"], bound["message"]) == ("False", "NotFound", "No PVC found")
+    assert admin.get_or_none(pvc_path(namespace, "blocky")) is None
+
+
+def test_a_datavolume_disk_grows_through_its_claim(admin, namespace, wait):
+    """CDI never resizes a DataVolume (its webhook refuses spec updates): the PVC is what grows."""
+    admin.create(dv_path(namespace), datavolume("root", {"blank": {}}))
+    wait_dv(wait, namespace, "root", "Succeeded")
+    expand(admin, namespace, "root", "4Gi")
+    claim = wait.until(pvc_path(namespace, "root"),
+                       lambda p: "FileSystemResizePending" in conditions(p), what="FileSystemResizePending")
+    assert claim["status"]["allocatedResources"] == {"storage": "4Gi"}
+    pv = admin.get(object_path("v1", "persistentvolumes", claim["spec"]["volumeName"]))
+    assert pv["spec"]["capacity"] == {"storage": "4Gi"}
+    dv = admin.get(dv_path(namespace, "root"))
+    assert dv["status"]["phase"] == "Succeeded"
+    assert dv["spec"]["storage"]["resources"]["requests"]["storage"] == "1Gi"
