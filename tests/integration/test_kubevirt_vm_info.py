@@ -40,3 +40,67 @@ def test_info_waits_and_times_out_with_the_pending_vm(run_module, ns):
 def test_info_for_a_missing_vm_is_empty(run_module, ns):
     result = run_module("palette.vmo.kubevirt_vm_info", {"namespace": ns, "name": "nobody"})
     assert result.get("failed") is not True and result["vms"] == []
+
+
+CIRROS = "quay.io/kubevirt/cirros-container-disk-demo:v1.4.0"  # CirrOS ships no qemu-guest-agent
+NOT_MASQUERADE = ("cannot migrate VMI which does not use masquerade or a migratable plugin to connect to the pod "
+                  "network")
+
+
+def test_info_gives_day2_facts_and_waits_for_the_guest_agent(run_module, ns):
+    created = run_module("palette.vmo.kubevirt_vm", {
+        "namespace": ns, "memory": "128Mi", "wait": True,
+        "vms": [{"name": "agent"}, {"name": "bridged", "nics": [{"name": "default", "binding": "bridge"}]},
+                {"name": "cirros", "disks": [{"name": "root", "container_disk": CIRROS}]},
+                {"name": "off", "run_strategy": "Halted", "eviction_strategy": "None"}]})
+    assert created.get("failed") is not True, created.get("msg")
+
+    agent = run_module("palette.vmo.kubevirt_vm_info", {"namespace": ns, "name": "agent", "wait": True,
+                                                        "wait_for": "agent_connected", "wait_timeout": 120})
+    assert agent.get("failed") is not True, agent.get("msg")
+    vm = agent["vms"][0]
+    assert vm["guest_agent"]["connected"] is True and vm["guest_agent"]["guest_os_info"]["kernelRelease"]
+    assert vm["guest_agent"]["since"] and vm["guest_agent"]["unsupported"] is None
+    assert vm["live_migratable"]["status"] == "True"
+    assert vm["restart_required"] == {"required": False, "message": None}
+    assert vm["migration"] is None and vm["eviction_strategy"] is None
+    # The keys the module gave before are all still there.
+    for key in ("name", "namespace", "labels", "annotations", "run_strategy", "printable_status", "ready", "phase",
+                "node", "ip_address", "ip_addresses", "interfaces", "guest_os", "conditions", "vm", "vmi"):
+        assert key in vm
+
+    facts = {vm["name"]: vm for vm in run_module("palette.vmo.kubevirt_vm_info", {"namespace": ns})["vms"]}
+    assert facts["bridged"]["live_migratable"] == {"status": "False", "reason": "InterfaceNotLiveMigratable",
+                                                   "message": NOT_MASQUERADE}
+    assert facts["cirros"]["volume_status"][0]["name"] == "root"
+    assert facts["cirros"]["volume_status"][0]["target"] == "vda" and facts["cirros"]["volume_status"][0]["hotplug"] \
+        is False
+    assert facts["off"]["guest_agent"] == {"connected": False, "since": None, "unsupported": None, "guest_os_info": {}}
+    assert facts["off"]["live_migratable"] is None and facts["off"]["volume_status"] == []
+    assert facts["off"]["eviction_strategy"] == "None"
+
+    # A guest without an agent never connects: the bounded wait names it with what it last saw.
+    late = run_module("palette.vmo.kubevirt_vm_info", {"namespace": ns, "name": "cirros", "wait": True,
+                                                       "wait_for": "agent_connected", "wait_timeout": 3})
+    assert late.get("failed") is True
+    assert f"{ns}/cirros (waiting for guest agent connected; last seen: phase=Running AgentConnected=<none>)" \
+        in late["msg"]
+
+
+def test_info_reports_a_change_that_waits_for_a_restart(run_module, admin, ns):
+    from tests.lab import processes
+    from tests.lab.kube import object_path
+
+    created = run_module("palette.vmo.kubevirt_vm", {"namespace": ns, "name": "web", "memory": "128Mi", "wait": True})
+    assert created.get("failed") is not True, created.get("msg")
+    path = object_path("kubevirt.io/v1", "virtualmachines", "web", ns)
+    # Cores cannot change on a running VM (only sockets can, under LiveUpdate): KubeVirt asks for a restart.
+    admin.merge_patch(path, {"spec": {"template": {"spec": {"domain": {"cpu": {"cores": 2}}}}}})
+
+    def restart_required():
+        return any(c["type"] == "RestartRequired" and c["status"] == "True"
+                   for c in admin.get(path).get("status", {}).get("conditions") or [])
+
+    processes.wait_until(restart_required, 60, "the VM's RestartRequired condition")
+    vm = run_module("palette.vmo.kubevirt_vm_info", {"namespace": ns, "name": "web"})["vms"][0]
+    assert vm["restart_required"]["required"] is True and vm["restart_required"]["message"]

@@ -128,7 +128,8 @@ def guest_agent(vmi):
     unsupported = _condition(vmi, "AgentVersionNotSupported")
     return {
         "connected": agent_connected(vmi),
-        "since": (cond or {}).get("lastTransitionTime") if agent_connected(vmi) else None,
+        "since": ((cond or {}).get("lastTransitionTime") or (cond or {}).get("lastProbeTime"))
+        if agent_connected(vmi) else None,
         "unsupported": condition_facts(unsupported) if unsupported and unsupported.get("status") == "True" else None,
         "guest_os_info": ((vmi or {}).get("status") or {}).get("guestOSInfo") or {},
     }
