@@ -582,6 +582,7 @@ class VolumeStatusSimulator:
     def __init__(self, kube: Kube):
         self.kube = kube
         self.pods: Dict[str, List[AttachmentPod]] = {}  # VMI uid -> attachment pods
+        self.changed: Dict[Tuple[str, str], float] = {}  # (VMI uid, volume) -> when its phase last moved
         self.lock = threading.Lock()
 
     def _pods(self, vmi: JSON) -> List[AttachmentPod]:
@@ -598,9 +599,6 @@ class VolumeStatusSimulator:
             self.pods[uid] = list(rebuilt.values())
         return self.pods[uid]
 
-    def forget(self, uid: str) -> None:
-        with self.lock:
-            self.pods.pop(uid, None)
 
     def compute(self, vmi: JSON, pod_volumes: set, pvcs: Dict[str, Optional[JSON]], dvs: Dict[str, Optional[JSON]],
                 overhead: str, step: float) -> Tuple[List[JSON], bool]:
@@ -683,6 +681,20 @@ class VolumeStatusSimulator:
                     status.update(reason=SUCCESSFUL_DELETE,
                                   message=f"Deleted hotplug attachment pod {pod.name}, for volume {name}")
             new_status.append(status)
+        # One round of virt-controller or virt-handler a step: a volume's phase moves at most once a step.
+        uid = vmi["metadata"]["uid"]
+        for index, status in enumerate(new_status):
+            key, before = (uid, status["name"]), old_status.get(status["name"])
+            if before is None or before.get("phase") == status.get("phase"):
+                continue
+            if now - self.changed.get(key, 0.0) < step:
+                kept = copy.deepcopy(before)
+                if "persistentVolumeClaimInfo" in status:
+                    kept["persistentVolumeClaimInfo"] = status["persistentVolumeClaimInfo"]
+                new_status[index] = kept
+                moving = True
+            else:
+                self.changed[key] = now
         # volume-hotplug.go cleanupAttachmentPods: an old pod is deleted once none of its unplugged volumes
         # is still Ready or mounted, unless it is the running fallback while the current pod starts.
         unplugged = {s["name"]: s.get("phase") for s in new_status if s["name"] not in spec_names}
@@ -694,8 +706,10 @@ class VolumeStatusSimulator:
                 busy = any(unplugged.get(v) in (READY, MOUNTED) for v in pod.volumes)
                 if not (fallback or busy):
                     pod.deleting = now
-            elif now - pod.deleting >= step:
-                pods.remove(pod)  # the pod is gone
+            elif now - pod.deleting >= step and all(
+                    old_status.get(v, {}).get("phase") == DETACHING and now - self.changed.get((uid, v), 0.0) >= step
+                    for v in pod.volumes if v in unplugged):
+                pods.remove(pod)  # the pod is gone (after the Detaching report stood for a step)
             moving = True
         new_status.sort(key=lambda s: s["name"])
         return new_status, moving

@@ -582,7 +582,8 @@ class LiveUpdate:
             if owner:
                 dvs[owner["name"]] = self.kube.get_or_none(
                     object_path("cdi.kubevirt.io/v1beta1", "datavolumes", owner["name"], namespace))
-        volume_status, moving = self.volumes.compute(vmi, pod_volumes, pvcs, dvs, self._fs_overhead(), self.step)
+        overhead = self._fs_overhead() if pvcs else hotplug.CDI_DEFAULT_FS_OVERHEAD
+        volume_status, moving = self.volumes.compute(vmi, pod_volumes, pvcs, dvs, overhead, self.step)
         patch: JSON = {}
         if volume_status != (status.get("volumeStatus") or []):
             patch["volumeStatus"] = volume_status
@@ -652,12 +653,15 @@ class LiveUpdate:
             elif "domain" not in (status.get("infoSource") or ""):
                 moving = True
                 if self._due(uid, name, "domain"):
+                    # vmispec/infosource.go: guest-agent only while the agent is connected
+                    agent = _has(vmi, "AgentConnected", "True")
+                    sources = "domain, guest-agent, multus-status" if agent else "domain, multus-status"
                     seed = hashlib.sha256(f"{uid}:{name}".encode()).digest()
                     ip = f"192.168.{100 + index}.{2 + seed[0] % 250}"
                     mac = iface.get("macAddress") or "02:%02x:%02x:%02x:%02x:%02x" % tuple(seed[1:6])
                     result[result.index(status)] = {
                         "name": name, "interfaceName": f"eth{index}", "ipAddress": ip, "ipAddresses": [ip], "mac": mac,
-                        "infoSource": "domain, guest-agent, multus-status", "linkState": "up", "queueCount": 1,
+                        "infoSource": sources, "linkState": "up", "queueCount": 1,
                         "podInterfaceName": status.get("podInterfaceName") or hashed_pod_iface(name)}
         return result, moving
 
