@@ -25,6 +25,13 @@ def _running(state: LabState) -> Dict[str, bool]:
             for name, info in state.processes.items()}
 
 
+def _controllers_current(state: LabState) -> bool:
+    """Whether the running kube-controller-manager runs today's controllers (a lab started before one was
+    added, e.g. the PersistentVolume binder, is started again)."""
+    info = state.processes.get("controller-manager")
+    return bool(info) and processes.is_running(int(info["pid"]), f"--controllers={controlplane.CONTROLLERS}")
+
+
 def admin_client(state: LabState) -> Kube:
     return Kube(state.apiserver_url, state.token(lab_state.ADMIN_USER), str(state.ca_file))
 
@@ -122,7 +129,8 @@ def up(_args: argparse.Namespace) -> int:
     bare = _bare_requested(_args)
     # A lab started before a service was added to PROCESS_ORDER is started again, with it.
     complete = existing and all(name in existing.processes for name in PROCESS_ORDER) and existing.bare == bare
-    if existing and existing.ready and complete and all(_running(existing).values()):
+    if existing and existing.ready and complete and all(_running(existing).values()) \
+            and _controllers_current(existing):
         print(f"lab already running: {existing.apiserver_url} (kubeconfig {existing.kubeconfig})")
         return 0
     if existing:

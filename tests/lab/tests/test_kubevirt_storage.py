@@ -1,8 +1,11 @@
 """Storage in the lab: StorageClasses, the CSI stand-in's provisioning and expansion on the real
 kube-controller-manager and kube-apiserver, CDI's StorageProfiles and DataVolumes."""
 
+import dataclasses
+
 import pytest
 
+from tests.lab import cli, controlplane
 from tests.lab.kube import KubeError, object_path
 from tests.lab.kubevirt import storage
 
@@ -62,6 +65,14 @@ def expand(admin, namespace, name, size):
 
 
 # -- StorageClasses and StorageProfiles ---------------------------------------------------------------
+
+def test_the_controller_manager_runs_the_volume_controllers_and_an_older_lab_is_started_again(lab):
+    assert {"persistentvolume-binder-controller", "persistentvolume-expander-controller",
+            "persistentvolumeclaim-protection-controller"} <= set(controlplane.CONTROLLERS.split(","))
+    assert cli._controllers_current(lab)  # pylint: disable=protected-access
+    older = dataclasses.replace(lab, processes={**lab.processes, "controller-manager": lab.processes["etcd"]})
+    assert not cli._controllers_current(older)  # pylint: disable=protected-access
+
 
 def test_the_lab_storage_classes_are_seeded_and_seeding_again_changes_nothing(admin):
     classes = {name: admin.get(object_path("storage.k8s.io/v1", "storageclasses", name))
