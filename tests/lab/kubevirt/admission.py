@@ -498,18 +498,26 @@ def _disks(spec: JSON) -> List[JSON]:
     return ((spec.get("domain") or {}).get("devices") or {}).get("disks") or []
 
 
+def declarative_hotplug_enabled(config: JSON) -> bool:
+    """virt-config DeclarativeHotplugVolumesEnabled: Beta in v1.9, so on unless listed in disabledFeatureGates
+    (featuregate/feature-gates.go IsEnabled)."""
+    dev = config.get("developerConfiguration") or {}
+    if "DeclarativeHotplugVolumes" in (dev.get("featureGates") or []):
+        return True
+    return "DeclarativeHotplugVolumes" not in (dev.get("disabledFeatureGates") or [])
+
+
 # vmi-create-admitter.go validateBootOrder (disks match volumes; boot orders unique)
 def validate_boot_order(field: str, spec: JSON, config: JSON) -> List[Cause]:
     causes, orders = [], set()
     volumes = {v.get("name"): v for v in spec.get("volumes") or []}
-    gates = (config.get("developerConfiguration") or {}).get("featureGates") or []
     for idx, disk in enumerate(_disks(spec)):
         path = f"{field}.domain.devices.disks[{idx}]"
         volume = volumes.get(disk.get("name"))
         if volume is None:
             if disk.get("cdrom") is None:
                 causes.append(cause(INVALID, NAME_NOT_FOUND % (f"{path}.Name", disk.get("name", "")), f"{path}.name"))
-            elif "DeclarativeHotplugVolumes" not in gates:
+            elif not declarative_hotplug_enabled(config):
                 causes.append(cause(INVALID, "DeclarativeHotplugVolumes feature gate not enabled, cannot define "
                                              "an empty CD-ROM disk", f"{path}.name"))
         if disk.get("lun") is not None and volume is not None and volume.get("persistentVolumeClaim") is None \

@@ -262,7 +262,6 @@ def test_without_hotplugvolumes_the_declarative_path_is_taken(admin, namespace, 
                 assert err.status == 400 and err.body["message"] == f"VMI {namespace}/decl is owned by a VM"
                 break
             assert time.monotonic() < deadline, "virt-api never saw the feature gate change"
-            wait.until(KUBEVIRT, lambda kv: True)
         # The VM request goes straight into the template, the controller syncs it to the VMI.
         assert put(admin, namespace, "virtualmachines", "decl", "addvolume", add_options("d1", "d1")).status_code == 202
         vm = admin.get(vm_path(namespace, "decl"))
@@ -283,6 +282,28 @@ def test_without_hotplugvolumes_the_declarative_path_is_taken(admin, namespace, 
         assert condition(admin.get(vm_path(namespace, "decl")), "RestartRequired") is None
     finally:
         _set_gates(admin, list(bootstrap.VMO_FEATURE_GATES))
+
+
+def test_an_empty_cdrom_needs_declarative_hotplug_which_is_on_unless_disabled(admin, namespace):
+    manifest = vm_manifest("cd", namespace, run_strategy="Halted")
+    manifest["spec"]["template"]["spec"]["domain"]["devices"]["disks"] = [{"name": "cd", "cdrom": {"bus": "sata"}}]
+    # DeclarativeHotplugVolumes is Beta in v1.9: on with the VMO gates, which do not list it.
+    admin.create(vm_path(namespace), copy.deepcopy(manifest), dryRun="All")
+    message = "DeclarativeHotplugVolumes feature gate not enabled, cannot define an empty CD-ROM disk"
+    admin.merge_patch(KUBEVIRT, {"spec": {"configuration": {"developerConfiguration": {
+        "disabledFeatureGates": ["DeclarativeHotplugVolumes"]}}}})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                admin.create(vm_path(namespace), copy.deepcopy(manifest), dryRun="All")
+            except KubeError as err:
+                assert err.status == 422 and message in err.body["message"]
+                break
+            assert time.monotonic() < deadline, "virt-api never saw the disabled feature gate"
+    finally:
+        admin.merge_patch(KUBEVIRT, {"spec": {"configuration": {"developerConfiguration": {
+            "disabledFeatureGates": None}}}})
 
 
 # -- NIC hotplug ---------------------------------------------------------------------------------------
