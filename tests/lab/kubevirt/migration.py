@@ -411,7 +411,8 @@ class MigrationController:
         """migration.go handlePreHandoffMigrationCancel: the target pod goes; updateStatus fails the migration."""
         if target is not None and not target.deleted:
             target.deleted = True
-            self._event(mig, "Normal", "SuccessfulDelete", f"Deleted migration target pod {target.name}")
+            self._event(mig, "Normal", "SuccessfulDelete",
+                        f"migration canceled and pod {mig['metadata']['namespace']}/{target.name} is deleted")
         return None
 
     def _create_target(self, mig: JSON, vmi: JSON):
@@ -495,7 +496,7 @@ class MigrationController:
             _rv(vmi),
             {"op": "add", "path": "/status/migrationState", "value": new_state},
             {"op": "add", "path": "/metadata/labels/" + TARGET_NODE_LABEL.replace("/", "~1"), "value": target.node}])
-        self._event(mig, "Normal", "SuccessfulHandOverPod", "Migration target pod is ready for preparation by virt-handler.")
+        self._event(mig, "Normal", "SuccessfulHandOver", "Migration target pod is ready for preparation by virt-handler.")
         return "written"
 
     def _patch_state(self, vmi: JSON, state: JSON, extra: Optional[List[JSON]] = None) -> None:
@@ -764,10 +765,10 @@ class MigrationController:
         try:
             created = self.kube.create(object_path(API, PLURAL, namespace=namespace), body)
             self._event({**vmi, "kind": "VirtualMachineInstance"}, "Normal",
-                        "SuccessfulCreateVirtualMachineInstanceMigration", message % created["metadata"]["name"])
+                        "SuccessfulCreate", message % created["metadata"]["name"])
         except KubeError as err:
             self._event({**vmi, "kind": "VirtualMachineInstance"}, "Warning",
-                        "FailedCreateVirtualMachineInstanceMigration", f"Error creating a Migration: {err}")
+                        "FailedCreate", f"Error creating a Migration: {err}")
 
     # -- evacuation.go ---------------------------------------------------------------------------
 
