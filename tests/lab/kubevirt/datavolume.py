@@ -56,7 +56,8 @@ DEFAULT_FS_OVERHEAD = 0.06
 DEFAULT_VIRT_CLASS_ANNOTATION = "storageclass.kubevirt.io/is-default-virt-class"  # common/util.go AnnDefaultVirtStorageClass
 ALIGN = 1024 * 1024
 POD_RUNNING_REASON = "Pod is running"  # pkg/controller/util.go PodRunningReason
-IMPORTER_STEPS = ("Pending", "Running", "Succeeded")
+# import-controller.go importControllerName: the event source of the import DataVolume controller
+COMPONENT = "datavolume-import-controller"
 
 
 def required_space(overhead: float, size: int) -> int:
@@ -117,7 +118,7 @@ class DataVolumes:
             except ValueError as err:
                 # util.go renderPvcSpecVolumeModeAndAccessModesAndStorageClass records it on the DataVolume
                 record_event(self.kube, dv, "DataVolume", DV_API, "Warning", "ErrClaimNotValid", str(err),
-                             "datavolume-controller")
+                             COMPONENT)
                 spec = None
             if spec is not None:
                 pvc = self._create_pvc(dv, spec, source)
@@ -238,7 +239,7 @@ class DataVolumes:
                 return None
             if err.status in (400, 422):
                 record_event(self.kube, dv, "DataVolume", DV_API, "Warning", "ErrClaimNotValid",
-                             err.body.get("message", "") if isinstance(err.body, dict) else str(err), "datavolume-controller")
+                             err.body.get("message", "") if isinstance(err.body, dict) else str(err), COMPONENT)
                 return None
             raise
 
@@ -284,11 +285,11 @@ class DataVolumes:
         # emitEvent: the phase's event, then a changed Bound condition's
         if phase != current:
             for event_type, reason, message in events:
-                record_event(self.kube, dv, "DataVolume", DV_API, event_type, reason, message, "datavolume-controller")
+                record_event(self.kube, dv, "DataVolume", DV_API, event_type, reason, message, COMPONENT)
         bound, before = find_condition(conditions, "Bound"), find_condition(original, "Bound")
         if bound and (before is None or any(bound.get(k) != before.get(k) for k in ("status", "reason", "message"))):
             record_event(self.kube, dv, "DataVolume", DV_API, "Normal", bound.get("reason", ""),
-                         bound.get("message", ""), "datavolume-controller")
+                         bound.get("message", ""), COMPONENT)
         return None
 
     @staticmethod

@@ -33,6 +33,7 @@ import logging
 import random
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Set
 
@@ -62,7 +63,9 @@ PROVISIONER_ID_KEY = "storage.kubernetes.io/csiProvisionerIdentity"
 # external-resizer pkg/util/util.go NodeExpansionNotRequired
 ANN_NODE_EXPANSION_NOT_REQUIRED = "volume.kubernetes.io/node-expansion-not-required"
 RESIZE_CONDITIONS = ("FileSystemResizePending", "Resizing", "ControllerResizeError", "NodeResizeError")
-PROVISIONER_COMPONENT = f"{PROVISIONER}_csi-provisioner"
+# Event sources: sig-storage-lib-external-provisioner controller.go NewProvisionController (<driver>_<host>_<uuid>),
+# external-resizer pkg/controller/controller.go NewResizeController ("external-resizer <driver>").
+PROVISIONER_COMPONENT = f"{PROVISIONER}_lab-csi-controller_{uuid.uuid4()}"
 RESIZER_COMPONENT = "external-resizer " + PROVISIONER
 
 
@@ -155,6 +158,7 @@ class Storage:
     def __init__(self, manager: Manager, kube: Kube):
         self.kube = kube
         self.queue = manager.queue
+        # cmd/csi-provisioner/csi-provisioner.go: <start time ms>-<random below 10000>-<driver>
         self.identity = f"{int(time.time() * 1000)}-{random.randint(0, 9999)}-{PROVISIONER}"
         self.reported: Set[str] = set()  # claim uids whose infeasible failure was reported (slowSet)
         self.lock = threading.Lock()
@@ -408,7 +412,7 @@ class Storage:
                 profile = self.kube.create(object_path("cdi.kubevirt.io/v1beta1", "storageprofiles"), body)
             except KubeError as err:
                 if err.status == 404:
-                    return 2.0  # CDI's CRDs not registered yet
+                    return 5.0  # CDI's CRDs not registered yet (a bare lab, or CDI not deployed)
                 if err.status != 409:
                     raise
                 return 0.5
