@@ -83,6 +83,62 @@ def migration_config(config: JSON) -> JSON:
     }
 
 
+# pkg/virt-config/configuration.go defaults of MigrationConfiguration (virt-config.go constants)
+MIGRATION_DEFAULTS = {
+    "parallelMigrationsPerCluster": DEFAULT_PARALLEL_PER_CLUSTER,
+    "parallelOutboundMigrationsPerNode": DEFAULT_PARALLEL_OUTBOUND_PER_NODE,
+    "nodeDrainTaintKey": DEFAULT_DRAIN_TAINT_KEY, "bandwidthPerMigration": "0", "progressTimeout": 150,
+    "completionTimeoutPerGiB": 150, "maxDowntimeMs": 900, "utilityVolumesTimeout": 150,
+    "unsafeMigrationOverride": False, "allowAutoConverge": False, "allowPostCopy": False,
+}
+POLICY_FIELDS = ("allowAutoConverge", "bandwidthPerMigration", "completionTimeoutPerGiB", "maxDowntimeMs",
+                 "allowPostCopy", "allowWorkloadDisruption")
+
+
+def resolved_migration_configuration(config: JSON, policy: Optional[JSON]) -> JSON:
+    """migration.go resolveMigrationConfig: the cluster's configuration (ToVMIMConfigurationOptions of
+    GetMigrationConfiguration, allowWorkloadDisruption following allowPostCopy when unset), then the
+    matched policy's fields (migrationpolicy.go applyMigrationPolicySpec)."""
+    resolved = {**MIGRATION_DEFAULTS, **(config.get("migrations") or {})}
+    resolved.setdefault("allowWorkloadDisruption", resolved.get("allowPostCopy", False))
+    spec = (policy or {}).get("spec") or {}
+    if spec.get("allowWorkloadDisruption") is None and spec.get("allowPostCopy") is not None:
+        resolved["allowWorkloadDisruption"] = spec["allowPostCopy"]
+    for field in POLICY_FIELDS:
+        if spec.get(field) is not None:
+            resolved[field] = spec[field]
+    return resolved
+
+
+def match_policy(policies: List[JSON], vmi_labels: JSON, namespace_labels: JSON) -> Optional[JSON]:
+    """migrationpolicy.go matchPolicy / countMatchingLabels: the policy matching the most labels (VMI labels
+    break ties), then the lexicographically first name."""
+    best: Optional[Tuple[int, int]] = None
+    matching: List[JSON] = []
+    for policy in policies:
+        selectors = (policy.get("spec") or {}).get("selectors")
+        if selectors is None:
+            continue
+        ok, vmi_count, ns_count = True, 0, 0
+        vmi_selector = selectors.get("virtualMachineInstanceSelector")
+        if vmi_selector is not None and vmi_labels is not None:
+            ok = all(vmi_labels.get(k) == v for k, v in vmi_selector.items())
+            vmi_count = len(vmi_selector) if ok else 0
+        ns_selector = selectors.get("namespaceSelector")
+        # KubeVirt checks the VMI's labels (not the namespace's) for nil here; the lab does the same.
+        if ok and ns_selector is not None and vmi_labels is not None:
+            ok = all((namespace_labels or {}).get(k) == v for k, v in ns_selector.items())
+            ns_count = len(ns_selector) if ok else 0
+        if not ok:
+            continue
+        score = (vmi_count + ns_count, vmi_count)
+        if best is None or score > best:
+            best, matching = score, [policy]
+        elif score == best:
+            matching.append(policy)
+    return min(matching, key=lambda p: p["metadata"]["name"]) if matching else None
+
+
 def is_final(mig: Optional[JSON]) -> bool:
     return ((mig or {}).get("status") or {}).get("phase") in FINAL
 
@@ -221,6 +277,8 @@ class MigrationController:
         # workload updater (migration.go updateVMI, workload-updater.go updateVmi).
         self.vmis = manager.informer("vmis-migration", object_path(API, "virtualmachineinstances"), ("MigrationVMI",))
         self.nodes = manager.informer("nodes-migration", object_path("v1", "nodes"), ("Evacuation",))
+        self.policies = manager.informer("migrationpolicies", object_path("migrations.kubevirt.io/v1alpha1",
+                                                                          "migrationpolicies"))
         self.targets: Dict[str, Target] = {}  # VMIM uid -> its target pod
         self.since: Dict[str, float] = {}
         self.running_since: Dict[str, float] = {}  # VMI uid -> when it was first seen Running
@@ -492,6 +550,13 @@ class MigrationController:
                      "sourceNode": status.get("nodeName"), "targetPod": target.name}
         if source_pod:
             new_state["sourcePod"] = source_pod
+        # migration.go matchMigrationPolicy: the resolved configuration and the matched policy's name.
+        namespace = self.kube.get_or_none(object_path("v1", "namespaces", vmi["metadata"]["namespace"])) or {}
+        policy = match_policy(self.policies.list(), vmi["metadata"].get("labels") or {},
+                              namespace.get("metadata", {}).get("labels") or {})
+        new_state["migrationConfiguration"] = resolved_migration_configuration(self._config(), policy)
+        if policy is not None:
+            new_state["migrationPolicyName"] = policy["metadata"]["name"]
         self.kube.json_patch(self._vmi_path(vmi), [
             _rv(vmi),
             {"op": "add", "path": "/status/migrationState", "value": new_state},

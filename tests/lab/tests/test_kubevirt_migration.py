@@ -128,6 +128,38 @@ def test_a_migration_walks_kubevirts_phases_and_moves_the_vmi(admin, namespace, 
     assert admin.get(vm_path(namespace, "web"))["status"]["printableStatus"] == "Running"
 
 
+@pytest.fixture
+def policy(admin, namespace):
+    path = object_path("migrations.kubevirt.io/v1alpha1", "migrationpolicies", f"{namespace}-policy")
+    admin.create(object_path("migrations.kubevirt.io/v1alpha1", "migrationpolicies"), {
+        "apiVersion": "migrations.kubevirt.io/v1alpha1", "kind": "MigrationPolicy",
+        "metadata": {"name": f"{namespace}-policy"},
+        "spec": {"allowAutoConverge": True, "bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 300,
+                 "selectors": {"virtualMachineInstanceSelector": {"lab.palette.vmo/tier": namespace}}}})
+    yield f"{namespace}-policy"
+    admin.delete(path)
+
+
+def test_a_matching_migration_policy_shapes_the_migration(admin, namespace, wait, policy):
+    def labelled(manifest):
+        manifest["spec"]["template"]["metadata"]["labels"]["lab.palette.vmo/tier"] = namespace
+    running_vm(admin, wait, namespace, "tiered", labelled)
+    running_vm(admin, wait, namespace, "plain")
+    for name in ("tiered", "plain"):
+        admin.create(vmim_path(namespace), vmim(f"{name}-mig", name))
+        assert migrated(wait, namespace, f"{name}-mig")["status"]["phase"] == "Succeeded"
+    tiered = admin.get(vmi_path(namespace, "tiered"))["status"]["migrationState"]
+    assert tiered["migrationPolicyName"] == policy
+    config = tiered["migrationConfiguration"]
+    assert (config["allowAutoConverge"], config["bandwidthPerMigration"], config["completionTimeoutPerGiB"]) == (
+        True, "64Mi", 300)
+    assert config["parallelMigrationsPerCluster"] == 5 and config["progressTimeout"] == 150
+    plain = admin.get(vmi_path(namespace, "plain"))["status"]["migrationState"]
+    assert "migrationPolicyName" not in plain
+    assert plain["migrationConfiguration"]["allowAutoConverge"] is False
+    assert plain["migrationConfiguration"]["completionTimeoutPerGiB"] == 150
+
+
 def test_the_migrate_subresource_creates_a_migration_as_virt_api_does(admin, namespace, wait):
     discovery = admin.get("/apis/subresources.kubevirt.io/v1")
     assert "virtualmachines/migrate" in [r["name"] for r in discovery["resources"]]
