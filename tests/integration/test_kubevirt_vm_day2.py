@@ -373,3 +373,37 @@ def test_day2_bad_input_is_refused_before_any_write(run_module, admin, audit, ns
     for text in expected:
         assert text in result["msg"], (text, result["msg"])
     assert writes_in(audit, mark, ns) == []
+
+
+@pytest.fixture
+def declarative_hotplug(admin):
+    """The cluster's KubeVirt without the HotplugVolumes gate: DeclarativeHotplugVolumes (Beta, on by default)
+    takes over, and the VM spec itself carries hotplugged volumes. The VMO gates come back afterwards."""
+    path = object_path("kubevirt.io/v1", "kubevirts", "kubevirt", "kubevirt")
+    developer = admin.get(path)["spec"]["configuration"]["developerConfiguration"]
+    gates = list(developer["featureGates"])
+    admin.merge_patch(path, {"spec": {"configuration": {"developerConfiguration": {
+        "featureGates": [g for g in gates if g != "HotplugVolumes"]}}}})
+    yield
+    admin.merge_patch(path, {"spec": {"configuration": {"developerConfiguration": {"featureGates": gates}}}})
+
+
+def test_declarative_hotplug_when_the_cluster_has_it(run_module, admin, audit, ns, declarative_hotplug):
+    make_pvc(admin, ns, "extra")
+    assert run_module(MODULE, hotplug_vm(ns)).get("failed") is not True
+    plugged = hotplug_vm(ns, [{"name": "extra", "pvc": "extra", "hotplug": True}])
+    mark = audit.mark()
+    result = run_module(MODULE, plugged)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True and result["vms"][0]["hotplugged_volumes"] == ["extra"]
+    subresources = [e["objectRef"].get("subresource") for e in writes_in(audit, mark, ns)]
+    assert "addvolume" not in subresources  # the VM spec was written instead
+    wait_for(lambda: (volume_status(admin, ns, "extra") or {}).get("phase") == "Ready", "volume extra Ready")
+    assert run_module(MODULE, plugged)["changed"] is False
+
+    mark = audit.mark()
+    removed = run_module(MODULE, hotplug_vm(ns))
+    assert removed["changed"] is True and removed["vms"][0]["unplugged_volumes"] == ["extra"]
+    assert "removevolume" not in [e["objectRef"].get("subresource") for e in writes_in(audit, mark, ns)]
+    wait_for(lambda: volume_status(admin, ns, "extra") is None, "volume extra gone from the instance")
+    assert run_module(MODULE, hotplug_vm(ns))["changed"] is False
