@@ -269,15 +269,17 @@ class VirtController:
         # vm.go syncConditions: RestartRequired is not synced from the VMI; it stays as the VM's sync set it.
         conditions += [c for c in (vm.get("status") or {}).get("conditions") or [] if c.get("type") == "RestartRequired"]
         ready = vmi is not None and phase(vmi) == "Running" and conditions[0]["status"] == "True"
-        generation = vm["metadata"].get("generation", 1)
+        # vm.go syncGenerationInfo: observed is the VMI's vm-generation annotation, desired the VM's
+        # generation; both stay as they were while there is no VMI (live_update.generation_info).
+        observed, desired = live_update.generation_info(vm, vmi)
         wanted = {
             "printableStatus": printable,
             "ready": ready,
             "created": vmi is not None,
             "runStrategy": run_strategy(vm),
             "conditions": conditions,
-            "observedGeneration": generation,
-            "desiredGeneration": generation,
+            "observedGeneration": observed,
+            "desiredGeneration": desired,
         }
         current = vm.get("status", {})
         if all(current.get(k) == v for k, v in wanted.items()):

@@ -429,6 +429,8 @@ class LiveUpdate:
                 and not (vmi.get("status") or {}).get("virtualMachineRevisionName"):
             self.start_vmi(vm, vmi, config)
             return None  # the VMI's update brings us back
+        if vmi is not None and not vmi["metadata"].get("deletionTimestamp") and self._bump_generation(vm, vmi):
+            return None  # the VMI's update brings us back
         conditions = [dict(c) for c in (vm.get("status") or {}).get("conditions") or []]
         restart = _cond(vm, RESTART_REQUIRED)
         needs_restart = False
@@ -456,6 +458,21 @@ class LiveUpdate:
         self._update_status(vm, vm_now, conditions, restart)
         moving = self._sync_vmi(vm, vmi, config) if _running(vmi) else False
         return self.step if moving else None
+
+    def _bump_generation(self, vm: JSON, vmi: JSON) -> bool:
+        """vm.go conditionallyBumpGenerationAnnotationOnVmi: the VMI's vm-generation annotation follows the VM's
+        generation only while the VM template equals the one the VMI started from; after a live update (or
+        a change that needs a restart) it stays, so status.observedGeneration lags until the next start."""
+        annotations = vmi["metadata"].get("annotations") or {}
+        generation = vm["metadata"].get("generation", 1)
+        if annotations.get(GENERATION_ANNOTATION) == str(generation):
+            return False
+        start = self.revision_spec(vm["metadata"]["namespace"], (vmi.get("status") or {}).get("virtualMachineRevisionName", ""))
+        if start is None or _norm(start.get("template")) != _norm((vm.get("spec") or {}).get("template")):
+            return False
+        self.kube.merge_patch(_vmi_path(vmi), {"metadata": {
+            "resourceVersion": vmi["metadata"]["resourceVersion"], "annotations": {GENERATION_ANNOTATION: str(generation)}}})
+        return True
 
     def _update_status(self, vm: JSON, vm_now: JSON, conditions: List[JSON], restart: Optional[JSON]) -> None:
         """vm.go updateStatus: trimDoneVolumeRequests and the RestartRequired condition."""
@@ -682,6 +699,23 @@ def _vm_path(vm: JSON) -> str:
 def _vmi_path(vmi: JSON) -> str:
     meta = vmi["metadata"]
     return object_path("kubevirt.io/v1", "virtualmachineinstances", meta["name"], meta["namespace"])
+
+
+GENERATION_ANNOTATION = "kubevirt.io/vm-generation"
+
+
+def generation_info(vm: JSON, vmi: Optional[JSON]) -> Tuple[Optional[int], Optional[int]]:
+    """vm.go syncGenerationInfo: (status.observedGeneration, status.desiredGeneration). updateStatus calls it
+    only while a VMI exists: observed is the VMI's vm-generation annotation, desired the VM's generation.
+    Without a VMI both keep their values (absent on a VM never started)."""
+    status = vm.get("status") or {}
+    if vmi is None:
+        return status.get("observedGeneration"), status.get("desiredGeneration")
+    try:
+        observed: Optional[int] = int((vmi["metadata"].get("annotations") or {})[GENERATION_ANNOTATION])
+    except (KeyError, TypeError, ValueError):
+        observed = status.get("observedGeneration")
+    return observed, vm["metadata"].get("generation", 1)
 
 
 def sync_vm(controller: Any, vm: JSON, vmi: Optional[JSON]) -> Optional[float]:

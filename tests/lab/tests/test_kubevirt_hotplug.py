@@ -389,8 +389,13 @@ def test_cpu_sockets_are_hotplugged_within_max_sockets(admin, namespace, wait):
                      what="CPU hotplug on the VMI")
     hot = condition(vmi, "HotVCPUChange")
     assert hot is None or hot["status"] == "True"
-    vm = admin.get(vm_path(namespace, "cpus"))
+    generation = admin.get(vm_path(namespace, "cpus"))["metadata"]["generation"]
+    vm = wait.until(vm_path(namespace, "cpus"), lambda v: v["status"].get("desiredGeneration") == generation,
+                    what="VM synced")
     assert condition(vm, "RestartRequired") is None
+    # vm.go syncGenerationInfo: the template no longer equals the start revision, so the VMI's vm-generation
+    # annotation (observedGeneration) stays where the VMI started.
+    assert vm["status"]["observedGeneration"] == generation - 1
 
 
 def test_sockets_above_max_sockets_or_fewer_sockets_need_a_restart(admin, namespace, wait):
@@ -428,8 +433,22 @@ def test_a_non_live_updatable_change_needs_a_restart_which_clears_it(admin, name
     vmi = wait.until(vmi_path(namespace, "cores"), lambda v: v and v["metadata"]["uid"] != first["metadata"]["uid"]
                      and v.get("status", {}).get("phase") == "Running", what="restarted VMI")
     assert vmi["spec"]["domain"]["cpu"]["cores"] == 2
-    wait.until(vm_path(namespace, "cores"), lambda v: condition(v, "RestartRequired") is None,
-               what="RestartRequired cleared")
+    vm = wait.until(vm_path(namespace, "cores"), lambda v: condition(v, "RestartRequired") is None
+                    and v["status"].get("observedGeneration") == v["metadata"]["generation"],
+                    what="RestartRequired cleared")
+    assert vm["status"]["desiredGeneration"] == vm["metadata"]["generation"]
+
+
+def test_a_stopped_vm_keeps_its_generation_status_until_it_runs(admin, namespace, wait):
+    admin.create(vm_path(namespace), vm_manifest("idle", namespace, run_strategy="Halted"))
+    vm = wait.printable(namespace, "idle", "Stopped")
+    # vm.go updateStatus syncs the generations only while a VMI exists.
+    assert "observedGeneration" not in vm["status"] and "desiredGeneration" not in vm["status"]
+    patch_template(admin, namespace, "idle", lambda spec: spec["domain"].update(cpu={"cores": 2}))
+    assert put(admin, namespace, "virtualmachines", "idle", "start", {}).status_code == 202
+    vm = wait.until(vm_path(namespace, "idle"), lambda v: v["status"].get("printableStatus") == "Running"
+                    and v["status"].get("observedGeneration") == v["metadata"]["generation"], what="VM running")
+    assert vm["status"]["desiredGeneration"] == vm["metadata"]["generation"]
 
 
 def test_guest_memory_is_hotplugged_within_max_guest(admin, namespace, wait):
