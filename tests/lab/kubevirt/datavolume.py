@@ -1,18 +1,22 @@
-"""Stand-in for CDI's DataVolume import path at containerized-data-importer v1.65.0, for http, registry, s3,
-gcs and blank sources: the DataVolume controller (pkg/controller/datavolume/controller-base.go,
-import-controller.go, conditions.go, util.go) and the import controller that runs the importer pod
-(pkg/controller/import-controller.go). No data is copied: the importer's pod is not created, its phases
-(Pending, Running, Succeeded) are written to the PVC's annotations one step apart, as the import
-controller writes them from the real pod (updatePvcFromPod), and the DataVolume follows them.
+"""Stand-in for CDI's DataVolume controllers at containerized-data-importer v1.65.0 for import sources
+(http, registry, s3, gcs, blank) and PVC clones: the DataVolume controllers (pkg/controller/datavolume/
+controller-base.go, import-controller.go, pvc-clone-controller.go, clone-controller-base.go, conditions.go,
+util.go) and the controllers that run their pods (pkg/controller/import-controller.go, upload-controller.go,
+clone-controller.go). No data is copied: the importer / clone pods are not created, their phases (Pending,
+Running, Succeeded) are written to the PVC's annotations one step apart, as those controllers write them
+from the real pods (updatePvcFromPod), and the DataVolume follows them.
 
 Paths this lab takes, and why:
 * No CDI populators: shouldUseCDIPopulator (controller-base.go) uses them only when the StorageClass's
   provisioner has a CSIDriver object (util.go storageClassCSIDriverExists); the lab driver registers
-  none, so DataVolumes take the legacy path (PVC created and bound at once, importer pod on it) and get
-  annotation cdi.kubevirt.io/storage.usePopulator "false" (updateDataVolumeUseCDIPopulator).
+  none, so DataVolumes take the legacy path (PVC created and bound at once, importer pod on it; clones
+  host-assisted, DV annotation cdi.kubevirt.io/cloneType "copy") and get annotation
+  cdi.kubevirt.io/storage.usePopulator "false" (updateDataVolumeUseCDIPopulator).
 * Immediate binding classes: no WaitForFirstConsumer / PendingPopulation phases.
 * Progress stays "N/A" until Succeeded ("100.0%"): real CDI reads the importer pod's metrics meanwhile.
-* Clone, upload, snapshot, imageio and VDDK sources are not handled (their DataVolumes keep no status).
+* Clones: no clone token (CDI's webhook adds and the controller checks it), no size-detection pod (a clone
+  without a size gets the source claim's capacity), no wait while the source is in use by a running pod.
+* Upload, snapshot, imageio and VDDK sources are not handled (their DataVolumes keep no status).
 * CDI's DataVolume webhook refuses spec updates ("Cannot update DataVolume Spec",
   pkg/apiserver/webhooks/datavolume-validate.go); the lab has no CDI webhook. CDI never resizes a
   DataVolume: growing a disk means growing its PVC (spec.resources.requests.storage).
@@ -51,6 +55,12 @@ ANN_BOUND = f"{ANN}/storage.condition.bound"
 ANN_BOUND_MESSAGE = f"{ANN}/storage.condition.bound.message"
 ANN_BOUND_REASON = f"{ANN}/storage.condition.bound.reason"
 ANN_REGISTRY_IMPORT_METHOD = f"{ANN}/storage.import.registryImportMethod"
+ANN_SOURCE_RUNNING = f"{ANN}/storage.condition.source.running"
+ANN_SOURCE_RUNNING_MESSAGE = f"{ANN}/storage.condition.source.running.message"
+ANN_SOURCE_RUNNING_REASON = f"{ANN}/storage.condition.source.running.reason"
+ANN_CLONE_TYPE = f"{ANN}/cloneType"
+ANN_CLONE_REQUEST = "k8s.io/CloneRequest"
+ANN_CLONE_OF = "k8s.io/CloneOf"
 # pkg/common/common.go DefaultGlobalOverhead; pkg/util/util.go DefaultAlignBlockSize
 DEFAULT_FS_OVERHEAD = 0.06
 DEFAULT_VIRT_CLASS_ANNOTATION = "storageclass.kubevirt.io/is-default-virt-class"  # common/util.go AnnDefaultVirtStorageClass
@@ -105,7 +115,8 @@ class DataVolumes:
         if dv is None or dv["metadata"].get("deletionTimestamp"):
             return None
         source = (dv.get("spec") or {}).get("source") or {}
-        if not any(k in source for k in IMPORT_SOURCES):
+        clone = source.get("pvc") is not None
+        if not clone and not any(k in source for k in IMPORT_SOURCES):
             return None
         if ANN_USE_POPULATOR not in (dv["metadata"].get("annotations") or {}):
             # util.go updateDataVolumeUseCDIPopulator: false, no CSIDriver object for the lab driver
@@ -113,8 +124,15 @@ class DataVolumes:
             return None
         pvc = self.storage.pvcs.get(namespace, name)
         if pvc is None:
+            source_pvc = None
+            if clone:
+                # pvc-clone-controller.go validateCloneAndSourcePVC: no source -> conditions say so, phase kept
+                source_pvc = self.storage.pvcs.get(source["pvc"].get("namespace") or namespace, source["pvc"]["name"])
+                if source_pvc is None:
+                    return self._update_status(dv, None, ("CloneWithoutSource",
+                                                          f"The source pvc {source['pvc']['name']} doesn't exist"))
             try:
-                spec = self._render_pvc_spec(dv)
+                spec = self._render_pvc_spec(dv, source_pvc)
             except ValueError as err:
                 # util.go renderPvcSpecVolumeModeAndAccessModesAndStorageClass records it on the DataVolume
                 record_event(self.kube, dv, "DataVolume", DV_API, "Warning", "ErrClaimNotValid", str(err),
@@ -122,6 +140,10 @@ class DataVolumes:
                 spec = None
             if spec is not None:
                 pvc = self._create_pvc(dv, spec, source)
+        if clone and pvc is not None and (dv["metadata"].get("annotations") or {}).get(ANN_CLONE_TYPE) != "copy":
+            # pvc-clone-controller.go syncClone without populators: host-assisted clone
+            self.kube.merge_patch(self._dv_path(dv), {"metadata": {"annotations": {ANN_CLONE_TYPE: "copy"}}})
+            return None
         return self._update_status(dv, pvc)
 
     def _default_class(self, content_type: str) -> Optional[JSON]:
@@ -148,7 +170,7 @@ class DataVolumes:
         profile = self.storage.profiles.get("", class_name) or {}
         return (profile.get("status") or {}).get("claimPropertySets") or []
 
-    def _render_pvc_spec(self, dv: JSON) -> Optional[JSON]:
+    def _render_pvc_spec(self, dv: JSON, source_pvc: Optional[JSON] = None) -> Optional[JSON]:
         """util.go renderPvcSpec: spec.pvc as given; spec.storage completed from the StorageProfile."""
         spec = dv.get("spec") or {}
         if spec.get("pvc") is not None:
@@ -188,6 +210,13 @@ class DataVolumes:
                     pvc["volumeMode"] = match["volumeMode"]
         # renderPvcSpecVolumeSize: InflateSizeWithOverhead for filesystem volumes
         requested = ((pvc.get("resources") or {}).get("requests") or {}).get("storage")
+        if requested is None and source_pvc is not None:
+            # A clone without a size: CDI detects it (pvc-clone-controller.go detectCloneSize, with a size
+            # detection pod for filesystem images); the lab takes the source claim's capacity as it is.
+            capacity = ((source_pvc.get("status") or {}).get("capacity") or {}).get("storage") or \
+                source_pvc["spec"]["resources"]["requests"]["storage"]
+            pvc["resources"] = {**(pvc.get("resources") or {}), "requests": {"storage": capacity}}
+            return pvc
         if requested is None:
             raise ValueError("PVC Spec is not valid - missing storage size")
         size = storage_bytes(requested)
@@ -211,7 +240,10 @@ class DataVolumes:
         annotations = dict(meta.get("annotations") or {})
         annotations.update({ANN_POD_RESTARTS: "0", ANN_CONTENT_TYPE: (dv["spec"].get("contentType") or "kubevirt"),
                             ANN_PREALLOCATION: "false", ANN_CREATED_FOR_DV: meta["uid"]})
-        if "http" in source:
+        if "pvc" in source:
+            # pvc-clone-controller.go updateAnnotations
+            annotations[ANN_CLONE_REQUEST] = f"{source['pvc'].get('namespace') or meta['namespace']}/{source['pvc']['name']}"
+        elif "http" in source:
             annotations[ANN_ENDPOINT] = source["http"].get("url", "")
             annotations[ANN_SOURCE] = "http"
         elif "registry" in source:
@@ -243,14 +275,17 @@ class DataVolumes:
                 return None
             raise
 
-    def _update_status(self, dv: JSON, pvc: Optional[JSON]) -> Optional[float]:
-        """controller-base.go updateStatus, updateConditions and emitEvent."""
+    def _update_status(self, dv: JSON, pvc: Optional[JSON], sync: Optional[tuple] = None) -> Optional[float]:
+        """controller-base.go updateStatus, updateConditions and emitEvent; `sync` (reason, message) is a
+        syncDataVolumeStatusPhaseWithEvent that keeps the phase (updateDataVolumeStatusPhaseWithEvent)."""
         status = dict(dv.get("status") or {})
         current = status.get("phase", "")
         phase = current
         conditions = [dict(c) for c in status.get("conditions") or []]
         events: List[tuple] = []
-        if pvc is None or pvc["metadata"].get("deletionTimestamp"):
+        if sync is not None:
+            pass
+        elif pvc is None or pvc["metadata"].get("deletionTimestamp"):
             if pvc is None:
                 phase = "Pending"  # shouldSetDataVolumePending
         else:
@@ -272,11 +307,12 @@ class DataVolumes:
             # reconcileProgressUpdate
             if not status.get("progress"):
                 status["progress"] = "N/A"
-        status["phase"] = phase
+        if phase:
+            status["phase"] = phase
         if phase == "Succeeded":
             status["progress"] = "100.0%"
         original = [dict(c) for c in conditions]
-        conditions = self._conditions(conditions, phase, pvc)
+        conditions = self._conditions(conditions, phase, pvc, *(sync or ("", "")))
         status["conditions"] = conditions
         if status == (dv.get("status") or {}):
             return None
@@ -294,8 +330,10 @@ class DataVolumes:
 
     @staticmethod
     def _import_phase(pvc: JSON, phase: str, events: list) -> str:
-        """import-controller.go (datavolume) updateStatusPhase."""
+        """import-controller.go (datavolume) updateStatusPhase; clone-controller-base.go updateStatusPhase."""
         annotations = pvc["metadata"].get("annotations") or {}
+        if ANN_CLONE_REQUEST in annotations:
+            return DataVolumes._clone_phase(pvc, phase, events)
         pod_phase = annotations.get(ANN_POD_PHASE)
         name = pvc["metadata"]["name"]
         if pod_phase != "Succeeded" and not (ANN_IMPORT_POD in annotations
@@ -315,7 +353,30 @@ class DataVolumes:
         return "ImportScheduled"
 
     @staticmethod
-    def _conditions(conditions: List[JSON], phase: str, pvc: Optional[JSON]) -> List[JSON]:
+    def _clone_phase(pvc: JSON, phase: str, events: list) -> str:
+        """clone-controller-base.go updateStatusPhase, host-assisted (not populators)."""
+        annotations = pvc["metadata"].get("annotations") or {}
+        pod_phase = annotations.get(ANN_POD_PHASE)
+        if pod_phase != "Succeeded":
+            if (pvc.get("status") or {}).get("phase") != "Bound":
+                return phase
+            phase = "CloneScheduled"
+        source_ns, source_name = annotations[ANN_CLONE_REQUEST].split("/", 1)
+        where = (source_ns, source_name, pvc["metadata"]["namespace"], pvc["metadata"]["name"])
+        if pod_phase == "Pending":
+            events.append(("Normal", "CloneScheduled", "Cloning from %s/%s into %s/%s scheduled" % where))
+            return "CloneScheduled"
+        if pod_phase == "Running":
+            events.append(("Normal", "CloneInProgress", "Cloning from %s/%s into %s/%s in progress" % where))
+            return "CloneInProgress"
+        if pod_phase == "Succeeded":
+            events.append(("Normal", "CloneSucceeded", "Successfully cloned from %s/%s into %s/%s" % where))
+            return "Succeeded"
+        return phase
+
+    @staticmethod
+    def _conditions(conditions: List[JSON], phase: str, pvc: Optional[JSON], reason: str = "",
+                    message: str = "") -> List[JSON]:
         """controller-base.go updateConditions with conditions.go updateBoundCondition / updateRunningCondition."""
         anno = (pvc or {}).get("metadata", {}).get("annotations") or {}
         ready = {"Succeeded": "True", "Unknown": "Unknown"}.get(phase, "False")
@@ -346,21 +407,33 @@ class DataVolumes:
                 update_condition(conditions, "Bound", "False", "", "")
                 update_condition(conditions, "Ready", "False", "", "")
         else:
-            update_condition(conditions, "Bound", "False", "No PVC found", "NotFound")
+            update_condition(conditions, "Bound", "False", message or "No PVC found", reason or "NotFound")
             update_condition(conditions, "Ready", "False", "", "")
-        update_condition(conditions, "Ready", ready, "", "")
+        update_condition(conditions, "Ready", ready, message, reason)
         # updateRunningCondition
         if anno.get(ANN_POD_SCHEDULABLE) == "false":
             update_condition(conditions, "Running", "False", "Importer pod cannot be scheduled", "Unschedulable")
         elif ANN_RUNNING in anno:
             value = anno[ANN_RUNNING].lower()
+            source = anno.get(ANN_SOURCE_RUNNING, "").lower() if ANN_SOURCE_RUNNING in anno else None
+            target_msg, target_reason = anno.get(ANN_RUNNING_MESSAGE, ""), anno.get(ANN_RUNNING_REASON, "")
+            source_msg, source_reason = anno.get(ANN_SOURCE_RUNNING_MESSAGE, ""), anno.get(ANN_SOURCE_RUNNING_REASON, "")
             if value == "true":
-                update_condition(conditions, "Running", "True", anno.get(ANN_RUNNING_MESSAGE, ""),
-                                 anno.get(ANN_RUNNING_REASON, ""))
-                update_condition(conditions, "Ready", "False", "", "TransferRunning")
+                # updateWithTargetRunning
+                if source is None or source == "true":
+                    update_condition(conditions, "Running", "True", target_msg, target_reason)
+                    update_condition(conditions, "Ready", "False", "", "TransferRunning")
+                elif source == "false":
+                    update_condition(conditions, "Running", "False", source_msg, source_reason)
+                else:
+                    update_condition(conditions, "Running", "Unknown", source_msg, source_reason)
             elif value == "false":
-                update_condition(conditions, "Running", "False", anno.get(ANN_RUNNING_MESSAGE, ""),
-                                 anno.get(ANN_RUNNING_REASON, ""))
+                # updateWithTargetNotRunning
+                if source is None or source == "true":
+                    update_condition(conditions, "Running", "False", target_msg, target_reason)
+                else:
+                    update_condition(conditions, "Running", "False" if source == "false" else "Unknown",
+                                     f"{target_msg} and {source_msg}", f"{target_reason} and {source_reason}")
             else:
                 update_condition(conditions, "Running", "Unknown", anno.get(ANN_RUNNING_MESSAGE, ""),
                                  anno.get(ANN_RUNNING_REASON, ""))
@@ -376,6 +449,8 @@ class DataVolumes:
         if pvc is None or pvc["metadata"].get("deletionTimestamp"):
             return None
         annotations = pvc["metadata"].get("annotations") or {}
+        if ANN_CLONE_REQUEST in annotations and (pvc.get("status") or {}).get("phase") == "Bound":
+            return self._host_assisted_clone(pvc, annotations)
         # shouldReconcilePVC: an import PVC (endpoint or source annotation), bound, not done yet
         if ANN_SOURCE not in annotations or (pvc.get("status") or {}).get("phase") != "Bound":
             return None
@@ -404,4 +479,36 @@ class DataVolumes:
         self.kube.merge_patch(object_path("v1", "persistentvolumeclaims", name, namespace),
                               {"metadata": {"resourceVersion": pvc["metadata"]["resourceVersion"],
                                             "annotations": patch}})
+        return None
+
+    def _host_assisted_clone(self, pvc: JSON, annotations: JSON) -> Optional[float]:
+        """The host-assisted clone: the upload controller's target pod (pkg/controller/upload-controller.go)
+        writes the target PVC's pod phase and running condition, the clone controller
+        (pkg/controller/clone-controller.go updatePvcFromPod) the source pod's running condition and, once both
+        finished, k8s.io/CloneOf "true" with event CloneSucceeded "Clone Complete" on the PVC."""
+        if annotations.get(ANN_CLONE_OF) == "true":
+            return None
+        pod_phase = annotations.get(ANN_POD_PHASE, "")
+        key = f"{pvc['metadata']['uid']}:clone:{pod_phase}"
+        since = self.since.setdefault(key, time.monotonic())
+        wait = since + self.step - time.monotonic()
+        if wait > 0:
+            return wait
+        if not pod_phase:
+            patch = {ANN_POD_PHASE: "Pending"}
+        elif pod_phase == "Pending":
+            patch = {ANN_POD_PHASE: "Running", ANN_RUNNING: "true", ANN_RUNNING_MESSAGE: "",
+                     ANN_RUNNING_REASON: POD_RUNNING_REASON, ANN_SOURCE_RUNNING: "true",
+                     ANN_SOURCE_RUNNING_MESSAGE: "", ANN_SOURCE_RUNNING_REASON: POD_RUNNING_REASON}
+        else:
+            # both pods terminated without a termination message: the containers' reason only
+            patch = {ANN_POD_PHASE: "Succeeded", ANN_RUNNING: "false", ANN_RUNNING_MESSAGE: "",
+                     ANN_RUNNING_REASON: "Completed", ANN_SOURCE_RUNNING: "false", ANN_SOURCE_RUNNING_MESSAGE: "",
+                     ANN_SOURCE_RUNNING_REASON: "Completed", ANN_CLONE_OF: "true"}
+        meta = pvc["metadata"]
+        updated = self.kube.merge_patch(object_path("v1", "persistentvolumeclaims", meta["name"], meta["namespace"]),
+                                        {"metadata": {"resourceVersion": meta["resourceVersion"], "annotations": patch}})
+        if patch.get(ANN_CLONE_OF):
+            record_event(self.kube, updated, "PersistentVolumeClaim", "v1", "Normal", "CloneSucceeded",
+                         "Clone Complete", "clone-controller")
         return None

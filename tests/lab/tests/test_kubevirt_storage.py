@@ -232,7 +232,7 @@ def datavolume(name, source, storage_spec=None, pvc_spec=None):
     if pvc_spec is not None:
         spec["pvc"] = pvc_spec
     else:
-        spec["storage"] = storage_spec or {"resources": {"requests": {"storage": "1Gi"}}}
+        spec["storage"] = storage_spec if storage_spec is not None else {"resources": {"requests": {"storage": "1Gi"}}}
     return {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": name}, "spec": spec}
 
 
@@ -339,3 +339,34 @@ def test_a_datavolume_disk_grows_through_its_claim(admin, namespace, wait):
     dv = admin.get(dv_path(namespace, "root"))
     assert dv["status"]["phase"] == "Succeeded"
     assert dv["spec"]["storage"]["resources"]["requests"]["storage"] == "1Gi"
+
+
+def test_a_pvc_datavolume_clones_host_assisted(admin, namespace, wait):
+    admin.create(dv_path(namespace), datavolume("golden", {"blank": {}},
+                                                storage_spec={"resources": {"requests": {"storage": "2Gi"}}}))
+    wait_dv(wait, namespace, "golden", "Succeeded")
+    source = admin.get(pvc_path(namespace, "golden"))
+    admin.create(dv_path(namespace), datavolume("copy", {"pvc": {"namespace": namespace, "name": "golden"}},
+                                                storage_spec={}))
+    dv = wait_dv(wait, namespace, "copy", "Succeeded")
+    assert dv["status"]["progress"] == "100.0%"
+    assert dv["metadata"]["annotations"]["cdi.kubevirt.io/cloneType"] == "copy"
+    running = conditions(dv)["Running"]
+    assert (running["status"], running["reason"]) == ("False", "Completed and Completed")
+    claim = admin.get(pvc_path(namespace, "copy"))
+    assert claim["metadata"]["annotations"]["k8s.io/CloneRequest"] == f"{namespace}/golden"
+    assert claim["metadata"]["annotations"]["k8s.io/CloneOf"] == "true"
+    # No size given: the source's capacity.
+    assert claim["spec"]["resources"]["requests"]["storage"] == source["status"]["capacity"]["storage"]
+    reasons = {e["reason"] for e in events(admin, namespace, "copy") if e["involvedObject"]["kind"] == "DataVolume"}
+    assert {"CloneInProgress", "CloneSucceeded"} <= reasons
+
+
+def test_a_clone_without_its_source_says_so_and_creates_nothing(admin, namespace, wait):
+    admin.create(dv_path(namespace), datavolume("orphan", {"pvc": {"namespace": namespace, "name": "missing"}}))
+    dv = wait.until(dv_path(namespace, "orphan"), lambda d: "Bound" in conditions(d), what="DV Bound condition")
+    bound = conditions(dv)["Bound"]
+    assert (bound["status"], bound["reason"], bound["message"]) == \
+        ("False", "CloneWithoutSource", "The source pvc missing doesn't exist")
+    assert not dv["status"].get("phase")
+    assert admin.get_or_none(pvc_path(namespace, "orphan")) is None
