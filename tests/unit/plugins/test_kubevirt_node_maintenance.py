@@ -1,0 +1,124 @@
+"""Which VMs a node under maintenance can move, decided as KubeVirt's eviction admitter decides it, and the input
+checks of kubevirt_node_maintenance (no network)."""
+
+import pytest
+
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import node_maintenance as nm
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.node_maintenance_runner import input_errors
+
+NOT_SHARED = ("cannot migrate VMI: PVC data is not shared, live migration requires that all PVCs must be shared "
+              "(using ReadWriteMany access mode)")
+
+
+def node(name, cordoned=False, schedulable="true", **labels):
+    obj = {"metadata": {"name": name, "labels": dict(labels, **{nm.SCHEDULABLE_LABEL: schedulable})}, "spec": {}}
+    if cordoned:
+        obj["spec"]["unschedulable"] = True
+    return obj
+
+
+NODES = [node("n1"), node("n2"), node("n3", zone="b")]
+
+
+def vmi(name, node_name="n1", phase="Running", migratable=True, strategy=None, selector=None, message=None,
+        owned=True):
+    spec = {}
+    if strategy:
+        spec["evictionStrategy"] = strategy
+    if selector:
+        spec["nodeSelector"] = selector
+    cond = {"type": "LiveMigratable", "status": "True" if migratable else "False"}
+    if not migratable:
+        cond.update(reason="DisksNotLiveMigratable", message=message or NOT_SHARED)
+    refs = [{"kind": "VirtualMachine", "name": name}] if owned else []
+    return {"metadata": {"name": name, "namespace": "vms", "uid": "uid-" + name, "ownerReferences": refs},
+            "spec": spec, "status": {"phase": phase, "nodeName": node_name, "conditions": [cond]}}
+
+
+def plan(vmis, cluster="LiveMigrate", migrations=(), nodes=NODES, evacuated=("n1",)):
+    return {p.name: p for p in nm.plan_node("n1", vmis, list(migrations), nodes, set(evacuated), cluster)}
+
+
+def test_the_cluster_strategy_applies_unless_the_vm_sets_its_own():
+    plans = plan([vmi("a"), vmi("b", strategy="None")])
+    assert plans["a"].action == "migrate" and plans["a"].strategy == "LiveMigrate"
+    assert plans["b"].action == "unmovable" and plans["b"].strategy == "None"
+    assert "evictionStrategy None" in plans["b"].reason
+
+
+def test_kubevirts_default_is_none_when_the_cluster_sets_nothing():
+    assert nm.cluster_eviction_strategy({"spec": {"configuration": {}}}) == "None"
+    assert nm.cluster_eviction_strategy(None) == "None"
+    assert nm.cluster_eviction_strategy({"spec": {"configuration": {"evictionStrategy": "LiveMigrate"}}}) \
+        == "LiveMigrate"
+    assert plan([vmi("a")], cluster="None")["a"].action == "unmovable"
+
+
+def test_not_live_migratable_quotes_kubevirts_message():
+    found = plan([vmi("a", migratable=False)])["a"]
+    assert found.action == "unmovable"
+    assert found.reason == "not live-migratable (LiveMigratable False, reason DisksNotLiveMigratable): " + NOT_SHARED
+    summary = nm.unmovable_summary(found)
+    assert summary["live_migratable"] is False and summary["live_migratable_message"] == NOT_SHARED
+    assert summary["eviction_strategy"] == "LiveMigrate"
+
+
+def test_live_migrate_if_possible_moves_only_a_migratable_vm_and_external_never():
+    plans = plan([vmi("a", strategy="LiveMigrateIfPossible"),
+                  vmi("b", strategy="LiveMigrateIfPossible", migratable=False),
+                  vmi("c", strategy="External")])
+    assert plans["a"].action == "migrate"
+    assert plans["b"].action == "unmovable" and plans["b"].reason.startswith("evictionStrategy LiveMigrateIfPossible")
+    assert plans["c"].action == "unmovable" and "External" in plans["c"].reason
+
+
+def test_a_vm_needs_a_node_outside_the_maintenance_that_matches_its_selector():
+    plans = plan([vmi("a", selector={"zone": "b"}), vmi("b", selector={"zone": "c"})])
+    assert plans["a"].action == "migrate"
+    assert plans["b"].action == "unmovable" and "nodeSelector zone=c" in plans["b"].reason
+    every = plan([vmi("a")], evacuated=("n1", "n2", "n3"))
+    assert every["a"].action == "unmovable" and "no schedulable node outside the nodes under maintenance" \
+        in every["a"].reason
+    cordoned = plan([vmi("a")], nodes=[node("n1"), node("n2", cordoned=True), node("n3", schedulable="false")])
+    assert cordoned["a"].action == "unmovable"
+
+
+def test_only_the_nodes_running_vmis_count_and_a_starting_one_cannot_move():
+    plans = plan([vmi("a", node_name="n2"), vmi("b", phase="Succeeded"), vmi("c", phase="Scheduled")])
+    assert sorted(plans) == ["c"]
+    assert plans["c"].action == "unmovable" and "Scheduled, not Running" in plans["c"].reason
+
+
+def test_a_running_migration_is_adopted_not_duplicated():
+    running = {"metadata": {"name": "m", "namespace": "vms"}, "spec": {"vmiName": "a"}, "status": {"phase": "Running"}}
+    done = {"metadata": {"name": "m0", "namespace": "vms"}, "spec": {"vmiName": "b"}, "status": {"phase": "Succeeded"}}
+    plans = plan([vmi("a"), vmi("b")], migrations=[running, done])
+    assert plans["a"].action == "adopt" and plans["a"].migration is running
+    assert plans["b"].action == "migrate"
+
+
+def test_a_vmi_without_a_vm_is_known_as_such():
+    assert plan([vmi("a", owned=False)])["a"].vm_owned is False
+    assert plan([vmi("a")])["a"].vm_owned is True
+
+
+BASE = {"nodes": ["n1"], "state": "evacuated", "unmovable": None, "concurrency": 5, "wait_timeout": 60}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"nodes": []}, "nodes: give at least one node name"),
+    ({"nodes": ["n1", "n1"]}, "nodes[1]: 'n1' is named more than once"),
+    ({"nodes": [""]}, "nodes[0]: '' is not a node name"),
+    ({"nodes": ["Bad_Name"]}, "nodes[0]: 'Bad_Name' is not a valid node name"),
+    ({"concurrency": 0}, "concurrency: 0 is out of range, give at least 1"),
+    ({"wait_timeout": -1}, "wait_timeout: -1 is out of range, give 0 or more seconds"),
+    ({"state": "uncordoned", "unmovable": "stop"}, "unmovable: only applies to state=evacuated"),
+])
+def test_bad_input_is_named(change, message):
+    errors = input_errors(dict(BASE, **change))
+    assert any(e.startswith(message) for e in errors), errors
+
+
+def test_good_input_has_no_error():
+    assert input_errors(dict(BASE)) == []
+    assert input_errors(dict(BASE, state="uncordoned")) == []
