@@ -497,7 +497,7 @@ class MigrationController:
         addedNodeSelector, and createMigrationPodAntiAffinityRule (never the source node)."""
         source = (vmi.get("status") or {}).get("nodeName")
         added = (mig.get("spec") or {}).get("addedNodeSelector") or {}
-        nodes, _ = self.virt.schedulable_nodes(vmi, added)
+        nodes = self.virt.schedulable_nodes(vmi, added)[0]
         nodes = [n for n in nodes if n["metadata"]["name"] != source]
         if not nodes:
             if not target.unschedulable_reported:

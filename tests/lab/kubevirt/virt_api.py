@@ -374,8 +374,8 @@ def serve(kube: Kube, port: int, cert: str, key: str, front_proxy_ca: str,
     context.load_cert_chain(cert, key)
     context.load_verify_locations(front_proxy_ca)
     context.verify_mode = ssl.CERT_OPTIONAL
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(SubresourceHandlers(kube), kubevirt_config,
-                                                                            controller_users))
+    handler = make_handler(SubresourceHandlers(kube), kubevirt_config, controller_users)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True, name="virt-api").start()

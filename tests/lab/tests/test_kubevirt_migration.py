@@ -285,7 +285,7 @@ def test_a_migration_without_a_possible_target_fails_after_the_unschedulable_tim
     assert ("Warning", "migrationTargetPodUnschedulable",
             f"Migration target pod for VMI [{namespace}/pinned] is currently unschedulable.") in seen
     assert any(reason == "SuccessfulDelete" and "unschedulable pod" in message and "timeout period exceeded" in message
-               for _, reason, message in seen)
+               for _kind, reason, message in seen)
     assert ("Warning", "FailedMigration", "Migration target pod was removed during active migration.") in seen
     vmi = admin.get(vmi_path(namespace, "pinned"))
     assert vmi["status"]["nodeName"] == source and "migrationState" not in vmi["status"]
@@ -340,7 +340,7 @@ def test_outbound_migrations_per_node_are_limited_as_kubevirt_queues_them(admin,
     for name in ("q1", "q2", "q3"):
         admin.create(vmim_path(namespace), vmim(f"{name}-mig", name))
 
-    def two_running_one_queued(_):
+    def two_running_one_queued(_obj):
         current = [admin.get(vmim_path(namespace, f"{n}-mig")).get("status", {}).get("phase") for n in ("q1", "q2", "q3")]
         return current.count("Pending") == 1 and sum(p not in ("Pending", "Succeeded", "Failed", None)
                                                      for p in current) == 2
@@ -397,7 +397,7 @@ def test_a_drain_taint_evacuates_the_vmis_that_live_migrate_on_eviction(admin, n
         {"key": POOL, "value": namespace, "effect": "NoSchedule"},
         {"key": "kubevirt.io/drain", "value": "draining", "effect": "NoSchedule"}]}})
 
-    def evacuated(_):
+    def evacuated(_obj):
         return any(m["spec"]["vmiName"] == "moves" and m.get("status", {}).get("phase") == "Succeeded"
                    for m in admin.get(vmim_path(namespace))["items"])
     wait.until(vmim_path(namespace), evacuated, 30, "the evacuation migration of VM moves")
@@ -425,8 +425,8 @@ def test_a_vmi_marked_for_eviction_is_evacuated(admin, namespace, wait):
 
 def test_the_workload_updater_migrates_vmis_with_hotplug_changes(admin, namespace, wait):
     def cpu(manifest):
-        manifest["spec"]["template"]["spec"]["domain"]["cpu"] = {"sockets": 1, "cores": 1, "threads": 1,
-                                                                  "maxSockets": 4}
+        manifest["spec"]["template"]["spec"]["domain"]["cpu"] = {
+            "sockets": 1, "cores": 1, "threads": 1, "maxSockets": 4}
     running_vm(admin, wait, namespace, "grow", cpu)
     # A live CPU change on the VM: virt-controller puts it on the VMI with HotVCPUChange, the workload
     # updater migrates the VMI, and the target applies it.
@@ -479,4 +479,3 @@ def test_the_guest_agent_connects_unless_the_guest_has_none(admin, namespace, wa
     assert condition(tiny, "AgentConnected") is None
     assert tiny["status"]["guestOSInfo"] == {}
     assert tiny["status"]["interfaces"][0]["infoSource"] == "domain"
-

@@ -62,7 +62,7 @@ def test_host_disks_and_block_migration():
 def test_pod_network_bindings():
     message = "cannot migrate VMI which does not use masquerade or a migratable plugin to connect to the pod network"
     bridge = [{"name": "default", "bridge": {}}]
-    cond, storage, _ = live(vmi(interfaces=bridge))
+    cond, storage = live(vmi(interfaces=bridge))[:2]
     assert (cond["reason"], cond["message"]) == ("InterfaceNotLiveMigratable", message)
     assert (storage["reason"], storage["message"]) == ("NotMigratable", f"InterfaceNotLiveMigratable: {message}")
     allowed = vmi(interfaces=bridge, annotations={"kubevirt.io/allow-pod-bridge-network-live-migration": ""})
