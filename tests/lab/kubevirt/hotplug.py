@@ -599,7 +599,6 @@ class VolumeStatusSimulator:
             self.pods[uid] = list(rebuilt.values())
         return self.pods[uid]
 
-
     def compute(self, vmi: JSON, pod_volumes: set, pvcs: Dict[str, Optional[JSON]], dvs: Dict[str, Optional[JSON]],
                 overhead: str, step: float) -> Tuple[List[JSON], bool]:
         """(new volumeStatus, whether something is still moving)."""

@@ -79,7 +79,7 @@ def condition(obj, kind):
 
 def patch_template(admin, namespace, name, mutate):
     """Read-modify-write of the VM template spec (PUT with the resourceVersion, retried on conflict)."""
-    for _ in range(20):
+    for _attempt in range(20):
         vm = admin.get(vm_path(namespace, name))
         mutate(vm["spec"]["template"]["spec"])
         try:
@@ -462,7 +462,6 @@ def test_guest_memory_is_hotplugged_within_max_guest(admin, namespace, wait):
     assert condition(admin.get(vm_path(namespace, "mem")), "RestartRequired") is None
     hot = condition(vmi, "HotMemoryChange")
     assert hot is None or hot["status"] == "True"
-
 
 
 def test_guest_memory_beyond_max_guest_needs_a_restart(admin, namespace, wait):
