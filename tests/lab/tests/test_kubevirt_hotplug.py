@@ -398,6 +398,26 @@ def test_cpu_sockets_are_hotplugged_within_max_sockets(admin, namespace, wait):
     assert vm["status"]["observedGeneration"] == generation - 1
 
 
+def test_the_workload_updater_migrates_a_cpu_and_memory_hotplug_to_completion(admin, namespace, wait):
+    """End to end with the workload updater (LiveMigrate): the migration target applies the change
+    (virt-handler migration-target.go hotplugCPU/hotplugMemory) and the conditions go."""
+    running_vm(admin, wait, namespace, "grow", memory="1Gi", cpu={"sockets": 1})
+    wait.until(vmi_path(namespace, "grow"), lambda v: (condition(v, "LiveMigratable") or {}).get("status") == "True",
+               what="LiveMigratable")
+
+    def grow(spec):
+        spec["domain"]["cpu"]["sockets"] = 2
+        spec["domain"]["memory"]["guest"] = "2Gi"
+    patch_template(admin, namespace, "grow", grow)
+    vmi = wait.until(vmi_path(namespace, "grow"), lambda v: v["status"].get("currentCPUTopology", {}).get("sockets") == 2
+                     and v["status"].get("memory", {}).get("guestRequested") == "2Gi"
+                     and not condition(v, "HotVCPUChange") and not condition(v, "HotMemoryChange"),
+                     timeout=90, what="hotplug applied by a migration")
+    assert vmi["status"]["migrationState"]["completed"] is True
+    assert vmi["spec"]["domain"]["memory"]["guest"] == "2Gi"
+    assert condition(admin.get(vm_path(namespace, "grow")), "RestartRequired") is None
+
+
 def test_sockets_above_max_sockets_or_fewer_sockets_need_a_restart(admin, namespace, wait):
     running_vm(admin, wait, namespace, "big", cpu={"sockets": 1})
     patch_template(admin, namespace, "big", lambda spec: spec["domain"]["cpu"].update(sockets=5))
