@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import time
+from datetime import datetime, timezone
 from typing import Dict, List, Optional, Tuple
 
 from ..kube import JSON, Kube, KubeError, object_path
@@ -52,6 +53,7 @@ MIGRATION_REQUIRED = "MigrationRequired"
 # migration.go defaultUnschedulablePendingTimeoutSeconds / defaultCatchAllPendingTimeoutSeconds
 DEFAULT_UNSCHEDULABLE_TIMEOUT = 60 * 5
 DEFAULT_CATCH_ALL_TIMEOUT = 60 * 15
+FINALIZED_GC_BUFFER = 5  # migration.go defaultFinalizedMigrationGarbageCollectionBuffer
 # pkg/virt-config/virt-config.go defaults
 DEFAULT_PARALLEL_PER_CLUSTER = 5
 DEFAULT_PARALLEL_OUTBOUND_PER_NODE = 2
@@ -283,6 +285,7 @@ class MigrationController:
         self.since: Dict[str, float] = {}
         self.running_since: Dict[str, float] = {}  # VMI uid -> when it was first seen Running
         self.started: Dict[str, float] = {}  # VMIM uid -> when its pre-copy started
+        self.backoff_reported: set = set()
         manager.reconciler("VMIM", self.reconcile_migration)
         manager.reconciler("MigrationVMI", self.reconcile_vmi)
         manager.reconciler("Evacuation", self.reconcile_node)
@@ -392,6 +395,7 @@ class MigrationController:
             return self.step
         status_again = self._update_status(mig, vmi)
         if is_final(mig):
+            self._garbage_collect(vmi)
             self._wake_pending()
             return None
         handler_again = self._handler_step(mig, vmi)
@@ -402,6 +406,44 @@ class MigrationController:
         self.kube.json_patch(self._path(mig), [
             {"op": "test", "path": "/metadata/finalizers", "value": mig["metadata"].get("finalizers")},
             {"op": "replace", "path": "/metadata/finalizers", "value": finalizers}])
+
+    def _garbage_collect(self, vmi: JSON) -> None:
+        """migration.go garbageCollectFinalizedMigrations: only the newest five finished migrations of a VMI stay."""
+        namespace = vmi["metadata"]["namespace"]
+        finished = sorted((m for m in self._migrations_for(namespace, vmi["metadata"]["name"])
+                           if is_final(m) and not m["metadata"].get("deletionTimestamp")),
+                          key=lambda m: m["metadata"].get("creationTimestamp", ""))
+        for mig in finished[:max(len(finished) - FINALIZED_GC_BUFFER, 0)]:
+            self.kube.delete(self._path(mig))
+
+    def _backoff(self, mig: JSON, vmi: JSON) -> float:
+        """migration.go handleMigrationBackoff: seconds an evacuation or workload-update migration still waits
+        after failed ones of the same VMI (20 s, doubled per further failure since the last success)."""
+        def eligible(m: JSON) -> bool:
+            annotations = m["metadata"].get("annotations") or {}
+            return EVACUATION_ANNOTATION in annotations or WORKLOAD_UPDATE_ANNOTATION in annotations
+        if not eligible(mig):
+            return 0.0
+        ordered = sorted((m for m in self._migrations_for(vmi["metadata"]["namespace"], vmi["metadata"]["name"])
+                          if eligible(m)), key=lambda m: m["metadata"].get("creationTimestamp", ""), reverse=True)
+        if len(ordered) < 2 or ordered[0]["metadata"]["uid"] != mig["metadata"]["uid"]:
+            return 0.0
+        backoff = 0
+        for other in ordered[1:]:
+            if mig_phase(other) == "Succeeded":
+                break
+            if other["metadata"].get("deletionTimestamp"):
+                continue
+            if mig_phase(other) == "Failed":
+                backoff = 20 if backoff == 0 else backoff * 2
+        if backoff == 0:
+            return 0.0
+        failed_at = next((p["phaseTransitionTimestamp"] for p in (ordered[1].get("status") or {}).get(
+            "phaseTransitionTimestamps") or [] if p.get("phase") == "Failed"), None)
+        if failed_at is None:
+            return 0.0
+        since = datetime.now(timezone.utc) - datetime.strptime(failed_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        return max(backoff - since.total_seconds(), 0.0)
 
     def _wake_pending(self) -> None:
         """migration.go reEnqueueHighestPriorityPendingMigrations."""
@@ -439,6 +481,14 @@ class MigrationController:
             if deleting:
                 return self._pre_handoff_cancel(mig, target)
             if target is None:
+                backoff = self._backoff(mig, vmi)
+                if backoff > 0:
+                    ns, name = vmi["metadata"]["namespace"], vmi["metadata"]["name"]
+                    if uid not in self.backoff_reported:
+                        self.backoff_reported.add(uid)
+                        self._event({**vmi, "kind": "VirtualMachineInstance"}, "Warning", "MigrationBackoff",
+                                    f"backoff migrating vmi {ns}/{name}")
+                    return backoff
                 return self._create_target(mig, vmi)
             if target.node is None:
                 return self._pending_timeout(mig, vmi, target)

@@ -291,6 +291,31 @@ def test_a_migration_without_a_possible_target_fails_after_the_unschedulable_tim
     assert vmi["status"]["nodeName"] == source and "migrationState" not in vmi["status"]
 
 
+def test_only_the_newest_five_finished_migrations_of_a_vmi_are_kept(admin, namespace, wait):
+    running_vm(admin, wait, namespace, "busy")
+    for index in range(6):
+        admin.create(vmim_path(namespace), vmim(f"m{index}", "busy"))
+        migrated(wait, namespace, f"m{index}")
+    wait.gone(vmim_path(namespace, "m0"))
+    assert sorted(m["metadata"]["name"] for m in admin.get(vmim_path(namespace))["items"]) == [
+        "m1", "m2", "m3", "m4", "m5"]
+
+
+def test_an_automatic_migration_after_a_failed_one_backs_off(admin, namespace, wait):
+    vmi = running_vm(admin, wait, namespace, "flaky")
+    annotations = {"kubevirt.io/workloadUpdateMigration": "", "kubevirt.io/migrationUnschedulablePodTimeoutSeconds": "1"}
+    admin.create(vmim_path(namespace), vmim("first", "flaky", annotations, addedNodeSelector={
+        "kubernetes.io/hostname": vmi["status"]["nodeName"]}))
+    assert migrated(wait, namespace, "first")["status"]["phase"] == "Failed"
+    admin.create(vmim_path(namespace), vmim("second", "flaky", {"kubevirt.io/workloadUpdateMigration": ""}))
+
+    def backed_off(_obj):
+        return ("Warning", "MigrationBackoff", f"backoff migrating vmi {namespace}/flaky") in events(
+            admin, namespace, "flaky")
+    wait.until(vmi_path(namespace, "flaky"), backed_off, what="the MigrationBackoff event")
+    assert admin.get(vmim_path(namespace, "second"))["status"]["phase"] == "Pending"
+
+
 def test_cancelling_before_the_handoff_fails_the_migration_and_removes_it(admin, namespace, wait):
     vmi = running_vm(admin, wait, namespace, "held")
     admin.create(vmim_path(namespace), vmim("held-mig", "held", addedNodeSelector={
