@@ -23,7 +23,9 @@ description:
     bridge interface on the pod network that pins it), and at least one other node could take it (labelled
     C(kubevirt.io/schedulable=true), not cordoned, not NotReady, matching the VM's own C(nodeSelector) and
     O(node_selector)). One VM failing the preflight fails the task with nothing written; the message names
-    every VM refused and why. Then every migration object goes through a server-side dry run.
+    every VM refused and why. Then every migration object goes through a server-side dry run. Taints, affinity
+    and resources are left to the scheduler - a migration whose target pod cannot be placed stays in phase
+    C(Scheduling) until KubeVirt fails it (see O(unschedulable_timeout)).
   - B(Idempotence.) The migration object's name is derived from the VM's running instance (its uid) and
     O(migration_id). Running the same task again finds its C(Succeeded) migration and reports
     C(changed=false); a new O(migration_id), or an instance started anew since, migrates again. A migration of

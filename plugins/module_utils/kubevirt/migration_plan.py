@@ -409,14 +409,16 @@ def _transition(vmim, phases):
 
 def migration_state(vmim, vmi):
     """The migration's state: the VMIM's copy once final, else the VMI's while it is the one migrating."""
-    state = ((vmim or {}).get("status") or {}).get("migrationState")
-    if state:
-        return state
+    # virt-controller copies the VMI's state into the VMIM only once it has seen the migration final, so a
+    # VMIM just seen Succeeded may have none yet, or a partial one: the VMI's fills in what it lacks.
+    state = {}
     vmi_state = ((vmi or {}).get("status") or {}).get("migrationState") or {}
     uid = ((vmim or {}).get("metadata") or {}).get("uid")
     if uid and vmi_state.get("migrationUid") == uid:
-        return vmi_state
-    return {}
+        state.update(vmi_state)
+    own = ((vmim or {}).get("status") or {}).get("migrationState") or {}
+    state.update({key: value for key, value in own.items() if value not in (None, "")})
+    return state
 
 
 def failure_reason(vmim, vmi, events=None):

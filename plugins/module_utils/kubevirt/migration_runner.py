@@ -172,7 +172,7 @@ def cancel_migrations(client, requests, api_version, concurrency):
 
 def describe_migration(vmim):
     if vmim is None:
-        return "not found"
+        return "not seen (yet)"
     status = vmim.get("status") or {}
     text = "phase %s" % (status.get("phase") or "not set yet (not picked up by virt-controller)")
     if (vmim.get("metadata") or {}).get("deletionTimestamp"):
@@ -225,8 +225,8 @@ def wait_cancelled(client, requests, api_version, timeout):
     """Until every cancelled migration is gone or final, then until no VMI reports its abort under way."""
     deadline = time.monotonic() + timeout
     pairs = [(r, m) for r in requests for m in r.cancelling + r.awaiting]
-    targets = [_target(r, m["metadata"]["name"], lambda obj: obj is None or plan.is_final(obj), "gone or final")
-               for r, m in pairs]
+    # A deleted migration is gone once virt-controller has finished it and removed its finalizer.
+    targets = [_target(r, m["metadata"]["name"], lambda obj: obj is None, "its deletion") for r, m in pairs]
     seen = wait_for(client, api_version, PLURAL, targets, timeout)
     for request in requests:
         request.final = None

@@ -1,0 +1,238 @@
+"""palette.vmo.kubevirt_vm_migration against the lab: many VMs in one task, idempotence, check and diff mode,
+the preflight, cancellation and failures with KubeVirt's reasons."""
+
+from tests.lab.kube import object_path
+from tests.lab.state import ADMIN_USER
+
+MODULE = "palette.vmo.kubevirt_vm_migration"
+VMIM = "virtualmachineinstancemigrations"
+
+
+def vmi_path(namespace, name=""):
+    return object_path("kubevirt.io/v1", "virtualmachineinstances", name, namespace)
+
+
+def vmim_path(namespace, name=""):
+    return object_path("kubevirt.io/v1", VMIM, name, namespace)
+
+
+def writes_in(audit, mark, namespace):
+    """What the module's user wrote in the namespace since the mark (VMs, VMIs, migrations, anything)."""
+    return [e for e in audit.mutations(mark, user=ADMIN_USER)
+            if (e.get("objectRef") or {}).get("namespace") == namespace]
+
+
+def start_vms(run_module, namespace, names, **extra):
+    result = run_module("palette.vmo.kubevirt_vm", dict({
+        "namespace": namespace, "memory": "128Mi", "state": "started", "wait": True, "wait_timeout": 120,
+        "vms": [{"name": name} for name in names]}, **extra))
+    assert result.get("failed") is not True, result.get("msg")
+    return {vm["name"]: vm["node"] for vm in result["vms"]}
+
+
+def by_vm(result):
+    return {m["vm"]: m for m in result["migrations"]}
+
+
+def test_twenty_vms_migrate_in_one_task_each_to_another_node(run_module, admin, audit, ns):
+    names = ["vm-%02d" % i for i in range(20)]
+    before = start_vms(run_module, ns, names)
+    args = {"namespace": ns, "vms": names, "wait_timeout": 300}
+
+    mark = audit.mark()
+    check = run_module(MODULE, args, check=True, diff=True)
+    assert check.get("failed") is not True, check.get("msg")
+    assert check["changed"] is True
+    assert {m["action"] for m in check["migrations"]} == {"created"}
+    assert writes_in(audit, mark, ns) == []
+    diffs = {d["before_header"]: d for d in check["diff"]}
+    assert diffs["VirtualMachine %s/vm-00" % ns]["before"] == {"node": before["vm-00"]}
+    assert diffs["VirtualMachine %s/vm-00" % ns]["after"]["node"] == "another node"
+
+    first = run_module(MODULE, args)
+    assert first.get("failed") is not True, first.get("msg")
+    assert first["changed"] is True
+    migrations = by_vm(first)
+    assert sorted(migrations) == names
+    for name, migration in migrations.items():
+        assert migration["action"] == "created" and migration["phase"] == "Succeeded", migration
+        assert migration["source_node"] == before[name]
+        assert migration["target_node"] and migration["target_node"] != before[name]
+        assert migration["node"] == migration["target_node"]
+        assert migration["duration_seconds"] is not None and migration["duration_seconds"] >= 0
+        assert migration["start_timestamp"] and migration["end_timestamp"]
+        live = admin.get(vmi_path(ns, name))
+        assert live["status"]["nodeName"] == migration["target_node"]
+    created = [e for e in writes_in(audit, mark, ns) if e["objectRef"]["resource"] == VMIM and e["verb"] == "create"
+               and e["user"]["username"] == ADMIN_USER]
+    assert len(created) == 20
+
+    mark = audit.mark()
+    second = run_module(MODULE, args)
+    assert second.get("failed") is not True, second.get("msg")
+    assert second["changed"] is False
+    assert {m["action"] for m in second["migrations"]} == {"unchanged"}
+    assert by_vm(second)["vm-03"]["target_node"] == migrations["vm-03"]["target_node"]
+    assert writes_in(audit, mark, ns) == []
+
+    # A new migration_id is a new request: the VMs move again.
+    third = run_module(MODULE, dict(args, vms=names[:2], migration_id="window-2"))
+    assert third["changed"] is True, third.get("msg")
+    for name, migration in by_vm(third).items():
+        assert migration["source_node"] == migrations[name]["target_node"]
+        assert migration["target_node"] != migration["source_node"]
+
+
+def test_node_selector_moves_only_vms_not_already_on_a_matching_node(run_module, admin, audit, ns):
+    before = start_vms(run_module, ns, ["a", "b", "c"])
+    target = sorted(set(before.values()))[0]
+    selector = {"kubernetes.io/hostname": target}
+    args = {"namespace": ns, "label_selector": "app.kubernetes.io/managed-by=palette.vmo", "node_selector": selector}
+    result = run_module(MODULE, args)
+    assert result.get("failed") is not True, result.get("msg")
+    for name, migration in by_vm(result).items():
+        if before[name] == target:
+            assert migration["action"] == "none" and migration["migration"] is None
+        else:
+            assert migration["action"] == "created" and migration["target_node"] == target
+            vmim = admin.get(vmim_path(ns, migration["migration"]))
+            assert vmim["spec"]["addedNodeSelector"] == selector
+    mark = audit.mark()
+    again = run_module(MODULE, args)
+    assert again["changed"] is False and {m["action"] for m in again["migrations"]} == {"none"}
+    assert writes_in(audit, mark, ns) == []
+
+
+def _rwo_vm(run_module, admin, ns):
+    """A running VM whose root disk is a ReadWriteOnce PVC of the lab-rwo class."""
+    admin.create(object_path("v1", "persistentvolumeclaims", namespace=ns), {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "db-root"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "lab-rwo",
+                 "resources": {"requests": {"storage": "1Gi"}}}})
+    start_vms(run_module, ns, ["db"], disks=[{"name": "root", "pvc": "db-root"}])
+
+
+def test_rwo_pvc_and_pod_bridge_vms_are_refused_before_any_write(run_module, admin, audit, ns):
+    start_vms(run_module, ns, ["fine"])
+    _rwo_vm(run_module, admin, ns)
+    start_vms(run_module, ns, ["bridged"], nics=[{"name": "default", "binding": "bridge"}])
+    mark = audit.mark()
+    result = run_module(MODULE, {"namespace": ns, "vms": ["fine", "db", "bridged"]})
+    assert result.get("failed") is True
+    assert result["msg"].startswith("preflight refused the batch, nothing was changed: ")
+    errors = result["errors"]
+    assert len(errors) == 2, errors
+    assert errors[0].startswith("VM %s/db: name: is not live-migratable: LiveMigratable is False, reason "
+                                "DisksNotLiveMigratable: " % ns)
+    assert "db-root" in errors[0]
+    assert errors[1].startswith("VM %s/bridged: name: is not live-migratable: LiveMigratable is False, reason "
+                                "InterfaceNotLiveMigratable" % ns)
+    assert writes_in(audit, mark, ns) == []
+    assert admin.get(vmim_path(ns))["items"] == []
+
+
+def _unschedulable_migration(admin, ns, vm, source):
+    """A migration KubeVirt cannot place (its target may only be the source node): it stays in flight."""
+    return admin.create(vmim_path(ns), {
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+        "metadata": {"name": "stuck-" + vm}, "spec": {"vmiName": vm,
+                                                     "addedNodeSelector": {"kubernetes.io/hostname": source}}})
+
+
+def test_cancel_leaves_the_vm_running_on_its_source_node(run_module, admin, audit, ns):
+    before = start_vms(run_module, ns, ["a", "b"])
+    stuck = _unschedulable_migration(admin, ns, "a", before["a"])
+    args = {"namespace": ns, "vms": ["a", "b"], "state": "cancelled", "wait_timeout": 120}
+
+    mark = audit.mark()
+    check = run_module(MODULE, args, check=True, diff=True)
+    assert check["changed"] is True, check.get("msg")
+    assert by_vm(check)["a"]["action"] == "cancelled" and by_vm(check)["b"]["action"] == "none"
+    assert check["diff"][0]["after"]["migrations"] == {"stuck-a": "cancelled"}
+    assert writes_in(audit, mark, ns) == []
+
+    result = run_module(MODULE, args)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True
+    cancelled = by_vm(result)["a"]
+    assert cancelled["migration"] == "stuck-a" and cancelled["node"] == before["a"]
+    assert cancelled["source_node"] == before["a"]
+    assert admin.get_or_none(vmim_path(ns, "stuck-a")) is None
+    vmi = admin.get(vmi_path(ns, "a"))
+    assert vmi["status"]["phase"] == "Running" and vmi["status"]["nodeName"] == before["a"]
+    assert ((vmi["status"].get("migrationState") or {}).get("migrationUid")) in (None, stuck["metadata"]["uid"])
+
+    mark = audit.mark()
+    again = run_module(MODULE, args)
+    assert again["changed"] is False and {m["action"] for m in again["migrations"]} == {"none"}
+    assert writes_in(audit, mark, ns) == []
+
+
+def test_a_migration_already_in_flight_is_refused(run_module, admin, audit, ns):
+    before = start_vms(run_module, ns, ["a"])
+    _unschedulable_migration(admin, ns, "a", before["a"])
+    mark = audit.mark()
+    result = run_module(MODULE, {"namespace": ns, "name": "a"})
+    assert result.get("failed") is True
+    assert "VM %s/a: name: is already migrating (VirtualMachineInstanceMigration stuck-a is" % ns in result["msg"]
+    assert writes_in(audit, mark, ns) == []
+
+
+def _taint(admin, node, value):
+    """A NoSchedule taint KubeVirt's target pods do not tolerate; returns the node's taints before."""
+    path = object_path("v1", "nodes", node)
+    taints = (admin.get(path).get("spec") or {}).get("taints")
+    admin.merge_patch(path, {"spec": {"taints": (taints or []) + [
+        {"key": "lab.palette.vmo/maintenance", "value": value, "effect": "NoSchedule"}]}})
+    return taints
+
+
+def _other_node(node):
+    return sorted({"lab-node-1", "lab-node-2", "lab-node-3"} - {node})[0]
+
+
+def test_failed_migration_quotes_kubevirts_reason_and_reports_the_write(run_module, admin, ns):
+    before = start_vms(run_module, ns, ["a"])
+    target = _other_node(before["a"])
+    # The preflight leaves taints to the scheduler; KubeVirt's target pod does not tolerate this one.
+    taints = _taint(admin, target, ns[-5:])
+    try:
+        result = run_module(MODULE, {"namespace": ns, "name": "a", "node_selector": {"kubernetes.io/hostname": target},
+                                     "unschedulable_timeout": 1, "wait_timeout": 120})
+    finally:
+        admin.merge_patch(object_path("v1", "nodes", target), {"spec": {"taints": taints}})
+    assert result.get("failed") is True
+    assert result["changed"] is True
+    assert result["msg"].startswith("1 of 1 migrations failed: VM %s/a: migration " % ns)
+    assert "unschedulable" in result["msg"]
+    migration = result["migrations"][0]
+    assert migration["phase"] == "Failed" and migration["node"] == before["a"]
+    assert "unschedulable" in migration["failure_reason"]
+    assert admin.get(vmi_path(ns, "a"))["status"]["nodeName"] == before["a"]
+
+
+def test_timeout_names_the_pending_migration_then_cancel_stops_it(run_module, admin, audit, ns):
+    before = start_vms(run_module, ns, ["a"])
+    target = _other_node(before["a"])
+    taints = _taint(admin, target, ns[-5:])
+    try:
+        args = {"namespace": ns, "name": "a", "node_selector": {"kubernetes.io/hostname": target}}
+        result = run_module(MODULE, dict(args, wait_timeout=3))
+        assert result.get("failed") is True and result["changed"] is True
+        name = result["migrations"][0]["migration"]
+        assert "timed out after 3s waiting for 1 of 1: %s/%s (waiting for Succeeded or Failed; last seen: phase " \
+               "Scheduling" % (ns, name) in result["msg"]
+        # Run again, it follows the same migration (nothing new is created) and times out on it again.
+        mark = audit.mark()
+        again = run_module(MODULE, dict(args, wait_timeout=1))
+        assert again["changed"] is False and again["migrations"][0]["action"] == "adopted"
+        assert again["migrations"][0]["migration"] == name
+        assert writes_in(audit, mark, ns) == []
+        cancelled = run_module(MODULE, {"namespace": ns, "name": "a", "state": "cancelled"})
+        assert cancelled.get("failed") is not True, cancelled.get("msg")
+        assert cancelled["changed"] is True and cancelled["migrations"][0]["migration"] == name
+        assert cancelled["migrations"][0]["node"] == before["a"]
+    finally:
+        admin.merge_patch(object_path("v1", "nodes", target), {"spec": {"taints": taints}})
+    assert admin.get_or_none(vmim_path(ns, name)) is None
+    assert admin.get(vmi_path(ns, "a"))["status"]["nodeName"] == before["a"]
