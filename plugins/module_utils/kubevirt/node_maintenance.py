@@ -17,12 +17,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 SCHEDULABLE_LABEL = "kubevirt.io/schedulable"
 FINAL_PHASES = ("Succeeded", "Failed")
 # KubeVirt's default when neither the VMI nor the cluster sets one (pkg/virt-config/configuration.go).
 DEFAULT_EVICTION_STRATEGY = "None"
 UNMOVABLE_CHOICES = ("fail", "report", "stop")
 FINAL_MIGRATION_PHASES = ("Succeeded", "Failed")
+# A Node's name is a DNS subdomain (k8s.io/apimachinery/pkg/util/validation IsDNS1123Subdomain).
+NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def meta(obj):

@@ -55,7 +55,7 @@ def input_errors(params):
         if not isinstance(name, str) or not name.strip():
             errors.append("nodes[%d]: %r is not a node name" % (index, name))
             continue
-        if not migration_plan._DNS_SUBDOMAIN.match(name) or len(name) > 253:
+        if not nm.NODE_NAME.match(name) or len(name) > 253:
             errors.append("nodes[%d]: %r is not a valid node name (a DNS subdomain: lowercase letters, digits, "
                           "'-' and '.')" % (index, name))
         if name in seen:

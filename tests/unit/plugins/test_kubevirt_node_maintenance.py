@@ -122,3 +122,41 @@ def test_bad_input_is_named(change, message):
 def test_good_input_has_no_error():
     assert input_errors(dict(BASE)) == []
     assert input_errors(dict(BASE, state="uncordoned")) == []
+
+
+def node_plan(vmis, was_cordoned=False, cluster="LiveMigrate"):
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.node_maintenance_runner import NodePlan
+
+    plan = NodePlan(node("n1", cordoned=was_cordoned))
+    plan.vmis = nm.plan_node("n1", vmis, [], NODES, {"n1"}, cluster)
+    return plan
+
+
+def test_the_diff_shows_unschedulable_and_where_each_vm_goes():
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.node_maintenance_runner import evacuation_diff
+
+    plan = node_plan([vmi("a"), vmi("b", strategy="None")])
+    plan.by_action("unmovable")[0].action = "stop"
+    diff = evacuation_diff(plan)
+    assert diff["before"] == {"unschedulable": False, "vms": {"vms/a": "n1", "vms/b": "n1"}}
+    assert diff["after"] == {"unschedulable": True, "vms": {"vms/a": "another node (live migration)", "vms/b": "stopped"}}
+
+
+def test_changed_only_when_a_node_needs_a_cordon_or_a_vm_a_move():
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.node_maintenance_runner import (
+        evacuation_changed)
+
+    assert evacuation_changed([node_plan([])]) is True
+    assert evacuation_changed([node_plan([], was_cordoned=True)]) is False
+    assert evacuation_changed([node_plan([vmi("a", strategy="None")], was_cordoned=True)]) is False
+    assert evacuation_changed([node_plan([vmi("a")], was_cordoned=True)]) is True
+
+
+def test_check_mode_result_predicts_what_stays():
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.node_maintenance_runner import node_result
+
+    plan = node_plan([vmi("a", strategy="None")])
+    result = node_result(plan, None, [], True)
+    assert result["cordoned"] is True and result["was_cordoned"] is False
+    assert [r["vm"] for r in result["remaining"]] == ["a"] and result["empty"] is False
+    assert result["unmovable"][0]["reason"].startswith("evictionStrategy None")
