@@ -235,3 +235,40 @@ def _normalized(value):
     if isinstance(value, list):
         return [_normalized(item) for item in value]
     return value
+
+
+def _domain(spec):
+    return ((spec or {}).get("domain")) or {}
+
+
+def live_changes(before_vm, after_vm):
+    """The sockets and guest memory this change raises or lowers live: {"sockets": n, "guest": text}."""
+    before = _domain((((before_vm or {}).get("spec") or {}).get("template") or {}).get("spec"))
+    after = _domain((((after_vm or {}).get("spec") or {}).get("template") or {}).get("spec"))
+    changes = {}
+    sockets = (after.get("cpu") or {}).get("sockets")
+    if sockets is not None and sockets != (before.get("cpu") or {}).get("sockets"):
+        changes["sockets"] = sockets
+    guest = (after.get("memory") or {}).get("guest")
+    if guest is not None and _bytes(guest) != _bytes((before.get("memory") or {}).get("guest")):
+        changes["guest"] = guest
+    return changes
+
+
+def instance_pending(vmi, changes):
+    """What of `changes` the running instance does not show yet (virt-handler's status after the hotplug)."""
+    if vmi is None:
+        return ["the instance"]
+    status = vmi.get("status") or {}
+    pending = []
+    if "sockets" in changes:
+        topology = status.get("currentCPUTopology") or {}
+        busy = (condition(vmi, "HotVCPUChange") or {}).get("status") == "True"
+        if busy or topology.get("sockets") != changes["sockets"]:
+            pending.append("CPU sockets %s (current %s)" % (changes["sockets"], topology.get("sockets")))
+    if "guest" in changes:
+        current = (status.get("memory") or {}).get("guestCurrent")
+        busy = (condition(vmi, "HotMemoryChange") or {}).get("status") == "True"
+        if busy or _bytes(current) != _bytes(changes["guest"]):
+            pending.append("guest memory %s (current %s)" % (changes["guest"], current))
+    return pending

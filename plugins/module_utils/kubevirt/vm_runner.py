@@ -72,6 +72,7 @@ class VmPlan(object):
         self.restart_reason = None  # why KubeVirt wants (or would want) a restart of the running VM
         self.restart = False  # restart to apply what KubeVirt cannot apply live (restart_if_required)
         self.restarted = False
+        self.live_changes = {}  # sockets/guest memory raised or lowered live on the running instance
 
     @property
     def running(self):
@@ -268,6 +269,7 @@ def plan_restart(plan):
         return
     after = plan.apply.after if plan.apply.action == "update" else plan.live
     plan.restart_reason = live_update.predict_restart(plan.live, after, plan.vmi)
+    plan.live_changes = live_update.live_changes(plan.live, after)
     plan.restart = bool(plan.restart_reason and plan.request.get("restart_if_required") and plan.verb is None
                         and not plan.pause_when_running)
 
@@ -640,6 +642,38 @@ def wait_vms(client, plans, params, expectation=None, timeout=None):
                     params["wait_timeout"] if timeout is None else timeout)
 
 
+def instance_pending(plan, vmi):
+    """What of this run's live changes the running instance does not show yet."""
+    pending = []
+    if plan.live_changes and not plan.restart_reason and not plan.restarted:
+        pending += live_update.instance_pending(vmi, plan.live_changes)
+    status = (vmi or {}).get("status") or {}
+    volumes = dict((v.get("name"), v) for v in status.get("volumeStatus") or [])
+    not_ready = [n for n in plan.volumes.names_added if (volumes.get(n) or {}).get("phase") != "Ready"]
+    not_gone = [n for n in plan.volumes.remove if n in volumes]
+    if not_ready:
+        pending.append("volumes Ready (%s)" % ", ".join(
+            "%s: %s" % (n, (volumes.get(n) or {}).get("phase") or "not attached") for n in not_ready))
+    if not_gone:
+        pending.append("volumes detached (%s)" % ", ".join(not_gone))
+    ifaces = set(i.get("name") for i in status.get("interfaces") or [])
+    missing = [n for n in plan.nics.hotplug if n not in ifaces]
+    if missing:
+        pending.append("interfaces on the instance (%s)" % ", ".join(missing))
+    return pending
+
+
+def wait_instances(client, plans, deadline):
+    """One watch of the instances of VMs changed live, until each shows what this run changed."""
+    changing = [p for p in plans if p.running and p.written and not p.restarted and instance_pending(p, {"status": {}})]
+    if not changing:
+        return {}
+    targets = [WaitTarget(p.namespace, p.name, lambda vmi, p=p: not instance_pending(p, vmi), "the live changes",
+                          lambda vmi, p=p: "pending: %s" % "; ".join(instance_pending(p, vmi)) if vmi else "absent")
+               for p in changing]
+    return wait_for(client, changing[0].desired["apiVersion"], "virtualmachineinstances", targets, _left(deadline))
+
+
 def _left(deadline):
     """Whole seconds left until the deadline (what a timeout message names)."""
     return max(0, int(round(deadline - time.monotonic())))
@@ -742,6 +776,7 @@ def run(module):
             restart_vms(client, plans, params, subresources)
         if params["wait"] and not module.check_mode:
             observed = wait_vms(client, plans, params, timeout=_left(deadline))
+            wait_instances(client, plans, deadline)
             wait_claims(client, plans, deadline)
             # Addresses and nodes come from the instances, which the wait did not watch.
             vmis = read_live(client, api_version, namespaces, params["concurrency"])[1]
