@@ -278,7 +278,9 @@ options:
       - Wait until every VM reaches its declared state, with one watch for all of them. Running states wait for
         C(printableStatus=Running) and C(ready); stopped for C(Stopped); paused for C(Paused); absent until gone.
       - Also until restarted VMs run without C(RestartRequired), volume requests are carried out, unplugged NICs are
-        gone from the VM, and every grown claim shows its new capacity, all within O(wait_timeout).
+        gone from the VM, the running instances show what changed live (CPU topology and guest memory, hotplugged
+        volumes C(Ready) and unplugged ones gone, hotplugged interfaces), and every grown claim shows its new
+        capacity, all within O(wait_timeout).
     type: bool
     default: false
   wait_timeout:
