@@ -96,7 +96,7 @@ def test_the_role_walks_two_nodes_one_at_a_time(ansible_playbook, run_module, ad
 
 
 def test_the_walk_stops_at_the_first_node_that_cannot_be_emptied(ansible_playbook, run_module, admin, audit, ns,
-                                                                  tmp_path):
+                                                                 tmp_path):
     vms_on(run_module, admin, ns, "lab-node-1", [{"name": "mobile"}, {"name": "pinned", "eviction_strategy": "None"}])
     vms_on(run_module, admin, ns, "lab-node-2", [{"name": "other"}])
     mark = audit.mark()
