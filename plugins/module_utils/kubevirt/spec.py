@@ -156,8 +156,8 @@ def _disk(vm, disk):
                            % (", ".join(DISK_SOURCES), ", ".join(sources) or "none"))
     if disk.get("size") is not None:
         if sources[0] != "pvc":
-            raise VmInputError(vm, "disks[%s].size" % name, "is the size of a pvc disk's claim; a data_volume "
-                                                             "disk takes data_volume.size")
+            raise VmInputError(vm, "disks[%s].size" % name,
+                               "is the size of a pvc disk's claim; a data_volume disk takes data_volume.size")
         check_quantity(vm, "disks[%s].size" % name, disk["size"])
     hotplug = bool(disk.get("hotplug"))
     bus = disk.get("bus") or ("scsi" if hotplug else "virtio")
@@ -166,11 +166,11 @@ def _disk(vm, disk):
     if hotplug:
         # pkg/storage/admitters/storagehotplug.go ValidateHotplugDiskConfiguration; volumes.go: PVC or DataVolume.
         if sources[0] not in HOTPLUG_SOURCES:
-            raise VmInputError(vm, "disks[%s].hotplug" % name, "a hotplugged disk needs a pvc or data_volume "
-                                                                "source (got %s)" % sources[0])
+            raise VmInputError(vm, "disks[%s].hotplug" % name,
+                               "a hotplugged disk needs a pvc or data_volume source (got %s)" % sources[0])
         if bus not in HOTPLUG_BUSES:
-            raise VmInputError(vm, "disks[%s].bus" % name, "%r cannot be hotplugged: KubeVirt hotplugs disks on "
-                                                            "the scsi or virtio bus only" % bus)
+            raise VmInputError(vm, "disks[%s].bus" % name,
+                               "%r cannot be hotplugged: KubeVirt hotplugs disks on the scsi or virtio bus only" % bus)
     device = {"name": name, "disk": {"bus": bus}}
     if disk.get("boot_order") is not None:
         device["bootOrder"] = int(disk["boot_order"])
@@ -208,8 +208,8 @@ def _nic(vm, nic):
     if state == "absent" and (network == "pod" or (nic.get("binding") or "bridge") != "bridge"):
         # pkg/network/admitter/admit.go validateInterfaceStateValue: absent is for bridge binding only, and
         # never for the default (pod) network.
-        raise VmInputError(vm, "nics[%s].state" % name, "absent (hot-unplug) is supported only for a bridge "
-                                                         "interface on a Multus network")
+        raise VmInputError(vm, "nics[%s].state" % name,
+                           "absent (hot-unplug) is supported only for a bridge interface on a Multus network")
     iface = {"name": name}
     if network == "pod":
         iface[nic.get("binding") or "masquerade"] = {}

@@ -498,8 +498,8 @@ def execute(client, plans, params, subresource_version):
                lambda e, err: "VM %s: disks[%s]: growing PVC %s failed: %s" % (
                    e.plan.label, e.disk, e.claim, getattr(err, "message", None) or err))
     _run_items(lambda r: _send_volume_request(client, r, subresource_version), _volume_requests(plans), concurrency,
-               lambda r, err: "VM %s: %s %s failed: %s" % (r.plan.label, r.verb, r.body["name"],
-                                                            getattr(err, "message", None) or err))
+               lambda r, err: "VM %s: %s %s failed: %s" % (
+                   r.plan.label, r.verb, r.body["name"], getattr(err, "message", None) or err))
     deleting = [p for p in plans if p.delete]
     run_step(lambda p: client.delete(object_path(p.live["apiVersion"], "virtualmachines", p.name, p.namespace),
                                      propagation_policy=params["propagation_policy"]),
