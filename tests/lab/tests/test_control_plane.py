@@ -134,3 +134,13 @@ def test_lab_nodes_are_schedulable_for_kubevirt(admin):
     nodes = admin.get(object_path("v1", "nodes"))["items"]
     schedulable = [n for n in nodes if n["metadata"]["labels"].get("kubevirt.io/schedulable") == "true"]
     assert len(schedulable) >= 3
+
+
+def test_embedded_json_the_lab_client_writes_survives_a_later_patch(admin, namespace):
+    """The apiserver stores a ControllerRevision's data byte for byte; the client sends compact JSON as Go
+    clients do, so the garbage collector's ownerReferences patch (orphaning) is not refused as a data change."""
+    path = object_path("apps/v1", "controllerrevisions", namespace=namespace)
+    admin.create(path, {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "rev"},
+                        "revision": 1, "data": {"spec": {"a": 1, "b": {"c": 2}}}})
+    patched = admin.merge_patch(f"{path}/rev", {"metadata": {"labels": {"patched": "yes"}}})
+    assert patched["metadata"]["labels"] == {"patched": "yes"}
