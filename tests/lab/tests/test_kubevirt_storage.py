@@ -370,3 +370,18 @@ def test_a_clone_without_its_source_says_so_and_creates_nothing(admin, namespace
         ("False", "CloneWithoutSource", "The source pvc missing doesn't exist")
     assert not dv["status"].get("phase")
     assert admin.get_or_none(pvc_path(namespace, "orphan")) is None
+
+
+def test_a_running_vm_grows_its_datavolume_disk_online(admin, namespace, wait):
+    admin.create(dv_path(namespace), datavolume("disk", {"blank": {}}))
+    wait_dv(wait, namespace, "disk", "Succeeded")
+    vm = vm_manifest("runner", namespace)
+    template = vm["spec"]["template"]["spec"]
+    template["domain"]["devices"]["disks"] = [{"name": "disk", "disk": {"bus": "virtio"}}]
+    template["volumes"] = [{"name": "disk", "dataVolume": {"name": "disk"}}]
+    admin.create(vm_path(namespace), vm)
+    wait.printable(namespace, "runner", "Running")
+    expand(admin, namespace, "disk", "3Gi")
+    claim = wait.until(pvc_path(namespace, "disk"),
+                       lambda p: p["status"].get("capacity") == {"storage": "3Gi"}, what="capacity 3Gi")
+    assert not claim["status"].get("allocatedResourceStatuses") and not conditions(claim)
