@@ -243,8 +243,7 @@ class Evacuation(object):
                 else {}
             for request in wave:
                 uid = nm.meta(request.final).get("uid")
-                self.results[request.ident] = with_vmi_state(
-                    migration_plan.migration_result(request, events=events.get(uid)), request)
+                self.results[request.ident] = migration_plan.migration_result(request, events=events.get(uid))
             failures = migration_runner.migration_failures(wave, [self.results[r.ident] for r in wave])
             if failures:
                 raise ModuleFailure("; ".join(failures), failures)
@@ -286,20 +285,6 @@ class Evacuation(object):
                   for p, o in zip(vmi_plans, outcomes) if isinstance(o, Exception)]
         if errors:
             raise ModuleFailure("; ".join(errors), errors)
-
-
-def with_vmi_state(result, request):
-    """The migration's nodes and times from the VMI's own migrationState when the migration object did not carry
-    them yet: virt-controller copies the VMI's state into a final migration only after it marked it final
-    (pkg/virt-controller/watch/migration/migration.go), so the watch may see Succeeded before the copy."""
-    state = nm.status(request.final_vmi).get("migrationState") or {}
-    if state.get("migrationUid") != nm.meta(request.final).get("uid"):
-        return result
-    for key, field in (("source_node", "sourceNode"), ("target_node", "targetNode"),
-                       ("start_timestamp", "startTimestamp"), ("end_timestamp", "endTimestamp")):
-        if not result.get(key) and state.get(field):
-            result[key] = state[field]
-    return result
 
 
 def describe_vmi(vmi):
