@@ -242,3 +242,24 @@ def test_every_node_under_maintenance_leaves_nowhere_to_go(run_module, admin, au
     assert refused.get("failed") is True and refused["changed"] is False
     assert f"VM {ns}/stuck on lab-node-1: no schedulable node outside the nodes under maintenance" in refused["msg"]
     assert audit.mutations(mark, user=ADMIN_USER) == []
+
+
+def test_a_migration_already_running_is_followed_and_its_failure_quoted(run_module, admin, audit, ns):
+    """A VM whose migration is in flight is not migrated twice: the run follows that migration, and when KubeVirt
+    fails it (here its target can never be scheduled) the error quotes KubeVirt's reason, with changed true."""
+    vms_on(run_module, admin, ns, "lab-node-1", [{"name": "moving"}])
+    # Nowhere to go, and KubeVirt gives up on the unschedulable target after 30 s.
+    admin.create(object_path("kubevirt.io/v1", "virtualmachineinstancemigrations", namespace=ns), {
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+        "metadata": {"name": "by-hand", "namespace": ns,
+                     "annotations": {"kubevirt.io/migrationUnschedulablePodTimeoutSeconds": "30"}},
+        "spec": {"vmiName": "moving", "addedNodeSelector": {"lab.palette.vmo/nowhere": "true"}}})
+    mark = audit.mark()
+    failed = run_module(MODULE, {"nodes": ["lab-node-1"]})
+    assert failed.get("failed") is True and failed["changed"] is True
+    assert f"VM {ns}/moving: migration by-hand failed: " in failed["msg"]
+    assert "unschedulable" in failed["msg"]
+    created = [e for e in namespace_writes(audit, mark, ns)
+               if e["objectRef"].get("resource") == "virtualmachineinstancemigrations" and e["verb"] == "create"]
+    assert created == []
+    assert failed["nodes"][0]["cordoned"] is True and [r["vm"] for r in failed["nodes"][0]["remaining"]] == ["moving"]
