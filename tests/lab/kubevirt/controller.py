@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 from ..kube import JSON, Kube, KubeError, object_path
 from . import handler
 from . import live_update
+from . import vm_datavolumes
 from .operator import Operators
 from .runtime import Manager
 
@@ -103,6 +104,10 @@ def printable_status(vm: JSON, vmi: Optional[JSON]) -> str:
         return "Migrating"
     if vmi is not None and phase(vmi) == "Running":
         return "Paused" if is_paused(vmi) else "Running"
+    # DataVolumeError, Provisioning, WaitingForVolumeBinding (vm_datavolumes.py printable_status)
+    storage_status = vm_datavolumes.printable_status(vm, vmi)
+    if storage_status:
+        return storage_status
     scheduled = condition(vmi, "PodScheduled")
     if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
         return "ErrorUnschedulable"
@@ -137,7 +142,9 @@ class VirtController:
         if vmi is not None and not self._owned_by(vmi, vm):
             vmi = None
         if not vm["metadata"].get("deletionTimestamp"):
-            self._sync_run_strategy(vm, vmi)
+            # vm.go sync: handleDataVolumes creates the templated DataVolumes and holds the start (vm_datavolumes.py)
+            if vm_datavolumes.handle_data_volumes(vm, run_strategy(vm)):
+                self._sync_run_strategy(vm, vmi)
             self._pop_done_requests(vm, vmi)
         # Hotplug, live update and RestartRequired (vm.go sync, from syncRestartRequired on): live_update.py
         again = live_update.sync_vm(self, vm, vmi)
@@ -317,6 +324,8 @@ class VirtController:
             return self._schedule(vmi)
         if current == "Scheduled":
             return self._run(vmi)
+        if current == "Pending" and not vm_datavolumes.vmi_may_start(self.kube, vmi):
+            return self.step  # lifecycle.go sync: no pod while a DataVolume populates (vm_datavolumes.py)
         self._patch_vmi(vmi, {"status": {"phase": NEXT_PHASE[current]}})
         return self.step
 

@@ -453,7 +453,10 @@ def vmi_claims(vmi: JSON) -> List[str]:
 def register(manager: Manager, kube: Kube) -> Dict[str, object]:
     """The lab's storage on the stand-in: StorageClasses, CSI sidecars, StorageProfiles, DataVolumes."""
     from .datavolume import DataVolumes
+    from . import vm_datavolumes
 
     ensure_storage_classes(kube)
     storage = Storage(manager, kube)
-    return {"storage": storage, "datavolumes": DataVolumes(manager, kube, storage)}
+    datavolumes = DataVolumes(manager, kube, storage)
+    return {"storage": storage, "datavolumes": datavolumes,
+            "vm-datavolumes": vm_datavolumes.register(manager, kube, datavolumes.dvs, storage.pvcs)}

@@ -385,3 +385,65 @@ def test_a_running_vm_grows_its_datavolume_disk_online(admin, namespace, wait):
     claim = wait.until(pvc_path(namespace, "disk"),
                        lambda p: p["status"].get("capacity") == {"storage": "3Gi"}, what="capacity 3Gi")
     assert not claim["status"].get("allocatedResourceStatuses") and not conditions(claim)
+
+
+# -- virt-controller and a VM's DataVolumes ---------------------------------------------------------------
+
+def vm_with_dv_template(name, namespace, dv_name, storage_spec=None, dv_labels=None):
+    vm = vm_manifest(name, namespace)
+    template = vm["spec"]["template"]["spec"]
+    template["domain"]["devices"]["disks"] = [{"name": "root", "disk": {"bus": "virtio"}}]
+    template["volumes"] = [{"name": "root", "dataVolume": {"name": dv_name}}]
+    vm["spec"]["dataVolumeTemplates"] = [{
+        "metadata": {"name": dv_name, "labels": dv_labels or {}, "annotations": {"example.com/note": "kept"}},
+        "spec": {"source": {"blank": {}},
+                 "storage": storage_spec or {"resources": {"requests": {"storage": "1Gi"}}}}}]
+    return vm
+
+
+def test_a_vm_creates_its_templated_datavolume_and_starts_once_it_is_populated(admin, namespace, wait):
+    admin.create(vm_path(namespace), vm_with_dv_template("tmpl", namespace, "tmpl-root", dv_labels={"tier": "db"}))
+    vm = wait.printable(namespace, "tmpl", "Running")
+    dv = admin.get(dv_path(namespace, "tmpl-root"))
+    assert dv["status"]["phase"] == "Succeeded"
+    meta = dv["metadata"]
+    assert meta["labels"] == {"tier": "db", "kubevirt.io/created-by": vm["metadata"]["uid"]}
+    assert meta["annotations"]["example.com/note"] == "kept"
+    assert meta["annotations"]["cdi.kubevirt.io/allowClaimAdoption"] == "true"
+    assert meta["ownerReferences"] == [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": "tmpl",
+                                        "uid": vm["metadata"]["uid"], "controller": True,
+                                        "blockOwnerDeletion": True}]
+    created = [e for e in events(admin, namespace, "tmpl") if e["reason"] == "SuccessfulDataVolumeCreate"]
+    assert [e["message"] for e in created] == ["Created DataVolume tmpl-root"]
+    assert created[0]["source"]["component"] == "virtualmachine-controller"
+    assert admin.get(pvc_path(namespace, "tmpl-root"))["status"]["phase"] == "Bound"
+
+    # The garbage collector deletes the DataVolume (and its claim) with the VM.
+    admin.delete(vm_path(namespace, "tmpl"))
+    wait.gone(dv_path(namespace, "tmpl-root"), timeout=60)
+    wait.gone(pvc_path(namespace, "tmpl-root"), timeout=60)
+
+
+def test_a_vm_whose_datavolume_cannot_be_provisioned_stays_provisioning_without_an_instance(admin, namespace, wait):
+    stuck = {"accessModes": ["ReadWriteMany"], "storageClassName": "lab-rwo",
+             "resources": {"requests": {"storage": "1Gi"}}}
+    admin.create(vm_path(namespace), vm_with_dv_template("held", namespace, "held-root", storage_spec=stuck))
+    wait_event(wait, admin, namespace, "held-root", "ProvisioningFailed")
+    vm = wait.printable(namespace, "held", "Provisioning")
+    assert admin.get(dv_path(namespace, "held-root"))["status"]["phase"] == "Pending"
+    assert admin.get_or_none(vmi_path(namespace, "held")) is None
+    assert "created" not in vm["status"] and "ready" not in vm["status"]
+
+
+def test_an_instance_waits_for_its_claim_to_appear(admin, namespace, wait):
+    vm = vm_manifest("late", namespace)
+    template = vm["spec"]["template"]["spec"]
+    template["domain"]["devices"]["disks"] = [{"name": "data", "disk": {"bus": "virtio"}}]
+    template["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "late-data"}}]
+    admin.create(vm_path(namespace), vm)
+    found = wait_event(wait, admin, namespace, "late", "FailedPvcNotFound")
+    assert found[0]["message"] == f"PVC {namespace}/late-data does not exist, waiting for it to appear"
+    assert found[0]["involvedObject"]["kind"] == "VirtualMachineInstance"
+    assert admin.get(vmi_path(namespace, "late"))["status"].get("phase", "Pending") == "Pending"
+    create_bound(admin, wait, namespace, "late-data")
+    wait.printable(namespace, "late", "Running")
