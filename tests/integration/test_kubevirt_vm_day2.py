@@ -34,6 +34,12 @@ def condition(obj, kind):
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
 
 
+def assert_unchanged(result):
+    """A second run: it succeeded and changed nothing."""
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is False, result
+
+
 def wait_for(check, what, timeout=60):
     processes.wait_until(check, timeout, what)
 
@@ -73,8 +79,7 @@ def test_sockets_and_memory_raised_within_the_maximums_apply_live(run_module, ad
     vmi = admin.get(vmi_path(ns, "live"))
     assert vmi["status"]["currentCPUTopology"]["sockets"] == 2 and vmi["status"]["memory"]["guestCurrent"] == "2Gi"
     assert vmi["spec"]["domain"]["cpu"]["sockets"] == 2 and vmi["metadata"]["uid"] == uid
-    again = run_module(MODULE, raised)
-    assert again["changed"] is False, again
+    assert_unchanged(run_module(MODULE, raised))
 
 
 def test_a_change_kubevirt_cannot_apply_live_is_reported_and_restarted_only_on_request(run_module, admin, audit, ns):
@@ -114,7 +119,7 @@ def test_a_change_kubevirt_cannot_apply_live_is_reported_and_restarted_only_on_r
     vmi = admin.get(vmi_path(ns, "live"))
     assert vmi["metadata"]["uid"] != uid and vmi["spec"]["domain"]["cpu"]["cores"] == 2
     assert condition(admin.get(vm_path(ns, "live")), "RestartRequired") is None
-    assert run_module(MODULE, restart)["changed"] is False
+    assert_unchanged(run_module(MODULE, restart))
 
 
 def test_many_vms_one_task_live_and_restart_mixed(run_module, admin, ns):
@@ -130,7 +135,7 @@ def test_many_vms_one_task_live_and_restart_mixed(run_module, admin, ns):
     vms = {vm["name"]: vm for vm in result["vms"]}
     assert vms["a"]["restarted"] is False and vms["a"]["restart_required"] is False
     assert vms["b"]["restarted"] is True and vms["b"]["printable_status"] == "Running"
-    assert run_module(MODULE, batch)["changed"] is False
+    assert_unchanged(run_module(MODULE, batch))
 
 
 # -- claim expansion --------------------------------------------------------------------------------
@@ -176,7 +181,7 @@ def test_a_larger_pvc_size_grows_the_claim(run_module, admin, audit, ns):
                         "requested": "2Gi", "capacity": "2Gi", "expanded": True}
     pvc = admin.get(pvc_path(ns, "data-pvc"))
     assert pvc["spec"]["resources"]["requests"]["storage"] == "2Gi" and pvc["status"]["capacity"]["storage"] == "2Gi"
-    assert run_module(MODULE, grown)["changed"] is False
+    assert_unchanged(run_module(MODULE, grown))
 
 
 def test_a_larger_data_volume_size_grows_its_claim(run_module, admin, ns):
@@ -204,7 +209,7 @@ def test_a_larger_data_volume_size_grows_its_claim(run_module, admin, ns):
     vm = admin.get(vm_path(ns, "dv"))
     assert vm["spec"]["dataVolumeTemplates"][0]["spec"]["storage"]["resources"]["requests"]["storage"] == "3Gi"
     assert admin.get(pvc_path(ns, "dv-root"))["status"]["capacity"]["storage"] == "3Gi"
-    assert run_module(MODULE, dv_vm("3Gi"))["changed"] is False
+    assert_unchanged(run_module(MODULE, dv_vm("3Gi")))
 
 
 # -- volume hotplug ---------------------------------------------------------------------------------
@@ -247,7 +252,7 @@ def test_a_pvc_hotplugged_into_a_running_vm_and_unplugged(run_module, admin, aud
     assert {"name": "extra", "disk": {"bus": "scsi"}} in spec["domain"]["devices"]["disks"]
     assert volume_status(admin, ns, "extra")["phase"] == "Ready"  # the wait saw it attached
     assert admin.get(vmi_path(ns, "hot"))["metadata"]["uid"] == uid
-    assert run_module(MODULE, plugged)["changed"] is False
+    assert_unchanged(run_module(MODULE, plugged))
 
     mark = audit.mark()
     removed = run_module(MODULE, hotplug_vm(ns))
@@ -257,7 +262,7 @@ def test_a_pvc_hotplugged_into_a_running_vm_and_unplugged(run_module, admin, aud
     names = [v["name"] for v in admin.get(vm_path(ns, "hot"))["spec"]["template"]["spec"]["volumes"]]
     assert "extra" not in names
     assert volume_status(admin, ns, "extra") is None
-    assert run_module(MODULE, hotplug_vm(ns))["changed"] is False
+    assert_unchanged(run_module(MODULE, hotplug_vm(ns)))
 
 
 def test_a_new_data_volume_hotplugged_into_a_running_vm(run_module, admin, ns):
@@ -272,7 +277,17 @@ def test_a_new_data_volume_hotplugged_into_a_running_vm(run_module, admin, ns):
     spec = admin.get(vm_path(ns, "hot"))["spec"]["template"]["spec"]
     assert {"name": "scratch", "dataVolume": {"name": "hot-scratch", "hotpluggable": True}} in spec["volumes"]
     assert volume_status(admin, ns, "scratch")["phase"] == "Ready"
-    assert run_module(MODULE, plugged)["changed"] is False
+    # CDI asked the claim for more than 1Gi (filesystem overhead); the DataVolume's own size is what was declared.
+    assert_unchanged(run_module(MODULE, plugged))
+
+    grown = hotplug_vm(ns, [{"name": "scratch", "hotplug": True,
+                             "data_volume": {"size": "2Gi", "storage_class": "lab-rwo", "blank": True}}])
+    result = run_module(MODULE, grown)
+    assert result.get("failed") is not True, result.get("msg")
+    expanded = result["vms"][0]["expanded_disks"][0]
+    assert expanded["pvc"] == "hot-scratch" and expanded["requested"] == "2Gi" and expanded["capacity"] == "2Gi"
+    assert result["vms"][0]["hotplugged_volumes"] == []
+    assert_unchanged(run_module(MODULE, grown))
 
 
 # -- NIC hotplug ------------------------------------------------------------------------------------
@@ -294,7 +309,7 @@ def test_a_bridge_nic_hotplugged_and_unplugged_by_leaving_it_out(run_module, adm
     assert plugged["vms"][0]["hotplugged_nics"] == ["blue"] and plugged["vms"][0]["restart_required"] is False
 
     assert "blue" in [i.get("name") for i in admin.get(vmi_path(ns, "nic"))["status"]["interfaces"]]
-    assert run_module(MODULE, dict(base, spec=nic_spec("blue")))["changed"] is False
+    assert_unchanged(run_module(MODULE, dict(base, spec=nic_spec("blue"))))
 
     mark = audit.mark()
     predicted = run_module(MODULE, dict(base, spec=nic_spec()), check=True, diff=True)
@@ -310,7 +325,7 @@ def test_a_bridge_nic_hotplugged_and_unplugged_by_leaving_it_out(run_module, adm
     ifaces = admin.get(vm_path(ns, "nic"))["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"]
     assert [i["name"] for i in ifaces] == ["default"]
     assert admin.get(vmi_path(ns, "nic"))["metadata"]["uid"] == uid
-    assert run_module(MODULE, dict(base, spec=nic_spec()))["changed"] is False
+    assert_unchanged(run_module(MODULE, dict(base, spec=nic_spec())))
 
 
 # -- bad input: refused before any write ------------------------------------------------------------
@@ -394,11 +409,11 @@ def test_declarative_hotplug_when_the_cluster_has_it(run_module, admin, audit, n
     subresources = [e["objectRef"].get("subresource") for e in writes_in(audit, mark, ns)]
     assert "addvolume" not in subresources  # the VM spec was written instead
     assert volume_status(admin, ns, "extra")["phase"] == "Ready"
-    assert run_module(MODULE, plugged)["changed"] is False
+    assert_unchanged(run_module(MODULE, plugged))
 
     mark = audit.mark()
     removed = run_module(MODULE, hotplug_vm(ns))
     assert removed["changed"] is True and removed["vms"][0]["unplugged_volumes"] == ["extra"]
     assert "removevolume" not in [e["objectRef"].get("subresource") for e in writes_in(audit, mark, ns)]
     assert volume_status(admin, ns, "extra") is None
-    assert run_module(MODULE, hotplug_vm(ns))["changed"] is False
+    assert_unchanged(run_module(MODULE, hotplug_vm(ns)))

@@ -52,13 +52,25 @@ def _template_size(live, name):
     return None
 
 
+def data_volume_size(data_volume):
+    """The size a DataVolume asked for (CDI may have asked its claim for more: filesystem overhead)."""
+    spec = (data_volume or {}).get("spec") or {}
+    resources = (spec.get("storage") or spec.get("pvc") or {}).get("resources") or {}
+    return (resources.get("requests") or {}).get("storage")
+
+
 def declared_sizes(plan):
-    """(disk, claim, size, size last declared) for every disk of the VM that declares a claim size."""
+    """(disk, claim, size, size last declared) for every disk of the VM that declares a claim size.
+
+    The size last declared for a DataVolume disk is its VM template's (or, hotplugged, its DataVolume's):
+    CDI renders the claim larger than that for filesystem overhead, so the claim's request is no floor.
+    """
     found = []
     for disk in plan.request.get("disks") or []:
         if disk.get("data_volume") and disk["data_volume"].get("size"):
             claim = disk["data_volume"].get("name") or "%s-%s" % (plan.name, disk["name"])
-            found.append((disk["name"], claim, str(disk["data_volume"]["size"]), _template_size(plan.live, claim)))
+            before = _template_size(plan.live, claim) or data_volume_size(plan.live_data_volumes.get(claim))
+            found.append((disk["name"], claim, str(disk["data_volume"]["size"]), before))
         elif disk.get("pvc") and disk.get("size"):
             found.append((disk["name"], disk["pvc"], str(disk["size"]), None))
     return found
@@ -72,7 +84,7 @@ def plan_expansions(client, plans, concurrency, dry_run_patch=True):
     """Expansion of every existing claim the batch sizes; returns (expansions that grow, errors)."""
     candidates = []
     for plan in plans:
-        if plan.live is None or plan.state == "absent":
+        if plan.live is None or plan.state == "absent" or plan.desired is None:
             continue  # a new VM's claims are made at the declared size
         for disk, claim, size, before in declared_sizes(plan):
             candidates.append(Expansion(plan, disk, claim, size, before))

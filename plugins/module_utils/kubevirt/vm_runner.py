@@ -68,6 +68,7 @@ class VmPlan(object):
         self.volumes = kubevirt_hotplug.VolumeChanges()
         self.hotplug_path = None
         self.data_volumes = []  # PlannedObject of each hotplugged disk's DataVolume still to be made
+        self.live_data_volumes = {}  # name -> the hotplugged disks' DataVolumes that exist
         self.expansions = []  # disk_expand.Expansion of each claim to grow
         self.restart_reason = None  # why KubeVirt wants (or would want) a restart of the running VM
         self.restart = False  # restart to apply what KubeVirt cannot apply live (restart_if_required)
@@ -213,6 +214,8 @@ def _hotplug_data_volumes(client, plans, concurrency):
             raise live
         if live is None:
             plan.data_volumes.append(planned)
+        else:
+            plan.live_data_volumes[planned.desired["metadata"]["name"]] = live
 
 
 def read_kubevirt_cr(client, api_version):
@@ -242,13 +245,13 @@ def plan_batch(client, plans, params, live_vms, live_vmis, api_version, hotplug_
         plan.apply = PlannedObject(plan.label, path, plan.desired, plan.live)
         if plan.migrate_running:
             plan.apply.removed_first = {"spec": {"running": None}}
+    _hotplug_data_volumes(client, plans, params["concurrency"])
     expansions, expansion_errors = disk_expand.plan_expansions(client, plans, params["concurrency"])
     errors.extend(expansion_errors)
     if errors:
         raise batch_failure(INVALID_INPUT, errors)
     for expansion in expansions:
         expansion.plan.expansions.append(expansion)
-    _hotplug_data_volumes(client, plans, params["concurrency"])
     applying = [plan.apply for plan in plans if plan.apply]
     data_volumes = [dv for plan in plans for dv in plan.data_volumes]
     kube_apply.plan_apply(client, applying + data_volumes, params["field_manager"], params["force_conflicts"],
@@ -665,7 +668,8 @@ def instance_pending(plan, vmi):
 
 def wait_instances(client, plans, deadline):
     """One watch of the instances of VMs changed live, until each shows what this run changed."""
-    changing = [p for p in plans if p.running and p.written and not p.restarted and instance_pending(p, {"status": {}})]
+    changing = [p for p in plans if p.running and p.written and not p.restarted
+                and ((p.live_changes and not p.restart_reason) or p.volumes.add or p.volumes.remove or p.nics.hotplug)]
     if not changing:
         return {}
     targets = [WaitTarget(p.namespace, p.name, lambda vmi, p=p: not instance_pending(p, vmi), "the live changes",
