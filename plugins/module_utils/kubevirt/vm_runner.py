@@ -715,7 +715,8 @@ def vm_result(plan, vm, vmi):
         "run_strategy": plan.strategy, "printable_status": status.get("printableStatus"),
         "ready": bool(status.get("ready")), "node": vmi_status.get("nodeName"),
         "ip_address": addresses[0] if addresses else None, "ip_addresses": addresses,
-        "restart_required": bool(plan.restart_reason) and not plan.restarted,
+        "restart_required": bool(plan.restart_reason) and not (plan.restarted or plan.restart
+                                                               or plan.verb in ("restart", "stop")),
         "restart_reason": plan.restart_reason, "restarted": plan.restarted or plan.restart,
         "hotplugged_volumes": plan.volumes.names_added, "unplugged_volumes": list(plan.volumes.remove),
         "hotplugged_nics": list(plan.nics.hotplug), "unplugged_nics": list(plan.nics.unplug),

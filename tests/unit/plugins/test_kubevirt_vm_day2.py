@@ -191,3 +191,19 @@ def test_hotplug_path_follows_the_feature_gates(developer, path):
     cr = {"spec": {"configuration": {"developerConfiguration": developer}}}
     assert hotplug.hotplug_path(cr) == path
     assert hotplug.hotplug_path(None) == hotplug.SUBRESOURCE
+
+
+def test_a_restart_by_state_or_option_leaves_no_restart_pending():
+    from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import PlannedObject
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.vm_runner import VmPlan, vm_result
+
+    plan = VmPlan({"name": "web", "namespace": "vms", "state": "present"})
+    plan.apply = PlannedObject("vms/web", "/vms/web", {}, {"spec": {}})
+    plan.apply.after = {"spec": {}}
+    plan.restart_reason = "a non-live-updatable field was changed in the template spec"
+    assert vm_result(plan, None, None)["restart_required"] is True
+    plan.verb = "restart"
+    assert vm_result(plan, None, None)["restart_required"] is False
+    plan.verb, plan.restart = None, True
+    result = vm_result(plan, None, None)
+    assert result["restart_required"] is False and result["restarted"] is True and result["power"] == "restart"
