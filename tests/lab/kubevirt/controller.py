@@ -147,8 +147,8 @@ class VirtController:
                 self._sync_run_strategy(vm, vmi)
             self._pop_done_requests(vm, vmi)
         # Hotplug, live update and RestartRequired (vm.go sync, from syncRestartRequired on): live_update.py
-        again = live_update.sync_vm(self, vm, vmi)
-        self._update_vm_status(vm, vmi)
+        again, sync_error = live_update.sync_vm(self, vm, vmi)
+        self._update_vm_status(vm, vmi, sync_error)
         return again
 
     @staticmethod
@@ -161,22 +161,22 @@ class VirtController:
         if strategy == "Always":
             if vmi is not None:
                 if has_stop_request_for(vm, vmi) or is_final(vmi):
-                    self._stop_vmi(vmi)
+                    self._stop_vmi(vmi, vm)
             else:
                 self._start_vmi(vm)
         elif strategy == "Manual":
             if vmi is not None:
                 if has_stop_request_for(vm, vmi):
-                    self._stop_vmi(vmi)
+                    self._stop_vmi(vmi, vm)
             elif has_start_request(vm):
                 self._start_vmi(vm)
         elif strategy == "Halted":
             if vmi is not None:
-                self._stop_vmi(vmi)
+                self._stop_vmi(vmi, vm)
         elif strategy == "RerunOnFailure":
             if vmi is not None:
                 if has_stop_request_for(vm, vmi) or is_final(vmi):
-                    self._stop_vmi(vmi)
+                    self._stop_vmi(vmi, vm)
                     if phase(vmi) == "Failed":
                         self._append_request(vm, {"action": "Start"})
             elif has_start_request(vm) or vm.get("status", {}).get("runStrategy") != strategy:
@@ -222,17 +222,19 @@ class VirtController:
             },
             "spec": spec,
         }
+        live_update.cleanup_restart_required(vm)  # vm.go startVMI
         try:
             self.kube.create(object_path("kubevirt.io/v1", "virtualmachineinstances", namespace=meta["namespace"]), vmi)
         except KubeError as err:
             if err.status != 409:  # already there: the watch has not shown it to us yet
                 raise
 
-    def _stop_vmi(self, vmi: JSON) -> None:
+    def _stop_vmi(self, vmi: JSON, vm: JSON) -> None:
         if vmi["metadata"].get("deletionTimestamp"):
             return
         meta = vmi["metadata"]
         self.kube.delete(object_path("kubevirt.io/v1", "virtualmachineinstances", meta["name"], meta["namespace"]))
+        live_update.cleanup_restart_required(vm)  # vm.go stopVMI
 
     def _pop_done_requests(self, vm: JSON, vmi: Optional[JSON]) -> None:
         """Removes the first request once it is carried out, as virt-controller does."""
@@ -265,17 +267,49 @@ class VirtController:
         stamp = previous.get("lastTransitionTime") if same else now()
         return {**cond, "lastProbeTime": None, "lastTransitionTime": stamp}
 
-    def _update_vm_status(self, vm: JSON, vmi: Optional[JSON]) -> None:
+    @staticmethod
+    def _update_condition(conditions: List[JSON], cond: JSON) -> None:
+        """pkg/controller/conditions.go VirtualMachineConditionManager.UpdateCondition: replaced only when
+        status or reason differ, appended when missing."""
+        for index, current in enumerate(conditions):
+            if current.get("type") == cond["type"]:
+                if current.get("status") != cond.get("status") or (current.get("reason") or "") != (cond.get("reason") or ""):
+                    conditions[index] = cond
+                return
+        conditions.append(cond)
+
+    def _sync_conditions(self, vm: JSON, vmi: Optional[JSON], sync_error: Optional[Exception]) -> List[JSON]:
+        """vm.go syncConditions: Ready from the VMI, Failure from the sync error (processFailureCondition),
+        then every other VMI condition copied onto the VM and the VM's others removed; Ready, Failure and
+        RestartRequired are not synced generically."""
+        conditions = [dict(c) for c in (vm.get("status") or {}).get("conditions") or []]
+        ready = self._ready_condition(vm, vmi)
+        conditions = [ready if c.get("type") == "Ready" else c for c in conditions]
+        if not any(c.get("type") == "Ready" for c in conditions):
+            conditions.append(ready)
+        if sync_error is None:
+            conditions = [c for c in conditions if c.get("type") != "Failure"]
+        else:
+            self._update_condition(conditions, {"type": "Failure", "status": "True", "reason": sync_error.reason,
+                                                "message": str(sync_error), "lastProbeTime": None,
+                                                "lastTransitionTime": now()})
+        if vmi is None:
+            return conditions
+        ignored = ("Ready", "Failure", "RestartRequired")
+        vmi_types = set()
+        for cond in (vmi.get("status") or {}).get("conditions") or []:
+            if cond.get("type") in ignored:
+                continue
+            vmi_types.add(cond.get("type"))
+            self._update_condition(conditions, {k: cond.get(k) for k in (
+                "type", "status", "reason", "message", "lastProbeTime", "lastTransitionTime") if k in cond})
+        return [c for c in conditions if c.get("type") in ignored or c.get("type") in vmi_types]
+
+    def _update_vm_status(self, vm: JSON, vmi: Optional[JSON], sync_error: Optional[Exception] = None) -> None:
         printable = printable_status(vm, vmi)
-        conditions = [self._ready_condition(vm, vmi)]
-        if is_paused(vmi):
-            paused = condition(vmi, "Paused")
-            conditions.append({"type": "Paused", "status": "True", "reason": paused.get("reason", "PausedByUser"),
-                               "message": paused.get("message", "VMI was paused by user"),
-                               "lastProbeTime": None, "lastTransitionTime": paused.get("lastTransitionTime")})
-        # vm.go syncConditions: RestartRequired is not synced from the VMI; it stays as the VM's sync set it.
-        conditions += [c for c in (vm.get("status") or {}).get("conditions") or [] if c.get("type") == "RestartRequired"]
-        ready = vmi is not None and phase(vmi) == "Running" and conditions[0]["status"] == "True"
+        conditions = self._sync_conditions(vm, vmi, sync_error)
+        ready_cond = condition({"status": {"conditions": conditions}}, "Ready") or {}
+        ready = vmi is not None and phase(vmi) == "Running" and ready_cond.get("status") == "True"
         # vm.go syncGenerationInfo: observed is the VMI's vm-generation annotation, desired the VM's
         # generation; both stay as they were while there is no VMI (live_update.generation_info).
         observed, desired = live_update.generation_info(vm, vmi)

@@ -43,6 +43,29 @@ MAX_VCPUS = 512  # defaults.go setupCPUHotplug
 HOTPLUG_BLOCK_ALIGNMENT = 0x200000  # pkg/liveupdate/memory/memory.go HotplugBlockAlignmentBytes
 REQUIRED_MIN_GUEST_MEMORY = 0x40000000  # memory.go requiredMinGuestMemory
 REVISION_PREFIX = "revision-start-vm-"
+# vm.go sync error reasons (the VM's Failure condition, processFailureCondition)
+HOTPLUG_VOLUME_ERROR = "HotPlugVolumeError"
+HOTPLUG_CPU_ERROR = "HotPlugCPUError"
+HOTPLUG_MEMORY_ERROR = "HotPlugMemoryError"
+FAILED_UPDATE = "FailedUpdate"
+HOTPLUG_NETWORK_ERROR = "HotPlugNetworkInterfaceError"  # pkg/network/controllers/vm.go
+
+
+class SyncError(Exception):
+    """pkg/virt-controller/watch/common SyncError: a message and the reason of the VM's Failure condition."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class HotplugError(Exception):
+    """An error a vm.go handler returns (retried, and the VM's Failure condition meanwhile)."""
+
+
+def _go_error(err: KubeError) -> str:
+    """A client-go StatusError's Error(): the Status message."""
+    return err.body.get("message", "") if isinstance(err.body, dict) else str(err.body)
 
 
 def _now() -> str:
@@ -419,45 +442,85 @@ class LiveUpdate:
 
     # -- the VM controller's part ---------------------------------------------------------------
 
-    def sync(self, controller: Any, vm: JSON, vmi: Optional[JSON]) -> Optional[float]:
+    def sync(self, controller: Any, vm: JSON, vmi: Optional[JSON]) -> Tuple[Optional[float], Optional[SyncError]]:
+        """vm.go sync from syncRestartRequired on: (seconds until a new look, the sync error for the VM's
+        Failure condition). A final VMI is still the VM's VMI here (vm.go passes it on)."""
         if vm["metadata"].get("deletionTimestamp"):
-            return None
+            return None, None
         config = controller.operators.kubevirt_config()
-        if vmi is not None and (vmi.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            vmi = None
-        if vmi is not None and not vmi["metadata"].get("deletionTimestamp") \
-                and not (vmi.get("status") or {}).get("virtualMachineRevisionName"):
+        live = vmi is not None and not vmi["metadata"].get("deletionTimestamp")
+        final = vmi is not None and (vmi.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        if live and not final and not (vmi.get("status") or {}).get("virtualMachineRevisionName"):
             self.start_vmi(vm, vmi, config)
-            return None  # the VMI's update brings us back
-        if vmi is not None and not vmi["metadata"].get("deletionTimestamp") and self._bump_generation(vm, vmi):
-            return None  # the VMI's update brings us back
+            return None, None  # the VMI's update brings us back
+        if live and not final and self._bump_generation(vm, vmi):
+            return None, None  # the VMI's update brings us back
         conditions = [dict(c) for c in (vm.get("status") or {}).get("conditions") or []]
         restart = _cond(vm, RESTART_REQUIRED)
         needs_restart = False
-        if vmi is None:
-            restart = None  # vm.go startVMI/stopVMI cleanupRestartRequired
-        else:
-            start = self.revision_spec(vm["metadata"]["namespace"], vmi["status"]["virtualMachineRevisionName"])
-            if start is not None:
+        if vmi is not None:  # vm.go sync: getLastVMRevisionSpec only while a VMI exists
+            start = self.revision_spec(vm["metadata"]["namespace"], (vmi.get("status") or {}).get("virtualMachineRevisionName", ""))
+            if start is not None:  # syncRestartRequired: nothing changes without a start revision
                 needs_restart = restart_required(start, vm, vmi, config)
                 restart = _restart_condition(restart, NON_LIVE_UPDATABLE) if needs_restart else None
+        # Without a VMI the condition stays: vm.go startVMI/stopVMI (cleanupRestartRequired) remove it,
+        # see cleanup_restart_required, called by the stand-in's start and stop.
         vm_copy = copy.deepcopy(vm)
-        if vmi is None or not vmi["metadata"].get("deletionTimestamp"):
-            self._sync_networks(vm_copy, vmi)
-        hotplug.handle_volume_requests(self.kube, vm_copy, vmi)
-        if hotplug.declarative_hotplug(config):
-            hotplug.handle_declarative_hotplug(self.kube, vm_copy, vmi)
-        if live_update_rollout(config) and not needs_restart and restart is None and _running(vmi):
-            message = self._cpu_change(vm_copy, vmi, config) or self._memory_change(vm_copy, vmi)
-            if message:
-                restart = _restart_condition(restart, message)
+        copy_restart = restart  # vm.go: the handlers' setRestartRequired works on vmCopy
+        sync_error: Optional[SyncError] = None
         vm_now = vm
-        if _norm(vm_copy.get("spec")) != _norm(vm.get("spec")):
-            body = {k: v for k, v in vm_copy.items() if k != "status"}
-            vm_now = self.kube.request("PUT", _vm_path(vm), body)
+        try:
+            if vmi is None or not vmi["metadata"].get("deletionTimestamp"):
+                try:
+                    self._sync_networks(vm_copy, vmi)
+                except KubeError as err:
+                    if err.status == 409:
+                        raise
+                    raise SyncError(HOTPLUG_NETWORK_ERROR, f"error encountered when trying to patch vmi: {_go_error(err)}")
+            try:
+                hotplug.handle_volume_requests(self.kube, vm_copy, vmi)
+            except KubeError as err:
+                raise SyncError(HOTPLUG_VOLUME_ERROR,
+                                f"Error encountered while handling volume hotplug requests: {_go_error(err)}")
+            if hotplug.declarative_hotplug(config):
+                try:
+                    hotplug.handle_declarative_hotplug(self.kube, vm_copy, vmi)
+                except KubeError as err:
+                    raise SyncError(HOTPLUG_VOLUME_ERROR,
+                                    f"Error encountered while handling declarative hotplug volumes: {_go_error(err)}")
+            # vm.go sync: only while no restart is pending; a RestartRequired from the CPU change does not
+            # stop the memory change, an error does (the sync returns).
+            if live_update_rollout(config) and not needs_restart and restart is None and live:
+                for handler_fn, reason, prefix in (
+                        (self._cpu_change, HOTPLUG_CPU_ERROR, "Error encountered while handling CPU change request: "),
+                        (self._memory_change, HOTPLUG_MEMORY_ERROR, "error encountered while handling memory hotplug requests: ")):
+                    try:
+                        message = handler_fn(vm_copy, vmi, config)
+                    except HotplugError as err:
+                        raise SyncError(reason, prefix + str(err))
+                    except KubeError as err:
+                        if err.status == 409:
+                            raise
+                        raise SyncError(reason, prefix + _go_error(err))
+                    if message:
+                        copy_restart = _restart_condition(copy_restart, message)
+            if _norm(vm_copy.get("spec")) != _norm(vm.get("spec")):
+                body = {k: v for k, v in vm_copy.items() if k != "status"}
+                try:
+                    vm_now = self.kube.request("PUT", _vm_path(vm), body)
+                except KubeError as err:
+                    if err.status == 409:
+                        raise
+                    raise SyncError(FAILED_UPDATE, "Error encountered when trying to update vm according to add volume "
+                                    f"and/or memory dump requests: {_go_error(err)}")
+                # vm = updatedVm: the server's copy, without what the handlers set on vmCopy's status
+            else:
+                restart = copy_restart  # vm = vmCopy
+        except SyncError as err:
+            sync_error = err  # the sync returns: vm (not vmCopy) goes to updateStatus
         self._update_status(vm, vm_now, conditions, restart)
         moving = self._sync_vmi(vm, vmi, config) if _running(vmi) else False
-        return self.step if moving else None
+        return (self.step if moving or sync_error else None), sync_error
 
     def _bump_generation(self, vm: JSON, vmi: JSON) -> bool:
         """vm.go conditionallyBumpGenerationAnnotationOnVmi: the VMI's vm-generation annotation follows the VM's
@@ -515,8 +578,10 @@ class LiveUpdate:
         vmi_cpu = ((vmi.get("spec") or {}).get("domain") or {}).get("cpu")
         if not tpl_cpu or not vmi_cpu or (tpl_cpu.get("sockets") or 0) == (vmi_cpu.get("sockets") or 0):
             return None
-        if _has(vmi, VCPU_CHANGE, "True") or hotplug.migrating(vmi):
-            return None  # "another CPU hotplug is in progress" / "not allowed while VMI is migrating": retried
+        if _has(vmi, VCPU_CHANGE, "True"):
+            raise HotplugError("another CPU hotplug is in progress")
+        if hotplug.migrating(vmi):
+            raise HotplugError("CPU hotplug is not allowed while VMI is migrating")
         sockets = tpl_cpu.get("sockets") or 0
         if sockets > (vmi_cpu.get("maxSockets") or 0):
             return "CPU sockets updated in template spec to a value higher than what's available"
@@ -538,7 +603,7 @@ class LiveUpdate:
         log.info("hotplugging cpu to %s sockets for %s/%s", sockets, vmi["metadata"]["namespace"], vmi["metadata"]["name"])
         return None
 
-    def _memory_change(self, vm: JSON, vmi: JSON) -> Optional[str]:
+    def _memory_change(self, vm: JSON, vmi: JSON, _config: JSON) -> Optional[str]:
         """vm.go handleMemoryHotplugRequest; returns a RestartRequired message."""
         tpl_mem = (_template_spec(vm).get("domain") or {}).get("memory") or {}
         vmi_mem = ((vmi.get("spec") or {}).get("domain") or {}).get("memory") or {}
@@ -554,8 +619,10 @@ class LiveUpdate:
             return "memory updated in template spec. Memory-hotplug is only available for migratable VMs"
         if vmi_mem.get("maxGuest") is None:
             return "memory updated in template spec. Memory-hotplug is not available for this VM configuration"
-        if _has(vmi, MEMORY_CHANGE, "True") or hotplug.migrating(vmi):
-            return None  # "another memory hotplug is in progress": retried
+        if _has(vmi, MEMORY_CHANGE, "True"):
+            raise HotplugError("another memory hotplug is in progress")
+        if hotplug.migrating(vmi):
+            raise HotplugError("memory hotplug is not allowed while VMI is migrating")
         problem = validate_live_update_memory(_template_spec(vm), vmi_mem["maxGuest"])
         if problem:
             return f"memory hotplug not supported, {problem}"
@@ -571,7 +638,8 @@ class LiveUpdate:
         if not request.is_zero():
             new_request = request.value() + delta
             if new_request < guest.value():
-                delta += guest.value() - new_request
+                # memoryDelta = guest - newMemoryReq, computed after newMemoryReq = guest: 0
+                delta = 0
                 new_request = guest.value()
             patch["spec"]["domain"].setdefault("resources", {})["requests"] = {"memory": binary_si(new_request)}
         tpl_limit = quantity(((_template_spec(vm).get("domain") or {}).get("resources") or {}).get("limits", {}).get("memory"))
@@ -684,8 +752,10 @@ class LiveUpdate:
 
 
 def _restart_condition(previous: Optional[JSON], message: str) -> JSON:
-    """vm.go setRestartRequired (the transition time kept while nothing changes)."""
-    if previous and previous.get("status") == "True" and previous.get("message") == message:
+    """vm.go setRestartRequired through VirtualMachineConditionManager.UpdateCondition (pkg/controller/
+    conditions.go): an existing condition is replaced only when its status or reason differs; the reason is
+    always empty, so the first message stays until the condition goes."""
+    if previous and previous.get("status") == "True" and not previous.get("reason"):
         return previous
     return {"type": RESTART_REQUIRED, "status": "True", "message": message, "lastProbeTime": None,
             "lastTransitionTime": _now()}
@@ -718,17 +788,26 @@ def generation_info(vm: JSON, vmi: Optional[JSON]) -> Tuple[Optional[int], Optio
     return observed, vm["metadata"].get("generation", 1)
 
 
-def sync_vm(controller: Any, vm: JSON, vmi: Optional[JSON]) -> Optional[float]:
-    """The hook VirtController.reconcile_vm calls; seconds until it wants to look again.
+def sync_vm(controller: Any, vm: JSON, vmi: Optional[JSON]) -> Tuple[Optional[float], Optional[SyncError]]:
+    """The hook VirtController.reconcile_vm calls: (seconds until it wants to look again, the sync error
+    that becomes the VM's Failure condition, vm.go processFailureCondition).
 
-    A failure here is logged and retried; it never stops the VM's own status update."""
+    The stand-in's merge patches carry the object's resourceVersion where vm.go's JSON patches carry
+    test operations on the fields they change; a 409 from that precondition (a stale copy) is retried
+    without a Failure condition, as vm.go's test operations would have passed."""
     try:
         return LiveUpdate.of(controller).sync(controller, vm, vmi)
     except KubeError as err:
-        # 409: a stale copy (resourceVersion precondition); the watch brings the new one.
         if err.status != 409:
             log.warning("live update %s/%s: %s", vm["metadata"].get("namespace"), vm["metadata"]["name"], err)
-        return 0.2
+        return 0.2, None
     except Exception:  # noqa: BLE001 - the VM's status update must still run
         log.exception("live update %s/%s", vm["metadata"].get("namespace"), vm["metadata"]["name"])
-        return 1.0
+        return 1.0, None
+
+
+def cleanup_restart_required(vm: JSON) -> None:
+    """vm.go cleanupRestartRequired, called by startVMI and stopVMI (on the VM object in hand)."""
+    status = vm.get("status") or {}
+    if _cond(vm, RESTART_REQUIRED):
+        status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != RESTART_REQUIRED]

@@ -515,3 +515,99 @@ def test_max_guest_with_a_guest_memory_hotplug_cannot_use_is_refused(admin, name
     assert err.status == 422
     assert "Guest memory must be 2Mi aligned" in err.body["message"]
     assert err.body["details"]["causes"][0]["field"] == "spec.template.spec.domain.memory.guest"
+
+
+# -- vm.go sync: Failure condition, handler chaining, RestartRequired lifetime, syncConditions -------
+
+
+def with_pvc_disk(manifest_spec, claim):
+    manifest_spec["domain"]["devices"]["disks"] = [{"name": "data", "disk": {"bus": "virtio"}}]
+    manifest_spec["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
+
+
+def test_a_cpu_change_during_a_cpu_hotplug_is_the_vms_failure_until_it_matches_again(admin, namespace, wait):
+    make_pvc(admin, wait, namespace, "pinned-disk")
+    manifest = vm_manifest("pinned", namespace)
+    spec = manifest["spec"]["template"]["spec"]
+    spec["domain"]["cpu"] = {"sockets": 1}
+    with_pvc_disk(spec, "pinned-disk")
+    admin.create(vm_path(namespace), manifest)
+    wait.until(vmi_path(namespace, "pinned"), lambda v: v and v.get("status", {}).get("phase") == "Running"
+               and (condition(v, "LiveMigratable") or {}).get("status") == "False", what="VMI running, not migratable")
+    patch_template(admin, namespace, "pinned", lambda s: s["domain"]["cpu"].update(sockets=2))
+    wait.until(vmi_path(namespace, "pinned"), lambda v: (condition(v, "HotVCPUChange") or {}).get("status") == "True",
+               what="HotVCPUChange on the VMI")
+    # vm.go syncConditions copies the VMI's conditions onto the VM
+    vm = wait.until(vm_path(namespace, "pinned"), lambda v: condition(v, "HotVCPUChange"), what="HotVCPUChange on the VM")
+    assert condition(vm, "HotVCPUChange")["status"] == "True"
+    assert condition(vm, "LiveMigratable")["status"] == "False"
+    assert condition(vm, "LiveMigratable")["reason"] == "DisksNotLiveMigratable"
+    patch_template(admin, namespace, "pinned", lambda s: s["domain"]["cpu"].update(sockets=3))
+    vm = wait.until(vm_path(namespace, "pinned"), lambda v: condition(v, "Failure"), what="Failure condition")
+    failure = condition(vm, "Failure")
+    assert failure["status"] == "True"
+    assert failure["reason"] == "HotPlugCPUError"
+    assert failure["message"] == "Error encountered while handling CPU change request: another CPU hotplug is in progress"
+    assert admin.get(vmi_path(namespace, "pinned"))["spec"]["domain"]["cpu"]["sockets"] == 2
+    patch_template(admin, namespace, "pinned", lambda s: s["domain"]["cpu"].update(sockets=2))
+    wait.until(vm_path(namespace, "pinned"), lambda v: condition(v, "Failure") is None, what="Failure removed")
+
+
+def test_a_cpu_change_needing_a_restart_still_lets_the_memory_change_through(admin, namespace, wait):
+    running_vm(admin, wait, namespace, "both", memory="1Gi", cpu={"sockets": 1})
+    wait.until(vmi_path(namespace, "both"), lambda v: (condition(v, "LiveMigratable") or {}).get("status") == "True",
+               what="LiveMigratable")
+
+    def grow(spec):
+        spec["domain"]["cpu"]["sockets"] = 5  # above maxSockets 4
+        spec["domain"]["memory"]["guest"] = "2Gi"
+    patch_template(admin, namespace, "both", grow)
+    vm = wait.until(vm_path(namespace, "both"), lambda v: condition(v, "RestartRequired"), what="RestartRequired")
+    assert condition(vm, "RestartRequired")["message"] == \
+        "CPU sockets updated in template spec to a value higher than what's available"
+    vmi = wait.until(vmi_path(namespace, "both"), lambda v: v["spec"]["domain"]["memory"]["guest"] == "2Gi",
+                     what="memory hotplugged on the VMI")
+    assert vmi["spec"]["domain"]["cpu"]["sockets"] == 1
+
+
+def test_restart_required_keeps_its_first_message(admin, namespace, wait):
+    running_vm(admin, wait, namespace, "first", cpu={"sockets": 1, "cores": 1})
+    patch_template(admin, namespace, "first", lambda s: s["domain"]["cpu"].update(sockets=5))
+    vm = wait.until(vm_path(namespace, "first"), lambda v: condition(v, "RestartRequired"), what="RestartRequired")
+    first = condition(vm, "RestartRequired")
+    assert first["message"] == "CPU sockets updated in template spec to a value higher than what's available"
+    patch_template(admin, namespace, "first", lambda s: s["domain"]["cpu"].update(cores=2))
+    generation = admin.get(vm_path(namespace, "first"))["metadata"]["generation"]
+    vm = wait.until(vm_path(namespace, "first"), lambda v: v["status"].get("desiredGeneration") == generation,
+                    what="VM synced")
+    # pkg/controller/conditions.go UpdateCondition: same status and (empty) reason, so nothing is replaced
+    assert condition(vm, "RestartRequired") == first
+
+
+def test_restart_required_stays_while_the_vm_has_no_vmi_until_it_starts(admin, namespace, wait):
+    running_vm(admin, wait, namespace, "manual", cpu={"sockets": 1, "cores": 1})
+    admin.merge_patch(vm_path(namespace, "manual"), {"spec": {"runStrategy": "Manual"}})
+    patch_template(admin, namespace, "manual", lambda s: s["domain"]["cpu"].update(cores=2))
+    wait.until(vm_path(namespace, "manual"), lambda v: condition(v, "RestartRequired"), what="RestartRequired")
+    admin.delete(vmi_path(namespace, "manual"))  # not through stop: vm.go stopVMI does not run
+    vm = wait.printable(namespace, "manual", "Stopped")
+    assert condition(vm, "RestartRequired")["message"] == NON_LIVE
+    assert put(admin, namespace, "virtualmachines", "manual", "start", {}).status_code == 202
+    vm = wait.until(vm_path(namespace, "manual"), lambda v: v["status"].get("printableStatus") == "Running"
+                    and condition(v, "RestartRequired") is None, what="started without RestartRequired")
+    assert admin.get(vmi_path(namespace, "manual"))["spec"]["domain"]["cpu"]["cores"] == 2
+
+
+def test_a_memory_hotplug_raising_the_request_to_the_guest_leaves_the_limit(admin, namespace, wait):
+    manifest = vm_manifest("overcommit", namespace, memory="2Gi")
+    manifest["spec"]["template"]["spec"]["domain"]["resources"] = {"requests": {"memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+    admin.create(vm_path(namespace), manifest)
+    wait.until(vmi_path(namespace, "overcommit"), lambda v: v and v.get("status", {}).get("phase") == "Running"
+               and (condition(v, "LiveMigratable") or {}).get("status") == "True", what="VMI running")
+    patch_template(admin, namespace, "overcommit", lambda s: s["domain"]["memory"].update(guest="3Gi"))
+    vmi = wait.until(vmi_path(namespace, "overcommit"), lambda v: v["spec"]["domain"]["memory"]["guest"] == "3Gi",
+                     what="memory hotplugged")
+    # vm.go handleMemoryHotplugRequest: the request (1Gi + 1Gi) is below the guest, so it becomes the guest
+    # (3Gi) and the delta added to the limit is guest - request = 0
+    assert vmi["spec"]["domain"]["resources"]["requests"]["memory"] == "3Gi"
+    assert vmi["spec"]["domain"]["resources"]["limits"]["memory"] == "2Gi"
