@@ -30,7 +30,8 @@ from typing import Dict, List, Optional
 
 from ..kube import JSON, Kube, KubeError, object_path
 from .runtime import Manager
-from .storage import DEFAULT_CLASS_ANNOTATION, Storage, binary_si, now, record_event, storage_bytes
+from .admission import quantity
+from .storage import DEFAULT_CLASS_ANNOTATION, Storage, cdi_filesystem_overhead, now, record_event, storage_bytes
 
 log = logging.getLogger("standin.datavolume")
 
@@ -61,8 +62,7 @@ ANN_SOURCE_RUNNING_REASON = f"{ANN}/storage.condition.source.running.reason"
 ANN_CLONE_TYPE = f"{ANN}/cloneType"
 ANN_CLONE_REQUEST = "k8s.io/CloneRequest"
 ANN_CLONE_OF = "k8s.io/CloneOf"
-# pkg/common/common.go DefaultGlobalOverhead; pkg/util/util.go DefaultAlignBlockSize
-DEFAULT_FS_OVERHEAD = 0.06
+# pkg/util/util.go DefaultAlignBlockSize
 DEFAULT_VIRT_CLASS_ANNOTATION = "storageclass.kubevirt.io/is-default-virt-class"  # common/util.go AnnDefaultVirtStorageClass
 ALIGN = 1024 * 1024
 POD_RUNNING_REASON = "Pod is running"  # pkg/controller/util.go PodRunningReason
@@ -74,6 +74,12 @@ def required_space(overhead: float, size: int) -> int:
     """pkg/util/util.go GetRequiredSpace: aligned to 1MiB, plus the filesystem overhead."""
     aligned = -(-size // ALIGN) * ALIGN
     return int(math.ceil(aligned * (1 + overhead)))
+
+
+def scaled_quantity(size: int) -> str:
+    """resource.NewScaledQuantity(size, 0).String(): a DecimalSI quantity in its canonical form ("1138166334",
+    "2G"), as CDI writes a claim's inflated request (pkg/controller/common/util.go InflateSizeWithOverhead)."""
+    return str(quantity(str(size)))
 
 
 def find_condition(conditions: List[JSON], kind: str) -> Optional[JSON]:
@@ -222,10 +228,13 @@ class DataVolumes:
         size = storage_bytes(requested)
         if size < ALIGN:
             raise ValueError("PVC Spec is not valid - storage size should be at least 1MiB")
+        # pkg/controller/common/util.go InflateSizeWithOverhead: filesystem claims get the CDIConfig's overhead for
+        # their class (GetFilesystemOverheadForStorageClass); block claims keep the size; both as DecimalSI.
         if (pvc.get("volumeMode") or "Filesystem") == "Filesystem":
-            size = required_space(DEFAULT_FS_OVERHEAD, size)
+            overhead = cdi_filesystem_overhead(self.storage, pvc.get("storageClassName"))
+            size = required_space(float(overhead), size)
         pvc["resources"] = {**(pvc.get("resources") or {}),
-                            "requests": {**pvc["resources"]["requests"], "storage": binary_si(size)}}
+                            "requests": {**pvc["resources"]["requests"], "storage": scaled_quantity(size)}}
         return pvc
 
     def _create_pvc(self, dv: JSON, spec: JSON, source: JSON) -> Optional[JSON]:

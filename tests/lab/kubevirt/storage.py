@@ -31,6 +31,7 @@ The lab's driver is `PROVISIONER` (csi.lab.palette.vmo). What it does follows:
 
 import logging
 import random
+import re
 import threading
 import time
 import uuid
@@ -60,6 +61,19 @@ ANN_PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 PV_FINALIZER = "external-provisioner.volume.kubernetes.io/finalizer"
 # external-provisioner controller.go provisionerIDKey
 PROVISIONER_ID_KEY = "storage.kubernetes.io/csiProvisionerIdentity"
+# external-provisioner pkg/controller/controller.go annDeletionProvisionerSecretRefName / -Namespace
+ANN_DELETION_SECRET_NAME = "volume.kubernetes.io/provisioner-deletion-secret-name"
+ANN_DELETION_SECRET_NAMESPACE = "volume.kubernetes.io/provisioner-deletion-secret-namespace"
+# sig-storage-lib-external-provisioner controller.go DefaultRetryIntervalMax (csi-provisioner --retry-interval-max
+# default): how long slowSet holds back a claim whose provisioning failed as infeasible.
+RETRY_INTERVAL_MAX = 300.0
+# containerized-data-importer pkg/common/common.go ConfigName, DefaultGlobalOverhead; KubeVirt
+# pkg/storage/types/cdi.go DefaultFSOverhead (the overhead virt-controller assumes without exactly one CDI)
+CDI_CONFIG = "config"
+CDI_DEFAULT_GLOBAL_OVERHEAD = "0.06"
+KUBEVIRT_DEFAULT_FS_OVERHEAD = "0.055"
+# CDI pkg/controller/config-controller.go defaultCPULimit, defaultMemLimit, defaultCPURequest, defaultMemRequest
+CDI_POD_RESOURCES = {"limits": {"cpu": "750m", "memory": "600M"}, "requests": {"cpu": "100m", "memory": "60M"}}
 # external-resizer pkg/util/util.go NodeExpansionNotRequired
 ANN_NODE_EXPANSION_NOT_REQUIRED = "volume.kubernetes.io/node-expansion-not-required"
 RESIZE_CONDITIONS = ("FileSystemResizePending", "Resizing", "ControllerResizeError", "NodeResizeError")
@@ -160,13 +174,17 @@ class Storage:
         self.queue = manager.queue
         # cmd/csi-provisioner/csi-provisioner.go: <start time ms>-<random below 10000>-<driver>
         self.identity = f"{int(time.time() * 1000)}-{random.randint(0, 9999)}-{PROVISIONER}"
-        self.reported: Set[str] = set()  # claim uids whose infeasible failure was reported (slowSet)
+        # slowSet: claim uid -> (when its provisioning failed as infeasible, the StorageClass uid then)
+        self.slow: Dict[str, tuple] = {}
         self.lock = threading.Lock()
         self.classes = self._informer(manager, "storageclasses", object_path("storage.k8s.io/v1", "storageclasses"),
                                       self._class_changed)
         # A claim's change wakes the provisioner/resizer, the DataVolume of the same name and its import.
         self.pvcs = manager.informer("pvcs", object_path("v1", "persistentvolumeclaims"),
                                      ("PVC", "DataVolume", "Import"))
+        self._watch_claim_sizes(self.pvcs)
+        self.configs = self._informer(manager, "cdiconfigs", object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs"),
+                                      lambda obj: self.queue.add(("CDIConfig", "", CDI_CONFIG)))
         self.pvs = self._informer(manager, "pvs", object_path("v1", "persistentvolumes"), self._pv_changed)
         self.vmis = self._informer(manager, "storage-vmis", object_path("kubevirt.io/v1", "virtualmachineinstances"),
                                    self._vmi_changed)
@@ -176,6 +194,8 @@ class Storage:
         manager.reconciler("PVC", self.reconcile_pvc)
         manager.reconciler("PV", self.reconcile_pv)
         manager.reconciler("StorageProfile", self.reconcile_profile)
+        manager.reconciler("CDIConfig", self.reconcile_cdi_config)
+        self.manager = manager
 
     @staticmethod
     def _informer(manager: Manager, name: str, path: str, on_change) -> Informer:
@@ -185,6 +205,30 @@ class Storage:
 
     def _class_changed(self, obj: JSON) -> None:
         self.queue.add(("StorageProfile", "", obj["metadata"]["name"]))
+        # CDI config-controller.go: the StorageClass watch reconciles the CDIConfig (per-class overhead)
+        self.queue.add(("CDIConfig", "", CDI_CONFIG))
+
+    def _watch_claim_sizes(self, informer: Informer) -> None:
+        """KubeVirt pkg/virt-controller/watch/vmi/storage.go addPVC / updatePVC: a new claim, or a claim whose
+        status.capacity or spec.resources.requests changed, re-queues every VMI using it (listVMIsMatchingDV);
+        the VMI's volume status is kept by its VM's sync in the lab (hotplug.py), so ("VM", ns, name) is queued."""
+        first = informer.on_change
+        sizes: Dict[tuple, tuple] = {}
+
+        def on_change(obj: JSON) -> None:
+            first(obj)
+            meta = obj["metadata"]
+            key = (meta.get("namespace", ""), meta["name"])
+            size = ((obj.get("status") or {}).get("capacity"), (obj.get("spec") or {}).get("resources", {}).get("requests"))
+            if meta.get("deletionTimestamp") or sizes.get(key) == size:
+                return
+            sizes[key] = size
+            for vmi in self.vmis.list():
+                if vmi["metadata"].get("namespace") == key[0] and key[1] in vmi_claims(vmi):
+                    self.queue.add(("VM", key[0], vmi["metadata"]["name"]))
+                    self.queue.add(("VMI", key[0], vmi["metadata"]["name"]))
+
+        informer.on_change = on_change
 
     def _pv_changed(self, obj: JSON) -> None:
         self.queue.add(("PV", "", obj["metadata"]["name"]))
@@ -224,8 +268,14 @@ class Storage:
         pv_name = f"pvc-{meta['uid']}"
         if self.pvs.get("", pv_name) is not None:
             return None  # provisionClaimOperation: "PersistentVolume already exists, skipping"
-        if meta["uid"] in self.reported:
-            return None
+        # delayProvisioningIfRecentlyInfeasible: held back for the slow set's interval, unless the class changed
+        slow = self.slow.get(meta["uid"])
+        if slow is not None:
+            remaining = slow[0] + RETRY_INTERVAL_MAX - time.monotonic()
+            if slow[1] == sc["metadata"].get("uid") and remaining > 0:
+                return remaining
+            with self.lock:
+                self.slow.pop(meta["uid"], None)
         record_event(self.kube, pvc, "PersistentVolumeClaim", "v1", "Normal", "Provisioning",
                      f'External provisioner is provisioning volume for claim "{meta["namespace"]}/{meta["name"]}"',
                      PROVISIONER_COMPONENT)
@@ -238,11 +288,11 @@ class Storage:
             error = (f"rpc error: code = InvalidArgument desc = volume capability access mode {multi[0]} is not "
                      f"supported by StorageClass {class_name!r}: it provisions single-node volumes")
             with self.lock:
-                self.reported.add(meta["uid"])
+                self.slow[meta["uid"]] = (time.monotonic(), sc["metadata"].get("uid"))  # markForSlowRetry
             record_event(self.kube, pvc, "PersistentVolumeClaim", "v1", "Warning", "ProvisioningFailed",
                          "Volume provisioning failed with infeasible error. Retries will be delayed. " + error,
                          PROVISIONER_COMPONENT)
-            return None
+            return RETRY_INTERVAL_MAX
         size = storage_bytes(((pvc["spec"].get("resources") or {}).get("requests") or {}).get("storage"))
         volume_mode = pvc["spec"].get("volumeMode") or "Filesystem"
         csi = {"driver": PROVISIONER, "volumeHandle": f"lab-vol-{meta['uid']}",
@@ -251,7 +301,10 @@ class Storage:
         if fs_type and volume_mode != "Block":
             csi["fsType"] = fs_type
         pv = {"apiVersion": "v1", "kind": "PersistentVolume",
-              "metadata": {"name": pv_name, "annotations": {ANN_PROVISIONED_BY: PROVISIONER},
+              # controller.go Provision: the deletion secret annotations, "" without a deletion secret
+              "metadata": {"name": pv_name, "annotations": {ANN_PROVISIONED_BY: PROVISIONER,
+                                                            ANN_DELETION_SECRET_NAME: "",
+                                                            ANN_DELETION_SECRET_NAMESPACE: ""},
                            "finalizers": [PV_FINALIZER]},
               "spec": {"accessModes": modes, "capacity": {"storage": binary_si(size)}, "csi": csi,
                        "persistentVolumeReclaimPolicy": sc.get("reclaimPolicy") or "Delete",
@@ -437,6 +490,131 @@ class Storage:
         # The StorageProfile CRD has a status subresource.
         self.kube.merge_patch(path + "/status", {"status": wanted})
         return None
+
+
+    # -- CDI's config controller (pkg/controller/config-controller.go) -------------------------------------
+
+    def reconcile_cdi_config(self, _namespace: str, name: str) -> Optional[float]:
+        """CDIConfigReconciler.Reconcile: createCDIConfig, then the status the reconcile functions compute
+        (preallocation, reconcileStorageClass, reconcileDefaultPodResourceRequirements, reconcileImagePullSecrets,
+        reconcileFilesystemOverhead); no upload proxy / import proxy in the lab."""
+        path = object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs", name)
+        config = self.configs.get("", name)
+        if config is None:
+            # MakeEmptyCDIConfigSpec + SetRecommendedLabels("cdi-controller"); SetOwnerRuntime finds no cdi-config
+            # ConfigMap in the lab and assigns no owner.
+            body = {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "CDIConfig",
+                    "metadata": {"name": name, "labels": {
+                        "app": "containerized-data-importer", "cdi.kubevirt.io": "",
+                        "app.kubernetes.io/component": "storage", "app.kubernetes.io/managed-by": "cdi-controller"}},
+                    "spec": {}}
+            try:
+                config = self.kube.create(object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs"), body)
+            except KubeError as err:
+                if err.status == 404:
+                    return 5.0  # CDI's CRDs not registered yet: cdi-controller is not running
+                if err.status != 409:
+                    raise
+                return 0.5
+        spec = config.get("spec") or {}
+        wanted: JSON = {}
+        if spec.get("preallocation"):
+            wanted["preallocation"] = True
+        scratch = spec.get("scratchSpaceStorageClass")
+        if scratch and self.classes.get("", scratch) is not None:
+            wanted["scratchSpaceStorageClass"] = scratch
+        resources = {k: dict(v) for k, v in CDI_POD_RESOURCES.items()}
+        for kind in ("limits", "requests"):
+            for res in ("cpu", "memory"):
+                value = ((spec.get("podResourceRequirements") or {}).get(kind) or {}).get(res)
+                if value is not None:
+                    resources[kind][res] = value
+        wanted["defaultPodResourceRequirements"] = resources
+        if spec.get("imagePullSecrets"):
+            wanted["imagePullSecrets"] = spec["imagePullSecrets"]
+        # reconcileFilesystemOverhead: the spec's valid global value or DefaultGlobalOverhead, each class its own
+        # value from the spec or the global one
+        overhead = spec.get("filesystemOverhead") or {}
+        global_overhead = overhead.get("global") if _valid_overhead(overhead.get("global")) \
+            else CDI_DEFAULT_GLOBAL_OVERHEAD
+        per_class = overhead.get("storageClass") or {}
+        classes = {}
+        for sc in self.classes.list():
+            sc_name = sc["metadata"]["name"]
+            if sc_name in per_class:
+                if not _valid_overhead(per_class[sc_name]):
+                    return None  # "the reconcile returns the regexp's error": the status stays as it was
+                classes[sc_name] = per_class[sc_name]
+            else:
+                classes[sc_name] = global_overhead
+        wanted["filesystemOverhead"] = {"global": global_overhead, "storageClass": classes}
+        status = config.get("status") or {}
+        if status == wanted:
+            return None
+        # The CDIConfig CRD has no status subresource: r.client.Update writes the whole object (the status
+        # replaced as computed, classes that are gone dropped).
+        self.kube.json_patch(path, [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": config["metadata"]["resourceVersion"]},
+            {"op": "add", "path": "/status", "value": wanted}])
+        return None
+
+
+def _valid_overhead(value) -> bool:
+    """CDI config-controller.go validOverhead."""
+    return isinstance(value, str) and re.fullmatch(r"(0(?:\.\d{1,3})?|1)", value) is not None
+
+
+def cdi_filesystem_overhead(storage: "Storage", class_name: Optional[str]) -> str:
+    """CDI pkg/controller/common/util.go GetFilesystemOverheadForStorageClass, what CDI inflates a filesystem
+    DataVolume's claim by: "0" for an explicit empty class or without a CDIConfig; the class (or, when it is
+    not found, the default class) from status.filesystemOverhead.storageClass, else the global value."""
+    if class_name == "":
+        return "0"
+    config = storage.configs.get("", CDI_CONFIG)
+    if config is None:
+        return "0"
+    overhead = (config.get("status") or {}).get("filesystemOverhead")
+    sc = storage.classes.get("", class_name) if class_name else None
+    if sc is None:
+        sc = default_storage_class(storage)
+        if sc is None:
+            return (overhead or {}).get("global", "0")
+    if overhead is None:
+        return "0"
+    return (overhead.get("storageClass") or {}).get(sc["metadata"]["name"], overhead.get("global", "0"))
+
+
+def default_storage_class(storage: "Storage") -> Optional[JSON]:
+    """The Kubernetes default StorageClass (GetPlatformDefaultStorageClass: the newest, then by name)."""
+    defaults = [sc for sc in storage.classes.list()
+                if (sc["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"]
+    if not defaults:
+        return None
+    newest = max(sc["metadata"].get("creationTimestamp", "") for sc in defaults)
+    return min((sc for sc in defaults if sc["metadata"].get("creationTimestamp", "") == newest),
+               key=lambda sc: sc["metadata"]["name"])
+
+
+def filesystem_overhead(storage: "Storage", pvc: JSON) -> float:
+    """KubeVirt pkg/virt-controller/watch/vmi/storage.go getFilesystemOverhead with pkg/storage/types/cdi.go
+    GetFilesystemOverhead, what virt-controller reserves on a filesystem claim (hotplug, expansion): without
+    exactly one CDI CR DefaultFSOverhead 0.055; a block claim 0; else the CDIConfig's
+    status.filesystemOverhead.storageClass[<the claim's class>], falling back to its global value. A CDI
+    without CDIConfig status is an error in KubeVirt ("CDI config not initialized"); here it reads 0."""
+    spec = pvc.get("spec") or {}
+    cdis = storage.manager.informers.get("cdis")
+    if cdis is None or len(cdis.list()) != 1:
+        return float(KUBEVIRT_DEFAULT_FS_OVERHEAD)
+    if spec.get("volumeMode") == "Block":
+        return 0.0
+    config = storage.configs.get("", CDI_CONFIG)
+    overhead = ((config or {}).get("status") or {}).get("filesystemOverhead")
+    if overhead is None:
+        return 0.0
+    class_name = spec.get("storageClassName")
+    if class_name is None:
+        return float(overhead.get("global") or 0)
+    return float((overhead.get("storageClass") or {}).get(class_name, overhead.get("global") or 0))
 
 
 def vmi_claims(vmi: JSON) -> List[str]:

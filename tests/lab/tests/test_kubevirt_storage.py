@@ -118,6 +118,8 @@ def test_a_claim_without_class_gets_the_default_and_is_bound_to_a_provisioned_vo
     pv = admin.get(object_path("v1", "persistentvolumes", claim["spec"]["volumeName"]))
     assert pv["metadata"]["name"] == f"pvc-{claim['metadata']['uid']}"
     assert pv["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"] == storage.PROVISIONER
+    assert pv["metadata"]["annotations"]["volume.kubernetes.io/provisioner-deletion-secret-name"] == ""
+    assert pv["metadata"]["annotations"]["volume.kubernetes.io/provisioner-deletion-secret-namespace"] == ""
     assert storage.PV_FINALIZER in pv["metadata"]["finalizers"]
     assert pv["spec"]["csi"]["driver"] == storage.PROVISIONER and pv["spec"]["csi"]["fsType"] == "ext4"
     assert pv["spec"]["capacity"] == {"storage": "3Gi"}
@@ -266,6 +268,50 @@ def test_a_blank_datavolume_imports_into_a_claim_sized_and_shaped_by_the_storage
     # ImportScheduled has no event here: the phase is already ImportScheduled (importer pod named) when the
     # pod's Pending phase arrives, and CDI emits phase events only on a phase change (emitEvent).
     assert {"ImportInProgress", "ImportSucceeded", "Bound"} <= set(reasons)
+
+
+def cdi_config_path():
+    return object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs", "config")
+
+
+def test_cdi_keeps_its_config_with_the_filesystem_overhead_of_every_class(admin, wait):
+    config = wait.until(cdi_config_path(), lambda c: c and ((c.get("status") or {}).get("filesystemOverhead") or {})
+                        .get("storageClass", {}).get("lab-fixed"), what="CDIConfig filesystemOverhead")
+    overhead = config["status"]["filesystemOverhead"]
+    assert overhead["global"] == "0.06"
+    assert {name: overhead["storageClass"][name] for name in storage.STORAGE_CLASSES} == \
+        {"lab-rwo": "0.06", "lab-rwx": "0.06", "lab-fixed": "0.06"}
+    assert config["status"]["defaultPodResourceRequirements"] == {
+        "limits": {"cpu": "750m", "memory": "600M"}, "requests": {"cpu": "100m", "memory": "60M"}}
+    assert config["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "cdi-controller"
+
+
+def test_a_class_overhead_in_the_cdi_config_sizes_the_datavolume_claim(admin, namespace, wait):
+    admin.merge_patch(cdi_config_path(), {"spec": {"filesystemOverhead": {"storageClass": {"lab-rwx": "0.1"}}}})
+    try:
+        wait.until(cdi_config_path(), lambda c: c["status"]["filesystemOverhead"]["storageClass"]["lab-rwx"] == "0.1",
+                   what="CDIConfig lab-rwx overhead 0.1")
+        admin.create(dv_path(namespace), datavolume(
+            "roomy", {"blank": {}}, storage_spec={"storageClassName": "lab-rwx",
+                                                  "resources": {"requests": {"storage": "1Gi"}}}))
+        wait_dv(wait, namespace, "roomy", "Succeeded")
+        claim = admin.get(pvc_path(namespace, "roomy"))
+        assert claim["spec"]["resources"]["requests"]["storage"] == str(-(-GI * 110 // 100))
+    finally:
+        admin.merge_patch(cdi_config_path(), {"spec": {"filesystemOverhead": None}})
+    wait.until(cdi_config_path(), lambda c: c["status"]["filesystemOverhead"]["storageClass"]["lab-rwx"] == "0.06",
+               what="CDIConfig lab-rwx overhead back to 0.06")
+
+
+def test_a_block_datavolume_claim_keeps_the_size_in_decimal_form(admin, namespace, wait):
+    admin.create(dv_path(namespace), datavolume(
+        "raw", {"blank": {}}, storage_spec={"storageClassName": "lab-rwx", "volumeMode": "Block",
+                                           "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "2Gi"}}}))
+    wait_dv(wait, namespace, "raw", "Succeeded")
+    claim = admin.get(pvc_path(namespace, "raw"))
+    # InflateSizeWithOverhead: resource.NewScaledQuantity(bytes, 0), DecimalSI
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2147483648"
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
 def test_a_registry_datavolume_with_a_pvc_spec_uses_it_as_given(admin, namespace, wait):
