@@ -195,7 +195,6 @@ class Storage:
         manager.reconciler("PV", self.reconcile_pv)
         manager.reconciler("StorageProfile", self.reconcile_profile)
         manager.reconciler("CDIConfig", self.reconcile_cdi_config)
-        self.manager = manager
 
     @staticmethod
     def _informer(manager: Manager, name: str, path: str, on_change) -> Informer:
@@ -595,26 +594,37 @@ def default_storage_class(storage: "Storage") -> Optional[JSON]:
                key=lambda sc: sc["metadata"]["name"])
 
 
-def filesystem_overhead(storage: "Storage", pvc: JSON) -> float:
+def claim_filesystem_overhead(pvc: JSON, cdi_count: int, cdi_config: Optional[JSON]) -> str:
     """KubeVirt pkg/virt-controller/watch/vmi/storage.go getFilesystemOverhead with pkg/storage/types/cdi.go
-    GetFilesystemOverhead, what virt-controller reserves on a filesystem claim (hotplug, expansion): without
-    exactly one CDI CR DefaultFSOverhead 0.055; a block claim 0; else the CDIConfig's
-    status.filesystemOverhead.storageClass[<the claim's class>], falling back to its global value. A CDI
-    without CDIConfig status is an error in KubeVirt ("CDI config not initialized"); here it reads 0."""
+    GetFilesystemOverhead: the overhead (a Percent string) virt-controller reserves on a claim, e.g. in a VMI's
+    volumeStatus persistentVolumeClaimInfo.filesystemOverhead. Without exactly one CDI CR DefaultFSOverhead
+    "0.055"; a block claim "0"; else the CDIConfig's status.filesystemOverhead.storageClass[<the claim's
+    class>], falling back to its global value. A CDI whose CDIConfig has no status is an error in KubeVirt
+    ("CDI config not initialized"); it reads "0" here."""
+    if cdi_count != 1:
+        return KUBEVIRT_DEFAULT_FS_OVERHEAD
     spec = pvc.get("spec") or {}
-    cdis = storage.manager.informers.get("cdis")
-    if cdis is None or len(cdis.list()) != 1:
-        return float(KUBEVIRT_DEFAULT_FS_OVERHEAD)
     if spec.get("volumeMode") == "Block":
-        return 0.0
-    config = storage.configs.get("", CDI_CONFIG)
-    overhead = ((config or {}).get("status") or {}).get("filesystemOverhead")
+        return "0"
+    overhead = ((cdi_config or {}).get("status") or {}).get("filesystemOverhead")
     if overhead is None:
-        return 0.0
+        return "0"
     class_name = spec.get("storageClassName")
     if class_name is None:
-        return float(overhead.get("global") or 0)
-    return float((overhead.get("storageClass") or {}).get(class_name, overhead.get("global") or 0))
+        return overhead.get("global") or "0"
+    return (overhead.get("storageClass") or {}).get(class_name, overhead.get("global") or "0")
+
+
+def filesystem_overhead(kube: Kube, pvc: JSON) -> str:
+    """claim_filesystem_overhead with the CDI CRs and the CDIConfig read from the apiserver."""
+    try:
+        cdis = len(kube.get(object_path("cdi.kubevirt.io/v1beta1", "cdis")).get("items") or [])
+    except KubeError as err:
+        if err.status != 404:
+            raise
+        cdis = 0
+    config = kube.get_or_none(object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs", CDI_CONFIG)) if cdis == 1 else None
+    return claim_filesystem_overhead(pvc, cdis, config)
 
 
 def vmi_claims(vmi: JSON) -> List[str]:

@@ -284,6 +284,12 @@ def test_cdi_keeps_its_config_with_the_filesystem_overhead_of_every_class(admin,
     assert config["status"]["defaultPodResourceRequirements"] == {
         "limits": {"cpu": "750m", "memory": "600M"}, "requests": {"cpu": "100m", "memory": "60M"}}
     assert config["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "cdi-controller"
+    # What virt-controller reads for a claim (vmi/storage.go getFilesystemOverhead): the class's value with one CDI
+    assert len(admin.get(object_path("cdi.kubevirt.io/v1beta1", "cdis"))["items"]) == 1
+    claim = pvc("any", storage_class="lab-rwx")
+    assert storage.filesystem_overhead(admin, claim) == "0.06"
+    assert storage.filesystem_overhead(admin, pvc("raw", storage_class="lab-rwx", volume_mode="Block")) == "0"
+    assert storage.claim_filesystem_overhead(claim, 0, None) == "0.055"
 
 
 def test_a_class_overhead_in_the_cdi_config_sizes_the_datavolume_claim(admin, namespace, wait):
