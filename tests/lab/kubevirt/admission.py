@@ -20,6 +20,8 @@ import re
 from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from . import cdi_webhook
+
 JSON = Dict[str, Any]
 Cause = Dict[str, str]
 
@@ -841,4 +843,6 @@ def review(body: JSON, admit: Callable[[JSON, JSON], JSON], config: JSON) -> JSO
 ADMITTERS: Dict[str, Callable[[JSON, JSON], JSON]] = {
     "/virtualmachines-validate": admit_vm,
     "/virtualmachineinstances-validate-create": admit_vmi_create,
+    # cdi-apiserver's DataVolume webhook, served by the same stand-in server (cdi_webhook.py)
+    cdi_webhook.PATH: cdi_webhook.admit_datavolume,
 }

@@ -18,7 +18,7 @@ Paths this lab takes, and why:
   without a size gets the source claim's capacity), no wait while the source is in use by a running pod.
 * Upload, snapshot, imageio and VDDK sources are not handled (their DataVolumes keep no status).
 * CDI's DataVolume webhook refuses spec updates ("Cannot update DataVolume Spec",
-  pkg/apiserver/webhooks/datavolume-validate.go); the lab has no CDI webhook. CDI never resizes a
+  pkg/apiserver/webhooks/datavolume-validate.go; served by the stand-in, cdi_webhook.py). CDI never resizes a
   DataVolume: growing a disk means growing its PVC (spec.resources.requests.storage).
 """
 

@@ -19,7 +19,7 @@ from typing import Callable, List, Optional
 
 from .. import versions
 from ..kube import JSON, Kube, object_path
-from . import crds
+from . import cdi_webhook, crds
 from .runtime import Manager
 
 log = logging.getLogger("standin.operator")
@@ -312,13 +312,21 @@ class Operators:
         if cdi is None or not self.operator_running("cdi-operator"):
             return None
         path = object_path("cdi.kubevirt.io/v1beta1", "cdis", name)
+        webhook = object_path("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations",
+                              cdi_webhook.WEBHOOK_CONFIGURATION)
         if cdi["metadata"].get("deletionTimestamp"):
-            self._finalize(path, cdi, CDI_FINALIZER,
-                           lambda: self._delete_crds(crds.cdi_crds(), crds.CDI_OPERATOR_CRD))
+            def cleanup():
+                self.kube.delete(webhook)  # cdi_webhook.py: the DataVolume webhook goes with CDI
+                self._delete_crds(crds.cdi_crds(), crds.CDI_OPERATOR_CRD)
+            self._finalize(path, cdi, CDI_FINALIZER, cleanup)
             return None
         if self._ensure_finalizer(path, cdi, CDI_FINALIZER):
             return None
         ready = self._apply_crds(crds.cdi_crds(), crds.CDI_OPERATOR_CRD)
+        if ready:
+            # cluster/apiserver.go createDataVolumeValidatingWebhook, served by the stand-in (cdi_webhook.py)
+            self.kube.apply(webhook, cdi_webhook.webhook_configuration(self.virt_api_port, self.ca_bundle),
+                            FIELD_MANAGER, force=True)
         phase = "Deployed" if ready else "Deploying"
         if cdi.get("status", {}).get("phase") == phase:
             return None if ready else 0.5

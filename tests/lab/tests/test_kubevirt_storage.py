@@ -393,6 +393,25 @@ def test_a_datavolume_disk_grows_through_its_claim(admin, namespace, wait):
     assert dv["spec"]["storage"]["resources"]["requests"]["storage"] == "1Gi"
 
 
+def test_cdi_webhook_refuses_a_datavolume_spec_update_and_admits_metadata(admin, namespace, wait):
+    webhook = admin.get(object_path("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations",
+                                    "cdi-api-datavolume-validate"))
+    assert [w["name"] for w in webhook["webhooks"]] == ["datavolume-validate.cdi.kubevirt.io"]
+    assert webhook["webhooks"][0]["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    admin.create(dv_path(namespace), datavolume("fixed-spec", {"blank": {}}))
+    wait_dv(wait, namespace, "fixed-spec", "Succeeded")
+    with pytest.raises(KubeError) as err:
+        admin.merge_patch(dv_path(namespace, "fixed-spec"),
+                          {"spec": {"storage": {"resources": {"requests": {"storage": "2Gi"}}}}})
+    assert err.value.status == 422
+    assert err.value.body["message"] == ('admission webhook "datavolume-validate.cdi.kubevirt.io" denied the '
+                                         'request:  Cannot update DataVolume Spec')
+    assert err.value.body["details"]["causes"] == [
+        {"reason": "FieldValueDuplicate", "message": "Cannot update DataVolume Spec", "field": "DataVolume.Spec"}]
+    labelled = admin.merge_patch(dv_path(namespace, "fixed-spec"), {"metadata": {"labels": {"team": "db"}}})
+    assert labelled["metadata"]["labels"] == {"team": "db"}
+
+
 def test_a_pvc_datavolume_clones_host_assisted(admin, namespace, wait):
     admin.create(dv_path(namespace), datavolume("golden", {"blank": {}},
                                                 storage_spec={"resources": {"requests": {"storage": "2Gi"}}}))
