@@ -42,6 +42,27 @@ def mixed_batch(namespace, template):
     }
 
 
+GOLDEN_IMAGES = "vmo-golden-images"
+
+
+@pytest.fixture(scope="module")
+def golden_images(admin):
+    """The golden image claims the clones read (a VMO cluster keeps them in its golden images namespace): KubeVirt
+    starts a VM only once its DataVolumes are populated, and CDI clones only from a claim that exists."""
+    if admin.get_or_none(object_path("v1", "namespaces", GOLDEN_IMAGES)) is None:
+        admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace",
+                                                       "metadata": {"name": GOLDEN_IMAGES}})
+    for name, modes, storage_class in (("ubuntu-2404", ["ReadWriteOnce"], "lab-rwo"),
+                                       ("template-ubuntu-2404", ["ReadWriteMany"], "lab-rwx")):
+        path = object_path("v1", "persistentvolumeclaims", name, GOLDEN_IMAGES)
+        if admin.get_or_none(path) is None:
+            admin.create(object_path("v1", "persistentvolumeclaims", namespace=GOLDEN_IMAGES), {
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+                "spec": {"accessModes": modes, "storageClassName": storage_class,
+                         "resources": {"requests": {"storage": "5Gi"}}}})
+    return GOLDEN_IMAGES
+
+
 def by_name(result):
     return {vm["name"]: vm for vm in result["vms"]}
 
@@ -196,7 +217,8 @@ VMTEMPLATE = {
         "displayName": "Ubuntu 24.04", "running": False,
         "dataVolumeTemplates": [{"metadata": {"name": "root"}, "spec": {
             "source": {"pvc": {"name": "template-ubuntu-2404", "namespace": "vmo-golden-images"}},
-            "storage": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "20Gi"}}}}}],
+            "storage": {"accessModes": ["ReadWriteMany"], "storageClassName": "lab-rwx",
+                        "resources": {"requests": {"storage": "20Gi"}}}}}],
         "template": {"metadata": {"labels": {"os": "ubuntu"}}, "spec": {
             "domain": {"cpu": {"cores": 2}, "memory": {"guest": "2Gi"},
                        "devices": {"disks": [{"name": "root", "disk": {"bus": "virtio"}}],
@@ -208,7 +230,7 @@ VMTEMPLATE = {
 
 
 @pytest.fixture
-def vm_template(admin):
+def vm_template(admin, golden_images):  # pylint: disable=unused-argument
     name = f"ubuntu-{uuid.uuid4().hex[:6]}"
     body = dict(VMTEMPLATE, metadata=dict(VMTEMPLATE["metadata"], name=name))
     admin.create(object_path("spectrocloud.com/v1", "vmtemplates"), body)
