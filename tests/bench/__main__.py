@@ -2,9 +2,10 @@
 
 import sys
 
-from . import bench_cluster, bench_maas, bench_vms, report
+from . import bench_cluster, bench_maas, bench_migration, bench_vms, report
 
 bench_vms.main(sys.argv[1:])
 bench_maas.main([])
 bench_cluster.main([])
+bench_migration.main([])
 report.main()

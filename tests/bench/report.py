@@ -67,11 +67,29 @@ def cluster_section(data):
     return lines + [""]
 
 
+def migration_section(data):
+    medians, n = data["medians"], data["vms"]
+    a, b = medians["a"], medians["b"]
+    lines = ["## Live-migrating N KubeVirt VMs", "",
+             f"N = {n} running VMs in one namespace of the lab, each migrated to another node once per sample, "
+             "through `ansible-playbook` (Ansible's start-up included). KubeVirt's migration limits "
+             "(`spec.configuration.migrations` of the KubeVirt CR: parallelMigrationsPerCluster, default 5, and "
+             f"parallelOutboundMigrationsPerNode, default 2) were raised to {data['parallel']} for the run, for both "
+             "tools; the loop migrates one VM at a time whatever the limits. "
+             f"{data.get('note', '')}".rstrip(), "",
+             "| tool | samples | wall (s) | per VM (s) | (b) / this |", "| --- | ---: | ---: | ---: | ---: |"]
+    for tool, label in data["tools"].items():
+        wall = medians[tool]
+        ratio = f"{b / wall:.1f}x" if tool != "b" else ""
+        lines.append(f"| ({tool}) {label} | {len(data['samples'][tool])} | {wall:.1f} | {wall / n:.2f} | {ratio} |")
+    return lines + ["", f"Ratio of the medians, loop / one task: {b / a:.1f}x.", ""]
+
+
 def main(out=REPO / "docs"):
     lines = ["# Benchmarks", "",
              "Measured by `make bench` on one machine (2 cores), every tool against the same local lab in the same run.", ""]
     for name, section in (("bench-vms.json", vm_section), ("bench-maas.json", maas_section),
-                          ("bench-cluster.json", cluster_section)):
+                          ("bench-cluster.json", cluster_section), ("bench-migration.json", migration_section)):
         path = Path(out) / name
         if path.exists():
             lines += section(json.loads(path.read_text()))

@@ -85,12 +85,18 @@ def test_twenty_vms_migrate_in_one_task_each_to_another_node(run_module, admin, 
 
 def test_node_selector_moves_only_vms_not_already_on_a_matching_node(run_module, admin, audit, ns):
     before = start_vms(run_module, ns, ["a", "b", "c"])
+    stopped = run_module("palette.vmo.kubevirt_vm", {"namespace": ns, "name": "off", "memory": "128Mi",
+                                                      "state": "stopped"})
+    assert stopped.get("failed") is not True, stopped.get("msg")
     target = sorted(set(before.values()))[0]
     selector = {"kubernetes.io/hostname": target}
     args = {"namespace": ns, "label_selector": "app.kubernetes.io/managed-by=palette.vmo", "node_selector": selector}
     result = run_module(MODULE, args)
     assert result.get("failed") is not True, result.get("msg")
-    for name, migration in by_vm(result).items():
+    migrations = by_vm(result)
+    off = migrations.pop("off")
+    assert off["action"] == "skipped" and off["reason"] == "not running" and off["migration"] is None
+    for name, migration in migrations.items():
         if before[name] == target:
             assert migration["action"] == "none" and migration["migration"] is None
         else:
@@ -99,7 +105,7 @@ def test_node_selector_moves_only_vms_not_already_on_a_matching_node(run_module,
             assert vmim["spec"]["addedNodeSelector"] == selector
     mark = audit.mark()
     again = run_module(MODULE, args)
-    assert again["changed"] is False and {m["action"] for m in again["migrations"]} == {"none"}
+    assert again["changed"] is False and {m["action"] for m in again["migrations"]} == {"none", "skipped"}
     assert writes_in(audit, mark, ns) == []
 
 

@@ -123,9 +123,7 @@ def parse_requests(params):
     namespace, task_selector = params.get("namespace"), params.get("node_selector")
     requests = []
     if params.get("vms"):
-        items, item_errors = [], []
-        for index, item in enumerate(params["vms"]):
-            items.append({"name": item} if isinstance(item, str) else item)
+        items = [{"name": item} if isinstance(item, str) else item for item in params["vms"]]
         validated, item_errors = validate_items("vms", items, ITEM_OPTIONS)
         if item_errors:
             raise ModuleFailure(INVALID_INPUT + joined_errors(item_errors), item_errors)

@@ -344,7 +344,8 @@ def run(module):
     result["changed"] = any(r.written for r in requests)
     describe = cancel_result if cancelling else plan.migration_result
     if errors:
-        _fail("", errors, requests, [describe(r) for r in requests])
+        _fail("the apiserver refused %s: " % ("deletes" if cancelling else "creates"), errors, requests,
+              [describe(r) for r in requests])
     if params["wait"]:
         try:
             if cancelling:
