@@ -85,8 +85,8 @@ def test_twenty_vms_migrate_in_one_task_each_to_another_node(run_module, admin, 
 
 def test_node_selector_moves_only_vms_not_already_on_a_matching_node(run_module, admin, audit, ns):
     before = start_vms(run_module, ns, ["a", "b", "c"])
-    stopped = run_module("palette.vmo.kubevirt_vm", {"namespace": ns, "name": "off", "memory": "128Mi",
-                                                      "state": "stopped"})
+    stopped = run_module("palette.vmo.kubevirt_vm",
+                         {"namespace": ns, "name": "off", "memory": "128Mi", "state": "stopped"})
     assert stopped.get("failed") is not True, stopped.get("msg")
     target = sorted(set(before.values()))[0]
     selector = {"kubernetes.io/hostname": target}
@@ -141,8 +141,8 @@ def _unschedulable_migration(admin, ns, vm, source):
     """A migration KubeVirt cannot place (its target may only be the source node): it stays in flight."""
     return admin.create(vmim_path(ns), {
         "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
-        "metadata": {"name": "stuck-" + vm}, "spec": {"vmiName": vm,
-                                                     "addedNodeSelector": {"kubernetes.io/hostname": source}}})
+        "metadata": {"name": "stuck-" + vm},
+        "spec": {"vmiName": vm, "addedNodeSelector": {"kubernetes.io/hostname": source}}})
 
 
 def test_cancel_leaves_the_vm_running_on_its_source_node(run_module, admin, audit, ns):

@@ -269,8 +269,8 @@ def target_problem(request, nodes):
         return None
     wanted = ("nodes with %s" % ", ".join("%s=%s" % kv for kv in sorted(selector.items()))) if selector \
         else "nodes"
-    text = "no schedulable, uncordoned node other than its current node %s among the %s" % (request.source_node,
-                                                                                           wanted)
+    text = "no schedulable, uncordoned node other than its current node %s among the %s" % (
+        request.source_node, wanted)
     if refused:
         text += " (%s)" % "; ".join(refused)
     option = "node_selector" if request.node_selector else "name"

@@ -311,6 +311,10 @@ def migration_failures(requests, results):
             for r, res in zip(requests, results) if res["phase"] == "Failed"]
 
 
+def _uid(obj):
+    return ((obj or {}).get("metadata") or {}).get("uid")
+
+
 def _fail(message, errors, requests, results):
     written = any(r.written for r in requests)
     raise ModuleFailure(message + joined_errors(errors), errors, changed=written, migrations=results)
@@ -361,9 +365,7 @@ def run(module):
     else:
         failed = [r for r in requests if plan.phase_of(r.final or r.existing) == "Failed"]
         events = read_events(client, {r.namespace for r in failed}, params["concurrency"]) if failed else {}
-        results = [plan.migration_result(r, events=events.get(((r.final or r.existing or {}).get("metadata") or {})
-                                                               .get("uid")))
-                   for r in requests]
+        results = [plan.migration_result(r, events=events.get(_uid(r.final or r.existing))) for r in requests]
         failures = migration_failures(requests, results)
     if failures:
         _fail("%d of %d %s failed: " % (len(failures), len(requests), "cancellations" if cancelling else "migrations"),
