@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: kubevirt_migration_policy
 short_description: Declare KubeVirt migration policies, one or many per task
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Creates, updates and deletes KubeVirt C(MigrationPolicy) objects (C(migrations.kubevirt.io), cluster-scoped)
     with server-side apply under the field manager O(field_manager). A policy applies its settings to the

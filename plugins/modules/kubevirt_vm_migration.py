@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: kubevirt_vm_migration
 short_description: Live-migrate KubeVirt VMs, one or many per task, or cancel their migrations
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Creates one C(VirtualMachineInstanceMigration) per running VM and waits, with one watch for all of them,
     until each is C(Succeeded) or C(Failed). The result gives, per VM, the source and target node, the start and
