@@ -242,3 +242,21 @@ def test_timeout_names_the_pending_migration_then_cancel_stops_it(run_module, ad
         admin.merge_patch(object_path("v1", "nodes", target), {"spec": {"taints": taints}})
     assert admin.get_or_none(vmim_path(ns, name)) is None
     assert admin.get(vmi_path(ns, "a"))["status"]["nodeName"] == before["a"]
+
+
+def test_vms_of_several_namespaces_in_one_task(run_module, admin, ns):
+    other = ns[:50] + "-b"
+    admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace",
+                                                   "metadata": {"name": other}})
+    try:
+        here = start_vms(run_module, ns, ["a"])
+        there = start_vms(run_module, other, ["a"])
+        result = run_module(MODULE, {"namespace": ns, "vms": ["a", {"name": "a", "namespace": other}]})
+        assert result.get("failed") is not True, result.get("msg")
+        first, second = result["migrations"]
+        assert (first["namespace"], second["namespace"]) == (ns, other)
+        assert first["source_node"] == here["a"] and second["source_node"] == there["a"]
+        assert first["phase"] == second["phase"] == "Succeeded"
+        assert first["target_node"] != here["a"] and second["target_node"] != there["a"]
+    finally:
+        admin.delete(object_path("v1", "namespaces", other))
