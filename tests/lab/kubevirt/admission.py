@@ -45,7 +45,8 @@ MAX_INT64 = (1 << 63) - 1
 
 
 def cause(kind: str, message: str, field: Optional[str] = None) -> Cause:
-    out = {"type": kind, "message": message}
+    # metav1.StatusCause: its Type is serialised as "reason"
+    out = {"reason": kind, "message": message}
     if field is not None:
         out["field"] = field
     return out

@@ -6,7 +6,6 @@ the VMI. VMIs walk Pending -> Scheduling -> Scheduled -> Running on a lab Node, 
 `step_seconds`, and get interface addresses; deleting a VMI takes one step before its finalizer goes.
 """
 
-import hashlib
 import logging
 import time
 from datetime import datetime, timezone
@@ -15,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 from ..kube import JSON, Kube, KubeError, object_path
 from . import handler
 from . import live_update
+from . import netstat
 from . import vm_datavolumes
 from .operator import Operators
 from .runtime import Manager
@@ -452,23 +452,11 @@ class VirtController:
     def _pvc(self, namespace: str, name: str) -> Optional[JSON]:
         return self.kube.get_or_none(object_path("v1", "persistentvolumeclaims", name, namespace))
 
-    def _interfaces(self, vmi: JSON) -> List[JSON]:
-        spec = vmi.get("spec", {})
-        networks = {n.get("name"): n for n in spec.get("networks") or []}
-        interfaces = spec.get("domain", {}).get("devices", {}).get("interfaces") or []
-        digest = hashlib.sha256(vmi["metadata"]["uid"].encode()).digest()
-        result = []
-        for index, iface in enumerate(interfaces):
-            network = networks.get(iface.get("name"), {})
-            if "multus" in network:
-                ip = f"192.168.{100 + index}.{2 + digest[0] % 250}"
-            else:
-                ip = f"10.244.{digest[1] % 250}.{2 + digest[2] % 250}"
-            mac = iface.get("macAddress") or "02:%02x:%02x:%02x:%02x:%02x" % tuple(digest[3 + index:8 + index])
-            result.append({"name": iface.get("name"), "interfaceName": f"eth{index}", "ipAddress": ip,
-                           "ipAddresses": [ip], "mac": mac, "infoSource": "domain",
-                           "linkState": "up", "queueCount": 1})
-        return result
+    @staticmethod
+    def _interfaces(vmi: JSON) -> List[JSON]:
+        """The interfaces the domain has at start, before the guest agent reports (netstat.py)."""
+        interfaces = vmi.get("spec", {}).get("domain", {}).get("devices", {}).get("interfaces") or []
+        return [netstat.interface_status(vmi, iface, index, agent=False) for index, iface in enumerate(interfaces)]
 
     def _run(self, vmi: JSON) -> Optional[float]:
         stamp = now()

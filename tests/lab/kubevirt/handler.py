@@ -19,6 +19,7 @@ none with the annotation LAB_NO_AGENT_ANNOTATION (a lab-only switch for other im
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..kube import JSON
+from . import netstat
 
 # kubevirt.io/api core/v1 types.go
 LIVE_MIGRATABLE = "LiveMigratable"  # VirtualMachineInstanceIsMigratable
@@ -255,8 +256,8 @@ def agent_condition(probe_time: str) -> JSON:
 
 
 def interfaces_with_agent(interfaces: List[JSON]) -> List[JSON]:
-    """pkg/network/vmispec/infosource.go InfoSourceDomainAndGA: an interface seen by the domain and the agent."""
-    return [{**iface, "infoSource": "domain, guest-agent"} for iface in interfaces]
+    """pkg/network/setup/netstat.go UpdateStatus once the agent reports (netstat.py with_agent)."""
+    return netstat.with_agent(interfaces)
 
 
 def condition_types(vmi: JSON) -> Dict[str, JSON]:

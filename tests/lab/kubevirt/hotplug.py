@@ -208,7 +208,7 @@ def _disk_bus(disk: JSON) -> str:
 def validate_hotplug_disk(disk: Optional[JSON], name: str, prefix: str, field: str) -> Optional[JSON]:
     """pkg/storage/admitters/storagehotplug.go ValidateHotplugDiskConfiguration: the first cause."""
     def bad(message: str, at: str = field) -> JSON:
-        return {"type": "FieldValueInvalid", "message": message, "field": at}
+        return {"reason": "FieldValueInvalid", "message": message, "field": at}
     if disk is None:
         return bad(f"{prefix} for [{name}] requires the disk field to be set.")
     bus = _disk_bus(disk)
@@ -241,7 +241,7 @@ def validate_volume_requests(vm: JSON, vmi: Optional[JSON], requests: List[JSON]
     adds, removes = set(), set()
 
     def invalid(message: str) -> List[JSON]:
-        return [{"type": "FieldValueInvalid", "message": message, "field": field}]
+        return [{"reason": "FieldValueInvalid", "message": message, "field": field}]
     for request in requests:
         add, remove = request.get("addVolumeOptions"), request.get("removeVolumeOptions")
         if add is not None and remove is not None:
@@ -284,7 +284,7 @@ def validate_volume_requests(vm: JSON, vmi: Optional[JSON], requests: List[JSON]
         if causes:
             return causes
         if migrating(vmi):
-            return [{"type": "FieldValueNotSupported", "field": "spec",
+            return [{"reason": "FieldValueNotSupported", "field": "spec",
                      "message": "Cannot handle volume requests while VMI migration is in progress"}]
     return []
 

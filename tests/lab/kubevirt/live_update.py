@@ -20,7 +20,6 @@ in place with what it wrote, so the status update that follows keeps it.
 """
 
 import copy
-import hashlib
 import logging
 import threading
 import time
@@ -29,6 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..kube import JSON, Kube, KubeError, object_path
 from . import hotplug
+from . import netstat
 from .admission import Quantity, live_update_rollout, quantity
 
 log = logging.getLogger("standin.live-update")
@@ -36,6 +36,8 @@ log = logging.getLogger("standin.live-update")
 RESTART_REQUIRED = "RestartRequired"
 VCPU_CHANGE = "HotVCPUChange"
 MEMORY_CHANGE = "HotMemoryChange"
+MIGRATION_REQUIRED = "MigrationRequired"
+NET_MIGRATION_GRACE_SECONDS = 15  # pkg/network/migration/evaluator.go DynamicNetworkControllerGracePeriod
 NON_LIVE_UPDATABLE = "a non-live-updatable field was changed in the template spec"
 DEFAULT_MAX_HOTPLUG_RATIO = 4  # pkg/virt-config/virt-config.go DefaultMaxHotplugRatio
 DEFAULT_CPU_ALLOCATION_RATIO = 10  # virt-config.go DefaultCPUAllocationRatio
@@ -168,6 +170,17 @@ def vmi_defaults(spec: JSON, config: JSON) -> Tuple[JSON, JSON]:
             if source.get("memory") is not None and not quantity(source["memory"]).is_zero():
                 memory["guest"] = source["memory"]
                 break
+        else:
+            page_size = (memory.get("hugepages") or {}).get("pageSize")
+            if page_size:
+                try:
+                    memory["guest"] = str(Quantity(page_size))
+                except ValueError:  # resource.ParseQuantity failed: no guest
+                    pass
+    # The quantities come back as Go serialises them (resource.Quantity String(): "1024Mi" -> "1Gi").
+    for key in ("guest", "maxGuest"):
+        if memory.get(key) is not None:
+            memory[key] = str(Quantity(memory[key]))
     if memory:
         domain["memory"] = memory
     # SetDefaultGuestCPUTopology
@@ -364,9 +377,7 @@ def clear_detached_ifaces_from_vm(vm_copy: JSON, vmi_ifaces: Dict[str, JSON], st
         tpl["networks"] = _filter_networks(tpl.get("networks") or [], kept)
 
 
-def hashed_pod_iface(network_name: str) -> str:
-    """pkg/network/namescheme GenerateHashedInterfaceName."""
-    return "pod" + hashlib.sha256(network_name.encode()).hexdigest()[:11]
+hashed_pod_iface = netstat.hashed_pod_iface
 
 
 # -- the state kept per controller -------------------------------------------------------------------
@@ -685,6 +696,8 @@ class LiveUpdate:
                 and quantity(memory["guest"]).value() != quantity(mstatus["guestRequested"]).value() \
                 and not _cond(vmi, MEMORY_CHANGE):
             wanted.append({"type": MEMORY_CHANGE, "status": "True", "lastProbeTime": None, "lastTransitionTime": None})
+        if not hotplug.migrating(vmi):
+            wanted = sync_migration_required(vmi, interfaces, wanted)
         if wanted != conditions:
             patch["conditions"] = wanted
         if patch:
@@ -724,31 +737,71 @@ class LiveUpdate:
                 if status is None:
                     continue
                 moving = True
-                if "domain" in (status.get("infoSource") or "") and self._due(uid, name, "detach"):
-                    detached = {"name": name, "infoSource": "multus-status",
-                                "podInterfaceName": status.get("podInterfaceName") or hashed_pod_iface(name)}
-                    result[result.index(status)] = detached
-                elif "domain" not in (status.get("infoSource") or "") and self._due(uid, name, "unplug"):
+                if netstat.has_info_source(status.get("infoSource"), netstat.DOMAIN) and self._due(uid, name, "detach"):
+                    # the domain lost it: only the pod interface (multus-status) is left
+                    result[result.index(status)] = netstat.multus_only(name)
+                elif not netstat.has_info_source(status.get("infoSource"), netstat.DOMAIN) and self._due(uid, name, "unplug"):
                     result.remove(status)
                 continue
             if status is None:
                 moving = True
                 if self._due(uid, name, "multus"):
-                    result.append({"name": name, "infoSource": "multus-status", "podInterfaceName": hashed_pod_iface(name)})
-            elif "domain" not in (status.get("infoSource") or ""):
+                    result.append(netstat.multus_only(name))
+            elif not netstat.has_info_source(status.get("infoSource"), netstat.DOMAIN):
                 moving = True
                 if self._due(uid, name, "domain"):
-                    # vmispec/infosource.go: guest-agent only while the agent is connected
                     agent = _has(vmi, "AgentConnected", "True")
-                    sources = "domain, guest-agent, multus-status" if agent else "domain, multus-status"
-                    seed = hashlib.sha256(f"{uid}:{name}".encode()).digest()
-                    ip = f"192.168.{100 + index}.{2 + seed[0] % 250}"
-                    mac = iface.get("macAddress") or "02:%02x:%02x:%02x:%02x:%02x" % tuple(seed[1:6])
-                    result[result.index(status)] = {
-                        "name": name, "interfaceName": f"eth{index}", "ipAddress": ip, "ipAddresses": [ip], "mac": mac,
-                        "infoSource": sources, "linkState": "up", "queueCount": 1,
-                        "podInterfaceName": status.get("podInterfaceName") or hashed_pod_iface(name)}
+                    result[result.index(status)] = netstat.interface_status(vmi, iface, index, agent)
         return result, moving
+
+
+def _iso_seconds(stamp: Optional[str]) -> float:
+    try:
+        return datetime.strptime(stamp or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return time.time()
+
+
+def net_migration_requirement(vmi: JSON, interfaces: List[JSON]) -> str:
+    """pkg/network/migration/evaluator.go shouldVMIBeMarkedForAutoMigration: "immediate", "pending" or "".
+    (Its last check, a NAD name differing from the pod's network-status, never holds in the lab: the
+    stand-in's pod interfaces follow the VMI.)"""
+    spec = vmi.get("spec") or {}
+    networks = _by_name(spec.get("networks"))
+    statuses = _by_name(interfaces)
+    for iface in _ifaces(spec):
+        if not netstat.is_secondary(networks.get(iface.get("name"))):
+            continue
+        status = statuses.get(iface.get("name"))
+        if iface.get("state") != "absent" and status is None:  # shouldMigrateOnIfaceHotplug
+            return "immediate" if iface.get("sriov") is not None else "pending"
+        if iface.get("state") == "absent" and status is not None \
+                and netstat.has_info_source(status.get("infoSource"), netstat.MULTUS_STATUS) \
+                and not netstat.has_info_source(status.get("infoSource"), netstat.DOMAIN):  # shouldMigrateOnIfaceUnplug
+            return "pending"
+    return ""
+
+
+def sync_migration_required(vmi: JSON, interfaces: List[JSON], conditions: List[JSON]) -> List[JSON]:
+    """vmi/lifecycle.go syncMigrationRequiredCondition with evaluator.go Evaluate (not called while migrating)."""
+    requirement = net_migration_requirement(vmi, interfaces)
+    existing = next((c for c in conditions if c.get("type") == MIGRATION_REQUIRED), None)
+    if not requirement:
+        return [c for c in conditions if c.get("type") != MIGRATION_REQUIRED]
+    if existing is not None and existing.get("status") == "True":
+        return conditions
+    status = "True" if requirement == "immediate" else "False"
+    if requirement == "pending" and existing is not None and existing.get("status") == "False" \
+            and time.time() - _iso_seconds(existing.get("lastTransitionTime")) > NET_MIGRATION_GRACE_SECONDS:
+        status = "True"
+    reason = "AutoMigrationDueToLiveUpdate" if status == "True" else "AutoMigrationPending"  # newMigrationRequiredCondition
+    if existing is not None and existing.get("status") == status and existing.get("reason") == reason:
+        return conditions  # UpdateCondition: same status and reason
+    new = {"type": MIGRATION_REQUIRED, "status": status, "reason": reason,
+           "lastProbeTime": None, "lastTransitionTime": _now()}
+    if existing is None:
+        return conditions + [new]
+    return [new if c.get("type") == MIGRATION_REQUIRED else c for c in conditions]
 
 
 def _restart_condition(previous: Optional[JSON], message: str) -> JSON:

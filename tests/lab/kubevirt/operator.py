@@ -38,12 +38,16 @@ VIRT_API_WEBHOOKS = (
     ("virtualmachine-validator.kubevirt.io", "virtualmachines", ["CREATE", "UPDATE"], "/virtualmachines-validate"),
     ("migration-create-validator.kubevirt.io", "virtualmachineinstancemigrations", ["CREATE"],
      "/migration-validate-create"),
+    ("virtualmachineinstances-update-validator.kubevirt.io", "virtualmachineinstances", ["UPDATE"],
+     "/virtualmachineinstances-validate-update"),
 )
 # components/webhooks.go VirtAPIMutatingWebhookName and, of NewVirtAPIMutatingWebhookConfiguration, the
 # migrations mutator (the kubevirt.io/vmi-name label and the kubevirt.io/migrationJobFinalize finalizer).
 VIRT_API_MUTATOR = "virt-api-mutator"
 VIRT_API_MUTATING_WEBHOOKS = (
     ("migrations-mutator.kubevirt.io", "virtualmachineinstancemigrations", ["CREATE"], "/migration-mutate-create"),
+    # KubeVirt registers it for CREATE and UPDATE; the lab's (vmi_update.py mutate_vmi) has the CREATE half
+    ("virtualmachineinstances-mutator.kubevirt.io", "virtualmachineinstances", ["CREATE"], "/virtualmachineinstances-mutate"),
 )
 # kubevirt.io/api core/v1 ApiSupportedWebhookVersions
 WEBHOOK_API_VERSIONS = ["v1alpha3", "v1"]

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from ..kube import JSON, Kube, KubeError, object_path
 from . import admission, migration
 from . import hotplug
+from . import vmi_update
 from .controller import now, is_final, is_paused, phase, run_strategy
 
 log = logging.getLogger("standin.virt-api")
@@ -284,6 +285,10 @@ def make_handler(handlers: SubresourceHandlers, kubevirt_config: Callable[[], JS
         **admission.ADMITTERS,
         "/migration-validate-create": migration.make_create_admitter(handlers.kube, controller_users),
         "/migration-mutate-create": migration.mutate_migration_create,
+        # components/webhooks.go VMIUpdateValidatePath / VMIMutatePath (vmi_update.py)
+        "/virtualmachineinstances-validate-update": vmi_update.make_update_admitter(
+            vmi_update.kubevirt_service_accounts(vmi_update.KUBEVIRT_NAMESPACE, controller_users)),
+        "/virtualmachineinstances-mutate": vmi_update.mutate_vmi,
     }
     verbs: Dict[Tuple[str, str], Callable[[str, str, JSON], int]] = {}
     for verb in VM_VERBS:

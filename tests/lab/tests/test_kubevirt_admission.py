@@ -61,7 +61,7 @@ def test_the_webhook_is_registered_like_virt_operator_does(admin, lab):
     config = admin.get(WEBHOOK)
     hooks = {h["name"]: h for h in config["webhooks"]}
     assert set(hooks) == {VM_WEBHOOK, "virtualmachineinstances-create-validator.kubevirt.io",
-                          "migration-create-validator.kubevirt.io"}
+                          "migration-create-validator.kubevirt.io", "virtualmachineinstances-update-validator.kubevirt.io"}
     vm_hook = hooks[VM_WEBHOOK]
     assert vm_hook["failurePolicy"] == "Fail" and vm_hook["sideEffects"] == "None"
     assert vm_hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
@@ -72,6 +72,9 @@ def test_the_webhook_is_registered_like_virt_operator_does(admin, lab):
     vmi_hook = hooks["virtualmachineinstances-create-validator.kubevirt.io"]
     assert vmi_hook["rules"][0]["operations"] == ["CREATE"]
     assert vmi_hook["clientConfig"]["service"]["path"] == "/virtualmachineinstances-validate-create"
+    update_hook = hooks["virtualmachineinstances-update-validator.kubevirt.io"]
+    assert update_hook["rules"][0]["operations"] == ["UPDATE"]
+    assert update_hook["clientConfig"]["service"]["path"] == "/virtualmachineinstances-validate-update"
     ca = (lab.dir / "pki" / "ca.crt").read_bytes()
     assert all(base64.b64decode(h["clientConfig"]["caBundle"]) == ca for h in config["webhooks"])
 

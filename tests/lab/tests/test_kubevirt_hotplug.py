@@ -611,3 +611,138 @@ def test_a_memory_hotplug_raising_the_request_to_the_guest_leaves_the_limit(admi
     # (3Gi) and the delta added to the limit is guest - request = 0
     assert vmi["spec"]["domain"]["resources"]["requests"]["memory"] == "3Gi"
     assert vmi["spec"]["domain"]["resources"]["limits"]["memory"] == "2Gi"
+
+
+# -- virt-api's VMI webhooks: the mutator's defaults at create, the update validator ----------------
+
+
+def standalone_vmi(name, namespace):
+    manifest = vm_manifest(name, namespace)["spec"]["template"]
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+            "metadata": {"name": name, "namespace": namespace}, "spec": manifest["spec"]}
+
+
+def test_a_new_vmi_gets_its_hotplug_defaults_from_the_mutating_webhook(admin, namespace):
+    body = standalone_vmi("fresh", namespace)
+    body["spec"]["domain"]["memory"]["guest"] = "1Gi"
+    body["spec"]["domain"]["cpu"] = {"sockets": 2}
+    created = admin.create(vmi_path(namespace), body)
+    # vmi-mutator.go ApplyNewVMIMutations (defaults.go), in the create response itself
+    assert created["spec"]["domain"]["cpu"]["maxSockets"] == 8
+    assert created["spec"]["domain"]["memory"]["maxGuest"] == "4Gi"
+    assert created["status"]["currentCPUTopology"] == {"sockets": 2}
+    assert created["status"]["memory"]["guestAtBoot"] == "1Gi"
+
+
+def test_only_kubevirt_may_change_a_vmi_spec_or_its_reserved_labels(admin, namespace, wait):
+    vmi = running_vm(admin, wait, namespace, "locked")
+    err = refused(admin.merge_patch, vmi_path(namespace, "locked"), {"spec": {"nodeSelector": {"disk": "ssd"}}})
+    assert err.status == 422
+    assert err.body["message"] == ('admission webhook "virtualmachineinstances-update-validator.kubevirt.io" '
+                                   'denied the request: update of VMI object is restricted')
+    assert err.body["details"]["causes"][0]["reason"] == "FieldValueNotSupported"
+    err = refused(admin.merge_patch, vmi_path(namespace, "locked"),
+                  {"metadata": {"labels": {"kubevirt.io/nodeName": "elsewhere"}}})
+    assert err.status == 422
+    assert "modification of the following reserved kubevirt.io/ labels on a VMI object is prohibited" \
+        in err.body["message"]
+    patched = admin.merge_patch(vmi_path(namespace, "locked"), {"metadata": {"labels": {"team": "a"}}})
+    assert patched["metadata"]["labels"]["team"] == "a"
+    assert "nodeSelector" not in patched["spec"]
+    assert patched["spec"]["domain"]["cpu"] == vmi["spec"]["domain"]["cpu"]
+
+
+def test_a_declarative_hotplug_the_vmi_validator_refuses_is_the_vms_failure(admin, namespace, wait):
+    running_vm(admin, wait, namespace, "satadecl")
+    make_pvc(admin, wait, namespace, "sd1")
+    gates = [g for g in bootstrap.VMO_FEATURE_GATES if g != "HotplugVolumes"]
+    _set_gates(admin, gates)
+    try:
+        def edit(spec):
+            spec["volumes"] = (spec.get("volumes") or []) + [
+                {"name": "sd1", "persistentVolumeClaim": {"claimName": "sd1", "hotpluggable": True}}]
+            spec["domain"]["devices"]["disks"] = (spec["domain"]["devices"].get("disks") or []) + [
+                {"name": "sd1", "disk": {"bus": "sata"}}]
+        patch_template(admin, namespace, "satadecl", edit)
+        vm = wait.until(vm_path(namespace, "satadecl"), lambda v: condition(v, "Failure"), what="Failure condition")
+        failure = condition(vm, "Failure")
+        assert failure["reason"] == "HotPlugVolumeError"
+        assert failure["message"].startswith("Error encountered while handling declarative hotplug volumes: ")
+        assert failure["message"].endswith(
+            "Hotplug configuration for disk [sd1] requires bus to be 'scsi' or 'virtio'. [sata] is not permitted.")
+        assert all(v["name"] != "sd1" for v in admin.get(vmi_path(namespace, "satadecl"))["spec"].get("volumes") or [])
+    finally:
+        _set_gates(admin, list(bootstrap.VMO_FEATURE_GATES))
+
+
+def test_a_secondary_interface_at_start_has_its_multus_status_and_the_agent_adds_to_it(admin, namespace, wait):
+    manifest = vm_manifest("twonics", namespace)
+    spec = manifest["spec"]["template"]["spec"]
+    spec["domain"]["devices"]["interfaces"].append({"name": "blue", "bridge": {}})
+    spec["networks"].append({"name": "blue", "multus": {"networkName": "blue-net"}})
+    admin.create(vm_path(namespace), manifest)
+    seen = []
+
+    def record(vmi):
+        status = iface_status(vmi, "blue")
+        if status and (not seen or seen[-1] != status):
+            seen.append(status)
+        return (condition(vmi, "AgentConnected") or {}).get("status") == "True"
+    vmi = wait.until(vmi_path(namespace, "twonics"), record, what="guest agent connected")
+    # netstat.go UpdateStatus without the agent: the domain's view (no guest interface name, no IP on a
+    # bridge the pod has no address for), multus-status and the hashed pod interface name from virt-controller
+    first = seen[0]
+    assert first["infoSource"] == "domain, multus-status"
+    assert first["podInterfaceName"].startswith("pod") and len(first["podInterfaceName"]) == 14
+    assert "interfaceName" not in first and "ipAddress" not in first
+    primary = iface_status(vmi, "default")
+    assert primary["podInterfaceName"] == "eth0" and primary["ipAddress"]
+    # with the agent: its data added, multus-status kept
+    blue = iface_status(vmi, "blue")
+    assert blue["infoSource"] == "domain, guest-agent, multus-status"
+    assert blue["interfaceName"] == "eth1" and blue["ipAddress"] and blue["mac"] == first["mac"]
+    assert blue["podInterfaceName"] == first["podInterfaceName"]
+    assert primary["infoSource"] == "domain, guest-agent" and primary["interfaceName"] == "eth0"
+
+
+def _migration_required_while(admin, namespace, name, change, done):
+    """The MigrationRequired conditions the VMI goes through (every update, from a watch) until done(vmi)."""
+    since = admin.get(vmi_path(namespace))["metadata"]["resourceVersion"]
+    patch_template(admin, namespace, name, change)
+    seen = []
+    for event in admin.watch(vmi_path(namespace), resource_version=since, timeout_seconds=60):
+        vmi = event["object"]
+        if event["type"] not in ("ADDED", "MODIFIED") or vmi["metadata"]["name"] != name:
+            continue
+        cond = condition(vmi, "MigrationRequired")
+        state = (cond["status"], cond["reason"]) if cond else None
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        if done(vmi):
+            return seen, vmi
+    raise AssertionError(f"watch ended; MigrationRequired seen {seen}")
+
+
+def test_a_nic_hotplug_or_unplug_is_pending_an_auto_migration_until_the_pod_has_it(admin, namespace, wait):
+    running_vm(admin, wait, namespace, "mignic")
+
+    def plug(spec):
+        spec["domain"]["devices"]["interfaces"].append({"name": "blue", "bridge": {}})
+        spec["networks"].append({"name": "blue", "multus": {"networkName": "blue-net"}})
+    seen, vmi = _migration_required_while(admin, namespace, "mignic", plug, lambda v: iface_status(v, "blue"))
+    # evaluator.go shouldMigrateOnIfaceHotplug: an interface without status is pending; its status removes it
+    assert seen[-2:] == [("False", "AutoMigrationPending"), None]
+    assert condition(vmi, "MigrationRequired") is None
+
+    def unplug(spec):
+        next(i for i in spec["domain"]["devices"]["interfaces"] if i["name"] == "blue")["state"] = "absent"
+    seen, vmi = _migration_required_while(admin, namespace, "mignic", unplug, lambda v: iface_status(v, "blue") is None)
+    # shouldMigrateOnIfaceUnplug: only multus-status left is pending; gone, nothing is required
+    assert ("False", "AutoMigrationPending") in seen and seen[-1] is None
+
+
+def test_the_vmi_memory_quantities_are_serialised_as_go_does(admin, namespace, wait):
+    vmi = running_vm(admin, wait, namespace, "canon", memory="1024Mi")
+    # resource.Quantity String(): the canonical form, in the spec and in the status it starts with
+    assert vmi["spec"]["domain"]["memory"] == {"guest": "1Gi", "maxGuest": "4Gi"}
+    assert vmi["status"]["memory"] == {"guestAtBoot": "1Gi", "guestCurrent": "1Gi", "guestRequested": "1Gi"}

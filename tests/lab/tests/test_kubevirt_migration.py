@@ -95,7 +95,7 @@ def test_the_operator_registers_the_migration_webhooks(admin):
     assert create["rules"][0]["operations"] == ["CREATE"]
     mutator = admin.get(object_path("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations",
                                     "virt-api-mutator"))
-    assert [w["name"] for w in mutator["webhooks"]] == ["migrations-mutator.kubevirt.io"]
+    assert "migrations-mutator.kubevirt.io" in [w["name"] for w in mutator["webhooks"]]
 
 
 def test_a_migration_walks_kubevirts_phases_and_moves_the_vmi(admin, namespace, wait):
