@@ -260,3 +260,23 @@ def test_vms_of_several_namespaces_in_one_task(run_module, admin, ns):
         assert first["target_node"] != here["a"] and second["target_node"] != there["a"]
     finally:
         admin.delete(object_path("v1", "namespaces", other))
+
+
+def test_a_user_who_may_not_create_migrations_is_refused_by_the_dry_run(
+        run_module, admin, audit, lab, ns, vmo_cluster_roles):  # pylint: disable=unused-argument
+    before = start_vms(run_module, ns, ["a"])
+    admin.create(object_path("rbac.authorization.k8s.io/v1", "rolebindings", namespace=ns), {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "bob-views"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "spectro-vm-viewer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}]})
+    # A host and a token of their own: the lab's admin kubeconfig is not read.
+    as_bob = {"host": lab.apiserver_url, "api_key": lab.token("bob"), "ca_cert": str(lab.ca_file)}
+    mark = audit.mark()
+    result = run_module(MODULE, dict(as_bob, namespace=ns, name="a"))
+    assert result.get("failed") is True and result.get("changed") is not True
+    assert result["msg"].startswith("the apiserver refused the migrations in a dry run, nothing was changed: "
+                                    "VM %s/a: VirtualMachineInstanceMigration a-migration-" % ns)
+    assert "forbidden" in result["msg"]
+    assert [e for e in audit.mutations(mark) if (e.get("objectRef") or {}).get("namespace") == ns
+            and e["objectRef"]["resource"] == VMIM] == []
+    assert admin.get(vmi_path(ns, "a"))["status"]["nodeName"] == before["a"]
