@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional
 
 from ..kube import JSON, Kube, KubeError, object_path
 from .admission import quantity
@@ -489,7 +489,6 @@ class Storage:
         # The StorageProfile CRD has a status subresource.
         self.kube.merge_patch(path + "/status", {"status": wanted})
         return None
-
 
     # -- CDI's config controller (pkg/controller/config-controller.go) -------------------------------------
 

@@ -312,7 +312,8 @@ def test_a_class_overhead_in_the_cdi_config_sizes_the_datavolume_claim(admin, na
 def test_a_block_datavolume_claim_keeps_the_size_in_decimal_form(admin, namespace, wait):
     admin.create(dv_path(namespace), datavolume(
         "raw", {"blank": {}}, storage_spec={"storageClassName": "lab-rwx", "volumeMode": "Block",
-                                           "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "2Gi"}}}))
+                                            "accessModes": ["ReadWriteMany"],
+                                            "resources": {"requests": {"storage": "2Gi"}}}))
     wait_dv(wait, namespace, "raw", "Succeeded")
     claim = admin.get(pvc_path(namespace, "raw"))
     # InflateSizeWithOverhead: resource.NewScaledQuantity(bytes, 0), DecimalSI
