@@ -146,6 +146,9 @@ def check_hotplug_claims(label, vm):
 class VolumeChanges(object):
     def __init__(self):
         self.add, self.remove = [], []  # (volume, disk) to add; volume names to remove
+        # Volumes with a request already in the VM's status.volumeRequests (an earlier run was interrupted
+        # before KubeVirt carried it out): not sent again, left as they stand, waited for.
+        self.in_flight = []
 
     @property
     def names_added(self):
@@ -163,9 +166,13 @@ def plan_volumes(label, desired, live, vmi_running, path):
     volumes = tspec.get("volumes") or []
     disks = dict((d.get("name"), d) for d in _disks(tspec))
     wanted = dict((v.get("name"), v) for v in volumes)
+    requested = requested_volumes(live)
     for volume in volumes:
         name = volume.get("name")
         if _hotplug_source(volume)[0] is None or name in live_volumes:
+            continue
+        if path == SUBRESOURCE and name in requested:
+            changes.in_flight.append(name)
             continue
         claim = _volume_source_name(volume)
         taken = [v for v in live_volumes.values() if claim in _claim_names(v)]
@@ -176,19 +183,32 @@ def plan_volumes(label, desired, live, vmi_running, path):
         changes.add.append((volume, disks.get(name)))
     for name, volume in live_volumes.items():
         if name not in wanted and _hotplug_source(volume)[0] is not None:
-            changes.remove.append(name)
-    if path == SUBRESOURCE and (changes.add or changes.remove):
+            if path == SUBRESOURCE and name in requested:
+                changes.in_flight.append(name)
+            else:
+                changes.remove.append(name)
+    if path == SUBRESOURCE and (changes.add or changes.remove or changes.in_flight):
         _leave_to_requests(tspec, changes, live_volumes, live_disks)
     return changes
 
 
+def requested_volumes(vm):
+    """Names of the volumes the VM's status.volumeRequests still has requests for."""
+    names = set()
+    for request in ((vm or {}).get("status") or {}).get("volumeRequests") or []:
+        options = request.get("addVolumeOptions") or request.get("removeVolumeOptions") or {}
+        if options.get("name"):
+            names.add(options["name"])
+    return names
+
+
 def _leave_to_requests(tspec, changes, live_volumes, live_disks):
     """The VM written as it stands for the volumes that addvolume/removevolume will change."""
-    adding = set(changes.names_added)
+    adding = set(changes.names_added) | set(changes.in_flight)
     devices = tspec.setdefault("domain", {}).setdefault("devices", {})
     volumes = [v for v in tspec.get("volumes") or [] if v.get("name") not in adding]
     disks = [d for d in devices.get("disks") or [] if d.get("name") not in adding]
-    for name in changes.remove:
+    for name in changes.remove + [n for n in changes.in_flight if n in live_volumes]:
         volumes.append(copy.deepcopy(live_volumes[name]))
         if name in live_disks:
             disks.append(copy.deepcopy(live_disks[name]))

@@ -614,7 +614,8 @@ def day2_pending(plan, vm):
         pending.append("restart (RestartRequired still set)")
     tspec = ((vm.get("spec") or {}).get("template") or {}).get("spec") or {}
     volumes = set(v.get("name") for v in tspec.get("volumes") or [])
-    if plan.hotplug_path == kubevirt_hotplug.SUBRESOURCE:
+    requests_planned = plan.volumes.add or plan.volumes.remove or plan.volumes.in_flight
+    if plan.hotplug_path == kubevirt_hotplug.SUBRESOURCE and requests_planned:
         missing = [n for n in plan.volumes.names_added if n not in volumes]
         missing += [n for n in plan.volumes.remove if n in volumes]
         if missing or (vm.get("status") or {}).get("volumeRequests"):

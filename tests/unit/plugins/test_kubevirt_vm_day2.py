@@ -207,3 +207,13 @@ def test_a_restart_by_state_or_option_leaves_no_restart_pending():
     plan.verb, plan.restart = None, True
     result = vm_result(plan, None, None)
     assert result["restart_required"] is False and result["restarted"] is True and result["power"] == "restart"
+
+
+def test_a_volume_request_already_in_flight_is_not_sent_again():
+    live = vm(base_tspec())
+    live["status"]["volumeRequests"] = [{"addVolumeOptions": {"name": "new", "disk": {"name": "new"},
+                                                              "volumeSource": {}}}]
+    desired = with_volume(vm(base_tspec()), "new", "new-pvc")
+    changes = hotplug.plan_volumes("vms/web", desired, live, True, hotplug.SUBRESOURCE)
+    assert changes.add == [] and changes.in_flight == ["new"]
+    assert [v["name"] for v in desired["spec"]["template"]["spec"]["volumes"]] == ["root"]
