@@ -397,7 +397,9 @@ class VirtController:
         createTargetPod); kube-scheduler's NodeUnschedulable plugin skips cordoned nodes and
         TaintToleration skips NoSchedule/NoExecute taints the VMI does not tolerate.
         """
-        selector = {**(vmi.get("spec", {}).get("nodeSelector") or {}), **(added_selector or {}),
+        # createTargetPod copies the addedNodeSelector first and the pod's own selector over it: on a shared
+        # key the VMI's nodeSelector wins.
+        selector = {**(added_selector or {}), **(vmi.get("spec", {}).get("nodeSelector") or {}),
                     SCHEDULABLE_LABEL: "true"}
         tolerations = vmi.get("spec", {}).get("tolerations") or []
         need_kvm = not self.operators.use_emulation()
