@@ -352,6 +352,8 @@ class VirtController:
         if vmi["metadata"].get("deletionTimestamp"):
             return self._finish_deletion(vmi)
         current = phase(vmi)
+        if current == "Running" and not vmi["metadata"].get("ownerReferences"):
+            return live_update.sync_vmi_alone(self, vmi)  # a VM's VMI: through reconcile_vm (live_update.py)
         if current in ("Running",) + FINAL_PHASES:
             return None
         if current == "Scheduling":

@@ -583,6 +583,7 @@ class VolumeStatusSimulator:
         self.kube = kube
         self.pods: Dict[str, List[AttachmentPod]] = {}  # VMI uid -> attachment pods
         self.changed: Dict[Tuple[str, str], float] = {}  # (VMI uid, volume) -> when its phase last moved
+        self.sync_errors: Dict[str, str] = {}  # VMI uid -> handleHotplugVolumes' sync error (reason PVCNotReady)
         self.lock = threading.Lock()
 
     def _pods(self, vmi: JSON) -> List[AttachmentPod]:
@@ -612,12 +613,17 @@ class VolumeStatusSimulator:
         # storagetypes.GetHotplugVolumes: PVC/DV volumes the launcher pod does not have.
         hotplug = [v for v in spec.get("volumes") or []
                    if v.get("name") not in pod_volumes and (v.get("persistentVolumeClaim") or v.get("dataVolume"))]
-        # volume-hotplug.go handleHotplugVolumes: the volumes ready to attach to the node.
+        # volume-hotplug.go handleHotplugVolumes: the volumes ready to attach to the node. A claim not found
+        # (storage/types/pvc.go VolumeReadyToAttachToNode PvcNotFoundError) ends the round with a sync error:
+        # no attachment pod is created or cleaned up (vmi/lifecycle.go sync returns it).
+        missing = next((claim_name(v) for v in hotplug if pvcs.get(claim_name(v)) is None), None)
+        uid = vmi["metadata"]["uid"]
+        self.sync_errors.pop(uid, None)
+        if missing is not None:
+            self.sync_errors[uid] = f"Error determining volume status didn't find PVC {missing}"
         ready_volumes = []
-        for volume in hotplug:
+        for volume in hotplug if missing is None else []:
             pvc = pvcs.get(claim_name(volume))
-            if pvc is None:
-                continue  # PvcNotFoundError: a sync error, nothing attached
             owner = next((r for r in pvc["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
             if owner and owner.get("kind") == "DataVolume":
                 dv_phase = ((dvs.get(owner.get("name")) or {}).get("status") or {}).get("phase")
@@ -628,7 +634,12 @@ class VolumeStatusSimulator:
         current = next((p for p in pods if p.volumes == ready_set and p.deleting is None), None)
         old = [p for p in pods if p is not current]
         moving = False
-        if current is None and ready_set and not any(not p.ready and p.deleting is None for p in old):
+        if missing is not None:  # the round ended: the pods stay as they are
+            current = next((p for p in pods if p.deleting is None and p.ready), None) \
+                or next((p for p in pods if p.deleting is None), None)
+            old = []
+            moving = True
+        elif current is None and ready_set and not any(not p.ready and p.deleting is None for p in old):
             current = AttachmentPod(ready_volumes)  # createAttachmentPod
             pods.append(current)
             moving = True
@@ -681,7 +692,6 @@ class VolumeStatusSimulator:
                                   message=f"Deleted hotplug attachment pod {pod.name}, for volume {name}")
             new_status.append(status)
         # One round of virt-controller or virt-handler a step: a volume's phase moves at most once a step.
-        uid = vmi["metadata"]["uid"]
         for index, status in enumerate(new_status):
             key, before = (uid, status["name"]), old_status.get(status["name"])
             if before is None or before.get("phase") == status.get("phase"):

@@ -663,12 +663,13 @@ class LiveUpdate:
 
     # -- virt-controller's VMI controller and virt-handler ----------------------------------------
 
-    def _sync_vmi(self, vm: JSON, vmi: JSON, config: JSON) -> bool:
+    def _sync_vmi(self, _vm: Optional[JSON], vmi: JSON, config: JSON) -> bool:
         """vmi/lifecycle.go (updateVolumeStatus, updateNetworkStatus, hotplug conditions) and virt-handler."""
         namespace = vmi["metadata"]["namespace"]
         spec, status = vmi.get("spec") or {}, vmi.get("status") or {}
-        start = self.revision_spec(namespace, status.get("virtualMachineRevisionName", "")) or {}
-        pod_volumes = {v.get("name") for v in _template_spec(start).get("volumes") or []}
+        # services/rendervolumes.go: the launcher pod has the VMI's volumes except the hotpluggable PVCs and
+        # DataVolumes, which reach it through an attachment pod (also when the VMI starts with them)
+        pod_volumes = {v.get("name") for v in spec.get("volumes") or [] if not hotplug.is_hotplug_volume(v)}
         claims = {hotplug.claim_name(v) for v in spec.get("volumes") or [] if hotplug.claim_name(v)}
         pvcs = {c: self.kube.get_or_none(object_path("v1", "persistentvolumeclaims", c, namespace)) for c in claims}
         dvs: Dict[str, Optional[JSON]] = {}
@@ -698,6 +699,7 @@ class LiveUpdate:
             wanted.append({"type": MEMORY_CHANGE, "status": "True", "lastProbeTime": None, "lastTransitionTime": None})
         if not hotplug.migrating(vmi):
             wanted = sync_migration_required(vmi, interfaces, wanted)
+        wanted = check_failure(wanted, self.volumes.sync_errors.get(vmi["metadata"]["uid"]), "PVCNotReady")
         if wanted != conditions:
             patch["conditions"] = wanted
         if patch:
@@ -753,6 +755,19 @@ class LiveUpdate:
                     agent = _has(vmi, "AgentConnected", "True")
                     result[result.index(status)] = netstat.interface_status(vmi, iface, index, agent)
         return result, moving
+
+
+def check_failure(conditions: List[JSON], error: Optional[str], reason: str) -> List[JSON]:
+    """pkg/controller/conditions.go VirtualMachineInstanceConditionManager.CheckFailure: the Synchronized
+    condition False with the sync error's reason and message, removed once a sync succeeds."""
+    current = next((c for c in conditions if c.get("type") == "Synchronized"), None)
+    if error is None:
+        return [c for c in conditions if c.get("type") != "Synchronized"]
+    if current is not None and current.get("status") == "False" and current.get("reason") == reason:
+        return conditions
+    return [c for c in conditions if c.get("type") != "Synchronized"] + [{
+        "type": "Synchronized", "status": "False", "reason": reason, "message": error,
+        "lastProbeTime": None, "lastTransitionTime": _now()}]
 
 
 def _iso_seconds(stamp: Optional[str]) -> float:
@@ -857,6 +872,18 @@ def sync_vm(controller: Any, vm: JSON, vmi: Optional[JSON]) -> Tuple[Optional[fl
     except Exception:  # noqa: BLE001 - the VM's status update must still run
         log.exception("live update %s/%s", vm["metadata"].get("namespace"), vm["metadata"]["name"])
         return 1.0, None
+
+
+def sync_vmi_alone(controller: Any, vmi: JSON) -> Optional[float]:
+    """virt-controller's VMI controller (vmi/lifecycle.go updateStatus) for a running VMI no VM owns: its
+    volume and interface status and hotplug conditions, which sync_vm handles for a VM's VMI."""
+    try:
+        return controller.step if LiveUpdate.of(controller)._sync_vmi(None, vmi, controller.operators.kubevirt_config()) \
+            else None
+    except KubeError as err:
+        if err.status != 409:
+            log.warning("VMI %s/%s: %s", vmi["metadata"].get("namespace"), vmi["metadata"]["name"], err)
+        return 0.2
 
 
 def cleanup_restart_required(vm: JSON) -> None:

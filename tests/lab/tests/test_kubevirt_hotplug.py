@@ -746,3 +746,51 @@ def test_the_vmi_memory_quantities_are_serialised_as_go_does(admin, namespace, w
     # resource.Quantity String(): the canonical form, in the spec and in the status it starts with
     assert vmi["spec"]["domain"]["memory"] == {"guest": "1Gi", "maxGuest": "4Gi"}
     assert vmi["status"]["memory"] == {"guestAtBoot": "1Gi", "guestCurrent": "1Gi", "guestRequested": "1Gi"}
+
+
+def test_a_standalone_vmi_gets_its_hotplugged_volume_status(admin, namespace, wait):
+    admin.create(vmi_path(namespace), standalone_vmi("alone", namespace))
+    wait.until(vmi_path(namespace, "alone"), lambda v: v and v.get("status", {}).get("phase") == "Running",
+               what="standalone VMI running")
+    make_pvc(admin, wait, namespace, "alone-data")
+    assert put(admin, namespace, "virtualmachineinstances", "alone", "addvolume",
+               add_options("alone-data", "alone-data")).status_code == 202
+    # vmi/lifecycle.go updateStatus runs for every VMI, not only a VM's
+    ready = wait_volume(wait, namespace, "alone", "alone-data", lambda s: s and s.get("phase") == "Ready", "volume Ready")
+    assert ready["hotplugVolume"]["attachPodName"].startswith("hp-volume-")
+
+
+def test_a_hotplugged_volume_stays_hotplugged_after_a_restart(admin, namespace, wait):
+    first = running_vm(admin, wait, namespace, "keep")
+    make_pvc(admin, wait, namespace, "kept", storage_class="lab-rwx", modes=("ReadWriteMany",))
+    assert put(admin, namespace, "virtualmachines", "keep", "addvolume", add_options("kept", "kept")).status_code == 202
+    wait_volume(wait, namespace, "keep", "kept", lambda s: s and s.get("phase") == "Ready", "volume Ready")
+    assert put(admin, namespace, "virtualmachines", "keep", "restart", {}).status_code == 202
+    wait.until(vmi_path(namespace, "keep"), lambda v: v and v["metadata"]["uid"] != first["metadata"]["uid"]
+               and v.get("status", {}).get("phase") == "Running", what="restarted VMI")
+    seen = []
+    ready = wait_volume(wait, namespace, "keep", "kept", lambda s: s and s.get("phase") == "Ready", "volume Ready", seen)
+    # services/rendervolumes.go: a hotpluggable volume is not in the launcher pod, an attachment pod brings it
+    assert ready["hotplugVolume"]["attachPodName"].startswith("hp-volume-")
+    assert seen[-1] == "Ready" and len(seen) > 1
+
+
+def test_a_missing_claim_holds_the_whole_hotplug_round(admin, namespace, wait):
+    running_vm(admin, wait, namespace, "held")
+    make_pvc(admin, wait, namespace, "here")
+    assert put(admin, namespace, "virtualmachines", "held", "addvolume", add_options("gone", "gone")).status_code == 202
+    wait_volume(wait, namespace, "held", "gone", lambda s: s is not None, "volume in the VMI")
+    assert put(admin, namespace, "virtualmachines", "held", "addvolume", add_options("here", "here")).status_code == 202
+    # volume-hotplug.go handleHotplugVolumes: PvcNotFoundError ends the round, no attachment pod for "here"
+    vmi = wait.until(vmi_path(namespace, "held"), lambda v: volume_status(v, "here")
+                     and condition(v, "Synchronized"), what="Synchronized False")
+    sync = condition(vmi, "Synchronized")
+    assert (sync["status"], sync["reason"]) == ("False", "PVCNotReady")
+    assert sync["message"] == "Error determining volume status didn't find PVC gone"
+    assert not (volume_status(vmi, "here").get("hotplugVolume") or {}).get("attachPodName")
+    vm = wait.until(vm_path(namespace, "held"), lambda v: condition(v, "Synchronized"), what="Synchronized on the VM")
+    assert condition(vm, "Synchronized")["reason"] == "PVCNotReady"
+    make_pvc(admin, wait, namespace, "gone", bound=False)
+    wait_volume(wait, namespace, "held", "here", lambda s: s and s.get("phase") == "Ready", "here Ready")
+    vmi = wait.until(vmi_path(namespace, "held"), lambda v: condition(v, "Synchronized") is None,
+                     what="Synchronized removed")
