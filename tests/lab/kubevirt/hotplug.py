@@ -51,7 +51,6 @@ PENDING, BOUND, ATTACHED, MOUNTED, READY = "Pending", "Bound", "AttachedToNode",
 DETACHING, UNMOUNTED = "Detaching", "UnMountedFromPod"
 
 STATUS_WEBHOOK = "kubevirt-crd-status-validator.kubevirt.io"
-CDI_DEFAULT_FS_OVERHEAD = "0.055"  # CDI's default global filesystem overhead (CDIConfig status)
 
 
 def gate_enabled(config: JSON, gate: str) -> bool:
@@ -552,14 +551,14 @@ def _pvc_phase_message_reason(pvc: Optional[JSON], name: str) -> Tuple[str, str,
     return PENDING, PVC_NOT_READY, "PVC is in phase Lost"
 
 
-def pvc_info(pvc: JSON, overhead: str) -> JSON:
+def pvc_info(pvc: JSON, overhead: str) -> JSON:  # overhead: storage.claim_filesystem_overhead
     """vmi/storage.go processPVCInfo: PersistentVolumeClaimInfo from the real PVC."""
     spec = pvc.get("spec") or {}
     info: JSON = {"claimName": pvc["metadata"]["name"], "accessModes": spec.get("accessModes"),
                   "volumeMode": spec.get("volumeMode"), "capacity": (pvc.get("status") or {}).get("capacity"),
                   "requests": (spec.get("resources") or {}).get("requests"),
                   # GetFilesystemOverhead: block volumes have none
-                  "filesystemOverhead": "0" if spec.get("volumeMode") == "Block" else overhead}
+                  "filesystemOverhead": overhead}
     if (pvc["metadata"].get("annotations") or {}).get("cdi.kubevirt.io/storage.preallocation") == "true":
         info["preallocated"] = True
     return {k: v for k, v in info.items() if v is not None}
@@ -601,7 +600,7 @@ class VolumeStatusSimulator:
         return self.pods[uid]
 
     def compute(self, vmi: JSON, pod_volumes: set, pvcs: Dict[str, Optional[JSON]], dvs: Dict[str, Optional[JSON]],
-                overhead: str, step: float) -> Tuple[List[JSON], bool]:
+                overhead: Dict[str, str], step: float) -> Tuple[List[JSON], bool]:
         """(new volumeStatus, whether something is still moving)."""
         with self.lock:
             return self._compute(vmi, pod_volumes, pvcs, dvs, overhead, step)
@@ -667,7 +666,7 @@ class VolumeStatusSimulator:
                 status["target"] = targets.get(name, "")
             pvc = pvcs.get(claim_name(volume)) if claim_name(volume) else None
             if pvc is not None:
-                status["persistentVolumeClaimInfo"] = pvc_info(pvc, overhead)
+                status["persistentVolumeClaimInfo"] = pvc_info(pvc, overhead[claim_name(volume)])
             new_status.append(status)
         # Volumes gone from the spec keep their status while an attachment pod still has them.
         for name, status in old_status.items():

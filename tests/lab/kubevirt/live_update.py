@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..kube import JSON, Kube, KubeError, object_path
 from . import hotplug
 from . import netstat
+from . import storage
 from .admission import Quantity, live_update_rollout, quantity
 
 log = logging.getLogger("standin.live-update")
@@ -679,7 +680,7 @@ class LiveUpdate:
             if owner:
                 dvs[owner["name"]] = self.kube.get_or_none(
                     object_path("cdi.kubevirt.io/v1beta1", "datavolumes", owner["name"], namespace))
-        overhead = self._fs_overhead() if pvcs else hotplug.CDI_DEFAULT_FS_OVERHEAD
+        overhead = self._fs_overheads(pvcs)
         volume_status, moving = self.volumes.compute(vmi, pod_volumes, pvcs, dvs, overhead, self.step)
         patch: JSON = {}
         if volume_status != (status.get("volumeStatus") or []):
@@ -707,11 +708,20 @@ class LiveUpdate:
                                                    "status": patch})
         return moving or iface_moving
 
-    def _fs_overhead(self) -> str:
-        """CDIConfig status.filesystemOverhead.global (vmi/storage.go getFilesystemOverhead)."""
-        config = self.kube.get_or_none(object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs", "config"))
-        overhead = (((config or {}).get("status") or {}).get("filesystemOverhead") or {}).get("global")
-        return overhead or hotplug.CDI_DEFAULT_FS_OVERHEAD
+    def _fs_overheads(self, pvcs: Dict[str, Optional[JSON]]) -> Dict[str, str]:
+        """vmi/storage.go getFilesystemOverhead of each claim found (storage.claim_filesystem_overhead)."""
+        found = {name: pvc for name, pvc in pvcs.items() if pvc is not None}
+        if not found:
+            return {}
+        try:
+            cdis = len(self.kube.get(object_path("cdi.kubevirt.io/v1beta1", "cdis")).get("items") or [])
+        except KubeError as err:
+            if err.status != 404:
+                raise
+            cdis = 0
+        config = self.kube.get_or_none(object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs", storage.CDI_CONFIG)) \
+            if cdis == 1 else None
+        return {name: storage.claim_filesystem_overhead(pvc, cdis, config) for name, pvc in found.items()}
 
     def _due(self, uid: str, name: str, stage: str) -> bool:
         """One step between two reports on a hotplugged interface."""

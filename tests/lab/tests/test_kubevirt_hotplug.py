@@ -758,6 +758,11 @@ def test_a_standalone_vmi_gets_its_hotplugged_volume_status(admin, namespace, wa
     # vmi/lifecycle.go updateStatus runs for every VMI, not only a VM's
     ready = wait_volume(wait, namespace, "alone", "alone-data", lambda s: s and s.get("phase") == "Ready", "volume Ready")
     assert ready["hotplugVolume"]["attachPodName"].startswith("hp-volume-")
+    # vmi/storage.go getFilesystemOverhead: the CDIConfig's overhead for the claim's class
+    config = admin.get(object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs", "config"))
+    overheads = config["status"]["filesystemOverhead"]
+    assert ready["persistentVolumeClaimInfo"]["filesystemOverhead"] == \
+        overheads.get("storageClass", {}).get("lab-rwo", overheads["global"])
 
 
 def test_a_hotplugged_volume_stays_hotplugged_after_a_restart(admin, namespace, wait):
