@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional, Tuple
 
 from ..kube import JSON, Kube, KubeError, object_path
-from . import admission, handler
+from . import admission, handler, netstat
 from .controller import VirtController, condition, now, phase
 from .operator import Operators
 from .runtime import Manager
@@ -40,16 +40,23 @@ FINALIZER = "kubevirt.io/migrationJobFinalize"  # VirtualMachineInstanceMigratio
 SELECTOR_LABEL = "kubevirt.io/vmi-name"  # MigrationSelectorLabel
 TARGET_NODE_LABEL = "kubevirt.io/migrationTargetNodeName"  # MigrationTargetNodeNameLabel
 NODE_NAME_LABEL = "kubevirt.io/nodeName"  # NodeNameLabel
+HEARTBEAT_ANNOTATION = "kubevirt.io/heartbeat"  # VirtHandlerHeartbeat
+# pkg/virt-controller/watch/node/node.go NewController heartBeatTimeout
+HEARTBEAT_TIMEOUT = 5 * 60
 UNSCHEDULABLE_TIMEOUT_ANNOTATION = "kubevirt.io/migrationUnschedulablePodTimeoutSeconds"
 PENDING_TIMEOUT_ANNOTATION = "kubevirt.io/migrationPendingPodTimeoutSeconds"
 EVACUATION_ANNOTATION = "kubevirt.io/evacuationMigration"  # EvacuationMigrationAnnotation
 WORKLOAD_UPDATE_ANNOTATION = "kubevirt.io/workloadUpdateMigration"  # WorkloadUpdateMigrationAnnotation
 LATEST_API_ANNOTATION = "kubevirt.io/latest-observed-api-version"
 STORAGE_API_ANNOTATION = "kubevirt.io/storage-observed-api-version"
+NON_ROOT_ANNOTATION = "kubevirt.io/nonroot"  # DeprecatedNonRootVMIAnnotation
+NON_ROOT_UID = 107  # pkg/util util.NonRootUID
 ABORT_REQUESTED = "migrationAbortRequested"  # VirtualMachineInstanceMigrationAbortRequested
 HOT_VCPU_CHANGE = "HotVCPUChange"  # VirtualMachineInstanceVCPUChange
 HOT_MEMORY_CHANGE = "HotMemoryChange"  # VirtualMachineInstanceMemoryChange
 MIGRATION_REQUIRED = "MigrationRequired"
+VOLUMES_CHANGE = "VolumesChange"  # VirtualMachineInstanceVolumesChange
+WORKLOAD_UPDATE_ABORTION_ANNOTATION = "kubevirt.io/testWorkloadUpdateMigrationAbortion"
 # migration.go defaultUnschedulablePendingTimeoutSeconds / defaultCatchAllPendingTimeoutSeconds
 DEFAULT_UNSCHEDULABLE_TIMEOUT = 60 * 5
 DEFAULT_CATCH_ALL_TIMEOUT = 60 * 15
@@ -58,9 +65,12 @@ FINALIZED_GC_BUFFER = 5  # migration.go defaultFinalizedMigrationGarbageCollecti
 DEFAULT_PARALLEL_PER_CLUSTER = 5
 DEFAULT_PARALLEL_OUTBOUND_PER_NODE = 2
 DEFAULT_DRAIN_TAINT_KEY = "kubevirt.io/drain"
-# kubevirt.io/api core/v1 PrioritySystemCritical / PriorityUserTriggered (MigrationPriority)
+# kubevirt.io/api core/v1 PrioritySystemCritical / PriorityUserTriggered / PrioritySystemMaintenance (MigrationPriority)
 PRIORITY_SYSTEM_CRITICAL = "system-critical"
 PRIORITY_USER_TRIGGERED = "user-triggered"
+PRIORITY_SYSTEM_MAINTENANCE = "system-maintenance"
+# pkg/util/migrations/migrations.go QueuePriority* constants
+QUEUE_PRIORITY = {PRIORITY_SYSTEM_CRITICAL: 100, PRIORITY_USER_TRIGGERED: 50, PRIORITY_SYSTEM_MAINTENANCE: 20}
 # virt-launcher live-migration-source.go setMigrationResult
 ABORTED_REASON = "Live migration has been aborted"
 FINAL = ("Succeeded", "Failed")
@@ -77,11 +87,15 @@ def _rv(obj: JSON) -> JSON:
 def migration_config(config: JSON) -> JSON:
     """pkg/virt-config GetMigrationConfiguration with configuration.go's defaults."""
     migrations = config.get("migrations") or {}
+
+    def value(key: str, default):
+        # A field the CR sets (0 included) is kept; only an unset one takes the default.
+        return default if migrations.get(key) is None else migrations[key]
     return {
-        "parallelMigrationsPerCluster": int(migrations.get("parallelMigrationsPerCluster") or DEFAULT_PARALLEL_PER_CLUSTER),
-        "parallelOutboundMigrationsPerNode": int(migrations.get("parallelOutboundMigrationsPerNode")
-                                                 or DEFAULT_PARALLEL_OUTBOUND_PER_NODE),
-        "nodeDrainTaintKey": migrations.get("nodeDrainTaintKey") or DEFAULT_DRAIN_TAINT_KEY,
+        "parallelMigrationsPerCluster": int(value("parallelMigrationsPerCluster", DEFAULT_PARALLEL_PER_CLUSTER)),
+        "parallelOutboundMigrationsPerNode": int(value("parallelOutboundMigrationsPerNode",
+                                                       DEFAULT_PARALLEL_OUTBOUND_PER_NODE)),
+        "nodeDrainTaintKey": value("nodeDrainTaintKey", DEFAULT_DRAIN_TAINT_KEY),
     }
 
 
@@ -141,6 +155,20 @@ def match_policy(policies: List[JSON], vmi_labels: JSON, namespace_labels: JSON)
     return min(matching, key=lambda p: p["metadata"]["name"]) if matching else None
 
 
+def queue_priority(mig: JSON) -> int:
+    """migrations.go PriorityFromMigration: QueuePriorityDefault (0) without a known spec.priority."""
+    return QUEUE_PRIORITY.get((mig.get("spec") or {}).get("priority"), 0)
+
+
+def requeue_delay(priority: int) -> float:
+    """migration.go getRequeueDelayForPriority (seconds)."""
+    if priority >= QUEUE_PRIORITY[PRIORITY_SYSTEM_CRITICAL]:
+        return 1.0
+    if priority >= QUEUE_PRIORITY[PRIORITY_USER_TRIGGERED]:
+        return 3.0
+    return 5.0
+
+
 def is_final(mig: Optional[JSON]) -> bool:
     return ((mig or {}).get("status") or {}).get("phase") in FINAL
 
@@ -157,6 +185,22 @@ def is_migrating(vmi: JSON) -> bool:
     """pkg/util/migrations/migrations.go IsMigrating."""
     state = migration_state(vmi) or {}
     return bool(state.get("startTimestamp")) and not state.get("endTimestamp")
+
+
+def handler_running(node: Optional[JSON]) -> bool:
+    """Whether virt-handler runs on a node: node.go isNodeUnresponsive's test of the kubevirt.io/heartbeat
+    annotation heartbeat.go writes (a heartbeat older than heartBeatTimeout means virt-handler is gone).
+    Lab nodes carry no heartbeat until a test writes one: no annotation stands for a live virt-handler.
+    The lab has no node controller, so a stale heartbeat does not relabel the node or fail its VMIs:
+    a handler that is gone just does nothing, which holds a migration in the phase waiting for it."""
+    stamp = (((node or {}).get("metadata") or {}).get("annotations") or {}).get(HEARTBEAT_ANNOTATION)
+    if stamp is None:
+        return True
+    try:
+        beat = datetime.strptime(stamp.strip('"'), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return False
+    return (datetime.now(timezone.utc) - beat).total_seconds() < HEARTBEAT_TIMEOUT
 
 
 def hotplug_in_progress(vmi: JSON) -> bool:
@@ -222,13 +266,13 @@ def make_create_admitter(kube: Kube, controller_users: Tuple[str, ...]):
         # ValidateVirtualMachineInstanceMigrationSpec
         if not spec.get("vmiName"):
             return {"allowed": False, "status": {"message": "vmiName is missing", "reason": "Invalid", "code": 422,
-                                                 "details": {"causes": [{"type": "FieldValueRequired",
+                                                 "details": {"causes": [{"reason": "FieldValueRequired",
                                                                          "message": "vmiName is missing",
                                                                          "field": "spec.vmiName"}]}}}
         if spec.get("priority") is not None and (request.get("userInfo") or {}).get("username") not in controller_users:
             message = "Migration priority queue, only virt-controller is allowed to set priority field"
             return {"allowed": False, "status": {"message": message, "reason": "Invalid", "code": 422, "details": {
-                "causes": [{"type": "FieldValueForbidden", "message": message, "field": "spec.migrationPriority"}]}}}
+                "causes": [{"reason": "FieldValueForbidden", "message": message, "field": "spec.migrationPriority"}]}}}
         name = spec["vmiName"]
         vmi = kube.get_or_none(object_path(API, "virtualmachineinstances", name, namespace))
         if vmi is None:
@@ -250,10 +294,47 @@ def make_create_admitter(kube: Kube, controller_users: Tuple[str, ...]):
             if "DecentralizedLiveMigration" not in gates:
                 message = "DecentralizedLiveMigration feature gate is not enabled in kubevirt resource"
                 return {"allowed": False, "status": {"message": message, "reason": "Invalid", "code": 422, "details": {
-                    "causes": [{"type": "FieldValueNotSupported", "message": message}]}}}
+                    "causes": [{"reason": "FieldValueNotSupported", "message": message}]}}}
         return {"allowed": True}
 
     return admit
+
+
+def _without_nulls(value):
+    """What equality.Semantic.DeepEqual compares after json.Unmarshal: null and absent fields alike."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _not_supported(message: str) -> JSON:
+    # util/webhooks/webhooks.go ToAdmissionResponse of one metav1.CauseTypeFieldValueNotSupported cause
+    return {"allowed": False, "status": {"message": message, "reason": "Invalid", "code": 422,
+                                         "details": {"causes": [{"reason": "FieldValueNotSupported", "message": message}]}}}
+
+
+def admit_migration_update(request: JSON, _config: JSON) -> JSON:
+    """migration-update-admitter.go MigrationUpdateAdmitter.Admit (getAdmissionReviewMigration first)."""
+    resource = request.get("resource") or {}
+    if resource.get("group") != "kubevirt.io" or resource.get("resource") != PLURAL:
+        return _error(f"expect resource to be 'kubevirt.io/v1, Resource={PLURAL}'")
+    new = request.get("object") or {}
+    old = request.get("oldObject") or {}
+    # Reject Migration update if spec changed
+    if _without_nulls(new.get("spec") or {}) != _without_nulls(old.get("spec") or {}):
+        return _not_supported("update of Migration object's spec is restricted")
+    # ensureSelectorLabelSafe: the selector label stays while the migration is in flight.
+    old_labels = (old.get("metadata") or {}).get("labels")
+    if mig_phase(new) not in FINAL and old_labels is not None:
+        new_labels = (new.get("metadata") or {}).get("labels")
+        if new_labels is None:
+            if SELECTOR_LABEL in old_labels:
+                return _not_supported("selector label can't be removed from an in-flight migration")
+        elif SELECTOR_LABEL in old_labels and new_labels.get(SELECTOR_LABEL) != old_labels[SELECTOR_LABEL]:
+            return _not_supported("selector label can't be modified on an in-flight migration")
+    return {"allowed": True}
 
 
 # -- controllers ----------------------------------------------------------------------------------
@@ -286,6 +367,8 @@ class MigrationController:
         self.running_since: Dict[str, float] = {}  # VMI uid -> when it was first seen Running
         self.started: Dict[str, float] = {}  # VMIM uid -> when its pre-copy started
         self.backoff_reported: set = set()
+        self.handed_off: set = set()  # migration.go handOffMap: VMIM uids whose hand-off was written
+        self.eviction_warned: set = set()  # (VMI uid, message) of the eviction warnings written
         manager.reconciler("VMIM", self.reconcile_migration)
         manager.reconciler("MigrationVMI", self.reconcile_vmi)
         manager.reconciler("Evacuation", self.reconcile_node)
@@ -307,6 +390,16 @@ class MigrationController:
         meta = vmi["metadata"]
         return object_path(API, "virtualmachineinstances", meta["name"], meta["namespace"])
 
+    def _handler_on(self, node_name: Optional[str]) -> bool:
+        """Whether virt-handler runs on the node (handler_running)."""
+        return handler_running(self.nodes.get("", node_name or "")) if node_name else False
+
+    def _handed_off(self, mig: JSON, vmi: JSON) -> bool:
+        """migration.go isMigrationHandedOff: the VMI's migrationState is this migration's, or the hand-off
+        was written and the informer has not caught up yet."""
+        uid = mig["metadata"]["uid"]
+        return (migration_state(vmi) or {}).get("migrationUid") == uid or uid in self.handed_off
+
     def _due(self, mig: JSON) -> float:
         key = mig["metadata"]["uid"] + ":" + mig_phase(mig) + ":" + str(bool(mig["metadata"].get("deletionTimestamp")))
         since = self.since.setdefault(key, time.monotonic())
@@ -315,8 +408,11 @@ class MigrationController:
     def _pvc(self, namespace: str, name: str) -> Optional[JSON]:
         return self.kube.get_or_none(object_path("v1", "persistentvolumeclaims", name, namespace))
 
-    def _event(self, obj: JSON, kind: str, reason: str, message: str) -> None:
-        """A core/v1 Event as KubeVirt's recorder writes it (component virt-controller)."""
+    def _event(self, obj: JSON, kind: str, reason: str, message: str,
+               component: str = "virtualmachine-controller", host: str = "") -> None:
+        """A core/v1 Event as KubeVirt's recorder writes it: virt-controller's recorders are named per
+        controller (watch/application.go newRecorder: virtualmachine-controller for migrations,
+        workload-update-controller, evacuation-controller), virt-handler's is virt-handler with its host."""
         meta = obj["metadata"]
         stamp = now()
         digest = hashlib.sha256(f"{meta['uid']}{reason}{message}{time.time()}".encode()).hexdigest()[:16]
@@ -326,7 +422,7 @@ class MigrationController:
                                     "namespace": meta["namespace"], "uid": meta["uid"],
                                     "resourceVersion": meta.get("resourceVersion", "")},
                  "reason": reason, "message": message, "type": kind, "count": 1,
-                 "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": "virtualmachine-controller"},
+                 "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": component, **({"host": host} if host else {})},
                  "reportingComponent": "", "reportingInstance": ""}
         try:
             self.kube.create(object_path("v1", "events", namespace=meta["namespace"]), event)
@@ -379,6 +475,7 @@ class MigrationController:
             return None
         vmi = self.vmis.get(namespace, vmi_name)
         if vmi is None:
+            self.handed_off.discard(meta["uid"])
             if not meta.get("deletionTimestamp"):
                 # "Deleting migration for deleted vmi"
                 self.kube.delete(self._path(mig))
@@ -395,6 +492,7 @@ class MigrationController:
             return self.step
         status_again = self._update_status(mig, vmi)
         if is_final(mig):
+            self.handed_off.discard(meta["uid"])
             self._garbage_collect(vmi)
             self._wake_pending()
             return None
@@ -449,8 +547,8 @@ class MigrationController:
         """migration.go reEnqueueHighestPriorityPendingMigrations."""
         limit = migration_config(self._config())["parallelMigrationsPerCluster"]
         pending = [m for m in self._unfinished() if mig_phase(m) == "Pending"]
-        pending.sort(key=lambda m: (0 if (m.get("spec") or {}).get("priority") == PRIORITY_SYSTEM_CRITICAL else 1,
-                                    m["metadata"].get("creationTimestamp", "")))
+        # Highest queue priority first (KubeVirt's sort.Slice leaves ties in any order; the lab takes the oldest).
+        pending.sort(key=lambda m: (-queue_priority(m), m["metadata"].get("creationTimestamp", "")))
         for mig in pending[:limit]:
             self.queue.add(("VMIM", mig["metadata"]["namespace"], mig["metadata"]["name"]))
 
@@ -489,6 +587,8 @@ class MigrationController:
                         self._event({**vmi, "kind": "VirtualMachineInstance"}, "Warning", "MigrationBackoff",
                                     f"backoff migrating vmi {ns}/{name}")
                     return backoff
+                if self._setup_runtime_user(vmi):
+                    return "written"
                 return self._create_target(mig, vmi)
             if target.node is None:
                 return self._pending_timeout(mig, vmi, target)
@@ -500,10 +600,17 @@ class MigrationController:
                 if target.node is None:
                     return self._pending_timeout(mig, vmi, target)
         elif current == "Scheduled":
-            if deleting:
+            if deleting and not self._handed_off(mig, vmi):
                 return self._pre_handoff_cancel(mig, target)
             if target is not None and target.node and self._target_ready(target):
                 return self._handoff(mig, vmi, target)
+        elif current in ("PreparingTarget", "TargetReady"):
+            if ((target is None or target.deleted) and state.get("migrationUid") == uid
+                    and not state.get("startTimestamp") and not state.get("failed") and not state.get("completed")):
+                return self._mark_failed_on_vmi(mig, vmi)
+        elif current == "Failed":
+            if state.get("migrationUid") == uid and not state.get("failed"):
+                return self._mark_failed_on_vmi(mig, vmi)
         elif current == "Running":
             if deleting and state and not state.get("abortRequested"):
                 # migration.go markMigrationAbortInVmiStatus
@@ -511,6 +618,51 @@ class MigrationController:
                 self._event(mig, "Normal", "SuccessfulAbortMigration", "Migration is ready to be canceled by virt-handler.")
                 return "written"
         return None
+
+    def _setup_runtime_user(self, vmi: JSON) -> bool:
+        """migration.go setupVMIRuntimeUser, before the target pod is created: without the Root feature gate
+        the VMI is non-root (status.runtimeUser 107 and the kubevirt.io/nonroot annotation), else root (0)."""
+        gates = (self._config().get("developerConfiguration") or {}).get("featureGates") or []
+        ops: List[JSON] = []
+        if "Root" not in gates:
+            if (vmi.get("status") or {}).get("runtimeUser") != NON_ROOT_UID:
+                ops.append({"op": "replace" if "runtimeUser" in (vmi.get("status") or {}) else "add",
+                            "path": "/status/runtimeUser", "value": NON_ROOT_UID})
+            annotations = vmi["metadata"].get("annotations")
+            if annotations is None:
+                ops.append({"op": "add", "path": "/metadata/annotations", "value": {NON_ROOT_ANNOTATION: "true"}})
+            elif NON_ROOT_ANNOTATION not in annotations:
+                ops.append({"op": "add", "path": "/metadata/annotations/" + NON_ROOT_ANNOTATION.replace("/", "~1"),
+                            "value": "true"})
+        else:
+            if (vmi.get("status") or {}).get("runtimeUser") not in (0, None):
+                ops.append({"op": "replace", "path": "/status/runtimeUser", "value": 0})
+            if NON_ROOT_ANNOTATION in (vmi["metadata"].get("annotations") or {}):
+                ops.append({"op": "remove",
+                            "path": "/metadata/annotations/" + NON_ROOT_ANNOTATION.replace("/", "~1")})
+        if not ops:
+            return False
+        self.kube.json_patch(self._vmi_path(vmi), [_rv(vmi)] + ops)
+        return True
+
+    def _mark_failed_on_vmi(self, mig: JSON, vmi: JSON):
+        """migration.go handleMarkMigrationFailedOnVMI: a migration that ends before the source reported its
+        end marks the VMI's migrationState failed ("Target pod is down"), with both timestamps."""
+        state = migration_state(vmi) or {}
+        stamp = now()
+        ops: List[JSON] = [{"op": "test", "path": "/status/migrationState/migrationUid", "value": mig["metadata"]["uid"]},
+                           {"op": "add", "path": "/status/migrationState/failed", "value": True},
+                           {"op": "add", "path": "/status/migrationState/completed", "value": True}]
+        if not state.get("endTimestamp"):
+            ops.append({"op": "add", "path": "/status/migrationState/endTimestamp", "value": stamp})
+        if not state.get("startTimestamp"):
+            ops.append({"op": "add", "path": "/status/migrationState/startTimestamp", "value": stamp})
+        if not state.get("failureReason"):
+            ops.append({"op": "add", "path": "/status/migrationState/failureReason", "value": "Target pod is down"})
+        self.kube.json_patch(self._vmi_path(vmi), ops)
+        self._event({**vmi, "kind": "VirtualMachineInstance"}, "Warning", "FailedMigration",
+                    f"VirtualMachineInstance migration uid {mig['metadata']['uid']} failed. reason: Target pod is down")
+        return "written"
 
     def _target_ready(self, target: Target) -> bool:
         return time.monotonic() >= target.scheduled_at + self.step
@@ -527,9 +679,7 @@ class MigrationController:
         """migration.go handleTargetPodCreation: the cluster and per-node limits, then the target pod."""
         config = migration_config(self._config())
         running = self._running()
-        high = (mig.get("spec") or {}).get("priority") == PRIORITY_SYSTEM_CRITICAL
-        # getRequeueDelayForPriority, shortened to lab steps
-        delay = self.step * (3 if high else 5)
+        delay = requeue_delay(queue_priority(mig))
         if len(running) >= config["parallelMigrationsPerCluster"]:
             return delay
         if self._outbound((vmi.get("status") or {}).get("nodeName", ""), running) >= config["parallelOutboundMigrationsPerNode"]:
@@ -611,6 +761,7 @@ class MigrationController:
             _rv(vmi),
             {"op": "add", "path": "/status/migrationState", "value": new_state},
             {"op": "add", "path": "/metadata/labels/" + TARGET_NODE_LABEL.replace("/", "~1"), "value": target.node}])
+        self.handed_off.add(mig["metadata"]["uid"])
         self._event(mig, "Normal", "SuccessfulHandOver", "Migration target pod is ready for preparation by virt-handler.")
         return "written"
 
@@ -648,7 +799,7 @@ class MigrationController:
         elif phase(vmi) in ("Succeeded", "Failed") or vmi["metadata"].get("deletionTimestamp"):
             # The lab's VMI deletion stands for the source pod going down.
             fail("Migration failed vmi shutdown during migration.")
-        elif deleting and current in NOT_HANDED_OFF:
+        elif deleting and not self._handed_off(mig, vmi):
             abort_condition()
             fail("Migration failed due to being canceled")
         elif current not in ("", "Pending") and (target is None or target.deleted) and current in NOT_HANDED_OFF:
@@ -659,7 +810,9 @@ class MigrationController:
             fail("VMI's migration state was taken over by another migration job during active migration.")
         elif synced and state.get("migrationUid") == uid and state.get("failed"):
             fail("source node reported migration failed")
-        elif deleting:
+        elif deleting and not any(c.get("type") == ABORT_REQUESTED for c in conditions):
+            # Once the condition is there, processMigrationPhase goes on: the migration reaches Running,
+            # where sync asks virt-handler to abort it (markMigrationAbortInVmiStatus).
             abort_condition()
         else:
             again = self._process_phase(mig, vmi, status, target)
@@ -670,9 +823,10 @@ class MigrationController:
             stamps = list(status.get("phaseTransitionTimestamps") or [])
             stamps.append({"phase": status["phase"], "phaseTransitionTimestamp": now()})
             status["phaseTransitionTimestamps"] = stamps
-        # controller.SetSourcePod: the source pod's name while Pending.
+        # controller.SetSourcePod: the source pod's name while Pending: the VMI's current pod, which after a
+        # successful migration is that migration's target pod (netstat.active_pod_seed).
         if status.get("phase") == "Pending":
-            suffix = hashlib.sha256(vmi["metadata"]["uid"].encode()).hexdigest()[:5]
+            suffix = hashlib.sha256(netstat.active_pod_seed(vmi).encode()).hexdigest()[:5]
             status.setdefault("migrationState", {})["sourcePod"] = f"virt-launcher-{vmi['metadata']['name']}-{suffix}"
         if status != (mig.get("status") or {}):
             body = {**mig, "status": status}
@@ -729,27 +883,56 @@ class MigrationController:
         if not state or state.get("migrationUid") != uid or state.get("completed"):
             return None
         stamp = now()
+        source_on, target_on = self._handler_on(state.get("sourceNode")), self._handler_on(state.get("targetNode"))
         if not state.get("targetNodeAddress"):
+            if not target_on:
+                return self.step
             # migration-target.go: the target handler prepared the domain and publishes where to send it.
             node = next((n for n in self.nodes.list() if n["metadata"]["name"] == state.get("targetNode")), {})
             address = next((a["address"] for a in (node.get("status") or {}).get("addresses") or []
                             if a.get("type") == "InternalIP"), "127.0.0.1")
             self._patch_state(vmi, {**state, "targetNodeAddress": address,
                                     "targetDirectMigrationNodePorts": {"49152": 0, "49153": 49152}})
+            target_vmi = {**vmi, "kind": "VirtualMachineInstance"}
+            self._event(target_vmi, "Normal", "PreparingTarget", "VirtualMachineInstance Migration Target Prepared.",
+                        "virt-handler", state.get("targetNode", ""))
+            self._event(target_vmi, "Normal", "PreparingTarget",
+                        f"Migration Target is listening at {address}, on ports: 49152,49153",
+                        "virt-handler", state.get("targetNode", ""))
+            return self.step
+        if not source_on:
+            # migration-source.go runs in the source node's virt-handler: nothing starts, ends or aborts.
             return self.step
         if not state.get("startTimestamp"):
             # migration-source.go setMigrationProgressStatus: virt-launcher started the job (pre-copy).
             self._patch_state(vmi, {**state, "startTimestamp": stamp, "mode": "PreCopy"})
+            # migration-source.go migrateVMI
+            self._event({**vmi, "kind": "VirtualMachineInstance"}, "Normal", "Migrating",
+                        "VirtualMachineInstance is migrating.", "virt-handler", state.get("sourceNode", ""))
             return self.step
         started = self.started.setdefault(uid, time.monotonic())
         if state.get("abortRequested"):
             # live-migration-source.go: the job is aborted; setMigrationResult(failed, "canceled by client").
             self._patch_state(vmi, {**state, "abortStatus": "Succeeded", "failed": True, "completed": True,
                                     "endTimestamp": stamp, "failureReason": ABORTED_REASON})
+            source_vmi, host = {**vmi, "kind": "VirtualMachineInstance"}, state.get("sourceNode", "")
+            # migration-source.go handleMigrationAbort, then setMigrationProgressStatus reporting the failure
+            self._event(source_vmi, "Normal", "Migrating", "VirtualMachineInstance is aborting migration.", "virt-handler", host)
+            self._event(source_vmi, "Warning", "Migrated",
+                        f"VirtualMachineInstance migration uid {uid} failed. reason:{ABORTED_REASON}", "virt-handler", host)
             return self.step
         left = started + self._copy_steps(vmi) * self.step - time.monotonic()
         if left > 0:
             return left
+        if not target_on:
+            return self.step
+        if not state.get("targetNodeDomainReadyTimestamp"):
+            # migration-target.go sync: the target detects the domain, then the running domain (before the
+            # end is acknowledged), and drops MigrationRequired.
+            conditions = [c for c in (vmi.get("status") or {}).get("conditions") or [] if c.get("type") != MIGRATION_REQUIRED]
+            self._patch_state(vmi, {**state, "targetNodeDomainDetected": True, "targetNodeDomainReadyTimestamp": stamp},
+                              [{"op": "replace", "path": "/status/conditions", "value": conditions}])
+            return self.step
         self.started.pop(uid, None)
         # migration-source.go updateStatus + migration-target.go: the domain runs on the target, which owns
         # the VMI from now on (nodeName and its label follow); hotplugCPU/hotplugMemory apply pending changes.
@@ -772,11 +955,20 @@ class MigrationController:
             extra.append({"op": "add", "path": "/status/memory", "value": memory})
             conditions = [c for c in conditions if c.get("type") != HOT_MEMORY_CHANGE]
         extra.append({"op": "replace", "path": "/status/conditions", "value": conditions})
+        # netstat.go updateIfacesStatusFromPodCache on the target: the primary interface has the target pod's IP.
+        ended = {**state, "completed": True}
+        interfaces = (vmi.get("status") or {}).get("interfaces")
+        if interfaces:
+            moved = {**vmi, "status": {**vmi["status"], "migrationState": ended}}
+            extra.append({"op": "replace", "path": "/status/interfaces", "value": netstat.with_pod_ip(moved, interfaces)})
         if (vmi.get("status") or {}).get("evacuationNodeName"):
             # migration-target.go: the evacuation is over once the VMI runs on the target.
             extra.append({"op": "remove", "path": "/status/evacuationNodeName"})
-        self._patch_state(vmi, {**state, "completed": True, "endTimestamp": stamp, "targetNodeDomainDetected": True,
-                                "targetNodeDomainReadyTimestamp": stamp}, extra)
+        # migration-target.go ackMigrationCompletion: the next migration uses the unix transport.
+        extra.append({"op": "add", "path": "/status/migrationTransport", "value": "Unix"})
+        self._patch_state(vmi, {**state, "completed": True, "endTimestamp": stamp}, extra)
+        self._event({**vmi, "kind": "VirtualMachineInstance"}, "Normal", "Migrated",
+                    f"The VirtualMachineInstance migrated to node {target}.", "virt-handler", target)
         return self.step
 
     @staticmethod
@@ -809,14 +1001,42 @@ class MigrationController:
         if phase(vmi) != "Running" or vmi["metadata"].get("deletionTimestamp"):
             self.running_since.pop(vmi["metadata"]["uid"], None)
             return None
+        cleanup = self._final_cleanup(vmi)
+        if cleanup is not None:
+            return cleanup
         return self._sync_handler_status(vmi)
+
+    def _final_cleanup(self, vmi: JSON) -> Optional[float]:
+        """migration-target.go sync / finalCleanup: once the migration ended (endTimestamp, completed or
+        failed), the target virt-handler drops the kubevirt.io/migrationTargetNodeName label."""
+        state = migration_state(vmi) or {}
+        labels = vmi["metadata"].get("labels") or {}
+        if TARGET_NODE_LABEL not in labels or not state.get("endTimestamp") or not (
+                state.get("completed") or state.get("failed")):
+            return None
+        if not self._handler_on(labels[TARGET_NODE_LABEL]):
+            return self.step
+        self.kube.json_patch(self._vmi_path(vmi), [
+            _rv(vmi), {"op": "remove", "path": "/metadata/labels/" + TARGET_NODE_LABEL.replace("/", "~1")}])
+        return None
 
     def _sync_handler_status(self, vmi: JSON) -> Optional[float]:
         """vm.go updateVMIConditions (live migration, guest agent) and updateGuestInfoFromDomain."""
         status = vmi.get("status") or {}
         current = list(status.get("conditions") or [])
-        wanted, method = handler.live_migration_conditions(vmi, self._pvc, self._config())
+        config = self._config()
+        wanted, method = handler.live_migration_conditions(vmi, self._pvc, config)
         conditions = handler.merge_conditions(current, wanted)
+        live = next((c for c in wanted if c.get("type") == handler.LIVE_MIGRATABLE), None)
+        if live is not None and live.get("status") == "False" and migratable_on_eviction(vmi, config):
+            # vm.go updateLiveMigrationConditions warns on every sync; the event recorder's correlator folds
+            # the repeats into one Event (its count), which the lab writes once per VMI and message.
+            key = (vmi["metadata"]["uid"], live.get("message", ""))
+            if key not in self.eviction_warned:
+                self.eviction_warned.add(key)
+                self._event({**vmi, "kind": "VirtualMachineInstance"}, "Warning", "Migrated",
+                            f"EvictionStrategy is set but vmi is not migratable; {live.get('message', '')}",
+                            "virt-handler", (vmi.get("status") or {}).get("nodeName", ""))
         patch: JSON = {}
         again: Optional[float] = None
         uid = vmi["metadata"]["uid"]
@@ -847,32 +1067,99 @@ class MigrationController:
     # -- workload-updater.go ---------------------------------------------------------------------
 
     def reconcile_workload_updater(self, _namespace: str, _name: str) -> Optional[float]:
+        """workload-updater.go execute / sync / getUpdateData. The lab's VMIs never carry a
+        launcherContainerImageVersion, so none is outdated by image (isOutdated): the VMIs to migrate are
+        those with a hotplug change (doesRequireMigration)."""
         kv = self.operators.active_kubevirt()
         if kv is None:
             return 2.0
+        # execute: nothing until the install is Deployed
+        if (kv.get("status") or {}).get("phase") != "Deployed":
+            return 2.0
         methods = ((kv.get("spec") or {}).get("workloadUpdateStrategy") or {}).get("workloadUpdateMethods") or []
         config = (kv.get("spec") or {}).get("configuration") or {}
-        busy = {(m["metadata"]["namespace"], m["spec"].get("vmiName")) for m in self._unfinished()}
-        candidates = []
+        unfinished = self._unfinished()
+        busy = {(m["metadata"]["namespace"], m["spec"].get("vmiName")) for m in unfinished}
+        outdated, candidates, abort = [], [], []
         for vmi in self.vmis.list():
-            # getUpdateData: running VMIs that need a migration and have none in flight.
             if phase(vmi) != "Running" or vmi["metadata"].get("deletionTimestamp"):
                 continue
-            if not hotplug_in_progress(vmi) or is_migrating(vmi):
+            if self._should_abort_migration(vmi):
+                abort.append(vmi)
                 continue
-            if (vmi["metadata"]["namespace"], vmi["metadata"]["name"]) in busy:
+            if not self._requires_migration(vmi):
+                continue
+            outdated.append(vmi)
+            if is_migrating(vmi) or (vmi["metadata"]["namespace"], vmi["metadata"]["name"]) in busy:
                 continue
             if "LiveMigrate" in methods and is_live_migratable(vmi):
                 candidates.append(vmi)
+        self._set_outdated_count(kv, len(outdated))
         limit = migration_config(config)["parallelMigrationsPerCluster"]
-        room = max(limit - len([m for m in self._unfinished() if mig_phase(m) not in NOT_RUNNING]), 0)
+        room = max(limit - len([m for m in unfinished if mig_phase(m) not in NOT_RUNNING]), 0)
         for vmi in candidates[:room]:
             self._create_migration(vmi, "kubevirt-workload-update-", {WORKLOAD_UPDATE_ANNOTATION: ""},
-                                   PRIORITY_USER_TRIGGERED, "Created Migration %s for automated workload update")
+                                   PRIORITY_USER_TRIGGERED, "Created Migration %s for automated workload update",
+                                   "Error creating a Migration for automated workload update: %s",
+                                   "workload-update-controller")
+        for vmi in abort:
+            for mig in self._workload_update_migrations(vmi):
+                if mig["metadata"].get("deletionTimestamp"):
+                    continue  # already deleted: the recorder would fold the repeated event
+                try:
+                    self.kube.delete(self._path(mig))
+                except KubeError as err:
+                    self._event({**vmi, "kind": "VirtualMachineInstance"}, "Normal", "FailedChangeAbortion",
+                                f"Failed to abort change for vmi: {vmi['metadata']['name']}: {err}",
+                                "workload-update-controller")
+                    continue
+                self._event({**vmi, "kind": "VirtualMachineInstance"}, "Normal", "SuccessfulChangeAbortion",
+                            f"Aborted change for vmi: {vmi['metadata']['name']}", "workload-update-controller")
         # sync: "we keep periodically poping the loop until all VMIs are updated"
-        return 1.0 if candidates else 5.0
+        return 1.0 if candidates or abort else 5.0
 
-    def _create_migration(self, vmi: JSON, generate_name: str, annotations: JSON, priority: str, message: str) -> None:
+    def _workload_update_migrations(self, vmi: JSON) -> List[JSON]:
+        """pkg/util/migrations ListWorkloadUpdateMigrations: the VMI's unfinished workload-update migrations."""
+        return [m for m in self._migrations_for(vmi["metadata"]["namespace"], vmi["metadata"]["name"])
+                if not is_final(m) and WORKLOAD_UPDATE_ANNOTATION in (m["metadata"].get("annotations") or {})]
+
+    @staticmethod
+    def _requires_migration(vmi: JSON) -> bool:
+        """workload-updater.go doesRequireMigration."""
+        if is_migrating(vmi) or WORKLOAD_UPDATE_ABORTION_ANNOTATION in (vmi["metadata"].get("annotations") or {}):
+            return False
+        return hotplug_in_progress(vmi) or (condition(vmi, VOLUMES_CHANGE) or {}).get("status") == "True"
+
+    def _should_abort_migration(self, vmi: JSON) -> bool:
+        """workload-updater.go shouldAbortMigration: the change that asked for the migration went away before
+        the target domain was ready."""
+        count = len(self._workload_update_migrations(vmi))
+        if WORKLOAD_UPDATE_ABORTION_ANNOTATION in (vmi["metadata"].get("annotations") or {}):
+            return count > 0
+        if hotplug_in_progress(vmi) or (condition(vmi, VOLUMES_CHANGE) or {}).get("status") == "True":
+            return False
+        if (migration_state(vmi) or {}).get("targetNodeDomainReadyTimestamp"):
+            return False
+        return count > 0
+
+    def _set_outdated_count(self, kv: JSON, count: int) -> None:
+        """workload-updater.go sync: status.outdatedVirtualMachineInstanceWorkloads on the KubeVirt CR."""
+        current = (kv.get("status") or {}).get("outdatedVirtualMachineInstanceWorkloads")
+        if current == count:
+            return
+        path = object_path(API, "kubevirts", kv["metadata"]["name"], kv["metadata"]["namespace"]) + "/status"
+        if current is None:
+            ops = [{"op": "add", "path": "/status/outdatedVirtualMachineInstanceWorkloads", "value": count}]
+        else:
+            ops = [{"op": "test", "path": "/status/outdatedVirtualMachineInstanceWorkloads", "value": current},
+                   {"op": "replace", "path": "/status/outdatedVirtualMachineInstanceWorkloads", "value": count}]
+        try:
+            self.kube.json_patch(path, ops)
+        except KubeError as err:
+            log.warning("outdatedVirtualMachineInstanceWorkloads: %s", err)
+
+    def _create_migration(self, vmi: JSON, generate_name: str, annotations: JSON, priority: str, message: str,
+                          failure: str, component: str) -> None:
         namespace = vmi["metadata"]["namespace"]
         body = {"apiVersion": API, "kind": "VirtualMachineInstanceMigration",
                 "metadata": {"generateName": generate_name, "annotations": annotations},
@@ -880,10 +1167,9 @@ class MigrationController:
         try:
             created = self.kube.create(object_path(API, PLURAL, namespace=namespace), body)
             self._event({**vmi, "kind": "VirtualMachineInstance"}, "Normal",
-                        "SuccessfulCreate", message % created["metadata"]["name"])
+                        "SuccessfulCreate", message % created["metadata"]["name"], component)
         except KubeError as err:
-            self._event({**vmi, "kind": "VirtualMachineInstance"}, "Warning",
-                        "FailedCreate", f"Error creating a Migration: {err}")
+            self._event({**vmi, "kind": "VirtualMachineInstance"}, "Warning", "FailedCreate", failure % err, component)
 
     # -- evacuation.go ---------------------------------------------------------------------------
 
@@ -917,8 +1203,10 @@ class MigrationController:
             if (vmi["metadata"]["namespace"], vmi["metadata"]["name"]) in busy:
                 waiting = True
                 continue
+            # evacuation.go migrateVMIs
             self._create_migration(vmi, "kubevirt-evacuation-", {EVACUATION_ANNOTATION: name},
-                                   PRIORITY_SYSTEM_CRITICAL, "Created Migration %s")
+                                   PRIORITY_SYSTEM_CRITICAL, "Created Migration %s", "Error creating a Migration: %s",
+                                   "evacuation-controller")
             waiting = True
         # The VMIs still on the node are looked at again (evacuation.go enqueues on VMI and migration changes).
         return 1.0 if waiting else None

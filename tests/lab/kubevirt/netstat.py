@@ -11,7 +11,8 @@
   ifacesStatusFromMultus (AddInfoSource multus-status for the interfaces virt-controller marked) and
   restorePodIfaceNames.
 
-The addresses are the lab's own: the primary's from the VMI uid, a secondary's from its MAC.
+The addresses are the lab's own: the primary's from the VMI's active virt-launcher pod (the VMI uid, or the
+last successful migration's uid once the VMI runs in that migration's target pod), a secondary's from its MAC.
 """
 
 import hashlib
@@ -66,6 +67,29 @@ def _secondary_ip(mac: str) -> str:
     return f"192.168.{100 + seed[0] % 100}.{2 + seed[1] % 250}"
 
 
+def active_pod_seed(vmi: JSON) -> str:
+    """Which virt-launcher pod runs the domain: the first one (the VMI uid) until a migration succeeds,
+    then that migration's target pod. The pod IP follows the pod (netstat.go updateIfacesStatusFromPodCache
+    reads the current pod's interface cache), so it changes with every successful migration."""
+    state = (vmi.get("status") or {}).get("migrationState") or {}
+    if state.get("completed") and not state.get("failed") and state.get("migrationUid"):
+        return state["migrationUid"]
+    return vmi["metadata"]["uid"]
+
+
+def pod_ip(vmi: JSON) -> str:
+    """The active pod's IP on the pod network."""
+    digest = hashlib.sha256(active_pod_seed(vmi).encode()).digest()
+    return f"10.244.{digest[1] % 250}.{2 + digest[2] % 250}"
+
+
+def with_pod_ip(vmi: JSON, statuses: List[JSON]) -> List[JSON]:
+    """updateIfacesStatusFromPodCache after the pod changed: the primary interface reports the new pod's IP."""
+    ip = pod_ip(vmi)
+    return [{**s, "ipAddress": ip, "ipAddresses": [ip]} if s.get("podInterfaceName") == PRIMARY_POD_IFACE else s
+            for s in statuses]
+
+
 def interface_status(vmi: JSON, iface: JSON, index: int, agent: bool, mac: Optional[str] = None) -> JSON:
     """The status of an interface attached to the domain (netstat.go UpdateStatus)."""
     name = iface.get("name")
@@ -76,8 +100,7 @@ def interface_status(vmi: JSON, iface: JSON, index: int, agent: bool, mac: Optio
                     "infoSource": DOMAIN + SEPARATOR + GUEST_AGENT if agent else DOMAIN}
     ip = None
     if not secondary:  # updateIfacesStatusFromPodCache: the primary network's pod IP
-        digest = hashlib.sha256(vmi["metadata"]["uid"].encode()).digest()
-        ip = f"10.244.{digest[1] % 250}.{2 + digest[2] % 250}"
+        ip = pod_ip(vmi)
         status["podInterfaceName"] = PRIMARY_POD_IFACE
     if agent:  # ifacesStatusFromGuestAgent
         status["interfaceName"] = f"eth{index}"

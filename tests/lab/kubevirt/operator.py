@@ -38,6 +38,8 @@ VIRT_API_WEBHOOKS = (
     ("virtualmachine-validator.kubevirt.io", "virtualmachines", ["CREATE", "UPDATE"], "/virtualmachines-validate"),
     ("migration-create-validator.kubevirt.io", "virtualmachineinstancemigrations", ["CREATE"],
      "/migration-validate-create"),
+    ("migration-update-validator.kubevirt.io", "virtualmachineinstancemigrations", ["UPDATE"],
+     "/migration-validate-update"),
     ("virtualmachineinstances-update-validator.kubevirt.io", "virtualmachineinstances", ["UPDATE"],
      "/virtualmachineinstances-validate-update"),
 )

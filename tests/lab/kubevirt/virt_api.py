@@ -285,6 +285,7 @@ def make_handler(handlers: SubresourceHandlers, kubevirt_config: Callable[[], JS
         **admission.ADMITTERS,
         "/migration-validate-create": migration.make_create_admitter(handlers.kube, controller_users),
         "/migration-mutate-create": migration.mutate_migration_create,
+        "/migration-validate-update": migration.admit_migration_update,
         # components/webhooks.go VMIUpdateValidatePath / VMIMutatePath (vmi_update.py)
         "/virtualmachineinstances-validate-update": vmi_update.make_update_admitter(
             vmi_update.kubevirt_service_accounts(vmi_update.KUBEVIRT_NAMESPACE, controller_users)),

@@ -1,5 +1,6 @@
 """Live migration on the lab's KubeVirt stand-in, against the real apiserver (KubeVirt v1.9.0's behaviour)."""
 
+import time
 import uuid
 
 import pytest
@@ -93,6 +94,10 @@ def test_the_operator_registers_the_migration_webhooks(admin):
     create = next(w for w in validator["webhooks"] if w["name"] == "migration-create-validator.kubevirt.io")
     assert create["rules"][0]["resources"] == ["virtualmachineinstancemigrations"]
     assert create["rules"][0]["operations"] == ["CREATE"]
+    update = next(w for w in validator["webhooks"] if w["name"] == "migration-update-validator.kubevirt.io")
+    assert update["rules"][0]["resources"] == ["virtualmachineinstancemigrations"]
+    assert update["rules"][0]["operations"] == ["UPDATE"]
+    assert update["clientConfig"]["service"]["path"] == "/migration-validate-update"
     mutator = admin.get(object_path("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations",
                                     "virt-api-mutator"))
     assert "migrations-mutator.kubevirt.io" in [w["name"] for w in mutator["webhooks"]]
@@ -103,6 +108,7 @@ def test_a_migration_walks_kubevirts_phases_and_moves_the_vmi(admin, namespace, 
     source = vmi["status"]["nodeName"]
     assert condition(vmi, "LiveMigratable")["status"] == "True"
     assert vmi["status"]["migrationMethod"] == "LiveMigration"
+    source_ip = vmi["status"]["interfaces"][0]["ipAddress"]
 
     created = admin.create(vmim_path(namespace), vmim("move", "web"))
     # virt-api's migration mutator: the selector label and the finalizer.
@@ -120,12 +126,37 @@ def test_a_migration_walks_kubevirts_phases_and_moves_the_vmi(admin, namespace, 
     assert state["startTimestamp"] and state["endTimestamp"] and state["mode"] == "PreCopy"
     assert vmi["status"]["nodeName"] == state["targetNode"]
     assert vmi["metadata"]["labels"]["kubevirt.io/nodeName"] == state["targetNode"]
+    # virt-handler's events on the VMI (source: migrating; target: prepared, migrated).
+    vmi_events = events(admin, namespace, "web")
+    assert ("Normal", "Migrating", "VirtualMachineInstance is migrating.") in vmi_events
+    assert ("Normal", "PreparingTarget", "VirtualMachineInstance Migration Target Prepared.") in vmi_events
+    assert ("Normal", "Migrated", f"The VirtualMachineInstance migrated to node {state['targetNode']}.") in vmi_events
+    # setupVMIRuntimeUser (no Root feature gate: non-root) and ackMigrationCompletion's transport.
+    assert vmi["status"]["runtimeUser"] == 107
+    assert vmi["metadata"]["annotations"]["kubevirt.io/nonroot"] == "true"
+    assert vmi["status"]["migrationTransport"] == "Unix"
+    # The pod network's address is the target pod's (netstat.go updateIfacesStatusFromPodCache).
+    assert vmi["status"]["interfaces"][0]["podInterfaceName"] == "eth0"
+    assert vmi["status"]["interfaces"][0]["ipAddress"] != source_ip
+    assert vmi["status"]["interfaces"][0]["ipAddresses"] == [vmi["status"]["interfaces"][0]["ipAddress"]]
+    # migration-target.go finalCleanup drops the target label once the migration ended.
+    vmi = wait.until(vmi_path(namespace, "web"), lambda v: "kubevirt.io/migrationTargetNodeName" not in v["metadata"]["labels"],
+                     what="the migrationTargetNodeName label to go")
     assert done["status"]["migrationState"]["targetNode"] == state["targetNode"]
     assert done["metadata"]["annotations"]["kubevirt.io/latest-observed-api-version"] == "v1"
     assert ("Normal", "SuccessfulMigration", "Source node reported migration succeeded") in events(
         admin, namespace, "move")
     # The VM stays Running throughout.
     assert admin.get(vm_path(namespace, "web"))["status"]["printableStatus"] == "Running"
+    # The target detected the running domain before the end was acknowledged.
+    assert state["targetNodeDomainDetected"] is True
+    assert state["targetNodeDomainReadyTimestamp"] <= state["endTimestamp"]
+    # A second migration starts from the pod the first one created (SetSourcePod: the VMI's current pod).
+    admin.create(vmim_path(namespace), vmim("back", "web"))
+    again = migrated(wait, namespace, "back")
+    assert again["status"]["phase"] == "Succeeded"
+    assert again["status"]["migrationState"]["sourcePod"] == state["targetPod"]
+    assert again["status"]["migrationState"]["sourceNode"] == state["targetNode"]
 
 
 @pytest.fixture
@@ -138,6 +169,29 @@ def policy(admin, namespace):
                  "selectors": {"virtualMachineInstanceSelector": {"lab.palette.vmo/tier": namespace}}}})
     yield f"{namespace}-policy"
     admin.delete(path)
+
+
+def test_a_migrations_spec_and_its_selector_label_are_immutable(admin, namespace, wait):
+    vmi = running_vm(admin, wait, namespace, "fixed")
+    # Held in Scheduling (its only allowed target is the source node) so it stays in flight.
+    admin.create(vmim_path(namespace), vmim("fixed-mig", "fixed", addedNodeSelector={
+        "kubernetes.io/hostname": vmi["status"]["nodeName"]}))
+    wait.until(vmim_path(namespace, "fixed-mig"), _phase_is("Scheduling"), what="Scheduling")
+    path = vmim_path(namespace, "fixed-mig")
+    with pytest.raises(KubeError) as spec:
+        admin.merge_patch(path, {"spec": {"addedNodeSelector": {"kubernetes.io/hostname": "elsewhere"}}})
+    assert spec.value.status == 422
+    assert spec.value.body["message"].endswith("update of Migration object's spec is restricted")
+    with pytest.raises(KubeError) as label:
+        admin.merge_patch(path, {"metadata": {"labels": {"kubevirt.io/vmi-name": "other"}}})
+    assert label.value.body["message"].endswith("selector label can't be modified on an in-flight migration")
+    # Other metadata may change.
+    admin.merge_patch(path, {"metadata": {"labels": {"lab.palette.vmo/note": "ok"}}})
+    with pytest.raises(KubeError) as removed:
+        admin.merge_patch(path, {"metadata": {"labels": {"kubevirt.io/vmi-name": None}}})
+    assert removed.value.body["message"].endswith("selector label can't be modified on an in-flight migration")
+    admin.delete(path)
+    wait.gone(path)
 
 
 def test_a_matching_migration_policy_shapes_the_migration(admin, namespace, wait, policy):
@@ -253,19 +307,19 @@ def test_disks_decide_live_migratable_as_virt_handler_does(admin, namespace, wai
     assert live["message"] == ("cannot migrate VMI: PVC rwo is not shared, live migration requires that all PVCs "
                                "must be shared (using ReadWriteMany access mode)")
     assert condition(vmi, "StorageLiveMigratable")["status"] == "True"  # storage migration could move it
+    # The cluster's evictionStrategy is LiveMigrate: virt-handler warns that this VMI cannot follow it.
+    assert ("Warning", "Migrated", "EvictionStrategy is set but vmi is not migratable; " + live["message"]) in events(
+        admin, namespace, "local")
     with pytest.raises(KubeError) as refused:
         admin.create(vmim_path(namespace), vmim("nope", "local"))
     assert "Reason: DisksNotLiveMigratable" in refused.value.body["message"]
 
-    # A claim that does not exist yet: virt-handler cannot tell; once it appears (shared) the VMI is migratable.
-    vmi = running_vm(admin, wait, namespace, "later", _with_claim("shared"))
-    live = condition(vmi, "LiveMigratable")
-    assert (live["status"], live["reason"]) == ("False", "DisksNotLiveMigratable")
-    assert live["message"] == ("cannot migrate VMI: Unable to determine if PVC shared is shared, live migration "
-                               "requires that all PVCs must be shared (using ReadWriteMany access mode)")
+    # A shared (ReadWriteMany) claim does not stand in the way. (A VMI whose claim does not exist does not
+    # start: virt-controller waits for the PVC, so virt-handler never judges it.)
     admin.create(object_path("v1", "persistentvolumeclaims", namespace=namespace), _pvc("shared", "ReadWriteMany"))
+    vmi = running_vm(admin, wait, namespace, "later", _with_claim("shared"))
     vmi = wait.until(vmi_path(namespace, "later"), lambda v: condition(v, "LiveMigratable")["status"] == "True",
-                     what="LiveMigratable to become True once the claim exists")
+                     what="LiveMigratable to be True with a shared claim")
     assert vmi["status"]["migrationMethod"] == "LiveMigration"
     assert migrated(wait, namespace, admin.create(vmim_path(namespace), vmim("go", "later"))["metadata"]["name"]
                     )["status"]["phase"] == "Succeeded"
@@ -353,6 +407,100 @@ def test_cancelling_a_running_migration_aborts_it_and_the_vmi_stays(admin, names
     assert vmi["status"]["nodeName"] == source
     wait.gone(vmim_path(namespace, "big-mig"))
     assert admin.get(vmi_path(namespace, "big"))["status"]["nodeName"] == source
+
+
+STALE_HEARTBEAT = "2020-01-01T00:00:00Z"
+
+
+def _heartbeat(admin, node, stamp):
+    """virt-handler's kubevirt.io/heartbeat on a node: an old one means virt-handler there is gone."""
+    admin.merge_patch(object_path("v1", "nodes", node), {"metadata": {"annotations": {"kubevirt.io/heartbeat": stamp}}})
+
+
+def _held_vm(admin, wait, namespace, pool, name):
+    """A VM on the pool's second node (the first is cordoned until it runs): its migration goes to the first."""
+    admin.merge_patch(object_path("v1", "nodes", pool[0]), {"spec": {"unschedulable": True}})
+    admin.create(vm_path(namespace), _pool_vm(name, namespace))
+    wait.printable(namespace, name, "Running")
+    wait.until(vmi_path(namespace, name), lambda v: (condition(v, "LiveMigratable") or {}).get("status") == "True",
+               what=f"VMI {name} to be live migratable")
+    admin.merge_patch(object_path("v1", "nodes", pool[0]), {"spec": {"unschedulable": False}})
+    assert admin.get(vmi_path(namespace, name))["status"]["nodeName"] == pool[1]
+
+
+def _phase_is(phase_name):
+    return lambda m: (m or {}).get("status", {}).get("phase") == phase_name
+
+
+def _abort_requested(mig):
+    return condition(mig, "migrationAbortRequested") is not None
+
+
+def _assert_aborted_on_source(admin, wait, namespace, name, mig_name, source):
+    wait.gone(vmim_path(namespace, mig_name))
+    vmi = admin.get(vmi_path(namespace, name))
+    state = vmi["status"]["migrationState"]
+    assert state["abortRequested"] is True and state["abortStatus"] == "Succeeded"
+    assert state["failed"] is True and state["completed"] is True
+    assert vmi["status"]["nodeName"] == source
+    # migration-target.go finalCleanup: the target label goes once the migration ended.
+    assert "kubevirt.io/migrationTargetNodeName" not in vmi["metadata"]["labels"]
+    assert ("Warning", "FailedMigration", "source node reported migration failed") in events(admin, namespace, mig_name)
+    # The VMI can migrate again: nothing is left in flight.
+    admin.create(vmim_path(namespace), vmim(mig_name + "-again", name))
+    assert migrated(wait, namespace, mig_name + "-again")["status"]["phase"] == "Succeeded"
+
+
+def test_cancelling_in_preparing_target_aborts_once_the_migration_runs(admin, namespace, wait, pool):
+    _held_vm(admin, wait, namespace, pool, "prep")
+    # virt-handler on the target node is gone: nobody prepares the target, the migration waits in PreparingTarget.
+    _heartbeat(admin, pool[0], STALE_HEARTBEAT)
+    admin.create(vmim_path(namespace), vmim("prep-mig", "prep"))
+    wait.until(vmim_path(namespace, "prep-mig"), _phase_is("PreparingTarget"), what="PreparingTarget")
+    admin.delete(vmim_path(namespace, "prep-mig"))
+    # Handed off already: no pre-hand-off cancel, the abort is requested and the migration goes on.
+    held = wait.until(vmim_path(namespace, "prep-mig"), _abort_requested, what="the abort request")
+    assert held["status"]["phase"] == "PreparingTarget"
+    assert ("Warning", "FailedMigration", "Migration failed due to being canceled") not in events(
+        admin, namespace, "prep-mig")
+    _heartbeat(admin, pool[0], bootstrap_now())
+    _assert_aborted_on_source(admin, wait, namespace, "prep", "prep-mig", pool[1])
+
+
+def test_cancelling_in_target_ready_aborts_once_the_migration_runs(admin, namespace, wait, pool):
+    _held_vm(admin, wait, namespace, pool, "ready")
+    # Both virt-handlers are gone; the target's comes back, the source's (which starts the migration) does not.
+    _heartbeat(admin, pool[0], STALE_HEARTBEAT)
+    _heartbeat(admin, pool[1], STALE_HEARTBEAT)
+    admin.create(vmim_path(namespace), vmim("ready-mig", "ready"))
+    wait.until(vmim_path(namespace, "ready-mig"), _phase_is("PreparingTarget"), what="PreparingTarget")
+    _heartbeat(admin, pool[0], bootstrap_now())
+    wait.until(vmim_path(namespace, "ready-mig"), _phase_is("TargetReady"), what="TargetReady")
+    admin.delete(vmim_path(namespace, "ready-mig"))
+    held = wait.until(vmim_path(namespace, "ready-mig"), _abort_requested, what="the abort request")
+    assert held["status"]["phase"] == "TargetReady"
+    _heartbeat(admin, pool[1], bootstrap_now())
+    _assert_aborted_on_source(admin, wait, namespace, "ready", "ready-mig", pool[1])
+
+
+def test_cancelling_a_completed_running_migration_lets_it_succeed(admin, namespace, wait, pool):
+    _held_vm(admin, wait, namespace, pool, "done")
+    admin.create(vmim_path(namespace), vmim("done-mig", "done"))
+    # Delete on the first sight of the VMI's completed migration (the VMIM may still be Running).
+    wait.until(vmi_path(namespace, "done"), lambda v: (v["status"].get("migrationState") or {}).get("completed"),
+               what="the migration to complete on the VMI")
+    admin.delete(vmim_path(namespace, "done-mig"))
+    wait.gone(vmim_path(namespace, "done-mig"))
+    vmi = admin.get(vmi_path(namespace, "done"))
+    state = vmi["status"]["migrationState"]
+    assert state["completed"] is True and not state.get("failed") and not state.get("abortRequested")
+    assert vmi["status"]["nodeName"] == pool[0]
+    assert ("Normal", "SuccessfulMigration", "Source node reported migration succeeded") in events(
+        admin, namespace, "done-mig")
+
+
+def bootstrap_now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def test_outbound_migrations_per_node_are_limited_as_kubevirt_queues_them(admin, namespace, wait, pool):
@@ -466,6 +614,14 @@ def test_the_workload_updater_migrates_vmis_with_hotplug_changes(admin, namespac
     assert migrated(wait, namespace, mig["metadata"]["name"])["status"]["phase"] == "Succeeded"
     assert vmi["status"]["currentCPUTopology"] == {"sockets": 2, "cores": 1, "threads": 1}
     assert vmi["status"]["migrationState"]["migrationUid"] == mig["metadata"]["uid"]
+    # The workload updater's own recorder (workload-update-controller) reports the migration on the VMI.
+    listing = admin.get(object_path("v1", "events", namespace=namespace), fieldSelector="involvedObject.name=grow")
+    [created] = [e for e in listing["items"] if e["reason"] == "SuccessfulCreate"
+                 and e["message"] == f"Created Migration {mig['metadata']['name']} for automated workload update"]
+    assert created["source"]["component"] == "workload-update-controller"
+    # Nothing is left to update: the KubeVirt CR counts no outdated workloads.
+    wait.until(KUBEVIRT, lambda kv: kv["status"].get("outdatedVirtualMachineInstanceWorkloads") == 0,
+               what="outdatedVirtualMachineInstanceWorkloads to be 0")
 
 
 def test_a_memory_hotplug_is_applied_by_a_migration(admin, namespace, wait):
