@@ -288,7 +288,7 @@ def make_handler(handlers: SubresourceHandlers, kubevirt_config: Callable[[], JS
         "/migration-validate-update": migration.admit_migration_update,
         # components/webhooks.go VMIUpdateValidatePath / VMIMutatePath (vmi_update.py)
         "/virtualmachineinstances-validate-update": vmi_update.make_update_admitter(
-            vmi_update.kubevirt_service_accounts(vmi_update.KUBEVIRT_NAMESPACE, controller_users)),
+            vmi_update.kubevirt_service_accounts(controller_users)),
         "/virtualmachineinstances-mutate": vmi_update.mutate_vmi,
     }
     verbs: Dict[Tuple[str, str], Callable[[str, str, JSON], int]] = {}

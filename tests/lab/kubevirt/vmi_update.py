@@ -35,7 +35,7 @@ RESTRICTED_VMI_LABELS = ("kubevirt.io/created-by", "kubevirt.io/migrationJobUID"
 RESTRICTED = "update of VMI object is restricted"
 
 
-def kubevirt_service_accounts(namespace: str, extra: Iterable[str] = ()) -> frozenset:
+def kubevirt_service_accounts(extra: Iterable[str] = (), namespace: str = KUBEVIRT_NAMESPACE) -> frozenset:
     """serviceaccounts.go KubeVirtServiceAccounts, plus the stand-in's own identity."""
     return frozenset([f"system:serviceaccount:{namespace}:{name}" for name in KUBEVIRT_SERVICE_ACCOUNTS] + list(extra))
 
