@@ -35,7 +35,8 @@ def vmi(name, node_name="n1", phase="Running", migratable=True, strategy=None, s
             "spec": spec, "status": {"phase": phase, "nodeName": node_name, "conditions": [cond]}}
 
 
-def plan(vmis, cluster="LiveMigrate", migrations=(), nodes=NODES, evacuated=("n1",)):
+def plan(vmis, cluster="LiveMigrate", migrations=(), nodes=None, evacuated=("n1",)):
+    nodes = NODES if nodes is None else nodes
     return {p.name: p for p in nm.plan_node("n1", vmis, list(migrations), nodes, set(evacuated), cluster)}
 
 
