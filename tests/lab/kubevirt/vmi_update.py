@@ -160,6 +160,3 @@ def make_update_admitter(service_accounts: frozenset) -> Callable[[JSON, JSON], 
                              "FieldValueNotSupported")
         return {"allowed": True}
     return admit
-
-
-
