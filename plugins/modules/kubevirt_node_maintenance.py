@@ -26,6 +26,10 @@ description:
     own C(parallelOutboundMigrationsPerNode) and C(parallelMigrationsPerCluster) still apply). Migrations already
     running for a VM are followed, not duplicated, so a run interrupted and started again converges.
   - VMs that arrive on a node while it is being cordoned (their migration started before) are moved too.
+  - A VM instance already being deleted, or in a namespace being deleted, is neither migrated nor refused; the
+    task waits for it to go, as C(kubectl drain) waits for a pod being deleted, and lists it under RV(nodes[].leaving).
+  - It reads nodes, the KubeVirt CR, VM instances, their namespaces and migrations, patches nodes and creates
+    migrations (and stops VMs with O(unmovable=stop)), so a cluster-wide role such as C(cluster-admin) suits it.
   - V(uncordoned) makes the nodes schedulable again. Both states report C(changed=false) when the nodes are
     already as asked.
 author:
@@ -239,6 +243,21 @@ nodes:
           type: str
         how:
           description: How it was stopped (C(planned) in check mode).
+          type: str
+    leaving:
+      description: The VM instances that were being deleted (or whose namespace was) and were waited for, not moved.
+      type: list
+      elements: dict
+      returned: when O(state=evacuated)
+      contains:
+        vm:
+          description: VM name.
+          type: str
+        namespace:
+          description: VM namespace.
+          type: str
+        reason:
+          description: C(being deleted) or C(its namespace is being deleted).
           type: str
     remaining:
       description: The VM instances the node still holds once the task is done, each with its phase (and why it stayed).

@@ -117,7 +117,7 @@ class VmiPlan(object):
         self.vmi = vmi
         self.node = node
         self.namespace, self.name = vmi_key(vmi)
-        self.action = None  # migrate, adopt (a migration already runs), unmovable, stop
+        self.action = None  # migrate, adopt (a migration already runs), unmovable, stop, leaving (being deleted)
         self.reason = None  # why it cannot move
         self.strategy = None
         self.migratable = None  # (status, reason, message) of LiveMigratable
@@ -160,7 +160,17 @@ def unmovable_reason(vmi, strategy, nodes, evacuated):
     return None
 
 
-def plan_node(node_name, vmis, migrations, nodes, evacuated, cluster_strategy):
+def leaving_reason(vmi, terminating_namespaces):
+    """Why a VMI is on its way out by itself (None when it is not): it is waited for, never migrated, as
+    kubectl drain waits for a pod already being deleted."""
+    if meta(vmi).get("deletionTimestamp"):
+        return "being deleted"
+    if meta(vmi).get("namespace") in terminating_namespaces:
+        return "its namespace is being deleted"
+    return None
+
+
+def plan_node(node_name, vmis, migrations, nodes, evacuated, cluster_strategy, terminating_namespaces=()):
     """A VmiPlan for every VMI the node holds, sorted by namespace and name."""
     plans = []
     for vmi in sorted((v for v in vmis if vmi_on_node(v, node_name)), key=vmi_key):
@@ -168,7 +178,10 @@ def plan_node(node_name, vmis, migrations, nodes, evacuated, cluster_strategy):
         plan.strategy = eviction_strategy(vmi, cluster_strategy)
         plan.migratable = live_migratable(vmi)
         running = active_migration(migrations, plan.key)
-        if running is not None:
+        leaving = leaving_reason(vmi, terminating_namespaces)
+        if leaving:
+            plan.action, plan.reason = "leaving", leaving
+        elif running is not None:
             plan.action, plan.migration = "adopt", running
         else:
             plan.reason = unmovable_reason(vmi, plan.strategy, nodes, evacuated)

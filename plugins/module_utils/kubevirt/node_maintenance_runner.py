@@ -95,6 +95,16 @@ def read_vmis(client, api_version, node_names):
     return [vmi for vmi in items if nm.status(vmi).get("nodeName") in node_names]
 
 
+def terminating_namespaces(client, namespaces):
+    """The namespaces being deleted: their VMIs go with them, and the apiserver refuses new objects in them."""
+    found = set()
+    for namespace in sorted(namespaces):
+        ns = client.get_or_none(object_path("v1", "namespaces", namespace))
+        if ns is None or nm.meta(ns).get("deletionTimestamp") or nm.status(ns).get("phase") == "Terminating":
+            found.add(namespace)
+    return found
+
+
 def read_migrations(client, api_version, namespaces):
     found = []
     for namespace in sorted(namespaces):
@@ -119,11 +129,13 @@ def plan_evacuation(client, api_version, params, all_nodes):
     by_name = {nm.meta(n)["name"]: n for n in all_nodes}
     cluster_strategy = nm.cluster_eviction_strategy(read_kubevirt_cr(client, api_version))
     vmis = read_vmis(client, api_version, set(names))
-    migrations = read_migrations(client, api_version, {nm.meta(v)["namespace"] for v in vmis})
+    namespaces = {nm.meta(v)["namespace"] for v in vmis}
+    migrations = read_migrations(client, api_version, namespaces)
+    terminating = terminating_namespaces(client, namespaces)
     plans = []
     for name in names:
         plan = NodePlan(by_name[name])
-        plan.vmis = nm.plan_node(name, vmis, migrations, all_nodes, set(names), cluster_strategy)
+        plan.vmis = nm.plan_node(name, vmis, migrations, all_nodes, set(names), cluster_strategy, terminating)
         plans.append(plan)
     unmovable = [p for plan in plans for p in plan.by_action("unmovable")]
     policy = params.get("unmovable") or "fail"
@@ -301,7 +313,7 @@ def wait_nodes_left(client, api_version, plans, timeout):
     """One watch until every moved or stopped VMI is off its node; the timeout names each with its phase."""
     targets = []
     for plan in plans:
-        for vmi_plan in plan.by_action("migrate", "adopt", "stop"):
+        for vmi_plan in plan.by_action("migrate", "adopt", "stop", "leaving"):
             targets.append(WaitTarget(vmi_plan.namespace, vmi_plan.name,
                                       lambda vmi, node=plan.name: vmi is None or not nm.vmi_on_node(vmi, node),
                                       "VM %s off node %s" % (vmi_plan.label, plan.name), describe_vmi))
@@ -341,6 +353,7 @@ def node_result(plan, evacuation, remaining, check_mode):
         "migrated": migrated,
         "unmovable": [nm.unmovable_summary(p) for p in plan.by_action("unmovable")],
         "stopped": stopped,
+        "leaving": [{"vm": p.name, "namespace": p.namespace, "reason": p.reason} for p in plan.by_action("leaving")],
         "remaining": left,
         "empty": not left,
     }

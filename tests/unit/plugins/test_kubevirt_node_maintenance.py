@@ -161,3 +161,15 @@ def test_check_mode_result_predicts_what_stays():
     assert result["cordoned"] is True and result["was_cordoned"] is False
     assert [r["vm"] for r in result["remaining"]] == ["a"] and result["empty"] is False
     assert result["unmovable"][0]["reason"].startswith("evictionStrategy None")
+
+
+def test_a_vmi_being_deleted_or_in_a_terminating_namespace_is_waited_for_not_migrated_nor_refused():
+    going = vmi("going")
+    going["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    plans = {p.name: p for p in nm.plan_node("n1", [going, vmi("a"), vmi("b", strategy="None")], [], NODES,
+                                             {"n1"}, "LiveMigrate", terminating_namespaces={"vms"})}
+    assert plans["going"].action == "leaving" and plans["going"].reason == "being deleted"
+    # Every VMI of the fixture lives in namespace vms: a terminating namespace takes them all, unmovable or not.
+    assert plans["a"].action == plans["b"].action == "leaving"
+    assert plans["b"].reason == "its namespace is being deleted"
+    assert plan([vmi("a")])["a"].action == "migrate"
