@@ -362,7 +362,7 @@ def test_vmi_create_requires_memory():
     spec["domain"].pop("resources")
     response = admission.admit_vmi_create(vmi_request(spec), {})
     assert response["status"]["details"]["causes"] == [{
-        "type": "FieldValueRequired",
+        "reason": "FieldValueRequired",
         "message": "no memory requested, at least one of 'spec.domain.memory.guest', "
                    "'spec.domain.memory.hugepages.pageSize' or 'spec.domain.resources.requests.memory' must be set"}]
 
@@ -379,7 +379,7 @@ def test_vmi_create_reports_duplicate_disks_with_vmi_paths():
 def test_vmi_create_volume_disk_mapping():
     spec = {"domain": {"devices": {"disks": [{"name": "a"}]}}, "volumes": [{"name": "b", "emptyDisk": {}}]}
     assert admission.validate_volume_disks("spec", spec) == [
-        {"type": "FieldValueInvalid", "message": "spec.domain.volumes[0].name 'b' not found.",
+        {"reason": "FieldValueInvalid", "message": "spec.domain.volumes[0].name 'b' not found.",
          "field": "spec.domain.volumes[0].name"}]
 
 
