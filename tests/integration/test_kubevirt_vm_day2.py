@@ -328,6 +328,41 @@ def test_a_bridge_nic_hotplugged_and_unplugged_by_leaving_it_out(run_module, adm
     assert_unchanged(run_module(MODULE, dict(base, spec=nic_spec())))
 
 
+def make_network(admin, ns, name):
+    """A Multus NetworkAttachmentDefinition, as the VMO pack's Multus defines them."""
+    admin.create(object_path("k8s.cni.cncf.io/v1", "network-attachment-definitions", namespace=ns), {
+        "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition", "metadata": {"name": name},
+        "spec": {"config": '{"cniVersion": "0.3.1", "type": "bridge", "bridge": "br-%s"}' % name}})
+
+
+def test_a_typed_bridge_nic_on_a_multus_network_hotplugged_and_unplugged(run_module, admin, audit, ns):
+    make_network(admin, ns, "vlan-42")
+    base = {"namespace": ns, "name": "typed", "memory": "1Gi", "state": "started", "wait": True, "wait_timeout": 120}
+    assert run_module(MODULE, dict(base, nics=[{"name": "default"}])).get("failed") is not True
+    uid = admin.get(vmi_path(ns, "typed"))["metadata"]["uid"]
+    with_vlan = [{"name": "default"}, {"name": "vlan", "network": "vlan-42", "binding": "bridge"}]
+
+    mark = audit.mark()
+    predicted = run_module(MODULE, dict(base, nics=with_vlan), check=True, diff=True)
+    assert predicted["changed"] is True and predicted["vms"][0]["hotplugged_nics"] == ["vlan"]
+    assert writes_in(audit, mark, ns) == []
+
+    plugged = run_module(MODULE, dict(base, nics=with_vlan))
+    assert plugged.get("failed") is not True, plugged.get("msg")
+    assert plugged["vms"][0]["hotplugged_nics"] == ["vlan"] and plugged["vms"][0]["restart_required"] is False
+    vmi = admin.get(vmi_path(ns, "typed"))
+    assert vmi["metadata"]["uid"] == uid
+    assert {"name": "vlan", "multus": {"networkName": "vlan-42"}} in vmi["spec"]["networks"]
+    assert "vlan" in [i.get("name") for i in vmi["status"]["interfaces"]]
+    assert_unchanged(run_module(MODULE, dict(base, nics=with_vlan)))
+
+    unplugged = run_module(MODULE, dict(base, nics=[{"name": "default"}]))
+    assert unplugged.get("failed") is not True, unplugged.get("msg")
+    assert unplugged["vms"][0]["unplugged_nics"] == ["vlan"]
+    assert "vlan" not in [i.get("name") for i in admin.get(vmi_path(ns, "typed"))["status"]["interfaces"]]
+    assert_unchanged(run_module(MODULE, dict(base, nics=[{"name": "default"}])))
+
+
 # -- bad input: refused before any write ------------------------------------------------------------
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import List
 
 import yaml
 
-from . import processes, releases
+from . import gobuild, processes, releases
 from .kube import JSON, Kube, KubeError, object_path
 from .kubevirt import crds
 
@@ -81,11 +81,14 @@ VMTEMPLATE_CRD = Path(__file__).parent / "vmo" / "vmtemplate-crd.yaml"
 
 
 def install_vmo_crds(kube: Kube) -> None:
-    """What the VMO pack registers beside KubeVirt: the VmTemplate kind."""
-    crd = yaml.safe_load(VMTEMPLATE_CRD.read_text())
-    kube.apply(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions", crd["metadata"]["name"]),
-               crd, FIELD_MANAGER, force=True)
-    wait_established(kube, [crd["metadata"]["name"]])
+    """What the VMO pack registers beside KubeVirt: the VmTemplate kind, and Multus's NetworkAttachmentDefinition
+    (the pack bundles Multus) from the file the Multus project's own module ships."""
+    nad = gobuild.build("network-attachment-definition") / "networks-crd.yaml"
+    definitions = [yaml.safe_load(VMTEMPLATE_CRD.read_text()), yaml.safe_load(nad.read_text())]
+    for crd in definitions:
+        kube.apply(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions", crd["metadata"]["name"]),
+                   crd, FIELD_MANAGER, force=True)
+    wait_established(kube, [crd["metadata"]["name"] for crd in definitions])
 
 
 # What the VMO pack's KubeVirt CR sets beside the feature gates: VMs live-migrate off a drained node,

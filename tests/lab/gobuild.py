@@ -166,6 +166,15 @@ FAMILIES = {
         data=(UpstreamCopy("manifests/release/kubevirt-operator.yaml.in", "kubevirt-operator.yaml.in"),
               UpstreamCopy("assets/kubevirt_logo.png", "kubevirt_logo.png")),
     ),
+    # No program: only the CRD file the module ships (artifacts/networks-crd.yaml), as Multus installs it.
+    "network-attachment-definition": Family(
+        name="network-attachment-definition",
+        module="github.com/k8snetworkplumbingwg/network-attachment-definition-client",
+        version=versions.NETWORK_ATTACHMENT_DEFINITION,
+        staging_version=_same_version,
+        programs={},
+        data=(UpstreamCopy("artifacts/networks-crd.yaml", "networks-crd.yaml"),),
+    ),
     "cdi-release": Family(
         name="cdi-release",
         module="kubevirt.io/containerized-data-importer",
@@ -278,6 +287,11 @@ def build(family_name: str) -> Path:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     downloaded = _download(family, env, workdir)
+    if not family.programs:  # upstream files only: nothing to build
+        out.mkdir(parents=True, exist_ok=True)
+        _copy_upstream(family.data, Path(downloaded["Dir"]), out)
+        marker.write_text(family.version + "\n")
+        return out
     upstream = _parse_gomod(downloaded["GoMod"], env, workdir)
     (workdir / "go.mod").write_text(wrapper_gomod(family, upstream))
     _copy_upstream(family.copies, Path(downloaded["Dir"]), workdir)

@@ -9,6 +9,8 @@ KUBERNETES = "v1.36.3"
 ETCD = "v3.6.8"
 KUBEVIRT = "v1.9.0"
 CDI = "v1.65.0"
+# The Multus project's NetworkAttachmentDefinition CRD (the VMO pack bundles Multus), as that module ships it.
+NETWORK_ATTACHMENT_DEFINITION = "v1.7.7"
 
 # The Go toolchain the wrapper modules declare (Kubernetes 1.36 needs go >= 1.26.0).
 GO_DIRECTIVE = "1.26.0"
