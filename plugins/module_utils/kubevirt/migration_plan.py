@@ -330,6 +330,14 @@ def plan_request(request, vmims, nodes, params):
     if succeeded and not request.node_selector:
         request.action, request.existing = "unchanged", succeeded[-1]
         return []
+    if succeeded and nodes is None and request.source_node and \
+            state_node(migration_state(succeeded[-1], request.vmi), "targetNode", "targetState") == request.source_node:
+        # The nodes could not be read, so whether the current node matches is unknown; our own Succeeded
+        # migration (with that node_selector as its addedNodeSelector) put the VM where it runs now.
+        request.action, request.existing = "unchanged", succeeded[-1]
+        request.reason = "already on node %s, where its migration %s put it (nodes could not be listed)" % (
+            request.source_node, succeeded[-1]["metadata"]["name"])
+        return []
     problems = []
     migratable = not_migratable(request)
     if migratable:
@@ -419,6 +427,12 @@ def migration_state(vmim, vmi):
     return state
 
 
+def state_node(state, field, side):
+    """A node of a migration state: the flat field (sourceNode, targetNode), else its sourceState/targetState's
+    node (KubeVirt fills both; decentralized migrations only the latter)."""
+    return (state or {}).get(field) or ((state or {}).get(side) or {}).get("node")
+
+
 def failure_reason(vmim, vmi, events=None):
     """KubeVirt's own words on why a migration failed: the migration state's failureReason, the VMIM's
     conditions, and the Warning events virt-controller recorded on it."""
@@ -454,8 +468,8 @@ def migration_result(request, vmim=None, vmi=None, events=None):
         "migration": ((vmim or {}).get("metadata") or {}).get("name") if request.action not in ("none", "skipped")
         else None,
         "phase": phase if request.action not in ("none", "skipped") else None,
-        "source_node": state.get("sourceNode") or request.source_node,
-        "target_node": state.get("targetNode"),
+        "source_node": state_node(state, "sourceNode", "sourceState") or request.source_node,
+        "target_node": state_node(state, "targetNode", "targetState"),
         "node": ((vmi or {}).get("status") or {}).get("nodeName"),
         "start_timestamp": start, "end_timestamp": end,
         "duration_seconds": (ended - started).total_seconds() if started and ended and phase in FINAL_PHASES

@@ -129,6 +129,33 @@ def test_a_vm_already_on_a_matching_node_needs_nothing():
     assert req.action == "none" and "n2" in req.reason
 
 
+def test_unreadable_nodes_and_our_succeeded_migration_onto_the_current_node_need_nothing():
+    # Without permission to list nodes the current node's labels are unknown: our own Succeeded migration
+    # (the same node_selector, the same instance) that put the VM on the node it runs on is the answer.
+    key = plan.migration_key("uid-1", None)
+    first = plan.migration_name("vm", key, 1)
+    req = request(vmi(node_name="n2"), selector={"zone": "b"})
+    done = vmim(first, "Succeeded", key, migrationState={"sourceNode": "n1", "targetNode": "n2"})
+    assert plan.plan_request(req, [done], None, params()) == []
+    assert (req.action, req.existing["metadata"]["name"], req.migration) == ("unchanged", first, None)
+    assert "n2" in req.reason and first in req.reason
+    assert not plan.changed(req)
+    # The node in the decentralized shape only (targetState.node) counts the same.
+    req = request(vmi(node_name="n2"), selector={"zone": "b"})
+    assert plan.plan_request(req, [vmim(first, "Succeeded", key, migrationState={"targetState": {"node": "n2"}})],
+                             None, params()) == []
+    assert req.action == "unchanged"
+
+
+def test_unreadable_nodes_and_a_vm_moved_since_its_migration_migrate_again():
+    key = plan.migration_key("uid-1", None)
+    first = plan.migration_name("vm", key, 1)
+    req = request(vmi(node_name="n1"), selector={"zone": "b"})
+    done = vmim(first, "Succeeded", key, migrationState={"sourceNode": "n1", "targetNode": "n2"})
+    assert plan.plan_request(req, [done], None, params()) == []
+    assert (req.action, req.migration["metadata"]["name"]) == ("created", first + "-2")
+
+
 def test_the_node_selector_goes_into_the_migration_and_unschedulable_timeout_into_its_annotation():
     req = request(vmi(), selector={"zone": "b"})
     plan.plan_request(req, [], NODES, params(unschedulable_timeout=30, migration_id="t-1"))
@@ -206,6 +233,15 @@ def test_result_has_nodes_timestamps_and_duration():
     result = plan.migration_result(req)
     assert (result["source_node"], result["target_node"], result["node"]) == ("n1", "n2", "n2")
     assert result["duration_seconds"] == 3.0 and result["failure_reason"] is None
+
+
+def test_result_reads_nodes_from_source_and_target_state_without_the_flat_fields():
+    req = request(vmi())
+    req.action = "created"
+    req.final = vmim("m", "Succeeded", migrationState={"sourceState": {"node": "n1"}, "targetState": {"node": "n3"}})
+    req.final_vmi = vmi(node_name="n3")
+    result = plan.migration_result(req)
+    assert (result["source_node"], result["target_node"]) == ("n1", "n3")
 
 
 def test_failure_reason_quotes_state_conditions_and_events():
