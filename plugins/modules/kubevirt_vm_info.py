@@ -285,7 +285,12 @@ vms:
           description: The instance's C(status.guestOSInfo) as reported by the agent (empty without one).
           type: dict
     eviction_strategy:
-      description: The VM's own C(evictionStrategy), or null when it follows the cluster's.
+      description:
+        - The running instance's C(evictionStrategy). KubeVirt fills it when it creates the instance, from the VM's
+          own, else from the cluster's (C(spec.configuration.evictionStrategy) of the KubeVirt CR, itself C(None) when
+          unset), so a running VM always reports the strategy in force.
+        - Without an instance, the VM template's own C(evictionStrategy), or null when it sets none (the instance will
+          then take the cluster's).
       type: str
     vm:
       description: The VirtualMachine object.

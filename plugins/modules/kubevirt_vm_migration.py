@@ -117,6 +117,18 @@ options:
   api_version:
     description: The C(kubevirt.io) version to use; discovered from the cluster when unset.
     type: str
+notes:
+  - "RBAC: in each namespace of the VMs, C(get) and C(list) on C(virtualmachines.kubevirt.io); C(list) and
+    C(watch) on C(virtualmachineinstances.kubevirt.io) (O(state=cancelled) watches the instance for the abort);
+    on C(virtualmachineinstancemigrations.kubevirt.io), C(list) and C(watch), C(create) (also for the server-side
+    dry run) with O(state=migrated), C(delete) with O(state=cancelled); C(list) on C(events) (optional, it only
+    adds KubeVirt's reason to a failed migration). Optionally a cluster-wide C(list) on C(nodes): without it the
+    check that another node can take the VM is left to the scheduler, and with O(node_selector) a VM counts as
+    placed when this task's own migration put it on the node it runs on."
+  - "KubeVirt's aggregated roles C(kubevirt.io:admin) and C(kubevirt.io:edit) only read migrations
+    (C(get), C(list), C(watch)); creating and deleting them takes KubeVirt's own C(kubevirt.io:migrate)
+    ClusterRole, which is not aggregated: bind users to it (in the VMs' namespaces), or to a role that grants
+    it, such as VMO's C(spectro-vm-admin) and C(spectro-vm-power-user)."
 seealso:
   - module: palette.vmo.kubevirt_migration_policy
   - module: palette.vmo.kubevirt_vm
