@@ -1,8 +1,12 @@
 """palette.vmo.kubevirt_vm_migration against the lab: many VMs in one task, idempotence, check and diff mode,
 the preflight, cancellation and failures with KubeVirt's reasons."""
 
+import re
+import threading
+
 from tests.lab.kube import object_path
 from tests.lab.state import ADMIN_USER
+from tests.lab.tests.helpers import Waiter
 
 MODULE = "palette.vmo.kubevirt_vm_migration"
 VMIM = "virtualmachineinstancemigrations"
@@ -226,8 +230,11 @@ def test_timeout_names_the_pending_migration_then_cancel_stops_it(run_module, ad
         result = run_module(MODULE, dict(args, wait_timeout=3))
         assert result.get("failed") is True and result["changed"] is True
         name = result["migrations"][0]["migration"]
+        # The phase depends on how far virt-controller got in 3 s (not set yet, Pending, Scheduling): the message
+        # names the migration, what is awaited, and a phase.
         assert "timed out after 3s waiting for 1 of 1: %s/%s (waiting for Succeeded or Failed; last seen: phase " \
-               "Scheduling" % (ns, name) in result["msg"]
+               % (ns, name) in result["msg"]
+        assert re.search(r"last seen: phase (Pending|Scheduling|not set yet)", result["msg"]), result["msg"]
         # Run again, it follows the same migration (nothing new is created) and times out on it again.
         mark = audit.mark()
         again = run_module(MODULE, dict(args, wait_timeout=1))
@@ -242,6 +249,71 @@ def test_timeout_names_the_pending_migration_then_cancel_stops_it(run_module, ad
         admin.merge_patch(object_path("v1", "nodes", target), {"spec": {"taints": taints}})
     assert admin.get_or_none(vmim_path(ns, name)) is None
     assert admin.get(vmi_path(ns, "a"))["status"]["nodeName"] == before["a"]
+
+
+STALE_HEARTBEAT = "2020-01-01T00:00:00Z"
+
+
+def _heartbeat(admin, node, stamp=None):
+    """virt-handler's kubevirt.io/heartbeat on a node: an old one means virt-handler there is gone (it does
+    nothing, which holds a migration in the phase that waits for it). None removes it: the lab's nodes carry
+    none, which stands for a live virt-handler (a current stamp would go stale in five minutes)."""
+    admin.merge_patch(object_path("v1", "nodes", node), {"metadata": {"annotations": {"kubevirt.io/heartbeat": stamp}}})
+
+
+def _phase_is(phase):
+    return lambda m: ((m or {}).get("status") or {}).get("phase") == phase
+
+
+def test_cancel_after_the_hand_off_aborts_and_the_vm_stays_on_its_source(run_module, admin, ns):
+    before = start_vms(run_module, ns, ["a"])
+    source, target = before["a"], _other_node(before["a"])
+    wait = Waiter(admin)
+    try:
+        # Both virt-handlers gone: the migration waits in PreparingTarget; the target's comes back, the
+        # source's (which would start the migration) does not: it is held in TargetReady, handed off already.
+        _heartbeat(admin, source, STALE_HEARTBEAT)
+        _heartbeat(admin, target, STALE_HEARTBEAT)
+        started = run_module(MODULE, {"namespace": ns, "name": "a", "wait": False,
+                                      "node_selector": {"kubernetes.io/hostname": target}})
+        assert started.get("failed") is not True, started.get("msg")
+        name = started["migrations"][0]["migration"]
+        wait.until(vmim_path(ns, name), _phase_is("PreparingTarget"), 60, "PreparingTarget")
+        _heartbeat(admin, target)
+        wait.until(vmim_path(ns, name), _phase_is("TargetReady"), 60, "TargetReady")
+
+        outcome = {}
+
+        def cancel():
+            outcome["result"] = run_module(MODULE, {"namespace": ns, "name": "a", "state": "cancelled",
+                                                    "wait_timeout": 120})
+
+        worker = threading.Thread(target=cancel)
+        worker.start()
+        try:
+            # KubeVirt asks for the abort, which only the source's virt-handler can carry out.
+            held = wait.until(vmim_path(ns, name), lambda m: m is None or any(
+                c.get("type") == "migrationAbortRequested" for c in (m.get("status") or {}).get("conditions") or []),
+                60, "the abort request")
+            assert held is not None and held["status"]["phase"] == "TargetReady"
+        finally:
+            _heartbeat(admin, source)
+            worker.join()
+    finally:
+        _heartbeat(admin, source)
+        _heartbeat(admin, target)
+    result = outcome["result"]
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True
+    cancelled = result["migrations"][0]
+    assert (cancelled["action"], cancelled["migration"]) == ("cancelled", name)
+    assert cancelled["abort_status"] == "Succeeded"
+    assert cancelled["source_node"] == source and cancelled["node"] == source
+    assert admin.get_or_none(vmim_path(ns, name)) is None
+    vmi = admin.get(vmi_path(ns, "a"))
+    assert vmi["status"]["nodeName"] == source
+    state = vmi["status"]["migrationState"]
+    assert state["abortRequested"] is True and state["abortStatus"] == "Succeeded"
 
 
 def test_vms_of_several_namespaces_in_one_task(run_module, admin, ns):
