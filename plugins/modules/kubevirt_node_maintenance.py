@@ -21,15 +21,20 @@ description:
     VM also needs a schedulable node outside the nodes under maintenance that matches its node selector.
     O(unmovable) says what happens to those that cannot move.
   - Migrations are VirtualMachineInstanceMigration objects, built and preflighted as
-    M(palette.vmo.kubevirt_vm_migration) builds them and labelled C(palette.vmo/evacuated-node); they are
+    M(palette.vmo.kubevirt_vm_migration) builds them, labelled C(palette.vmo/evacuated-node) with the node they
+    empty (a node name longer than a label value's 63 characters becomes its first characters and a hash) and
+    annotated C(palette.vmo/evacuated-node) with the full node name; they are
     checked by a server-side dry run before the first write, and at most O(concurrency) run at once (KubeVirt's
     own C(parallelOutboundMigrationsPerNode) and C(parallelMigrationsPerCluster) still apply). Migrations already
     running for a VM are followed, not duplicated, so a run interrupted and started again converges.
   - VMs that arrive on a node while it is being cordoned (their migration started before) are moved too.
   - A VM instance already being deleted, or in a namespace being deleted, is neither migrated nor refused; the
     task waits for it to go, as C(kubectl drain) waits for a pod being deleted, and lists it under RV(nodes[].leaving).
-  - It reads nodes, the KubeVirt CR, VM instances, their namespaces and migrations, patches nodes and creates
-    migrations (and stops VMs with O(unmovable=stop)), so a cluster-wide role such as C(cluster-admin) suits it.
+  - A migration that fails, or cannot be created, does not stop the others - every wave runs - and the task then
+    fails, listing every failed migration and every VM instance the nodes still hold, with C(changed=true) when
+    anything was written.
+  - The task also fails when VMs still need moving after three rounds (VMs that keep arriving on the cordoned
+    nodes), naming each and why.
   - V(uncordoned) makes the nodes schedulable again. Both states report C(changed=false) when the nodes are
     already as asked.
 author:
@@ -90,6 +95,17 @@ options:
     description: The C(kubevirt.io) version to use; discovered when unset.
     type: str
 notes:
+  - "RBAC: the task needs, on C(nodes) (cluster-wide), C(get), C(list) and C(patch); on C(kubevirts.kubevirt.io),
+    a cluster-wide C(list) (the KubeVirt CR gives the cluster's C(evictionStrategy); without it the task fails);
+    on C(virtualmachineinstances.kubevirt.io), a cluster-wide C(list) and C(watch), and C(get); C(get) on
+    C(namespaces); on C(virtualmachineinstancemigrations.kubevirt.io), C(create), C(get), C(list) and C(watch);
+    C(list) on C(events) (optional, it only adds KubeVirt's reason to a failed migration); with O(unmovable=stop),
+    C(update) on C(virtualmachines/stop) (group C(subresources.kubevirt.io)) and C(delete) on
+    C(virtualmachineinstances) (a VM instance without a VM)."
+  - "KubeVirt's aggregated roles C(kubevirt.io:admin) and C(kubevirt.io:edit) only read migrations
+    (C(get), C(list), C(watch)); creating them takes KubeVirt's own C(kubevirt.io:migrate) ClusterRole, which
+    is not aggregated: bind users to it (as well as to a role with the node and cluster-wide rights above), or use
+    a cluster-wide role such as C(cluster-admin)."
   - The module moves KubeVirt VMs only; other pods on the nodes are not evicted (use C(kubectl drain) for them once
     the VMs are gone).
   - A node selector is honoured when looking for a node that can take a VM; node affinity, taints and free

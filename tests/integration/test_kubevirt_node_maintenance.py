@@ -96,6 +96,7 @@ def test_evacuate_a_node_with_ten_vms(run_module, admin, audit, ns):
     migrations = admin.get(object_path("kubevirt.io/v1", "virtualmachineinstancemigrations", namespace=ns))["items"]
     assert len(migrations) == 10
     assert {m["metadata"]["labels"]["palette.vmo/evacuated-node"] for m in migrations} == {"lab-node-1"}
+    assert {m["metadata"]["annotations"]["palette.vmo/evacuated-node"] for m in migrations} == {"lab-node-1"}
 
     # The VMs' own facts tell the same story.
     info = run_module("palette.vmo.kubevirt_vm_info", {"namespace": ns})

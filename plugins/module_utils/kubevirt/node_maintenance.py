@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import re
 
 SCHEDULABLE_LABEL = "kubevirt.io/schedulable"
@@ -25,6 +26,11 @@ FINAL_PHASES = ("Succeeded", "Failed")
 DEFAULT_EVICTION_STRATEGY = "None"
 UNMOVABLE_CHOICES = ("fail", "report", "stop")
 FINAL_MIGRATION_PHASES = ("Succeeded", "Failed")
+# The migrations of an evacuation carry the node they empty: a label (a short value, for selectors) and an
+# annotation of the same key (the full node name).
+EVACUATED_NODE_KEY = "palette.vmo/evacuated-node"
+# A label value is at most 63 characters (k8s.io/apimachinery/pkg/util/validation IsValidLabelValue).
+LABEL_VALUE_MAX = 63
 # A Node's name is a DNS subdomain (k8s.io/apimachinery/pkg/util/validation IsDNS1123Subdomain).
 NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -35,6 +41,23 @@ def meta(obj):
 
 def status(obj):
     return (obj or {}).get("status") or {}
+
+
+def evacuated_node_label(node_name):
+    """The label value naming a node: the name itself when it fits a label value (at most 63 characters), else its
+    first characters and a hash of the whole name (the annotation carries the name itself)."""
+    if len(node_name) <= LABEL_VALUE_MAX:
+        return node_name
+    digest = hashlib.sha256(node_name.encode("utf-8")).hexdigest()[:10]
+    return "%s-%s" % (node_name[:LABEL_VALUE_MAX - len(digest) - 1].rstrip("-."), digest)
+
+
+def mark_evacuation(migration, node_name):
+    """Labels and annotates a migration object with the node it empties."""
+    metadata = migration.setdefault("metadata", {})
+    metadata.setdefault("labels", {})[EVACUATED_NODE_KEY] = evacuated_node_label(node_name)
+    metadata.setdefault("annotations", {})[EVACUATED_NODE_KEY] = node_name
+    return migration
 
 
 def vmi_key(vmi):

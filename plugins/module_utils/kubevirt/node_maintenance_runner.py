@@ -30,7 +30,6 @@ from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import node_m
 
 INVALID_INPUT = "invalid input, nothing was changed: "
 REFUSED = "refused before any change, nothing was changed: "
-NODE_LABEL = "palette.vmo/evacuated-node"
 # VMs that migrate onto a node while it is being cordoned (their migration started before) are moved in a
 # further round; a few rounds are enough, since a cordoned node takes no new ones.
 ROUNDS = 3
@@ -197,7 +196,7 @@ def migration_requests(plans, migrations, all_nodes, api_version, run_id):
             else:
                 problems += migration_plan.plan_request(request, by_vmi.get(vmi_plan.key, []), all_nodes, params)
                 if request.migration is not None:
-                    request.migration["metadata"]["labels"][NODE_LABEL] = plan.name
+                    nm.mark_evacuation(request.migration, plan.name)
             vmi_plan.request = request
             requests.append(request)
     if problems:
@@ -213,6 +212,8 @@ class Evacuation(object):
         self.results = {}  # VMI key -> migration_plan.migration_result once final
         self.requests = []
         self.stopped = {}  # VMI key -> how it was stopped
+        self.failures = []  # every migration that could not be created or failed, in KubeVirt's words
+        self.failed = set()  # the keys of their VMIs
 
     @property
     def written(self):
@@ -235,30 +236,33 @@ class Evacuation(object):
 
     def migrate(self, requests, deadline):
         """The migrations in waves of at most `concurrency` in flight, each created and followed by the migration
-        module's own create and shared wait."""
+        module's own create and shared wait. A wave with failures does not stop the next ones: every failure is
+        kept (`failures`, the VMIs in `failed`) and reported once all waves ran."""
         window = self.params["concurrency"]
         ordered = [r for r in requests if r.action == "adopted"] + [r for r in requests if r.action == "created"]
         self.requests += ordered
         for start in range(0, len(ordered), window):
             wave = ordered[start:start + window]
             errors = migration_runner.create_migrations(self.client, wave, self.api_version, window)
-            if errors:
-                raise ModuleFailure("; ".join(errors), errors)
+            self.failures += errors
+            followed = [r for r in wave if r.final is not None or r.existing is not None]
+            self.failed.update(r.ident for r in wave if r not in followed)
+            if not followed:
+                continue
             try:
-                migration_runner.wait_migrations(self.client, wave, self.api_version,
+                migration_runner.wait_migrations(self.client, followed, self.api_version,
                                                  max(0.0, deadline - time.monotonic()))
             except WaitTimeout:
-                raise self.timeout(wave)
-            migration_runner.refresh_vmis(self.client, wave, self.api_version, window)
-            failed = [r for r in wave if migration_plan.phase_of(r.final) == "Failed"]
+                raise self.timeout(followed)
+            migration_runner.refresh_vmis(self.client, followed, self.api_version, window)
+            failed = [r for r in followed if migration_plan.phase_of(r.final) == "Failed"]
             events = migration_runner.read_events(self.client, {r.namespace for r in failed}, window) if failed \
                 else {}
-            for request in wave:
+            for request in followed:
                 uid = nm.meta(request.final).get("uid")
                 self.results[request.ident] = migration_plan.migration_result(request, events=events.get(uid))
-            failures = migration_runner.migration_failures(wave, [self.results[r.ident] for r in wave])
-            if failures:
-                raise ModuleFailure("; ".join(failures), failures)
+            self.failures += migration_runner.migration_failures(followed, [self.results[r.ident] for r in followed])
+            self.failed.update(r.ident for r in failed)
 
     def timeout(self, wave):
         """The timeout of a wave, naming each VM still migrating with its migration's phase as last read."""
@@ -275,7 +279,9 @@ class Evacuation(object):
             self.params["wait_timeout"], "; ".join(pending) or "none")
         if queued:
             message += "; not started yet: %s" % ", ".join(queued)
-        return ModuleFailure(message, pending)
+        if self.failures:
+            message += "; failed before: %s" % joined_errors(self.failures)
+        return ModuleFailure(message, pending + self.failures)
 
     def stop(self, vmi_plans, subresource_version):
         def stop_one(plan):
@@ -309,11 +315,14 @@ def describe_vmi(vmi):
                                  ", migrating to %s" % migration["targetNode"] if moving else "")
 
 
-def wait_nodes_left(client, api_version, plans, timeout):
-    """One watch until every moved or stopped VMI is off its node; the timeout names each with its phase."""
+def wait_nodes_left(client, api_version, plans, timeout, failed=()):
+    """One watch until every moved or stopped VMI is off its node (not those whose migration failed: KubeVirt
+    keeps them on their node); the timeout names each with its phase."""
     targets = []
     for plan in plans:
         for vmi_plan in plan.by_action("migrate", "adopt", "stop", "leaving"):
+            if vmi_plan.key in failed:
+                continue
             targets.append(WaitTarget(vmi_plan.namespace, vmi_plan.name,
                                       lambda vmi, node=plan.name: vmi is None or not nm.vmi_on_node(vmi, node),
                                       "VM %s off node %s" % (vmi_plan.label, plan.name), describe_vmi))
@@ -428,6 +437,7 @@ def run(module):
     deadline = time.monotonic() + params["wait_timeout"]
     evacuation = Evacuation(client, api_version, params, plans)
     subresources = None
+    moving, handled = [], set()
     try:
         for _round in range(ROUNDS):
             evacuation.plans = plans
@@ -437,16 +447,23 @@ def run(module):
             if stopping:
                 subresources = subresources or preferred_version(client, "subresources.kubevirt.io")
                 evacuation.stop(stopping, subresources)
-            wait_nodes_left(client, api_version, plans, max(0.0, deadline - time.monotonic()))
+            wait_nodes_left(client, api_version, plans, max(0.0, deadline - time.monotonic()), evacuation.failed)
+            if evacuation.failures:
+                break
             # VMs whose migration onto a node started before it was cordoned arrive afterwards: another round.
             again, requests = evacuate_round(client, api_version, params, all_nodes, run_id)
             for plan in again:
                 plan.was_cordoned = True
-            if not any(plan.by_action("migrate", "adopt", "stop") for plan in again):
-                plans = carry_over(plans, again)
-                break
+            moving = [p for plan in again for p in plan.by_action("migrate", "adopt", "stop")]
+            handled = {p.key for plan in plans for p in plan.by_action("migrate", "adopt", "stop")}
             plans = carry_over(plans, again)
+            if not moving:
+                break
+        else:
+            raise ModuleFailure(*rounds_exhausted(moving, handled))
         remaining = read_vmis(client, api_version, set(params["nodes"]))
+        if evacuation.failures:
+            raise ModuleFailure(*failed_migrations(evacuation.failures, remaining, params["nodes"]))
     except ModuleFailure as err:
         try:
             remaining = read_vmis(client, api_version, set(params["nodes"]))
@@ -457,9 +474,53 @@ def run(module):
             err.result, changed=changed, nodes=[node_result(p, evacuation, remaining, False) for p in plans]))
     result["changed"] = evacuation.written
     result["nodes"] = [node_result(plan, evacuation, remaining, False) for plan in plans]
-    kept = [entry for node in result["nodes"] for entry in node["remaining"]]
+    actions = {p.key: p.action for plan in plans for p in plan.vmis}
+    kept, other = [], []
+    for node in result["nodes"]:
+        for entry in node["remaining"]:
+            where = "%s/%s on %s" % (entry["namespace"], entry["vm"], node["node"])
+            if actions.get((entry["namespace"], entry["vm"])) == "unmovable":
+                kept.append(where)
+            else:
+                other.append("%s (phase %s%s)" % (where, entry["phase"], ", " + entry["reason"] if entry["reason"] else ""))
     if kept:
         module.warn("%d VM%s left on the nodes as asked (unmovable: report): %s" % (
-            len(kept), "s" if len(kept) > 1 else "", ", ".join("%s/%s on %s" % (e["namespace"], e["vm"], node["node"])
-                                                               for node in result["nodes"] for e in node["remaining"])))
+            len(kept), "s" if len(kept) > 1 else "", ", ".join(kept)))
+    if other:
+        module.warn("%d VM instance%s still on the nodes: %s" % (len(other), "s" if len(other) > 1 else "",
+                                                                  ", ".join(other)))
     module.exit_json(**result)
+
+
+def still_on_nodes(remaining, node_names):
+    return ["VM %s/%s: %s" % (nm.meta(v).get("namespace"), nm.meta(v).get("name"), describe_vmi(v))
+            for v in sorted(remaining, key=nm.vmi_key)
+            if any(nm.vmi_on_node(v, name) for name in node_names)]
+
+
+def failed_migrations(failures, remaining, node_names):
+    """(message, errors) when migrations failed: every failure, then every VM instance the nodes still hold."""
+    left = still_on_nodes(remaining, node_names)
+    message = "%d migration%s failed (every other one ran): %s" % (
+        len(failures), "s" if len(failures) > 1 else "", joined_errors(failures))
+    message += "; still on the nodes: %s" % (joined_errors(left) if left else "none")
+    return message, failures + ["still on the nodes: " + entry for entry in left]
+
+
+def rounds_exhausted(moving, handled):
+    """(message, errors) when the nodes still hold VMs to move after every round: VMs keep arriving on them."""
+    errors = []
+    for plan in moving:
+        if plan.action == "adopt":
+            why = "a migration started elsewhere is running for it (%s)" % nm.meta(plan.migration).get("name")
+        elif plan.action == "stop":
+            why = "arrived on the node and cannot move, it still needs stopping"
+        elif plan.key in handled:
+            why = "moved or stopped in an earlier round, it is on the node again"
+        else:
+            why = "arrived on the node after it was cordoned (a migration to it that started before the cordon, or " \
+                  "an instance placed on it by name)"
+        errors.append("VM %s on %s: %s" % (plan.label, plan.node, why))
+    message = "after %d rounds the nodes still hold VMs to move, as VMs keep arriving on them: %s" % (
+        ROUNDS, joined_errors(errors))
+    return message, errors

@@ -173,3 +173,104 @@ def test_a_vmi_being_deleted_or_in_a_terminating_namespace_is_waited_for_not_mig
     assert plans["a"].action == plans["b"].action == "leaving"
     assert plans["b"].reason == "its namespace is being deleted"
     assert plan([vmi("a")])["a"].action == "migrate"
+
+
+LABEL_VALUE = __import__("re").compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def test_a_node_name_longer_than_a_label_value_is_labelled_by_a_short_hash_and_annotated_in_full():
+    assert nm.evacuated_node_label("worker-1") == "worker-1"
+    long_a = "node-" + "a" * 60 + ".example.com"
+    long_b = "node-" + "a" * 60 + ".example.org"
+    for name in (long_a, long_b, "a" * 62 + "-" + "b" * 10, "x" * 253):
+        value = nm.evacuated_node_label(name)
+        assert len(value) <= 63 and LABEL_VALUE.match(value), value
+        assert value == nm.evacuated_node_label(name)  # stable, so a later run finds its migrations
+    assert nm.evacuated_node_label(long_a) != nm.evacuated_node_label(long_b)
+    migration = nm.mark_evacuation({"metadata": {"name": "m", "labels": {"x": "y"}}}, long_a)
+    assert migration["metadata"]["labels"] == {"x": "y", nm.EVACUATED_NODE_KEY: nm.evacuated_node_label(long_a)}
+    assert migration["metadata"]["annotations"] == {nm.EVACUATED_NODE_KEY: long_a}
+
+
+def test_the_migrations_of_a_node_with_a_long_name_carry_a_valid_label_and_the_full_name():
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.node_maintenance_runner import (
+        NodePlan, migration_requests)
+
+    long_name = "n1-" + "x" * 70
+    nodes = [node(long_name), node("n2")]
+    plan = NodePlan(nodes[0])
+    plan.vmis = nm.plan_node(long_name, [vmi("a", node_name=long_name)], [], nodes, {long_name}, "LiveMigrate")
+    requests = migration_requests([plan], [], nodes, "kubevirt.io/v1", "evacuate-1")
+    metadata = requests[0].migration["metadata"]
+    assert LABEL_VALUE.match(metadata["labels"][nm.EVACUATED_NODE_KEY])
+    assert len(metadata["labels"][nm.EVACUATED_NODE_KEY]) <= 63
+    assert metadata["annotations"][nm.EVACUATED_NODE_KEY] == long_name
+
+
+def request_for(name):
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.migration_plan import MigrationRequest
+
+    request = MigrationRequest(name, "vms", origin="vms")
+    request.vmi, request.action, request.source_node = vmi(name), "created", "n1"
+    return request
+
+
+def test_a_failed_wave_does_not_stop_the_next_ones_and_every_failure_is_kept(monkeypatch):
+    """Waves of one (concurrency 1): a's creation is refused, b's migration fails, c's succeeds; all three ran."""
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import migration_runner
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.node_maintenance_runner import Evacuation
+
+    created = []
+
+    def create(client, wave, api_version, window):
+        created.extend(r.name for r in wave)
+        if wave[0].name == "a":
+            return ["VM vms/a: creating VirtualMachineInstanceMigration m-a: refused"]
+        wave[0].written = True
+        wave[0].final = {"metadata": {"name": "m-" + wave[0].name, "uid": "u-" + wave[0].name}}
+        return []
+
+    def wait(client, wave, api_version, timeout):
+        for request in wave:
+            request.final = dict(request.final, status={"phase": "Failed" if request.name == "b" else "Succeeded"})
+
+    monkeypatch.setattr(migration_runner, "create_migrations", create)
+    monkeypatch.setattr(migration_runner, "wait_migrations", wait)
+    monkeypatch.setattr(migration_runner, "refresh_vmis", lambda *args: None)
+    monkeypatch.setattr(migration_runner, "read_events", lambda *args: {})
+    evacuation = Evacuation(None, "kubevirt.io/v1", {"concurrency": 1, "wait_timeout": 60}, [])
+    evacuation.migrate([request_for("a"), request_for("b"), request_for("c")], float("inf"))
+    assert created == ["a", "b", "c"]
+    assert evacuation.failed == {("vms", "a"), ("vms", "b")}
+    assert evacuation.failures[0].startswith("VM vms/a: creating")
+    assert evacuation.failures[1].startswith("VM vms/b: migration m-b failed")
+    assert len(evacuation.failures) == 2
+    assert evacuation.results[("vms", "c")]["phase"] == "Succeeded" and evacuation.written
+
+
+def test_the_failure_lists_every_failed_migration_and_every_vm_still_on_the_nodes():
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.node_maintenance_runner import (
+        failed_migrations)
+
+    remaining = [vmi("b"), vmi("a"), vmi("elsewhere", node_name="n2")]
+    message, errors = failed_migrations(["VM vms/a: x", "VM vms/b: y"], remaining, ["n1"])
+    assert message.startswith("2 migrations failed (every other one ran): VM vms/a: x; VM vms/b: y; ")
+    assert "still on the nodes: VM vms/a: phase Running on n1; VM vms/b: phase Running on n1" in message
+    assert "elsewhere" not in message
+    assert errors[2:] == ["still on the nodes: VM vms/a: phase Running on n1",
+                          "still on the nodes: VM vms/b: phase Running on n1"]
+
+
+def test_rounds_exhausted_names_each_vm_and_why_it_still_needs_moving():
+    from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.node_maintenance_runner import (
+        ROUNDS, rounds_exhausted)
+
+    running = {"metadata": {"name": "theirs", "namespace": "vms"}, "spec": {"vmiName": "c"},
+               "status": {"phase": "Running"}}
+    plans = plan([vmi("a"), vmi("b"), vmi("c")], migrations=[running])
+    message, errors = rounds_exhausted([plans["a"], plans["b"], plans["c"]], {("vms", "a")})
+    assert message.startswith("after %d rounds the nodes still hold VMs to move" % ROUNDS)
+    assert "unmovable: report" not in message
+    assert errors[0] == "VM vms/a on n1: moved or stopped in an earlier round, it is on the node again"
+    assert errors[1].startswith("VM vms/b on n1: arrived on the node after it was cordoned")
+    assert errors[2] == "VM vms/c on n1: a migration started elsewhere is running for it (theirs)"
