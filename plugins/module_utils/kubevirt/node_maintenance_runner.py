@@ -487,8 +487,8 @@ def run(module):
         module.warn("%d VM%s left on the nodes as asked (unmovable: report): %s" % (
             len(kept), "s" if len(kept) > 1 else "", ", ".join(kept)))
     if other:
-        module.warn("%d VM instance%s still on the nodes: %s" % (len(other), "s" if len(other) > 1 else "",
-                                                                  ", ".join(other)))
+        module.warn("%d VM instance%s still on the nodes: %s" % (
+            len(other), "s" if len(other) > 1 else "", ", ".join(other)))
     module.exit_json(**result)
 
 
