@@ -1,11 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: palette.vmo contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A thin, thread-safe REST client for the Kubernetes API, on one pooled urllib3 connection set.
+"""A thin, thread-safe REST client for the Kubernetes API, on pooled urllib3 connections.
 
 It speaks paths, not generated models: the modules know which objects they want, and skipping the
 `kubernetes` library's discovery and model layer is what makes a batch of a thousand objects fast.
 Rate limits (429 with Retry-After), server errors and dropped connections are retried with backoff.
+Requests share a pool bounded by the concurrency; watches hold their connection for as long as they
+stream, so they open their own, outside that bound, and close it when they end.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -13,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import socket
 
 try:
     from urllib.parse import urlencode, quote
@@ -78,11 +81,16 @@ class KubeClient(object):
         self.connection = connection
         self.timeout = timeout
         # The connection says how TLS is set up: certificate files, or a TLS context built in memory.
-        kwargs = dict(connection.pool_options(), num_pools=4, maxsize=max(concurrency, 1), block=True)
-        if connection.proxy:
-            self.pool = urllib3.ProxyManager(connection.proxy, **kwargs)
-        else:
-            self.pool = urllib3.PoolManager(**kwargs)
+        self.pool = self._pool_manager(maxsize=max(concurrency, 1), block=True)
+        # A watch keeps its connection until it ends: in the bounded pool, watches would starve requests (and
+        # each other). They get a connection of their own each, never waiting, and close it when they end.
+        self.watch_pool = self._pool_manager(maxsize=1, block=False)
+
+    def _pool_manager(self, **sizing):
+        kwargs = dict(self.connection.pool_options(), num_pools=4, **sizing)
+        if self.connection.proxy:
+            return urllib3.ProxyManager(self.connection.proxy, **kwargs)
+        return urllib3.PoolManager(**kwargs)
 
     def _headers(self, content_type):
         headers = HTTPHeaderDict({"Accept": "application/json", "User-Agent": USER_AGENT})
@@ -102,10 +110,11 @@ class KubeClient(object):
 
     def _send(self, method, path, query, data, content_type, timeout, stream=False):
         try:
-            return self.pool.request(method, self._url(path, query), body=data,
-                                     headers=self._headers(content_type if data is not None else None),
-                                     timeout=urllib3.Timeout(connect=15, read=timeout or self.timeout),
-                                     retries=False, preload_content=not stream)
+            pool = self.watch_pool if stream else self.pool
+            return pool.request(method, self._url(path, query), body=data,
+                                headers=self._headers(content_type if data is not None else None),
+                                timeout=urllib3.Timeout(connect=15, read=timeout or self.timeout),
+                                retries=False, preload_content=not stream)
         except urllib3.exceptions.SSLError as err:
             raise KubeConnectionError("TLS verification of %s failed: %s (%s)"
                                       % (self.connection.server, err, self.connection.tls_hint()))
@@ -178,12 +187,26 @@ class KubeClient(object):
             raise
 
     def watch(self, path, query=None, timeout_seconds=60):
-        """Yields watch events until the server ends the stream (at most timeout_seconds)."""
+        """Opens a watch: a WatchStream that yields events until the server ends it (at most timeout_seconds)
+        or until its close(), which any thread may call."""
         query = dict(query or {}, watch="true", allowWatchBookmarks="true", timeoutSeconds=int(timeout_seconds))
         resp = call_with_retries(lambda: self._send("GET", path, query, None, None, timeout_seconds + 15, stream=True))
+        return WatchStream(resp, path)
+
+
+class WatchStream(object):
+    """The events of one watch response. close() ends the stream at once, from any thread: it shuts the
+    socket's reading side, so a read blocked on it returns, and the connection is closed, not reused."""
+
+    def __init__(self, resp, path):
+        self._resp, self.path = resp, path
+        self._closed = False
+
+    def __iter__(self):
+        resp = self._resp
         try:
             if resp.status >= 400:
-                raise KubeApiError(resp.status, _decode(resp.read()), "WATCH", path)
+                raise KubeApiError(resp.status, _decode(resp.read()), "WATCH", self.path)
             buffer = b""
             for chunk in resp.stream(65536):
                 buffer += chunk
@@ -191,8 +214,28 @@ class KubeClient(object):
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
                         yield json.loads(line)
+        except (urllib3.exceptions.HTTPError, OSError):
+            # Closed by close(), or dropped: the stream ends here as it does when the server ends it, and the
+            # watcher watches again from its last resourceVersion.
+            return
         finally:
+            self._closed = True
+            resp.close()
             resp.release_conn()
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if hasattr(self._resp, "shutdown"):  # urllib3 >= 2.3
+                self._resp.shutdown()
+            else:
+                sock = getattr(getattr(self._resp, "_connection", None), "sock", None)
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError, RuntimeError):
+            pass  # already ended: its connection is closed or released
 
 
 def _decode(data):

@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import threading
 import time
+import types
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, object_path
@@ -46,6 +47,23 @@ class _NamespaceWatch(threading.Thread):
         self.seen, self.changed, self.deadline = seen, changed, deadline
         self.error = None
         self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._stream = None
+
+    def _open(self, version, remaining):
+        stream = self.client.watch(self.path, {"resourceVersion": version}, timeout_seconds=max(1, int(remaining) + 1))
+        with self._lock:
+            self._stream = stream
+            if self.stop.is_set():  # the wait ended while this watch was being opened
+                _close(stream)
+        return stream
+
+    def close(self):
+        """Ends the watch now, from the waiting thread: the stream's read returns and its connection is closed."""
+        with self._lock:
+            self.stop.set()
+            if self._stream is not None:
+                _close(self._stream)
 
     def _record(self, obj, deleted=False):
         name = (obj.get("metadata") or {}).get("name")
@@ -71,8 +89,7 @@ class _NamespaceWatch(threading.Thread):
                 if remaining <= 0:
                     return
                 try:
-                    for event in self.client.watch(self.path, {"resourceVersion": version},
-                                                   timeout_seconds=max(1, int(remaining) + 1)):
+                    for event in self._open(version, remaining):
                         if self.stop.is_set():
                             return
                         obj = event.get("object") or {}
@@ -86,9 +103,17 @@ class _NamespaceWatch(threading.Thread):
                         raise
                     version = self._relist()  # our version expired: list again
         except Exception as err:  # noqa: BLE001 - handed to the waiting thread
+            if self.stop.is_set():
+                return  # the wait has ended: nobody is waiting for this watch any more
             self.error = err
             with self.changed:
                 self.changed.notify_all()
+
+
+def _close(stream):
+    close = getattr(stream, "close", None)  # a WatchStream; a plain iterator has nothing to close
+    if close is not None and not isinstance(stream, types.GeneratorType):  # a running generator cannot be closed
+        close()
 
 
 def wait_for(client, api_version, plural, targets, timeout):
@@ -127,5 +152,10 @@ def wait_for(client, api_version, plural, targets, timeout):
                                       % (timeout, len(left), len(targets), details), left)
                 changed.wait(min(remaining, 1.0))
     finally:
+        # Every watch ends with the wait, so its connection is closed now and not when the server's
+        # timeoutSeconds ends it; a watcher still in its first list ends when that list returns.
         for watcher in watchers:
-            watcher.stop.set()
+            watcher.close()
+        joined_by = time.monotonic() + 5
+        for watcher in watchers:
+            watcher.join(max(0.0, joined_by - time.monotonic()))

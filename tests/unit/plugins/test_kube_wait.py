@@ -1,11 +1,16 @@
 """The shared wait against a fake watch: it ends when every object is where it should be, or at the deadline
 naming what is still pending and how it last looked."""
 
+import json
+import queue
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient
 from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, WaitTimeout, wait_for
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.power import describe_vm, vm_matches
 
@@ -83,3 +88,91 @@ def test_an_expired_watch_lists_again_and_another_error_ends_the_wait():
 
 def test_nothing_to_wait_for_returns_at_once():
     assert wait_for(None, "kubevirt.io/v1", "virtualmachines", [], timeout=5) == {}
+
+
+class _FakeApiserver(BaseHTTPRequestHandler):
+    """Lists VMs that are not ready yet; a watch sends the event that makes its VM ready, then streams nothing
+    and holds its connection until the client closes it (as a real watch does until its timeoutSeconds)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _send_json(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        query = parse_qs(url.query)
+        if url.path == "/version":
+            return self._send_json({"gitVersion": "v1.33.0"})
+        namespace = url.path.split("/")[5]
+        vm_ns = dict(vm("vm", "Starting", False, "1"), metadata={"name": "vm", "namespace": namespace,
+                                                                "resourceVersion": "1"})
+        if "watch" not in query:
+            return self._send_json({"items": [vm_ns], "metadata": {"resourceVersion": "1"}})
+        self.server.watches.put(namespace)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        ready_vm = dict(vm_ns, status={"printableStatus": "Running", "ready": True})
+        line = json.dumps({"type": "MODIFIED", "object": ready_vm}).encode() + b"\n"
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+        self.wfile.flush()
+        self.connection.settimeout(30)  # a bound for this test server only
+        try:
+            self.rfile.read(1)  # returns when the client closes its connection
+        except OSError:
+            return
+        self.server.closed.put(namespace)
+        self.close_connection = True
+
+
+class _Connection(object):
+    proxy = None
+
+    def __init__(self, server):
+        self.server = server
+
+    @staticmethod
+    def pool_options():
+        return {}
+
+    @staticmethod
+    def auth_headers():
+        return {}
+
+    @staticmethod
+    def impersonate_group_headers():
+        return []
+
+
+@pytest.fixture
+def apiserver():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeApiserver)
+    server.daemon_threads = True
+    server.watches, server.closed = queue.Queue(), queue.Queue()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_watches_in_more_namespaces_than_the_concurrency_neither_starve_nor_outlive_the_wait(apiserver):
+    client = KubeClient(_Connection("http://127.0.0.1:%d" % apiserver.server_address[1]), concurrency=1)
+    targets = [WaitTarget(ns, "vm", lambda obj: vm_matches(obj, "ready"), "ready", describe_vm) for ns in ("a", "b")]
+    seen = wait_for(client, "kubevirt.io/v1", "virtualmachines", targets, timeout=20)
+    assert sorted(key for key, obj in seen.items() if obj["status"]["ready"]) == [("a", "vm"), ("b", "vm")]
+    # Both watches were closed when the wait returned, and their threads have ended.
+    assert sorted(apiserver.closed.get(timeout=20) for _ in range(2)) == ["a", "b"]
+    assert not [t for t in threading.enumerate() if type(t).__name__ == "_NamespaceWatch"]
+    # The one pooled connection is free for the next request.
+    assert client.get("/version") == {"gitVersion": "v1.33.0"}
