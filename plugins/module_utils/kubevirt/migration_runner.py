@@ -201,14 +201,55 @@ def _target(request, name, predicate, expectation):
 
 
 def wait_migrations(client, requests, api_version, timeout):
-    """One watch per namespace until every created or adopted migration is Succeeded or Failed."""
+    """One watch per namespace until every created or adopted migration is Succeeded or Failed, or gone.
+
+    A migration deleted before it was seen final (by anyone) ends there: its outcome is the one the VMI's
+    migrationState records for its uid, once that state is final."""
+    deadline = time.monotonic() + timeout
+    waited = [r for r in requests if r.action in ("created", "adopted") and (r.final or r.existing)]
     targets = [_target(r, (r.final or r.existing)["metadata"]["name"],
-                       lambda m: m is not None and plan.is_final(m), "Succeeded or Failed")
-               for r in requests if r.action in ("created", "adopted") and (r.final or r.existing)]
+                       lambda m: m is None or plan.is_final(m), "Succeeded or Failed") for r in waited]
     seen = wait_for(client, api_version, PLURAL, targets, timeout)
-    for request in requests:
-        if request.action in ("created", "adopted") and (request.final or request.existing):
-            request.final = seen.get((request.namespace, (request.final or request.existing)["metadata"]["name"]))
+    vanished = []
+    for request in waited:
+        last = request.final or request.existing
+        request.final = seen.get((request.namespace, last["metadata"]["name"]))
+        if request.final is None:
+            vanished.append((request, last))
+    if not vanished:
+        return
+    vmi_targets = [WaitTarget(r.namespace, r.name, _migration_over(_uid(last)), "the end of migration %s in its "
+                              "migrationState" % last["metadata"]["name"], describe_vmi_migration)
+                   for r, last in vanished]
+    vmis = wait_for(client, api_version, "virtualmachineinstances", vmi_targets, max(0.0, deadline - time.monotonic()))
+    for request, last in vanished:
+        request.final_vmi = vmis.get(request.ident)
+        request.final = _vanished_outcome(request, last, request.final_vmi)
+
+
+def _migration_over(uid):
+    # pkg/virt-controller/watch/migration/migration.go: updateStatus removes a VMIM's finalizer once it is final,
+    # and garbageCollectFinalizedMigrations deletes the final ones beyond five per VMI, so a migration can be
+    # gone before a watch saw its last phase. The VMI's migrationState for its uid keeps the outcome; one that
+    # never reached the VMI leaves no state of its own there.
+    def predicate(vmi):
+        state = ((vmi or {}).get("status") or {}).get("migrationState") or {}
+        return vmi is None or state.get("migrationUid") != uid or bool(state.get("completed") or state.get("failed"))
+    return predicate
+
+
+def _vanished_outcome(request, last, vmi):
+    """The last seen VMIM with the phase its VMI's migrationState gives it: Succeeded when completed, else Failed."""
+    state = ((vmi or {}).get("status") or {}).get("migrationState") or {}
+    ours = state.get("migrationUid") == _uid(last)
+    succeeded = ours and state.get("completed") and not state.get("failed")
+    request.reason = request.reason or "migration %s was deleted before it was seen final; %s" % (
+        last["metadata"]["name"], "its outcome is the VMI's migrationState" if ours
+        else "the VMI records no migration state for it")
+    status = dict(last.get("status") or {}, phase="Succeeded" if succeeded else "Failed")
+    if ours:
+        status["migrationState"] = state
+    return dict(last, status=status)
 
 
 def _not_aborting(uids):
