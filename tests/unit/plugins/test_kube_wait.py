@@ -113,8 +113,8 @@ class _FakeApiserver(BaseHTTPRequestHandler):
         if url.path == "/version":
             return self._send_json({"gitVersion": "v1.33.0"})
         namespace = url.path.split("/")[5]
-        vm_ns = dict(vm("vm", "Starting", False, "1"), metadata={"name": "vm", "namespace": namespace,
-                                                                "resourceVersion": "1"})
+        meta = {"name": "vm", "namespace": namespace, "resourceVersion": "1"}
+        vm_ns = dict(vm("vm", "Starting", False, "1"), metadata=meta)
         if "watch" not in query:
             return self._send_json({"items": [vm_ns], "metadata": {"resourceVersion": "1"}})
         self.server.watches.put(namespace)
@@ -172,7 +172,7 @@ def test_watches_in_more_namespaces_than_the_concurrency_neither_starve_nor_outl
     seen = wait_for(client, "kubevirt.io/v1", "virtualmachines", targets, timeout=20)
     assert sorted(key for key, obj in seen.items() if obj["status"]["ready"]) == [("a", "vm"), ("b", "vm")]
     # Both watches were closed when the wait returned, and their threads have ended.
-    assert sorted(apiserver.closed.get(timeout=20) for _ in range(2)) == ["a", "b"]
+    assert sorted(apiserver.closed.get(timeout=20) for _watch in range(2)) == ["a", "b"]
     assert not [t for t in threading.enumerate() if type(t).__name__ == "_NamespaceWatch"]
     # The one pooled connection is free for the next request.
     assert client.get("/version") == {"gitVersion": "v1.33.0"}
