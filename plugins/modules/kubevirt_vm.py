@@ -22,15 +22,19 @@ description:
     Power verbs are sent only when the VM is not already in the declared state.
   - Writes run concurrently (O(concurrency)); one shared watch waits for all VMs (O(wait)).
   - Never writes the deprecated C(spec.running); a VM that has it is migrated to C(spec.runStrategy).
-  - Day-2 changes of a running VM follow KubeVirt's LiveUpdate rollout strategy. More CPU sockets (up to
+  - Day-2 changes of a running VM follow the cluster's rollout strategy (the KubeVirt CR's
+    C(vmRolloutStrategy); unset is LiveUpdate). Under LiveUpdate more CPU sockets (up to
     O(cpu.max_sockets)) and more guest memory (up to O(memory_max)) reach the running VM without a restart, as
     do hotplugged disks (O(disks[].hotplug)) and bridge NICs on Multus networks. KubeVirt marks any other
     template change C(RestartRequired); the module reports it per VM (RV(vms[].restart_required)) and restarts
-    the VM only with O(restart_if_required). A larger disk size grows the disk's PersistentVolumeClaim.
+    the VM only with O(restart_if_required). Under C(Stage) CPU, memory and placement changes also need a restart.
+    A larger disk size grows the disk's PersistentVolumeClaim.
   - Volume hotplug takes the path the cluster's KubeVirt takes. With the C(HotplugVolumes) feature gate on (as
     the VMO pack sets it) KubeVirt's declarative hotplug is off, so volumes are added and removed through the
     VM's C(addvolume)/C(removevolume) subresources; with only C(DeclarativeHotplugVolumes) the VM spec carries
-    them. When the KubeVirt CR cannot be read, the subresources are used (they work on both paths).
+    them. When the KubeVirt CR cannot be read, the subresources are used (they work on both paths). Every
+    C(addvolume)/C(removevolume) request is first sent as a dry run (also in check mode), so a request KubeVirt
+    refuses fails the task before anything is written.
   - The served C(kubevirt.io) version is discovered, not assumed.
 author:
   - palette.vmo contributors (!UNKNOWN)
@@ -280,7 +284,8 @@ options:
       - Also until restarted VMs run without C(RestartRequired), volume requests are carried out, unplugged NICs are
         gone from the VM, the running instances show what changed live (CPU topology and guest memory, hotplugged
         volumes C(Ready) and unplugged ones gone, hotplugged interfaces), and every grown claim shows its new
-        capacity, all within O(wait_timeout).
+        capacity, all within O(wait_timeout). A claim of a VM that does not run is done once only the node's
+        filesystem expansion is left (C(FileSystemResizePending)); it finishes when the VM next starts.
     type: bool
     default: false
   wait_timeout:
@@ -542,6 +547,11 @@ vms:
           type: str
         expanded:
           description: Whether the claim was (or in check mode would be) grown.
+          type: bool
+        pending_node_expansion:
+          description:
+            - Whether the wait saw the volume grown but its filesystem not yet (C(FileSystemResizePending)); the
+              VM does not run, so no pod mounts the claim. It finishes when the VM next starts.
           type: bool
 errors:
   description: Every problem found, one per VM and field, when the task fails on bad input.

@@ -178,10 +178,33 @@ def test_a_larger_pvc_size_grows_the_claim(run_module, admin, audit, ns):
     assert result["changed"] is True
     expanded = result["vms"][0]["expanded_disks"][0]
     assert expanded == {"disk": "data", "pvc": "data-pvc", "storage_class": "lab-rwo", "previous": "1Gi",
-                        "requested": "2Gi", "capacity": "2Gi", "expanded": True}
+                        "requested": "2Gi", "capacity": "2Gi", "expanded": True, "pending_node_expansion": False}
     pvc = admin.get(pvc_path(ns, "data-pvc"))
     assert pvc["spec"]["resources"]["requests"]["storage"] == "2Gi" and pvc["status"]["capacity"]["storage"] == "2Gi"
     assert_unchanged(run_module(MODULE, grown))
+
+
+def test_a_stopped_vm_claim_grows_and_its_filesystem_waits_for_the_next_start(run_module, admin, ns):
+    # No pod mounts the claim of a VM that does not run: the kubelet's part of a filesystem expansion waits
+    # (FileSystemResizePending), so the wait ends once only that is left and the result says so.
+    make_pvc(admin, ns, "cold-pvc")
+    assert run_module(MODULE, pvc_vm(ns, "cold-pvc", "1Gi", name="cold", state="stopped")).get("failed") is not True
+    grown = pvc_vm(ns, "cold-pvc", "2Gi", name="cold", state="stopped", wait_timeout=60)
+    result = run_module(MODULE, grown)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True
+    assert result["vms"][0]["expanded_disks"] == [{
+        "disk": "data", "pvc": "cold-pvc", "storage_class": "lab-rwo", "previous": "1Gi", "requested": "2Gi",
+        "capacity": "1Gi", "expanded": True, "pending_node_expansion": True}]
+    pvc = admin.get(pvc_path(ns, "cold-pvc"))
+    assert pvc["status"]["allocatedResourceStatuses"]["storage"] == "NodeResizePending"
+    assert condition(pvc, "FileSystemResizePending")["status"] == "True"
+    assert_unchanged(run_module(MODULE, grown))
+
+    started = run_module(MODULE, dict(grown, state="started", wait_timeout=120))
+    assert started.get("failed") is not True, started.get("msg")
+    wait_for(lambda: (admin.get(pvc_path(ns, "cold-pvc")).get("status") or {}).get("capacity", {}).get("storage")
+             == "2Gi", "the claim's filesystem grown once the VM runs")
 
 
 def test_a_larger_data_volume_size_grows_its_claim(run_module, admin, ns):
@@ -238,6 +261,10 @@ def test_a_pvc_hotplugged_into_a_running_vm_and_unplugged(run_module, admin, aud
     after = predicted["diff"][0]["after"]["spec"]["template"]["spec"]
     assert {"name": "extra", "persistentVolumeClaim": {"claimName": "extra", "hotpluggable": True}} in after["volumes"]
     assert writes_in(audit, mark, ns) == []
+    # Check mode asked KubeVirt about the request: a dry run of addvolume (volumes.go getDryRunOption).
+    dry_runs = [e for e in audit.events(mark) if (e.get("objectRef") or {}).get("namespace") == ns
+                and e["objectRef"].get("subresource") == "addvolume" and "dryRun=All" in e.get("requestURI", "")]
+    assert dry_runs and all(e["responseStatus"]["code"] < 400 for e in dry_runs), dry_runs
 
     mark = audit.mark()
     result = run_module(MODULE, plugged)
@@ -407,6 +434,10 @@ BAD = [
      ["/vm: nics[default].state: absent (hot-unplug) is supported only for a bridge interface"]),
     ("size-on-a-container-disk", lambda a: _with_disk(a, "root", size="5Gi"),
      ["/vm: disks[root].size: is the size of a pvc disk's claim"]),
+    # Refused by KubeVirt itself (the VM status webhook on addvolume), found by the dry run of the request.
+    ("hotplug-boot-order-0", lambda a: dict(a, disks=a["disks"] + [
+        {"name": "b", "pvc": "spare", "hotplug": True, "boot_order": 0}]),
+     ["/vm: disks[b]: KubeVirt refused addvolume in a dry run", "must have a boot order > 0"]),
 ]
 
 

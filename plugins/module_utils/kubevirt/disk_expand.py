@@ -8,6 +8,13 @@ size of a DataVolume disk, like that of a plain `pvc` disk, is grown on the Pers
 (`spec.resources.requests.storage`); the StorageClass's CSI resizer does the rest and KubeVirt
 (ExpandDisks) passes the new size to the guest. A claim can only grow, and only when its StorageClass
 allows volume expansion; both are checked before anything is written.
+
+A filesystem volume is grown in two steps: the CSI controller grows the volume, then the kubelet grows
+the filesystem once a pod mounts the claim. Until then Kubernetes leaves `status.capacity` as it was and
+marks the claim FileSystemResizePending (allocatedResourceStatuses storage NodeResizePending;
+kubernetes-csi/external-resizer resize_status.go markForPendingNodeExpansion). For a VM that does not run
+no pod mounts it, so its expansion counts as done there and is reported pending node expansion: it
+finishes when the VM next starts.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -32,6 +39,8 @@ class Expansion(object):
         self.previous = None  # the claim's request before
         self.capacity = None  # the claim's status.capacity, when last seen
         self.grow = False
+        self.wait_node = True  # whether the wait covers the node's part too (the VM runs: its pod mounts the claim)
+        self.node_pending = False  # the controller expansion is done, the node's is not (seen by the wait)
 
     @property
     def path(self):
@@ -40,7 +49,7 @@ class Expansion(object):
     def result(self):
         return {"disk": self.disk, "pvc": self.claim, "storage_class": self.storage_class,
                 "previous": self.previous, "requested": self.requested, "capacity": self.capacity,
-                "expanded": self.grow}
+                "expanded": self.grow, "pending_node_expansion": self.node_pending}
 
 
 def _template_size(live, name):
@@ -172,6 +181,28 @@ def capacity_reached(expansion, pvc):
     return capacity.get("storage") is not None and _bytes(capacity["storage"]) >= _bytes(expansion.requested)
 
 
+def node_expansion_pending(pvc):
+    """The controller grew the volume and the node has yet to grow its filesystem (no pod mounts the claim)."""
+    status = (pvc or {}).get("status") or {}
+    if (status.get("allocatedResourceStatuses") or {}).get("storage") == "NodeResizePending":
+        return True
+    return any(c.get("type") == "FileSystemResizePending" and c.get("status") == "True"
+               for c in status.get("conditions") or [])
+
+
+def expansion_done(expansion, pvc):
+    """Capacity reached, or (the VM not running) only the node's part left."""
+    if capacity_reached(expansion, pvc):
+        return True
+    return not expansion.wait_node and node_expansion_pending(pvc)
+
+
+def observe(expansion, pvc):
+    """Records what the wait last saw of the claim."""
+    expansion.capacity = (((pvc or {}).get("status") or {}).get("capacity") or {}).get("storage")
+    expansion.node_pending = pvc is not None and not capacity_reached(expansion, pvc) and node_expansion_pending(pvc)
+
+
 def wait_target(expansion):
     def describe(pvc):
         if pvc is None:
@@ -180,5 +211,8 @@ def wait_target(expansion):
         conditions = ", ".join("%s=%s" % (c.get("type"), c.get("status")) for c in status.get("conditions") or [])
         return "capacity=%s%s" % ((status.get("capacity") or {}).get("storage"),
                                   "; conditions: " + conditions if conditions else "")
-    return WaitTarget(expansion.plan.namespace, expansion.claim, lambda pvc: capacity_reached(expansion, pvc),
-                      "capacity %s" % expansion.requested, describe)
+    wanted = "capacity %s" % expansion.requested
+    if not expansion.wait_node:
+        wanted += " or only the node's filesystem expansion pending (FileSystemResizePending)"
+    return WaitTarget(expansion.plan.namespace, expansion.claim, lambda pvc: expansion_done(expansion, pvc),
+                      wanted, describe)

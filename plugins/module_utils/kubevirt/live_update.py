@@ -8,7 +8,10 @@ running instance (CPU sockets, guest memory, node selector, affinity, toleration
 bridge NICs) and marks the VM `RestartRequired` for every other one. The prediction here follows
 pkg/virt-controller/watch/vm/vm.go (syncRestartRequired, handleCPUChangeRequest, handleMemoryHotplugRequest),
 pkg/liveupdate/memory/memory.go (ValidateLiveUpdateMemory) and pkg/network/vmliveupdate/restart.go
-(IsRestartRequired); after a real write the VM's own condition is what the module reports.
+(IsRestartRequired); after a real write the VM's own condition is what the module reports. Under the Stage
+strategy (spec.configuration.vmRolloutStrategy of the KubeVirt CR) KubeVirt applies none of the CPU, memory
+and placement changes live (syncRestartRequired, sync: IsVMRolloutStrategyLiveUpdate), so each of them
+needs a restart; an unset strategy is LiveUpdate (pkg/virt-config/virt-config.go IsVMRolloutStrategyLiveUpdate).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -179,11 +182,18 @@ def network_restart_required(after, vmi):
     return False
 
 
-def predict_restart(before_vm, after_vm, vmi):
+def rollout_live_update(kubevirt_cr):
+    """pkg/virt-config/virt-config.go IsVMRolloutStrategyLiveUpdate: unset (or the CR unreadable) is LiveUpdate."""
+    configuration = (((kubevirt_cr or {}).get("spec") or {}).get("configuration")) or {}
+    strategy = configuration.get("vmRolloutStrategy")
+    return strategy is None or strategy == "LiveUpdate"
+
+
+def predict_restart(before_vm, after_vm, vmi, live_update=True):
     """Why the VM would need a restart after `after_vm` replaces `before_vm` while `vmi` runs, or None.
 
     `before_vm` stands for the spec the instance started from (KubeVirt keeps it in a ControllerRevision);
-    a VM already marked RestartRequired stays so.
+    a VM already marked RestartRequired stays so. `live_update` is False under the Stage rollout strategy.
     """
     if vmi is None or before_vm is None:
         return None
@@ -197,22 +207,25 @@ def predict_restart(before_vm, after_vm, vmi):
     if _disks_live_updatable(before, after):
         before.setdefault("domain", {}).setdefault("devices", {})["disks"] = copy.deepcopy(
             ((after.get("domain") or {}).get("devices") or {}).get("disks"))
-    # Live-updatable under LiveUpdate (syncRestartRequired): sockets, guest memory, placement.
+    # Live-updatable under LiveUpdate only (syncRestartRequired): sockets, guest memory, placement.
     before_domain = before.setdefault("domain", {})
     after_domain = after.get("domain") or {}
-    if before_domain.get("cpu") is not None and after_domain.get("cpu") is not None:
-        before_domain["cpu"] = dict(before_domain["cpu"])
-        _copy_key(after_domain["cpu"], before_domain["cpu"], "sockets")
-    if (after_domain.get("memory") or {}).get("guest") is not None:
-        before_domain["memory"] = dict(before_domain.get("memory") or {}, guest=after_domain["memory"]["guest"])
-    for key in ("nodeSelector", "affinity", "tolerations"):
-        _copy_key(after, before, key)
+    if live_update:
+        if before_domain.get("cpu") is not None and after_domain.get("cpu") is not None:
+            before_domain["cpu"] = dict(before_domain["cpu"])
+            _copy_key(after_domain["cpu"], before_domain["cpu"], "sockets")
+        if (after_domain.get("memory") or {}).get("guest") is not None:
+            before_domain["memory"] = dict(before_domain.get("memory") or {}, guest=after_domain["memory"]["guest"])
+        for key in ("nodeSelector", "affinity", "tolerations"):
+            _copy_key(after, before, key)
     if not network_restart_required(after, vmi):
         before_domain.setdefault("devices", {})
         _copy_key((after_domain.get("devices") or {}), before_domain["devices"], "interfaces")
         _copy_key(after, before, "networks")
     if _normalized(before) != _normalized(after):
         return "a non-live-updatable field was changed in the template spec"
+    if not live_update:
+        return None  # vm.go sync: the CPU and memory change handlers run under LiveUpdate only
     return _cpu_change(after, vmi) or _memory_change(after, vmi)
 
 

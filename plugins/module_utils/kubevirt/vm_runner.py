@@ -74,6 +74,7 @@ class VmPlan(object):
         self.restart = False  # restart to apply what KubeVirt cannot apply live (restart_if_required)
         self.restarted = False
         self.live_changes = {}  # sockets/guest memory raised or lowered live on the running instance
+        self.live_update = True  # the cluster's vmRolloutStrategy is LiveUpdate (not Stage)
 
     @property
     def running(self):
@@ -229,10 +230,11 @@ def read_kubevirt_cr(client, api_version):
     return items[0] if items else None
 
 
-def plan_batch(client, plans, params, live_vms, live_vmis, api_version, hotplug_path=None):
+def plan_batch(client, plans, params, live_vms, live_vmis, api_version, hotplug_path=None, rollout_live=True):
     errors = []
     for plan in plans:
         plan.live, plan.vmi = live_vms.get(plan.key), live_vmis.get(plan.key)
+        plan.live_update = rollout_live
         if plan.state == "absent":
             plan.delete = plan.live is not None
             continue
@@ -263,7 +265,46 @@ def plan_batch(client, plans, params, live_vms, live_vmis, api_version, hotplug_
         if plan.state in kubevirt_power.POWER_STATES:
             plan.verb, plan.pause_when_running = kubevirt_power.plan_power(plan.state, plan.strategy, plan.vmi)
         plan_restart(plan)
+        for expansion in plan.expansions:
+            expansion.wait_node = runs_after(plan)
+    check_volume_requests(client, plans, params["concurrency"])
     return plans
+
+
+def runs_after(plan):
+    """Whether the VM runs once this run is done (its pod then mounts its claims)."""
+    if plan.verb == "stop":
+        return False
+    if plan.verb in ("start", "restart") or plan.pause_when_running:
+        return True
+    expected = kubevirt_power.expected_state(plan.state, plan.strategy)
+    if expected in ("ready", "paused"):
+        return True
+    return plan.running if expected is None else False
+
+
+def check_volume_requests(client, plans, concurrency):
+    """Every addvolume/removevolume of the batch sent as a dry run first (volumes.go getDryRunOption).
+
+    KubeVirt's virt-api checks the request (verifyVolumeOption, the VM status webhook) and writes nothing;
+    a refusal fails the batch before any write. dryRun=All also goes in the query, where the apiserver's
+    audit log shows it.
+    """
+    requests = _volume_requests(plans)
+    if not requests:
+        return
+    version = preferred_version(client, "subresources.kubevirt.io")
+    outcomes = run_concurrently(lambda r: _send_volume_request(client, r, version, dry_run=True), requests,
+                                concurrency)
+    errors = []
+    for request, outcome in zip(requests, outcomes):
+        if isinstance(outcome, KubeApiError):
+            errors.append("VM %s: disks[%s]: KubeVirt refused %s in a dry run: %s" % (
+                request.plan.label, request.body["name"], request.verb, outcome.message))
+        elif isinstance(outcome, Exception):
+            raise outcome
+    if errors:
+        raise batch_failure(INVALID_INPUT, errors)
 
 
 def plan_restart(plan):
@@ -271,7 +312,7 @@ def plan_restart(plan):
     if plan.apply is None or plan.live is None or not plan.running:
         return
     after = plan.apply.after if plan.apply.action == "update" else plan.live
-    plan.restart_reason = live_update.predict_restart(plan.live, after, plan.vmi)
+    plan.restart_reason = live_update.predict_restart(plan.live, after, plan.vmi, plan.live_update)
     plan.live_changes = live_update.live_changes(plan.live, after)
     plan.restart = bool(plan.restart_reason and plan.request.get("restart_if_required") and plan.verb is None
                         and not plan.pause_when_running)
@@ -471,10 +512,13 @@ def _volume_requests(plans):
     return requests
 
 
-def _send_volume_request(client, request, subresource_version):
+def _send_volume_request(client, request, subresource_version, dry_run=False):
     path = object_path(subresource_version, "virtualmachines", request.plan.name, request.plan.namespace,
                        subresource=request.verb)
-    client.request("PUT", path, body=request.body)
+    if dry_run:
+        client.request("PUT", path, query={"dryRun": "All"}, body=dict(request.body, dryRun=["All"]))
+    else:
+        client.request("PUT", path, body=request.body)
 
 
 def execute(client, plans, params, subresource_version):
@@ -691,8 +735,7 @@ def wait_claims(client, plans, deadline):
     seen = wait_for(client, "v1", "persistentvolumeclaims", [disk_expand.wait_target(e) for e in expansions],
                     _left(deadline))
     for expansion in expansions:
-        pvc = seen.get((expansion.plan.namespace, expansion.claim))
-        expansion.capacity = (((pvc or {}).get("status") or {}).get("capacity") or {}).get("storage")
+        disk_expand.observe(expansion, seen.get((expansion.plan.namespace, expansion.claim)))
     return seen
 
 
@@ -759,11 +802,16 @@ def run(module):
     build_templated(client, plans, params["concurrency"])
     check_networks(client, plans, params["concurrency"])
     live_vms, live_vmis = read_live(client, api_version, namespaces, params["concurrency"])
-    hotplug_path = None
-    if any(p.request.get("disks") and any(d.get("hotplug") for d in p.request["disks"]) for p in plans) \
-            or any(kubevirt_hotplug.hotplugged_volumes(vm) for vm in live_vms.values()):
-        hotplug_path = kubevirt_hotplug.hotplug_path(read_kubevirt_cr(client, api_version))
-    plan_batch(client, plans, params, live_vms, live_vmis, api_version, hotplug_path)
+    hotplug_path, kubevirt_cr = None, None
+    hotplugging = any(p.request.get("disks") and any(d.get("hotplug") for d in p.request["disks"]) for p in plans) \
+        or any(kubevirt_hotplug.hotplugged_volumes(vm) for vm in live_vms.values())
+    if hotplugging or any(p.key in live_vmis for p in plans if p.state != "absent"):
+        # Hotplug's path and the rollout strategy (what a running VM takes live) come from the KubeVirt CR.
+        kubevirt_cr = read_kubevirt_cr(client, api_version)
+    if hotplugging:
+        hotplug_path = kubevirt_hotplug.hotplug_path(kubevirt_cr)
+    plan_batch(client, plans, params, live_vms, live_vmis, api_version, hotplug_path,
+               live_update.rollout_live_update(kubevirt_cr))
     if params["exclusive"]:
         plans += plan_exclusive(plans, live_vms, namespaces)
     changed = any(plan_changed(plan) for plan in plans)

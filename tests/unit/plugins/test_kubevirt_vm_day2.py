@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import hotplug, live_update
+from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import disk_expand, hotplug, live_update
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.spec import VmInputError, build_vm
 
 
@@ -44,6 +44,69 @@ def test_sockets_and_memory_within_the_maximums_are_live():
 def test_changes_kubevirt_cannot_apply_live_need_a_restart(after, reason):
     predicted = live_update.predict_restart(vm(base_tspec()), vm(after), vmi())
     assert predicted and predicted.startswith(reason), predicted
+
+
+def kubevirt_cr(strategy=None):
+    configuration = {} if strategy is None else {"vmRolloutStrategy": strategy}
+    return {"spec": {"configuration": configuration}}
+
+
+def test_the_rollout_strategy_is_read_as_kubevirt_does():
+    # pkg/virt-config/virt-config.go IsVMRolloutStrategyLiveUpdate: unset is LiveUpdate.
+    assert live_update.rollout_live_update(kubevirt_cr()) is True
+    assert live_update.rollout_live_update(None) is True
+    assert live_update.rollout_live_update(kubevirt_cr("LiveUpdate")) is True
+    assert live_update.rollout_live_update(kubevirt_cr("Stage")) is False
+
+
+@pytest.mark.parametrize("after", [base_tspec(sockets=2), base_tspec(guest="4Gi"),
+                                   dict(base_tspec(), nodeSelector={"zone": "a"})])
+def test_under_stage_sockets_memory_and_placement_need_a_restart(after):
+    predicted = live_update.predict_restart(vm(base_tspec()), vm(after), vmi(), live_update=False)
+    assert predicted == "a non-live-updatable field was changed in the template spec"
+    assert live_update.predict_restart(vm(base_tspec()), vm(after), vmi()) is None
+
+
+def test_under_stage_an_unchanged_vm_needs_no_restart():
+    assert live_update.predict_restart(vm(base_tspec()), vm(base_tspec()), vmi(), live_update=False) is None
+
+
+class _Plan(object):
+    namespace, label, request = "vms", "vms/web", {"disks": []}
+
+
+def claim(capacity, conditions=(), resize_status=None):
+    status = {"capacity": {"storage": capacity}, "conditions": list(conditions)}
+    if resize_status:
+        status["allocatedResourceStatuses"] = {"storage": resize_status}
+    return {"status": status}
+
+
+PENDING = {"type": "FileSystemResizePending", "status": "True"}
+
+
+@pytest.mark.parametrize("pvc, pending", [
+    (claim("1Gi", [PENDING], "NodeResizePending"), True),
+    (claim("1Gi", [PENDING]), True),
+    (claim("1Gi", [], "NodeResizePending"), True),
+    (claim("1Gi", [{"type": "Resizing", "status": "True"}], "ControllerResizeInProgress"), False),
+    (claim("1Gi"), False),
+])
+def test_node_expansion_pending_is_read_from_the_claim(pvc, pending):
+    assert disk_expand.node_expansion_pending(pvc) is pending
+
+
+def test_a_stopped_vm_claim_is_done_once_only_node_expansion_is_left():
+    expansion = disk_expand.Expansion(_Plan(), "data", "data-pvc", "2Gi")
+    waiting = claim("1Gi", [PENDING], "NodeResizePending")
+    assert disk_expand.expansion_done(expansion, waiting) is False  # the VM runs: its pod will mount it
+    expansion.wait_node = False
+    assert disk_expand.expansion_done(expansion, waiting) is True
+    assert disk_expand.expansion_done(expansion, claim("1Gi", [{"type": "Resizing", "status": "True"}])) is False
+    disk_expand.observe(expansion, waiting)
+    assert expansion.result()["pending_node_expansion"] is True and expansion.result()["capacity"] == "1Gi"
+    disk_expand.observe(expansion, claim("2Gi"))
+    assert expansion.result()["pending_node_expansion"] is False and expansion.result()["capacity"] == "2Gi"
 
 
 def test_fewer_sockets_need_a_restart():
