@@ -357,11 +357,14 @@ def test_only_the_newest_five_finished_migrations_of_a_vmi_are_kept(admin, names
 
 def test_an_automatic_migration_after_a_failed_one_backs_off(admin, namespace, wait):
     vmi = running_vm(admin, wait, namespace, "flaky")
-    annotations = {"kubevirt.io/workloadUpdateMigration": "", "kubevirt.io/migrationUnschedulablePodTimeoutSeconds": "1"}
+    # Evacuation migrations: a workload-update one would be deleted by the workload updater at once, since
+    # nothing asks this VMI for an update (workload-updater.go shouldAbortMigration).
+    node = vmi["status"]["nodeName"]
+    annotations = {"kubevirt.io/evacuationMigration": node, "kubevirt.io/migrationUnschedulablePodTimeoutSeconds": "1"}
     admin.create(vmim_path(namespace), vmim("first", "flaky", annotations, addedNodeSelector={
-        "kubernetes.io/hostname": vmi["status"]["nodeName"]}))
+        "kubernetes.io/hostname": node}))
     assert migrated(wait, namespace, "first")["status"]["phase"] == "Failed"
-    admin.create(vmim_path(namespace), vmim("second", "flaky", {"kubevirt.io/workloadUpdateMigration": ""}))
+    admin.create(vmim_path(namespace), vmim("second", "flaky", {"kubevirt.io/evacuationMigration": node}))
 
     def backed_off(_obj):
         return ("Warning", "MigrationBackoff", f"backoff migrating vmi {namespace}/flaky") in events(
