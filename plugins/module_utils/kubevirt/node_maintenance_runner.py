@@ -124,6 +124,7 @@ class NodePlan(object):
 
 
 def plan_evacuation(client, api_version, params, all_nodes):
+    """The plan of every node, and the migrations of the namespaces its VMIs are in (read once, for both)."""
     names = list(params["nodes"])
     by_name = {nm.meta(n)["name"]: n for n in all_nodes}
     cluster_strategy = nm.cluster_eviction_strategy(read_kubevirt_cr(client, api_version))
@@ -144,7 +145,7 @@ def plan_evacuation(client, api_version, params, all_nodes):
     if policy == "stop":
         for plan in unmovable:
             plan.action = "stop"
-    return plans
+    return plans, migrations
 
 
 def evacuation_changed(plans):
@@ -397,8 +398,7 @@ def uncordon(module, client, params, all_nodes):
 
 def evacuate_round(client, api_version, params, all_nodes, run_id):
     """Reads and plans the nodes' VMIs, and the migrations that move them (nothing written)."""
-    plans = plan_evacuation(client, api_version, params, all_nodes)
-    migrations = read_migrations(client, api_version, {p.namespace for plan in plans for p in plan.vmis})
+    plans, migrations = plan_evacuation(client, api_version, params, all_nodes)
     requests = migration_requests(plans, migrations, all_nodes, api_version, run_id)
     migration_runner.dry_run_creates(client, requests, api_version, params["concurrency"])
     return plans, requests
