@@ -80,15 +80,32 @@ def install_operators(kube: Kube) -> None:
 VMTEMPLATE_CRD = Path(__file__).parent / "vmo" / "vmtemplate-crd.yaml"
 
 
-def install_vmo_crds(kube: Kube) -> None:
-    """What the VMO pack registers beside KubeVirt: the VmTemplate kind, and Multus's NetworkAttachmentDefinition
-    (the pack bundles Multus) from the file the Multus project's own module ships."""
-    nad = gobuild.build("network-attachment-definition") / "networks-crd.yaml"
-    definitions = [yaml.safe_load(VMTEMPLATE_CRD.read_text()), yaml.safe_load(nad.read_text())]
+def _apply_crds(kube: Kube, definitions: List[JSON]) -> None:
     for crd in definitions:
         kube.apply(object_path("apiextensions.k8s.io/v1", "customresourcedefinitions", crd["metadata"]["name"]),
                    crd, FIELD_MANAGER, force=True)
     wait_established(kube, [crd["metadata"]["name"] for crd in definitions])
+
+
+def install_vmo_crds(kube: Kube) -> None:
+    """What the VMO pack registers beside KubeVirt: the VmTemplate kind, Multus's NetworkAttachmentDefinition
+    (the pack bundles Multus) and the external-snapshotter's VolumeSnapshot kinds (it bundles a snapshot
+    controller), each from the file the project's own module ships."""
+    nad = gobuild.build("network-attachment-definition") / "networks-crd.yaml"
+    snapshotter = gobuild.build("external-snapshotter")
+    definitions = [yaml.safe_load(VMTEMPLATE_CRD.read_text()), yaml.safe_load(nad.read_text())]
+    definitions += [yaml.safe_load(path.read_text()) for path in sorted(snapshotter.glob("*.yaml"))]
+    _apply_crds(kube, definitions)
+
+
+VELERO_NAMESPACE = "velero"
+
+
+def install_velero(kube: Kube) -> None:
+    """Velero's CRDs, from the files Velero's own module ships, and its namespace (`velero install` makes both)."""
+    directory = gobuild.build("velero")
+    ensure_namespace(kube, VELERO_NAMESPACE)
+    _apply_crds(kube, [yaml.safe_load((directory / f"{plural}.yaml").read_text()) for plural in gobuild.VELERO_CRDS])
 
 
 # What the VMO pack's KubeVirt CR sets beside the feature gates: VMs live-migrate off a drained node,

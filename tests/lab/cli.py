@@ -157,6 +157,7 @@ def up(_args: argparse.Namespace) -> int:
     if not bare:
         bootstrap.deploy_kubevirt(kube)
         bootstrap.install_vmo_crds(kube)
+        bootstrap.install_velero(kube)
     start_maas(state)
     start_palette(state)
     env_file = state.dir / "env"

@@ -109,6 +109,10 @@ _KUBEVIRT_RELEASE_COPIES = (
     + _release_copies("tools/manifest-templator", "manifest-templator", ("manifest-templator.go",))
 )
 
+VELERO_CRDS = ("backuprepositories", "backups", "backupstoragelocations", "deletebackuprequests", "downloadrequests",
+               "podvolumebackups", "podvolumerestores", "restores", "schedules", "serverstatusrequests",
+               "volumesnapshotlocations")
+
 FAMILIES = {
     "kubernetes": Family(
         name="kubernetes",
@@ -174,6 +178,27 @@ FAMILIES = {
         staging_version=_same_version,
         programs={},
         data=(UpstreamCopy("artifacts/networks-crd.yaml", "networks-crd.yaml"),),
+    ),
+    # No program: the VolumeSnapshot CRDs the external-snapshotter's client module ships (config/crd), as the
+    # snapshot-controller chart of the VMO pack installs them.
+    "external-snapshotter": Family(
+        name="external-snapshotter",
+        module="github.com/kubernetes-csi/external-snapshotter/client/v8",
+        version=versions.EXTERNAL_SNAPSHOTTER,
+        staging_version=_same_version,
+        programs={},
+        data=tuple(UpstreamCopy(f"config/crd/snapshot.storage.k8s.io_{plural}.yaml", f"{plural}.yaml")
+                   for plural in ("volumesnapshotclasses", "volumesnapshotcontents", "volumesnapshots")),
+    ),
+    # No program: Velero's CRDs as its module ships them (config/crd/v1/bases), as `velero install` applies them.
+    "velero": Family(
+        name="velero",
+        module="github.com/vmware-tanzu/velero",
+        version=versions.VELERO,
+        staging_version=_same_version,
+        programs={},
+        data=tuple(UpstreamCopy(f"config/crd/v1/bases/velero.io_{plural}.yaml", f"{plural}.yaml")
+                   for plural in VELERO_CRDS),
     ),
     "cdi-release": Family(
         name="cdi-release",
