@@ -14,6 +14,7 @@ from . import migration, storage, virt_api
 from .controller import VirtController
 from .operator import Operators
 from .runtime import Manager
+from . import vm_snapshot
 
 
 def main() -> int:
@@ -30,7 +31,8 @@ def main() -> int:
     operators = Operators(manager, kube, port, (pki / "ca.crt").read_bytes())
     virt = VirtController(manager, kube, operators, step)
     migration.MigrationController(manager, kube, operators, virt, step)
-    storage.register(manager, kube)
+    parts = storage.register(manager, kube)
+    vm_snapshot.register(manager, kube, parts)
     virt_api.serve(kube, port, str(pki / "virt-api.crt"), str(pki / "virt-api.key"), str(pki / "front-proxy-ca.crt"),
                    operators.kubevirt_config, controller_users=(KUBEVIRT_STANDIN_USER,))
     manager.start()

@@ -42,6 +42,9 @@ VIRT_API_WEBHOOKS = (
      "/migration-validate-update"),
     ("virtualmachineinstances-update-validator.kubevirt.io", "virtualmachineinstances", ["UPDATE"],
      "/virtualmachineinstances-validate-update"),
+    # a webhook of another group: (name, resource, operations, path, group, versions)
+    ("virtualmachinesnapshot-validator.snapshot.kubevirt.io", "virtualmachinesnapshots", ["CREATE", "UPDATE"],
+     "/virtualmachinesnapshots-validate", "snapshot.kubevirt.io", ["v1beta1"]),
 )
 # components/webhooks.go VirtAPIMutatingWebhookName and, of NewVirtAPIMutatingWebhookConfiguration, the
 # migrations mutator (the kubevirt.io/vmi-name label and the kubevirt.io/migrationJobFinalize finalizer).
@@ -245,12 +248,12 @@ class Operators:
             "name": name, "admissionReviewVersions": ["v1"], "failurePolicy": "Fail", "timeoutSeconds": 10,
             # sideEffects None: the apiserver calls the webhook for dry-run requests too.
             "sideEffects": "None",
-            "rules": [{"operations": operations, "apiGroups": ["kubevirt.io"], "apiVersions": WEBHOOK_API_VERSIONS,
-                       "resources": [resource]}],
+            "rules": [{"operations": operations, "apiGroups": [group[0] if group else "kubevirt.io"],
+                       "apiVersions": group[1] if group else WEBHOOK_API_VERSIONS, "resources": [resource]}],
             "clientConfig": {"caBundle": self.ca_bundle,
                              "service": {"namespace": namespace, "name": VIRT_API_SERVICE, "path": path,
                                          "port": self.virt_api_port}},
-        } for name, resource, operations, path in VIRT_API_WEBHOOKS]
+        } for name, resource, operations, path, *group in VIRT_API_WEBHOOKS]
         return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
                 "metadata": {"name": VIRT_API_VALIDATOR,
                              "labels": {"kubevirt.io": VIRT_API_VALIDATOR,

@@ -292,6 +292,18 @@ class Storage:
                          "Volume provisioning failed with infeasible error. Retries will be delayed. " + error,
                          PROVISIONER_COMPONENT)
             return RETRY_INTERVAL_MAX
+        source = pvc["spec"].get("dataSource") or {}
+        if source.get("kind") == "VolumeSnapshot" and source.get("apiGroup") == "snapshot.storage.k8s.io":
+            # controller.go prepareProvision -> getVolumeContentSource -> getSnapshotSource (snapshot.py); the
+            # library reports the error as ProvisioningFailed and retries the claim.
+            from .snapshot import snapshot_source_error
+            error = snapshot_source_error(self.kube, pvc, sc)
+            if error is not None:
+                record_event(self.kube, pvc, "PersistentVolumeClaim", "v1", "Warning", "ProvisioningFailed",
+                             f'failed to provision volume with StorageClass "{class_name}": error getting handle for '
+                             f'DataSource Type VolumeSnapshot by Name {source.get("name")}: {error}',
+                             PROVISIONER_COMPONENT)
+                return 1.0
         size = storage_bytes(((pvc["spec"].get("resources") or {}).get("requests") or {}).get("storage"))
         volume_mode = pvc["spec"].get("volumeMode") or "Filesystem"
         csi = {"driver": PROVISIONER, "volumeHandle": f"lab-vol-{meta['uid']}",
@@ -640,10 +652,12 @@ def vmi_claims(vmi: JSON) -> List[str]:
 def register(manager: Manager, kube: Kube) -> Dict[str, object]:
     """The lab's storage on the stand-in: StorageClasses, CSI sidecars, StorageProfiles, DataVolumes."""
     from .datavolume import DataVolumes
-    from . import vm_datavolumes
+    from . import snapshot, vm_datavolumes
 
     ensure_storage_classes(kube)
     storage = Storage(manager, kube)
     datavolumes = DataVolumes(manager, kube, storage)
     return {"storage": storage, "datavolumes": datavolumes,
-            "vm-datavolumes": vm_datavolumes.register(manager, kube, datavolumes.dvs, storage.pvcs)}
+            "vm-datavolumes": vm_datavolumes.register(manager, kube, datavolumes.dvs, storage.pvcs),
+            # the external-snapshotter and the lab's VolumeSnapshotClass (snapshot.py)
+            "volume-snapshots": snapshot.register(manager, kube, storage)}
