@@ -15,7 +15,10 @@ from .state import LabState
 
 # Started in this order, stopped in the reverse one.
 PROCESS_ORDER = ("etcd", "apiserver", "controller-manager", "releases", "kubevirt-standin", "maas", "palette")
-PORTS = ("etcd", "etcd-peer", "apiserver", "controller-manager", "virt-api", "maas", "palette", "releases")
+PORTS = ("etcd", "etcd-peer", "apiserver", "controller-manager", "virt-api", "maas", "palette", "releases",
+         # the KubeVirt stand-in's export proxy, cdi-apiserver (upload tokens) and cdi-uploadproxy (vm_export.py,
+         # cdi_upload.py)
+         "virt-exportproxy", "cdi-api", "cdi-uploadproxy")
 # `up --bare`, or this variable set to 1: a cluster without KubeVirt, CDI and the VMO objects.
 BARE_ENV = "PALETTE_VMO_LAB_BARE"
 

@@ -10,7 +10,7 @@ import threading
 
 from ..state import KUBEVIRT_STANDIN_USER, LabState
 from ..kube import Kube
-from . import migration, storage, virt_api
+from . import cdi_upload, migration, storage, virt_api, vm_export
 from .controller import VirtController
 from .operator import Operators
 from .runtime import Manager
@@ -33,6 +33,8 @@ def main() -> int:
     migration.MigrationController(manager, kube, operators, virt, step)
     parts = storage.register(manager, kube)
     vm_snapshot.register(manager, kube, parts)
+    vm_export.register(manager, kube, state.ports["virt-exportproxy"], pki)
+    cdi_upload.register(manager, kube, state.ports["cdi-api"], state.ports["cdi-uploadproxy"], pki)
     virt_api.serve(kube, port, str(pki / "virt-api.crt"), str(pki / "virt-api.key"), str(pki / "front-proxy-ca.crt"),
                    operators.kubevirt_config, controller_users=(KUBEVIRT_STANDIN_USER,))
     manager.start()

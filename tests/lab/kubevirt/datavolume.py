@@ -16,7 +16,15 @@ Paths this lab takes, and why:
 * Progress stays "N/A" until Succeeded ("100.0%"): real CDI reads the importer pod's metrics meanwhile.
 * Clones: no clone token (CDI's webhook adds and the controller checks it), no size-detection pod (a clone
   without a size gets the source claim's capacity), no wait while the source is in use by a running pod.
-* Upload, snapshot, imageio and VDDK sources are not handled (their DataVolumes keep no status).
+* Upload sources: the upload controller (pkg/controller/upload-controller.go reconcilePVC) names the upload
+  pod on the claim (cdi.kubevirt.io/storage.uploadPodName), then its phase Pending, then Running with
+  cdi.kubevirt.io/storage.pod.ready "true"; the DataVolume follows (datavolume/upload-controller.go
+  updateStatusPhase: UploadScheduled, UploadReady, Succeeded). The upload itself goes through the upload
+  proxy stand-in (cdi_upload.py), which writes the content and then the pod's Succeeded, as the upload server
+  exits after a complete upload.
+* Content: the importer writes the volume's bytes when its pod would terminate, the clone copies them
+  (volume_data.py says what is written for each source).
+* Snapshot, imageio and VDDK sources are not handled (their DataVolumes keep no status).
 * CDI's DataVolume webhook refuses spec updates ("Cannot update DataVolume Spec",
   pkg/apiserver/webhooks/datavolume-validate.go; served by the stand-in, cdi_webhook.py). CDI never resizes a
   DataVolume: growing a disk means growing its PVC (spec.resources.requests.storage).
@@ -28,7 +36,9 @@ import os
 import time
 from typing import Dict, List, Optional
 
+from .. import paths
 from ..kube import JSON, Kube, KubeError, object_path
+from . import volume_data
 from .runtime import Manager
 from .admission import quantity
 from .storage import DEFAULT_CLASS_ANNOTATION, Storage, cdi_filesystem_overhead, now, record_event, storage_bytes
@@ -36,7 +46,7 @@ from .storage import DEFAULT_CLASS_ANNOTATION, Storage, cdi_filesystem_overhead,
 log = logging.getLogger("standin.datavolume")
 
 DV_API = "cdi.kubevirt.io/v1beta1"
-IMPORT_SOURCES = ("http", "registry", "s3", "gcs", "blank")
+IMPORT_SOURCES = ("http", "registry", "s3", "gcs", "blank", "upload")
 # pkg/controller/common/util.go annotations
 ANN = "cdi.kubevirt.io"
 ANN_POD_PHASE = f"{ANN}/storage.pod.phase"
@@ -62,6 +72,9 @@ ANN_SOURCE_RUNNING_REASON = f"{ANN}/storage.condition.source.running.reason"
 ANN_CLONE_TYPE = f"{ANN}/cloneType"
 ANN_CLONE_REQUEST = "k8s.io/CloneRequest"
 ANN_CLONE_OF = "k8s.io/CloneOf"
+ANN_UPLOAD_REQUEST = f"{ANN}/storage.upload.target"  # common/util.go AnnUploadRequest
+ANN_UPLOAD_POD = f"{ANN}/storage.uploadPodName"  # upload-controller.go AnnUploadPod
+ANN_POD_READY = f"{ANN}/storage.pod.ready"  # common/util.go AnnPodReady
 # pkg/util/util.go DefaultAlignBlockSize
 DEFAULT_VIRT_CLASS_ANNOTATION = "storageclass.kubevirt.io/is-default-virt-class"  # common/util.go AnnDefaultVirtStorageClass
 ALIGN = 1024 * 1024
@@ -252,6 +265,8 @@ class DataVolumes:
         if "pvc" in source:
             # pvc-clone-controller.go updateAnnotations
             annotations[ANN_CLONE_REQUEST] = f"{source['pvc'].get('namespace') or meta['namespace']}/{source['pvc']['name']}"
+        elif "upload" in source:
+            annotations[ANN_UPLOAD_REQUEST] = ""  # datavolume/upload-controller.go updateAnnotations
         elif "http" in source:
             annotations[ANN_ENDPOINT] = source["http"].get("url", "")
             annotations[ANN_SOURCE] = "http"
@@ -343,6 +358,8 @@ class DataVolumes:
         annotations = pvc["metadata"].get("annotations") or {}
         if ANN_CLONE_REQUEST in annotations:
             return DataVolumes._clone_phase(pvc, phase, events)
+        if ANN_UPLOAD_REQUEST in annotations:
+            return DataVolumes._upload_phase(pvc, phase, events)
         pod_phase = annotations.get(ANN_POD_PHASE)
         name = pvc["metadata"]["name"]
         if pod_phase != "Succeeded" and not (ANN_IMPORT_POD in annotations
@@ -360,6 +377,26 @@ class DataVolumes:
             events.append(("Normal", "ImportSucceeded", f"Successfully imported into PVC {name}"))
             return "Succeeded"
         return "ImportScheduled"
+
+    @staticmethod
+    def _upload_phase(pvc: JSON, phase: str, events: list) -> str:
+        """datavolume/upload-controller.go updateStatusPhase (MessageUploadScheduled / Ready / Succeeded)."""
+        annotations = pvc["metadata"].get("annotations") or {}
+        pod_phase = annotations.get(ANN_POD_PHASE)
+        name = pvc["metadata"]["name"]
+        if pod_phase != "Succeeded" and (pvc.get("status") or {}).get("phase") != "Bound":
+            return phase
+        if pod_phase == "Pending":
+            events.append(("Normal", "UploadScheduled", f"Upload into {name} scheduled"))
+        elif pod_phase == "Running" and annotations.get(ANN_POD_READY) == "true":
+            events.append(("Normal", "UploadReady", f"Upload into {name} ready"))
+            return "UploadReady"
+        elif pod_phase == "Failed":
+            events.append(("Warning", "UploadFailed", f"Upload into {name} failed"))
+        elif pod_phase == "Succeeded":
+            events.append(("Normal", "UploadSucceeded", f"Successfully uploaded into {name}"))
+            return "Succeeded"
+        return "UploadScheduled"
 
     @staticmethod
     def _clone_phase(pvc: JSON, phase: str, events: list) -> str:
@@ -460,6 +497,8 @@ class DataVolumes:
         annotations = pvc["metadata"].get("annotations") or {}
         if ANN_CLONE_REQUEST in annotations and (pvc.get("status") or {}).get("phase") == "Bound":
             return self._host_assisted_clone(pvc, annotations)
+        if ANN_UPLOAD_REQUEST in annotations and (pvc.get("status") or {}).get("phase") == "Bound":
+            return self._upload_pod(pvc, annotations)
         # shouldReconcilePVC: an import PVC (endpoint or source annotation), bound, not done yet
         if ANN_SOURCE not in annotations or (pvc.get("status") or {}).get("phase") != "Bound":
             return None
@@ -482,12 +521,48 @@ class DataVolumes:
             patch = {ANN_POD_PHASE: "Running", ANN_RUNNING: "true", ANN_RUNNING_MESSAGE: "",
                      ANN_RUNNING_REASON: POD_RUNNING_REASON}
         else:
-            # terminated: the importer's termination message and the container's reason
+            # terminated: the importer's termination message and the container's reason; before that it wrote
+            # the volume's content (volume_data.py)
+            handle = self._volume_handle(pvc)
+            if handle is None:
+                return 0.5
+            volume_data.import_content(handle, annotations.get(ANN_SOURCE, ""), annotations.get(ANN_ENDPOINT, ""),
+                                       str(paths.state_dir() / "pki" / "ca.crt"))
             patch = {ANN_POD_PHASE: "Succeeded", ANN_RUNNING: "false", ANN_RUNNING_MESSAGE: "Import Complete",
                      ANN_RUNNING_REASON: "Completed"}
         self.kube.merge_patch(object_path("v1", "persistentvolumeclaims", name, namespace),
                               {"metadata": {"resourceVersion": pvc["metadata"]["resourceVersion"],
                                             "annotations": patch}})
+        return None
+
+    def _volume_handle(self, pvc: JSON) -> Optional[str]:
+        """The CSI volume behind a bound claim (volume_data.py keeps its bytes)."""
+        volume = (pvc.get("spec") or {}).get("volumeName")
+        return volume_data.volume_handle(self.storage.pvs.get("", volume)) if volume else None
+
+    def _upload_pod(self, pvc: JSON, annotations: JSON) -> Optional[float]:
+        """pkg/controller/upload-controller.go reconcilePVC: the pod's name on the claim (AnnUploadPod,
+        createUploadResourceName "cdi-upload-<claim>"), then its phase and readiness as the pod reports them
+        (AnnPodPhase, AnnPodReady), one step apart. Succeeded is written by the upload proxy stand-in once the
+        upload is complete (cdi_upload.py), as the upload server pod exits then."""
+        pod_phase = annotations.get(ANN_POD_PHASE, "")
+        if pod_phase in ("Running", "Succeeded") and ANN_UPLOAD_POD in annotations:
+            return None
+        key = f"{pvc['metadata']['uid']}:upload:{pod_phase}"
+        since = self.since.setdefault(key, time.monotonic())
+        wait = since + self.step - time.monotonic()
+        if wait > 0:
+            return wait
+        if ANN_UPLOAD_POD not in annotations:
+            patch = {ANN_UPLOAD_POD: f"cdi-upload-{pvc['metadata']['name']}"}
+        elif not pod_phase:
+            patch = {ANN_POD_PHASE: "Pending", ANN_POD_READY: "false"}
+        else:
+            patch = {ANN_POD_PHASE: "Running", ANN_POD_READY: "true", ANN_RUNNING: "true", ANN_RUNNING_MESSAGE: "",
+                     ANN_RUNNING_REASON: POD_RUNNING_REASON}
+        meta = pvc["metadata"]
+        self.kube.merge_patch(object_path("v1", "persistentvolumeclaims", meta["name"], meta["namespace"]),
+                              {"metadata": {"resourceVersion": meta["resourceVersion"], "annotations": patch}})
         return None
 
     def _host_assisted_clone(self, pvc: JSON, annotations: JSON) -> Optional[float]:
@@ -510,7 +585,15 @@ class DataVolumes:
                      ANN_RUNNING_REASON: POD_RUNNING_REASON, ANN_SOURCE_RUNNING: "true",
                      ANN_SOURCE_RUNNING_MESSAGE: "", ANN_SOURCE_RUNNING_REASON: POD_RUNNING_REASON}
         else:
-            # both pods terminated without a termination message: the containers' reason only
+            # both pods terminated without a termination message: the containers' reason only; the source
+            # pod streamed the source claim's content into the target (volume_data.py)
+            source_ns, source_name = annotations[ANN_CLONE_REQUEST].split("/", 1)
+            source_pvc = self.storage.pvcs.get(source_ns, source_name)
+            source, target = self._volume_handle(source_pvc or {}), self._volume_handle(pvc)
+            if target is None:
+                return 0.5
+            if source is not None and volume_data.exists(source):
+                volume_data.copy(source, target)
             patch = {ANN_POD_PHASE: "Succeeded", ANN_RUNNING: "false", ANN_RUNNING_MESSAGE: "",
                      ANN_RUNNING_REASON: "Completed", ANN_SOURCE_RUNNING: "false", ANN_SOURCE_RUNNING_MESSAGE: "",
                      ANN_SOURCE_RUNNING_REASON: "Completed", ANN_CLONE_OF: "true"}

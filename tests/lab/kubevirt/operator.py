@@ -43,6 +43,8 @@ VIRT_API_WEBHOOKS = (
     ("virtualmachineinstances-update-validator.kubevirt.io", "virtualmachineinstances", ["UPDATE"],
      "/virtualmachineinstances-validate-update"),
     # a webhook of another group: (name, resource, operations, path, group, versions)
+    ("virtualmachineexport-validator.export.kubevirt.io", "virtualmachineexports", ["CREATE", "UPDATE"],
+     "/virtualmachineexports-validate", "export.kubevirt.io", ["v1beta1", "v1"]),
     ("virtualmachinesnapshot-validator.snapshot.kubevirt.io", "virtualmachinesnapshots", ["CREATE", "UPDATE"],
      "/virtualmachinesnapshots-validate", "snapshot.kubevirt.io", ["v1beta1"]),
 )

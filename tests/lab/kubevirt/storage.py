@@ -507,7 +507,7 @@ class Storage:
     def reconcile_cdi_config(self, _namespace: str, name: str) -> Optional[float]:
         """CDIConfigReconciler.Reconcile: createCDIConfig, then the status the reconcile functions compute
         (preallocation, reconcileStorageClass, reconcileDefaultPodResourceRequirements, reconcileImagePullSecrets,
-        reconcileFilesystemOverhead); no upload proxy / import proxy in the lab."""
+        reconcileFilesystemOverhead, reconcileUploadProxy from the override); no import proxy in the lab."""
         path = object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs", name)
         config = self.configs.get("", name)
         if config is None:
@@ -558,6 +558,10 @@ class Storage:
             else:
                 classes[sc_name] = global_overhead
         wanted["filesystemOverhead"] = {"global": global_overhead, "storageClass": classes}
+        # config-controller.go reconcileUploadProxy: status.uploadProxyURL is the spec's override (the lab has no
+        # Ingress or Route to the upload proxy, whose host the controller would otherwise take)
+        if spec.get("uploadProxyURLOverride"):
+            wanted["uploadProxyURL"] = spec["uploadProxyURLOverride"]
         status = config.get("status") or {}
         if status == wanted:
             return None

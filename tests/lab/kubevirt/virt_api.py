@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from ..kube import JSON, Kube, KubeError, object_path
 from . import admission, migration
 from . import hotplug
+from . import vm_export
 from . import vm_snapshot
 from . import vmi_update
 from .controller import now, is_final, is_paused, phase, run_strategy
@@ -291,6 +292,7 @@ def make_handler(handlers: SubresourceHandlers, kubevirt_config: Callable[[], JS
         "/virtualmachineinstances-validate-update": vmi_update.make_update_admitter(
             vmi_update.kubevirt_service_accounts(controller_users)),
         "/virtualmachineinstances-mutate": vmi_update.mutate_vmi,
+        vm_export.VALIDATE_PATH: vm_export.admit_vm_export,  # pkg/storage/admitters/vmexport.go
         "/virtualmachinesnapshots-validate": vm_snapshot.admit_vm_snapshot,  # pkg/storage/admitters/vmsnapshot.go
     }
     verbs: Dict[Tuple[str, str], Callable[[str, str, JSON], int]] = {}

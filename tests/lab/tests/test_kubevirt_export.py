@@ -1,0 +1,198 @@
+"""Disk content, VirtualMachineExport and CDI upload in the lab: the importer writes a volume's bytes, the
+export server serves them with the export token, the upload proxy writes an upload onto a new DataVolume."""
+
+import base64
+import gzip
+import hashlib
+
+import pytest
+import requests
+
+from tests.lab.kube import KubeError, object_path
+from tests.lab.kubevirt import volume_data
+
+from .helpers import vm_manifest, vm_path
+
+EXPORT_API = "export.kubevirt.io/v1"
+
+
+def dv(name, source):
+    return {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": name},
+            "spec": {"source": source, "storage": {"resources": {"requests": {"storage": "64Mi"}}}}}
+
+
+def dv_path(namespace, name=""):
+    return object_path("cdi.kubevirt.io/v1beta1", "datavolumes", name, namespace)
+
+
+def export_path(namespace, name=""):
+    return object_path(EXPORT_API, "virtualmachineexports", name, namespace)
+
+
+def export(name, kind, source, api_group=None):
+    spec = {"source": {"kind": kind, "name": source}}
+    if api_group is not None:
+        spec["source"]["apiGroup"] = api_group
+    return {"apiVersion": EXPORT_API, "kind": "VirtualMachineExport", "metadata": {"name": name}, "spec": spec}
+
+
+def phase_is(value):
+    return lambda obj: obj is not None and (obj.get("status") or {}).get("phase") == value
+
+
+def handle_of(admin, namespace, claim):
+    pvc = admin.get(object_path("v1", "persistentvolumeclaims", claim, namespace))
+    pv = admin.get(object_path("v1", "persistentvolumes", pvc["spec"]["volumeName"]))
+    return volume_data.volume_handle(pv)
+
+
+def token_of(admin, namespace, export_obj):
+    secret = admin.get(object_path("v1", "secrets", export_obj["status"]["tokenSecretRef"], namespace))
+    return base64.b64decode(secret["data"]["token"]).decode()
+
+
+def session(lab):
+    http = requests.Session()
+    http.trust_env = False
+    http.verify = str(lab.ca_file)
+    return http
+
+
+def imported(admin, wait, namespace, name="disk"):
+    admin.create(dv_path(namespace), dv(name, {"registry": {"url": "docker://quay.io/containerdisks/cirros"}}))
+    wait.until(dv_path(namespace, name), phase_is("Succeeded"), 30, f"DataVolume {name} Succeeded")
+    return handle_of(admin, namespace, name)
+
+
+def test_importer_writes_content_generated_and_fetched(admin, wait, namespace, lab):
+    handle = imported(admin, wait, namespace)
+    data = b"".join(volume_data.read_stream(handle))
+    assert data == volume_data.generated_image("registry:docker://quay.io/containerdisks/cirros")
+    assert len(data) == volume_data.GENERATED_SIZE
+    # an http source on loopback is downloaded for real: the export link of the first disk
+    admin.create(export_path(namespace), export("first", "PersistentVolumeClaim", "disk"))
+    first = wait.until(export_path(namespace, "first"), phase_is("Ready"), 30, "export Ready")
+    url = first["status"]["links"]["external"]["volumes"][0]["formats"][0]["url"]
+    token = token_of(admin, namespace, first)
+    admin.create(dv_path(namespace), dv("copy", {"http": {"url": f"{url}?x-kubevirt-export-token={token}"}}))
+    wait.until(dv_path(namespace, "copy"), phase_is("Succeeded"), 30, "copy Succeeded")
+    assert volume_data.sha256(handle_of(admin, namespace, "copy")) == hashlib.sha256(data).hexdigest()
+
+
+def test_pvc_export_serves_the_volume_with_its_token(admin, wait, namespace, lab):
+    handle = imported(admin, wait, namespace)
+    admin.create(export_path(namespace), export("ex", "PersistentVolumeClaim", "disk"))
+    obj = wait.until(export_path(namespace, "ex"), phase_is("Ready"), 30, "export Ready")
+    status = obj["status"]
+    assert status["tokenSecretRef"] == "export-token-ex" and status["serviceName"] == "virt-export-ex"
+    ready = {c["type"]: c for c in status["conditions"]}
+    assert (ready["Ready"]["status"], ready["Ready"]["reason"]) == ("True", "PodReady")
+    assert ready["PVCReady"]["reason"] == "PVCBound"
+    assert status["ttlExpirationTime"]
+    internal = status["links"]["internal"]["volumes"][0]
+    assert internal["formats"][0]["url"] == "https://virt-export-ex.%s.svc/volumes/disk/disk.img" % namespace
+    formats = {f["format"]: f["url"] for f in status["links"]["external"]["volumes"][0]["formats"]}
+    assert set(formats) == {"raw", "gzip"}
+    http = session(lab)
+    assert http.get(formats["raw"]).status_code == 401
+    assert http.get(formats["raw"], headers={"x-kubevirt-export-token": "wrong"}).status_code == 401
+    token = token_of(admin, namespace, obj)
+    raw = http.get(formats["raw"], headers={"x-kubevirt-export-token": token})
+    assert raw.status_code == 200 and int(raw.headers["Content-Length"]) == volume_data.size(handle)
+    assert hashlib.sha256(raw.content).hexdigest() == volume_data.sha256(handle)
+    part = http.get(formats["raw"], headers={"x-kubevirt-export-token": token, "Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == raw.content[10:20]
+    packed = http.get(formats["gzip"], params={"x-kubevirt-export-token": token})
+    assert gzip.decompress(packed.content) == raw.content
+    # the token secret and the service belong to the export: gone with it (garbage collector)
+    admin.delete(export_path(namespace, "ex"))
+    wait.gone(object_path("v1", "secrets", "export-token-ex", namespace), 60)
+    assert http.get(formats["raw"], headers={"x-kubevirt-export-token": token}).status_code == 502
+
+
+def test_vm_export_waits_while_the_vm_runs(admin, wait, namespace):
+    imported(admin, wait, namespace)
+    vm = vm_manifest("vm", namespace, run_strategy="Always")
+    vm["spec"]["template"]["spec"]["volumes"] = [{"name": "root", "dataVolume": {"name": "disk"}}]
+    vm["spec"]["template"]["spec"]["domain"]["devices"]["disks"] = [{"name": "root", "disk": {"bus": "virtio"}}]
+    admin.create(vm_path(namespace), vm)
+    wait.printable(namespace, "vm", "Running")
+    admin.create(export_path(namespace), export("vmx", "VirtualMachine", "vm", "kubevirt.io"))
+    obj = wait.until(export_path(namespace, "vmx"),
+                     lambda o: o is not None and any(c.get("reason") == "InUse"
+                                                     for c in (o.get("status") or {}).get("conditions") or []),
+                     30, "export InUse")
+    assert obj["status"]["phase"] == "Pending"
+    assert obj["status"]["virtualMachineName"] == "vm"
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["message"] == f"Virtual Machine {namespace}/vm is running"
+    admin.merge_patch(vm_path(namespace, "vm"), {"spec": {"runStrategy": "Halted"}})
+    obj = wait.until(export_path(namespace, "vmx"), phase_is("Ready"), 30, "export Ready once stopped")
+    assert [v["name"] for v in obj["status"]["links"]["external"]["volumes"]] == ["disk"]
+
+
+def test_export_ttl_deletes_it(admin, wait, namespace):
+    imported(admin, wait, namespace)
+    body = export("short", "PersistentVolumeClaim", "disk")
+    body["spec"]["ttlDuration"] = "3s"
+    admin.create(export_path(namespace), body)
+    wait.gone(export_path(namespace, "short"), 30)
+
+
+@pytest.mark.parametrize("source,field,message", [
+    ({"kind": "Pod", "name": "x"}, "spec.source.kind", "invalid kind"),
+    ({"kind": "PersistentVolumeClaim", "name": ""}, "spec.source.name", "PVC name must not be empty"),
+    ({"kind": "VirtualMachine", "name": "x"}, "spec.source.APIGroup", "VM API group must be kubevirt.io"),
+])
+def test_export_admitter_refuses(admin, namespace, source, field, message):
+    body = {"apiVersion": EXPORT_API, "kind": "VirtualMachineExport", "metadata": {"name": "bad"},
+            "spec": {"source": source}}
+    with pytest.raises(KubeError) as err:
+        admin.create(export_path(namespace), body, dryRun="All")
+    assert err.value.status == 422
+    causes = err.value.body["details"]["causes"]
+    assert {"field": field, "message": message} in [{"field": c.get("field"), "message": c["message"]} for c in causes]
+
+
+def test_export_spec_is_immutable(admin, wait, namespace):
+    imported(admin, wait, namespace)
+    admin.create(export_path(namespace), export("fixed", "PersistentVolumeClaim", "disk"))
+    with pytest.raises(KubeError) as err:
+        admin.merge_patch(export_path(namespace, "fixed"), {"spec": {"ttlDuration": "1h"}})
+    assert "spec in immutable after creation" in str(err.value)
+
+
+def upload_token(admin, namespace, claim):
+    return admin.create(object_path("upload.cdi.kubevirt.io/v1beta1", "uploadtokenrequests", namespace=namespace),
+                        {"apiVersion": "upload.cdi.kubevirt.io/v1beta1", "kind": "UploadTokenRequest",
+                         "metadata": {"name": claim}, "spec": {"pvcName": claim}})["status"]["token"]
+
+
+def test_upload_through_the_proxy(admin, wait, namespace, lab):
+    config = wait.until(object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs", "config"),
+                        lambda c: bool((c or {}).get("status", {}).get("uploadProxyURL")), 30, "uploadProxyURL")
+    proxy = "https://" + config["status"]["uploadProxyURL"]
+    admin.create(dv_path(namespace), dv("up", {"upload": {}}))
+    wait.until(dv_path(namespace, "up"), phase_is("UploadReady"), 30, "UploadReady")
+    http = session(lab)
+    image = b"uploaded image\n" * 4096
+    assert http.post(proxy + "/v1beta1/upload", data=image).status_code == 400  # no Authorization
+    assert http.post(proxy + "/v1beta1/upload", data=image,
+                     headers={"Authorization": "Bearer abc.def.ghi"}).status_code == 401
+    token = upload_token(admin, namespace, "up")
+    assert token.count(".") == 2
+    other = upload_token(admin, namespace, "missing")
+    resp = http.post(proxy + "/v1beta1/upload", data=image, headers={"Authorization": f"Bearer {other}"})
+    assert (resp.status_code, resp.text) == (503, "rejecting Upload Request for PVC missing that doesn't exist")
+    resp = http.post(proxy + "/v1beta1/upload", data=image, headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 200, resp.text
+    wait.until(dv_path(namespace, "up"), phase_is("Succeeded"), 30, "upload Succeeded")
+    assert volume_data.sha256(handle_of(admin, namespace, "up")) == hashlib.sha256(image).hexdigest()
+    resp = http.post(proxy + "/v1beta1/upload", data=image, headers={"Authorization": f"Bearer {token}"})
+    assert (resp.status_code, resp.text) == (503, "rejecting Upload Request for PVC up that already finished uploading")
+
+
+def test_upload_token_needs_rbac(user_client, namespace):
+    with pytest.raises(KubeError) as err:
+        upload_token(user_client("alice"), namespace, "up")
+    assert err.value.status == 403
