@@ -106,6 +106,20 @@ def install_velero(kube: Kube) -> None:
     directory = gobuild.build("velero")
     ensure_namespace(kube, VELERO_NAMESPACE)
     _apply_crds(kube, [yaml.safe_load((directory / f"{plural}.yaml").read_text()) for plural in gobuild.VELERO_CRDS])
+    kube.apply(object_path("velero.io/v1", "backupstoragelocations", "default", VELERO_NAMESPACE),
+               default_backup_location(), FIELD_MANAGER, force=True)
+
+
+def default_backup_location() -> JSON:
+    """The BackupStorageLocation `velero install --provider aws --bucket velero --backup-location-config
+    region=minio,s3ForcePathStyle=true,s3Url=...` makes (pkg/install/resources.go BackupStorageLocation: named
+    default, Default true, labelled component=velero), with the configuration of Velero's MinIO example; the
+    stand-in's object store (tests/lab/velero/objectstore.py) plays that MinIO."""
+    return {"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+            "metadata": {"name": "default", "namespace": VELERO_NAMESPACE, "labels": {"component": "velero"}},
+            "spec": {"provider": "aws", "default": True, "objectStorage": {"bucket": "velero"},
+                     "config": {"region": "minio", "s3ForcePathStyle": "true",
+                                "s3Url": "http://minio.velero.svc:9000"}}}
 
 
 # What the VMO pack's KubeVirt CR sets beside the feature gates: VMs live-migrate off a drained node,

@@ -10,6 +10,7 @@ import threading
 
 from ..state import KUBEVIRT_STANDIN_USER, LabState
 from ..kube import Kube
+from ..velero import server as velero_server
 from . import cdi_upload, migration, storage, virt_api, vm_export
 from .controller import VirtController
 from .operator import Operators
@@ -37,6 +38,7 @@ def main() -> int:
     cdi_upload.register(manager, kube, state.ports["cdi-api"], state.ports["cdi-uploadproxy"], pki)
     virt_api.serve(kube, port, str(pki / "virt-api.crt"), str(pki / "virt-api.key"), str(pki / "front-proxy-ca.crt"),
                    operators.kubevirt_config, controller_users=(KUBEVIRT_STANDIN_USER,))
+    velero_server.register(manager, kube, state.dir)  # Velero's server with the kubevirt-velero-plugin
     manager.start()
     threading.Event().wait()
     return 0

@@ -72,6 +72,8 @@ ANN_SOURCE_RUNNING_REASON = f"{ANN}/storage.condition.source.running.reason"
 ANN_CLONE_TYPE = f"{ANN}/cloneType"
 ANN_CLONE_REQUEST = "k8s.io/CloneRequest"
 ANN_CLONE_OF = "k8s.io/CloneOf"
+ANN_PRE_POPULATED = f"{ANN}/storage.prePopulated"  # common/util.go AnnPrePopulated
+ANN_POPULATED_FOR = f"{ANN}/storage.populatedFor"  # common/util.go AnnPopulatedFor
 ANN_UPLOAD_REQUEST = f"{ANN}/storage.upload.target"  # common/util.go AnnUploadRequest
 ANN_UPLOAD_POD = f"{ANN}/storage.uploadPodName"  # upload-controller.go AnnUploadPod
 ANN_POD_READY = f"{ANN}/storage.pod.ready"  # common/util.go AnnPodReady
@@ -142,6 +144,10 @@ class DataVolumes:
             self.kube.merge_patch(self._dv_path(dv), {"metadata": {"annotations": {ANN_USE_POPULATOR: "false"}}})
             return None
         pvc = self.storage.pvcs.get(namespace, name)
+        if pvc is None and ANN_PRE_POPULATED in (dv["metadata"].get("annotations") or {}):
+            # controller-base.go handlePvcCreation: CDI makes no claim for a prePopulated DataVolume (e.g. one
+            # Velero restores before its claim); shouldSetDataVolumePending keeps it Pending until the claim is there
+            return self._update_status(dv, None)
         if pvc is None:
             source_pvc = None
             if clone:
@@ -317,7 +323,11 @@ class DataVolumes:
             annotations = pvc["metadata"].get("annotations") or {}
             pod_phase = annotations.get(ANN_POD_PHASE)
             pvc_phase = (pvc.get("status") or {}).get("phase")
-            if pod_phase == "Succeeded":
+            if annotations.get(ANN_POPULATED_FOR) == dv["metadata"]["name"] and pvc_phase in ("Pending", "Bound"):
+                # controller-base.go updateStatus: pvcRequiresWork is false for a claim populated for this
+                # DataVolume (AnnPopulatedFor, as the kubevirt-velero-plugin marks a backed-up claim): Succeeded
+                phase = "Succeeded"
+            elif pod_phase == "Succeeded":
                 phase = self._import_phase(pvc, phase, events)
             elif pvc_phase == "Pending":
                 phase = "Pending"  # updateStatusPVCPending: not populators, not WaitForFirstConsumer

@@ -1,0 +1,136 @@
+"""The Velero stand-in: the default BackupStorageLocation, backups in Velero's layout with the kubevirt-velero-plugin's
+item actions, restores (also into a mapped namespace) and DownloadRequests."""
+
+import gzip
+import io
+import json
+import tarfile
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.lab.kube import object_path
+from tests.lab.velero.server import ANN_POPULATED_FOR, ANN_PRE_POPULATED
+
+from .helpers import vm_manifest, vm_path
+
+VELERO = "velero"
+
+
+def velero_path(plural: str, name: str = "") -> str:
+    return object_path("velero.io/v1", plural, name, VELERO)
+
+
+def vm_with_dv(name: str, namespace: str, run_strategy: str) -> dict:
+    vm = vm_manifest(name, namespace, run_strategy)
+    vm["spec"]["dataVolumeTemplates"] = [{"metadata": {"name": f"{name}-root"}, "spec": {
+        "source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}]
+    spec = vm["spec"]["template"]["spec"]
+    spec["domain"]["devices"]["disks"] = [{"name": "root", "disk": {"bus": "virtio"}}]
+    spec["volumes"] = [{"name": "root", "dataVolume": {"name": f"{name}-root"}}]
+    return vm
+
+
+def finished(obj):
+    return obj is not None and (obj.get("status") or {}).get("phase") in (
+        "Completed", "PartiallyFailed", "Failed", "FailedValidation")
+
+
+@pytest.fixture
+def vms(admin, namespace, wait):
+    """A running and a stopped VM, each with a populated DataVolume."""
+    for name, strategy in (("web", "Always"), ("db", "Halted")):
+        admin.create(vm_path(namespace), vm_with_dv(name, namespace, strategy))
+    for name in ("web", "db"):
+        wait.until(object_path("cdi.kubevirt.io/v1beta1", "datavolumes", f"{name}-root", namespace),
+                   lambda dv: dv is not None and (dv.get("status") or {}).get("phase") == "Succeeded", 60)
+    wait.printable(namespace, "web", "Running", 60)
+    return namespace
+
+
+def create_backup(admin, wait, spec: dict) -> dict:
+    name = f"b-{uuid.uuid4().hex[:8]}"
+    admin.create(velero_path("backups"), {"apiVersion": "velero.io/v1", "kind": "Backup",
+                                          "metadata": {"name": name, "namespace": VELERO}, "spec": spec})
+    return wait.until(velero_path("backups", name), finished, 60, f"backup {name}")
+
+
+def download(admin, wait, kind: str, name: str) -> bytes:
+    request = f"{name}-{uuid.uuid4().hex[:6]}"
+    admin.create(velero_path("downloadrequests"), {
+        "apiVersion": "velero.io/v1", "kind": "DownloadRequest", "metadata": {"name": request, "namespace": VELERO},
+        "spec": {"target": {"kind": kind, "name": name}}})
+    processed = wait.until(velero_path("downloadrequests", request),
+                           lambda r: (r.get("status") or {}).get("phase") == "Processed", 30)
+    with urllib.request.urlopen(processed["status"]["downloadURL"], timeout=30) as resp:  # noqa: S310 - lab URL
+        return resp.read()
+
+
+def test_default_location_is_the_one_velero_install_makes_and_available(admin, wait):
+    location = wait.until(velero_path("backupstoragelocations", "default"),
+                          lambda bsl: (bsl.get("status") or {}).get("phase") == "Available", 90)
+    assert location["spec"]["default"] is True
+    assert location["spec"]["provider"] == "aws"
+    assert location["spec"]["objectStorage"] == {"bucket": "velero"}
+    assert location["status"]["lastValidationTime"]
+
+
+def test_backup_of_a_namespace_holds_the_vms_with_their_datavolumes_in_velero_layout(admin, wait, vms):
+    backup = create_backup(admin, wait, {"includedNamespaces": [vms]})
+    assert backup["status"]["phase"] == "Completed", backup["status"]
+    assert backup["metadata"]["labels"]["velero.io/storage-location"] == "default"
+    assert backup["status"]["formatVersion"] == "1.1.0" and backup["status"]["expiration"]
+    progress = backup["status"]["progress"]
+    assert progress["itemsBackedUp"] == progress["totalItems"] > 0
+    name = backup["metadata"]["name"]
+    listing = json.loads(gzip.decompress(download(admin, wait, "BackupResourceList", name)))
+    assert listing["kubevirt.io/v1/VirtualMachine"] == [f"{vms}/db", f"{vms}/web"]
+    assert listing["cdi.kubevirt.io/v1beta1/DataVolume"] == [f"{vms}/db-root", f"{vms}/web-root"]
+    assert listing["v1/PersistentVolumeClaim"] == [f"{vms}/db-root", f"{vms}/web-root"]
+    assert len(listing["v1/PersistentVolume"]) == 2  # PVCAction: a bound claim brings its volume
+    assert listing["kubevirt.io/v1/VirtualMachineInstance"] == [f"{vms}/web"]  # the running VM's
+    with tarfile.open(fileobj=io.BytesIO(download(admin, wait, "BackupContents", name)), mode="r:gz") as tar:
+        names = tar.getnames()
+        dv = json.loads(tar.extractfile(f"resources/datavolumes.cdi.kubevirt.io/namespaces/{vms}/web-root.json").read())
+        pvc = json.loads(tar.extractfile(f"resources/persistentvolumeclaims/namespaces/{vms}/web-root.json").read())
+        vmi = json.loads(tar.extractfile(f"resources/virtualmachineinstances.kubevirt.io/namespaces/{vms}/web.json").read())
+    assert "metadata/version" in names
+    assert f"resources/virtualmachines.kubevirt.io/v1-preferredversion/namespaces/{vms}/web.json" in names
+    assert dv["metadata"]["annotations"][ANN_PRE_POPULATED] == "web-root"  # dv_backup_item_action.go
+    assert pvc["metadata"]["annotations"][ANN_POPULATED_FOR] == "web-root"
+    assert pvc["metadata"]["labels"]["velero.kubevirt.io/pvc-uid"] == pvc["metadata"]["uid"]
+    assert vmi["metadata"]["annotations"]["cdi.kubevirt.io/velero.isOwned"] == "true"
+
+
+def test_restore_into_a_mapped_namespace_brings_vms_back_with_populated_datavolumes(admin, wait, vms):
+    backup = create_backup(admin, wait, {"includedNamespaces": [vms]})
+    target = f"{vms[:40]}-copy"
+    name = f"r-{uuid.uuid4().hex[:8]}"
+    admin.create(velero_path("restores"), {"apiVersion": "velero.io/v1", "kind": "Restore",
+                                           "metadata": {"name": name, "namespace": VELERO},
+                                           "spec": {"backupName": backup["metadata"]["name"],
+                                                    "namespaceMapping": {vms: target}}})
+    try:
+        restore = wait.until(velero_path("restores", name), finished, 60, f"restore {name}")
+        assert restore["status"]["phase"] == "Completed", restore["status"]
+        assert restore["status"]["errors"] == 0
+        for vm in ("web", "db"):
+            dv = wait.until(object_path("cdi.kubevirt.io/v1beta1", "datavolumes", f"{vm}-root", target),
+                            lambda d: d is not None and (d.get("status") or {}).get("phase") == "Succeeded", 60)
+            assert dv["metadata"]["labels"]["velero.io/restore-name"] == name
+            pvc = admin.get(object_path("v1", "persistentvolumeclaims", f"{vm}-root", target))
+            assert "velero.kubevirt.io/pvc-uid" not in pvc["metadata"].get("labels", {})
+        wait.printable(target, "web", "Running", 60)
+        wait.printable(target, "db", "Stopped", 60)
+        results = json.loads(gzip.decompress(download(admin, wait, "RestoreResults", name)))
+        assert results == {"errors": {}, "warnings": {}}
+    finally:
+        admin.delete(object_path("v1", "namespaces", target))
+
+
+def test_backup_naming_a_missing_location_fails_validation(admin, wait):
+    backup = create_backup(admin, wait, {"storageLocation": "nowhere"})
+    assert backup["status"]["phase"] == "FailedValidation"
+    assert backup["status"]["validationErrors"] == [
+        'error getting backup storage location: backupstoragelocations.velero.io "nowhere" not found']

@@ -1,0 +1,118 @@
+"""The lab's object storage for Velero: one folder per bucket under the lab's state directory, and an HTTP
+server that serves the signed download URLs a DownloadRequest hands out.
+
+Velero talks to object storage through its ObjectStore plugin interface (pkg/plugin/velero/object_store.go:
+PutObject, ObjectExists, GetObject, ListCommonPrefixes, DeleteObject, CreateSignedURL); the lab's
+BackupStorageLocation names provider `aws` with a MinIO-style configuration, as Velero's MinIO example does, and
+this module plays that store: keys are paths below the bucket's folder. The bucket itself is made when the
+stand-in starts, as the `minio-setup` job of Velero's examples/minio/00-minio-deployment.yaml runs `mc mb`.
+"""
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import List
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+BUCKET = "velero"
+
+
+class NoSuchBucket(Exception):
+    pass
+
+
+class ObjectStore:
+    def __init__(self, root: Path):
+        self.root = root
+        self.key = secrets.token_bytes(32)
+        self.url = ""
+
+    def make_bucket(self, bucket: str) -> None:
+        (self.root / bucket).mkdir(parents=True, exist_ok=True)
+
+    def _path(self, bucket: str, key: str) -> Path:
+        base = self.root / bucket
+        if not base.is_dir():
+            # what the aws plugin reports for a missing bucket (s3 NoSuchBucket)
+            raise NoSuchBucket(f"NoSuchBucket: The specified bucket does not exist: {bucket}")
+        path = (base / key).resolve()
+        if base.resolve() not in path.parents and path != base.resolve():
+            raise ValueError(f"key {key!r} leaves the bucket")
+        return path
+
+    def put_object(self, bucket: str, key: str, body: bytes) -> None:
+        path = self._path(bucket, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(body)
+        tmp.replace(path)
+
+    def object_exists(self, bucket: str, key: str) -> bool:
+        return self._path(bucket, key).is_file()
+
+    def get_object(self, bucket: str, key: str) -> bytes:
+        return self._path(bucket, key).read_bytes()
+
+    def list_common_prefixes(self, bucket: str, prefix: str, delimiter: str = "/") -> List[str]:
+        base = self._path(bucket, prefix) if prefix else self._path(bucket, "")
+        if not base.is_dir():
+            return []
+        return sorted(prefix + p.name + delimiter for p in base.iterdir() if p.is_dir())
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        path = self._path(bucket, key)
+        if path.exists():
+            path.unlink()
+
+    # -- CreateSignedURL and the server that honours it --------------------------------------------------
+
+    def _signature(self, bucket: str, key: str, expires: int) -> str:
+        return hmac.new(self.key, f"{bucket}/{key}/{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def create_signed_url(self, bucket: str, key: str, ttl: float) -> str:
+        """A presigned GET URL, as the aws plugin's CreateSignedURL returns one (X-Amz-Expires, X-Amz-Signature)."""
+        expires = int(time.time() + ttl)
+        return (f"{self.url}/{quote(bucket)}/{quote(key)}?X-Amz-Expires={expires}"
+                f"&X-Amz-Signature={self._signature(bucket, key, expires)}")
+
+    def serve(self) -> None:
+        store = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                parts = urlsplit(self.path)
+                bucket, _, key = unquote(parts.path).lstrip("/").partition("/")
+                query = parse_qs(parts.query)
+                try:
+                    expires = int(query.get("X-Amz-Expires", ["0"])[0])
+                    signature = query.get("X-Amz-Signature", [""])[0]
+                except ValueError:
+                    expires, signature = 0, ""
+                if not hmac.compare_digest(signature, store._signature(bucket, key, expires)) or expires < time.time():
+                    self._answer(403, b"<Error><Code>AccessDenied</Code><Message>Request has expired or the signature"
+                                      b" does not match</Message></Error>")
+                    return
+                try:
+                    body = store.get_object(bucket, key)
+                except (OSError, NoSuchBucket, ValueError):
+                    self._answer(404, b"<Error><Code>NoSuchKey</Code></Error>")
+                    return
+                self._answer(200, body, "application/octet-stream")
+
+            def _answer(self, status: int, body: bytes, content_type: str = "application/xml") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, daemon=True, name="velero-objectstore").start()
