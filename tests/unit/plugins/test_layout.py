@@ -13,6 +13,7 @@ ALLOWED = {
     "maas": {"common"},
     "palette": {"common"},
     "kubevirt": {"common", "kube"},
+    "velero": {"common", "kube"},
     "vmo": {"common", "kube", "kubevirt", "palette"},
 }
 

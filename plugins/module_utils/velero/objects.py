@@ -1,0 +1,242 @@
+# -*- coding: utf-8 -*-
+# Copyright: palette.vmo contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What velero_backup and velero_restore share: Velero's API, input checks, the wait and the read of a backup's
+or restore's files.
+
+Velero keeps a backup's item list and its warnings in object storage, not in the Backup's status; its CLI reads
+them through a DownloadRequest (`velero backup describe --details`: BackupResourceList, BackupResults), which the
+Velero server answers with a signed URL. The modules do the same, then delete the DownloadRequest.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import gzip
+import json
+import re
+import time
+
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, object_path
+from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, WaitTimeout, wait_for
+
+try:
+    import urllib3
+
+    HAS_URLLIB3 = True
+except ImportError:  # pragma: no cover - urllib3 comes with the kubernetes library
+    HAS_URLLIB3 = False
+
+API_VERSION = "velero.io/v1"
+INVALID_INPUT = "invalid input, nothing was changed: "
+REFUSED = "refused, nothing was changed: "
+NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|h|m|s))+$")
+SELECTOR_TERM = re.compile(r"^\s*(!?)([A-Za-z0-9][-A-Za-z0-9_./]*)\s*(?:(==|=|!=)\s*([-A-Za-z0-9_.]*)|\s+(in|notin)\s*"
+                           r"\(([^()]*)\))?\s*$")
+# Phases after which Velero does nothing more with a backup or restore (pkg/apis/velero/v1/backup_types.go,
+# restore_types.go)
+FINAL_PHASES = ("Completed", "PartiallyFailed", "Failed", "FailedValidation")
+RESTORABLE_PHASES = ("Completed", "PartiallyFailed")
+
+
+def valid_name(name):
+    return bool(name) and len(name) <= 253 and NAME.match(name) is not None
+
+
+def valid_namespace(name):
+    return bool(name) and NAMESPACE.match(name) is not None
+
+
+def valid_duration(value):
+    """Go's time.ParseDuration forms metav1.Duration takes: 720h, 1h30m, 90m, 0.5h."""
+    return bool(value) and DURATION.match(value) is not None
+
+
+def parse_label_selector(text):
+    """A label selector string (as kubectl and `velero backup create --selector` take it) as a metav1.LabelSelector;
+    raises ValueError naming the term it cannot read."""
+    selector = {"matchLabels": {}, "matchExpressions": []}
+    for term in _split_terms(text):
+        match = SELECTOR_TERM.match(term)
+        if not match or (match.group(1) and (match.group(3) or match.group(5))):
+            raise ValueError("cannot read %r" % term.strip())
+        negated, key, op, value, set_op, values = match.groups()
+        if set_op:
+            selector["matchExpressions"].append({"key": key, "operator": "In" if set_op == "in" else "NotIn",
+                                                 "values": [v.strip() for v in values.split(",") if v.strip()]})
+        elif op in ("=", "=="):
+            selector["matchLabels"][key] = value
+        elif op == "!=":
+            selector["matchExpressions"].append({"key": key, "operator": "NotIn", "values": [value]})
+        else:
+            selector["matchExpressions"].append({"key": key, "operator": "DoesNotExist" if negated else "Exists"})
+    return {k: v for k, v in selector.items() if v}
+
+
+def _split_terms(text):
+    terms, depth, current = [], 0, ""
+    for char in text or "":
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            terms.append(current)
+            current = ""
+        else:
+            current += char
+    terms.append(current)
+    if not text or any(not t.strip() for t in terms):
+        raise ValueError("cannot read %r" % text)
+    return terms
+
+
+def velero_path(plural, namespace, name=None):
+    return object_path(API_VERSION, plural, name, namespace)
+
+
+def read_velero(client, plural, namespace, name):
+    """The object, or None when it does not exist; a cluster without Velero's API is said plainly."""
+    try:
+        return client.get(velero_path(plural, namespace, name))
+    except KubeApiError as err:
+        if err.status != 404:
+            raise
+    ensure_served(client)
+    return None
+
+
+def ensure_served(client):
+    try:
+        client.get("/apis/%s" % API_VERSION)
+    except KubeApiError as err:
+        if err.status == 404:
+            raise ModuleFailure(REFUSED + "the cluster does not serve %s: is Velero installed?" % API_VERSION,
+                                ["%s: not served" % API_VERSION])
+        raise
+
+
+def location_problem(client, velero_namespace, name, option):
+    """What keeps a backup from being written to a BackupStorageLocation (backup_controller.go prepareBackupRequest),
+    or None; `name` None means the default location."""
+    if name is None:
+        locations = client.list_all(velero_path("backupstoragelocations", velero_namespace))[0]
+        defaults = [loc for loc in locations if (loc.get("spec") or {}).get("default")]
+        if not defaults:
+            return "%s: no default BackupStorageLocation in namespace %s, name one" % (option, velero_namespace)
+        location = defaults[0]
+        name = location["metadata"]["name"]
+    else:
+        location = read_velero(client, "backupstoragelocations", velero_namespace, name)
+        if location is None:
+            return "%s: no BackupStorageLocation %r in namespace %s" % (option, name, velero_namespace)
+    if (location.get("spec") or {}).get("accessMode") == "ReadOnly":
+        return "%s: BackupStorageLocation %r is read-only" % (option, name)
+    phase = (location.get("status") or {}).get("phase")
+    if phase != "Available":
+        message = (location.get("status") or {}).get("message")
+        return "%s: BackupStorageLocation %r is %s%s" % (option, name, phase or "not validated yet",
+                                                         ": " + message if message else "")
+    return None
+
+
+def spec_differences(existing_spec, desired_spec):
+    """The fields the task sets that the existing object has otherwise (Velero fills in defaults, e.g. the ttl)."""
+    return ["%s: %s, not %s" % (key, json.dumps(existing_spec.get(key), sort_keys=True), json.dumps(value, sort_keys=True))
+            for key, value in sorted(desired_spec.items())
+            if value is not None and _normal(existing_spec.get(key)) != _normal(value)]
+
+
+def _normal(value):
+    if isinstance(value, list):
+        return sorted(json.dumps(v, sort_keys=True) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def phase_of(obj):
+    return ((obj or {}).get("status") or {}).get("phase") or "New"
+
+
+def wait_final(client, plural, velero_namespace, names, timeout, kind):
+    """One watch for every named backup or restore until each has a final phase; {name: object}."""
+
+    def describe(obj):
+        if obj is None:
+            return "absent"
+        status = obj.get("status") or {}
+        progress = status.get("progress") or {}
+        done = progress.get("itemsBackedUp", progress.get("itemsRestored"))
+        return "phase %s%s" % (phase_of(obj), ", %s of %s items" % (done, progress.get("totalItems"))
+                               if progress else "")
+
+    targets = [WaitTarget(velero_namespace, name, lambda obj: phase_of(obj) in FINAL_PHASES,
+                          "%s to finish (Completed, PartiallyFailed, Failed)" % kind, describe) for name in names]
+    seen = wait_for(client, API_VERSION, plural, targets, timeout)
+    return {name: seen[(velero_namespace, name)] for name in names}
+
+
+def download(client, velero_namespace, requests, timeout, ca_file=None):
+    """Reads Velero's files through DownloadRequests: `requests` is [(kind, name)] (e.g. ("BackupResourceList", b));
+    returns {(kind, name): decoded JSON}. Velero answers each with a signed URL (download_request_controller.go);
+    the request is deleted once read, as its expiry would."""
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    created = []
+    try:
+        for index, (kind, name) in enumerate(requests):
+            request_name = "%s-%s-%d" % (name[:200], stamp, index)
+            client.request("POST", velero_path("downloadrequests", velero_namespace), body={
+                "apiVersion": API_VERSION, "kind": "DownloadRequest",
+                "metadata": {"name": request_name, "namespace": velero_namespace},
+                "spec": {"target": {"kind": kind, "name": name}}})
+            created.append(request_name)
+        targets = [WaitTarget(velero_namespace, request_name, lambda obj: phase_of(obj) == "Processed",
+                              "Velero to process the DownloadRequest", lambda obj: "phase %s" % phase_of(obj))
+                   for request_name in created]
+        try:
+            seen = wait_for(client, API_VERSION, "downloadrequests", targets, timeout)
+        except WaitTimeout as err:
+            raise ModuleFailure("Velero did not answer: %s" % err, [str(err)])
+        found = {}
+        pool = urllib3.PoolManager(ca_certs=ca_file) if ca_file else urllib3.PoolManager()
+        for request_name, key in zip(created, requests):
+            url = seen[(velero_namespace, request_name)]["status"]["downloadURL"]
+            resp = pool.request("GET", url, timeout=urllib3.Timeout(connect=15, read=120), retries=3)
+            if resp.status != 200:
+                raise ModuleFailure("reading %s %s from object storage: HTTP %s" % (key[0], key[1], resp.status))
+            found[key] = json.loads(gzip.decompress(resp.data).decode("utf-8"))
+        return found
+    finally:
+        for request_name in created:
+            client.delete(velero_path("downloadrequests", velero_namespace, request_name))
+
+
+def items_of(resource_list):
+    """Velero's resource list ("apiVersion/Kind" -> ["namespace/name"]) as one entry per item."""
+    items = []
+    for group_kind, names in sorted((resource_list or {}).items()):
+        api_version, _slash, kind = group_kind.rpartition("/")
+        for entry in names:
+            namespace, _sep, name = entry.rpartition("/")
+            action = None
+            if name.endswith(")") and "(" in name:
+                name, action = name[:-1].split("(", 1)
+            item = {"api_version": api_version, "kind": kind, "namespace": namespace or None, "name": name}
+            if action:
+                item["action"] = action
+            items.append(item)
+    return items
+
+
+def messages_of(results):
+    """Velero's results file ({"warnings": Result, "errors": Result}) as plain lines, the scope first."""
+    lines = {"warnings": [], "errors": []}
+    for key in lines:
+        result = (results or {}).get(key) or {}
+        lines[key] += ["velero: %s" % m for m in result.get("velero") or []]
+        lines[key] += ["cluster: %s" % m for m in result.get("cluster") or []]
+        for namespace, messages in sorted((result.get("namespaces") or {}).items()):
+            lines[key] += ["namespace %s: %s" % (namespace, m) for m in messages]
+    return lines
