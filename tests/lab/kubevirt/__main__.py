@@ -16,6 +16,7 @@ from .controller import VirtController
 from .operator import Operators
 from .runtime import Manager
 from . import vm_snapshot
+from . import vm_clone, vm_restore
 
 
 def main() -> int:
@@ -34,6 +35,8 @@ def main() -> int:
     migration.MigrationController(manager, kube, operators, virt, step)
     parts = storage.register(manager, kube)
     vm_snapshot.register(manager, kube, parts)
+    vm_restore.VMRestoreController(manager, kube)  # pkg/storage/snapshot/restore.go
+    vm_clone.VMCloneController(manager, kube)  # pkg/virt-controller/watch/clone
     vm_export.register(manager, kube, state.ports["virt-exportproxy"], pki)
     cdi_upload.register(manager, kube, state.ports["cdi-api"], state.ports["cdi-uploadproxy"], pki)
     virt_api.serve(kube, port, str(pki / "virt-api.crt"), str(pki / "virt-api.key"), str(pki / "front-proxy-ca.crt"),

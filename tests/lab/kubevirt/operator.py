@@ -47,6 +47,10 @@ VIRT_API_WEBHOOKS = (
      "/virtualmachineexports-validate", "export.kubevirt.io", ["v1beta1", "v1"]),
     ("virtualmachinesnapshot-validator.snapshot.kubevirt.io", "virtualmachinesnapshots", ["CREATE", "UPDATE"],
      "/virtualmachinesnapshots-validate", "snapshot.kubevirt.io", ["v1beta1"]),
+    ("virtualmachinerestore-validator.snapshot.kubevirt.io", "virtualmachinerestores", ["CREATE", "UPDATE"],
+     "/virtualmachinerestores-validate", "snapshot.kubevirt.io", ["v1beta1"]),
+    ("vm-clone-validator.kubevirt.io", "virtualmachineclones", ["CREATE", "UPDATE"],
+     "/vm-clone-validate-create", "clone.kubevirt.io", ["v1beta1"]),
 )
 # components/webhooks.go VirtAPIMutatingWebhookName and, of NewVirtAPIMutatingWebhookConfiguration, the
 # migrations mutator (the kubevirt.io/vmi-name label and the kubevirt.io/migrationJobFinalize finalizer).
@@ -55,6 +59,8 @@ VIRT_API_MUTATING_WEBHOOKS = (
     ("migrations-mutator.kubevirt.io", "virtualmachineinstancemigrations", ["CREATE"], "/migration-mutate-create"),
     # KubeVirt registers it for CREATE and UPDATE; the lab's (vmi_update.py mutate_vmi) has the CREATE half
     ("virtualmachineinstances-mutator.kubevirt.io", "virtualmachineinstances", ["CREATE"], "/virtualmachineinstances-mutate"),
+    ("virtualmachineclones-mutator.kubevirt.io", "virtualmachineclones", ["CREATE"], "/vm-clone-mutate-create",
+     "clone.kubevirt.io", ["v1beta1"]),
 )
 # kubevirt.io/api core/v1 ApiSupportedWebhookVersions
 WEBHOOK_API_VERSIONS = ["v1alpha3", "v1"]
@@ -229,12 +235,12 @@ class Operators:
         return [{
             "name": name, "admissionReviewVersions": ["v1"], "failurePolicy": "Fail", "timeoutSeconds": 10,
             "sideEffects": "None",
-            "rules": [{"operations": operations, "apiGroups": ["kubevirt.io"], "apiVersions": WEBHOOK_API_VERSIONS,
-                       "resources": [resource]}],
+            "rules": [{"operations": operations, "apiGroups": [group[0] if group else "kubevirt.io"],
+                       "apiVersions": group[1] if group else WEBHOOK_API_VERSIONS, "resources": [resource]}],
             "clientConfig": {"caBundle": self.ca_bundle,
                              "service": {"namespace": namespace, "name": VIRT_API_SERVICE, "path": path,
                                          "port": self.virt_api_port}},
-        } for name, resource, operations, path in table]
+        } for name, resource, operations, path, *group in table]
 
     def _mutating_webhooks(self, namespace: str) -> JSON:
         """virt-operator's NewVirtAPIMutatingWebhookConfiguration, for the migrations mutator."""

@@ -23,6 +23,7 @@ from . import admission, migration
 from . import hotplug
 from . import vm_export
 from . import vm_snapshot
+from . import vm_clone, vm_restore
 from . import vmi_update
 from .controller import now, is_final, is_paused, phase, run_strategy
 
@@ -294,6 +295,9 @@ def make_handler(handlers: SubresourceHandlers, kubevirt_config: Callable[[], JS
         "/virtualmachineinstances-mutate": vmi_update.mutate_vmi,
         vm_export.VALIDATE_PATH: vm_export.admit_vm_export,  # pkg/storage/admitters/vmexport.go
         "/virtualmachinesnapshots-validate": vm_snapshot.admit_vm_snapshot,  # pkg/storage/admitters/vmsnapshot.go
+        vm_restore.ADMIT_PATH: vm_restore.make_admitter(handlers.kube),  # pkg/storage/admitters/vmrestore.go
+        vm_clone.ADMIT_PATH: vm_clone.admit_clone,  # admitters/vmclone-admitter.go
+        vm_clone.MUTATE_PATH: vm_clone.mutate_clone,  # mutators/clone-create-mutator.go
     }
     verbs: Dict[Tuple[str, str], Callable[[str, str, JSON], int]] = {}
     for verb in VM_VERBS:
