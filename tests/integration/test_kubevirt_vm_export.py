@@ -1,0 +1,229 @@
+"""kubevirt_vm_export and kubevirt_disk_upload against the lab: a VM's disk exported and downloaded (the file's
+sha256 is the lab volume's), uploaded back into a new DataVolume that a new VM boots from; re-runs change
+nothing; check mode writes nothing; bad input fails naming the object and the field, with no write."""
+
+import base64
+import hashlib
+import json
+import os
+
+import pytest
+
+from tests.lab.kube import object_path
+from tests.lab.kubevirt import volume_data
+from tests.lab.state import ADMIN_USER
+
+EXPORT = "palette.vmo.kubevirt_vm_export"
+UPLOAD = "palette.vmo.kubevirt_disk_upload"
+SOURCE = {"registry": {"url": "docker://quay.io/containerdisks/fedora:41"}}
+
+
+def dv_path(namespace, name=""):
+    return object_path("cdi.kubevirt.io/v1beta1", "datavolumes", name, namespace)
+
+
+def handle_of(admin, namespace, claim):
+    pvc = admin.get(object_path("v1", "persistentvolumeclaims", claim, namespace))
+    return volume_data.volume_handle(admin.get(object_path("v1", "persistentvolumes", pvc["spec"]["volumeName"])))
+
+
+def writes(audit, mark, namespace):
+    """Every request of the module's user that changed something in the namespace (or cluster-wide)."""
+    return [e for e in audit.mutations(mark, user=ADMIN_USER)
+            if (e.get("objectRef") or {}).get("namespace") in (namespace, None)]
+
+
+def make_vm(run_module, admin, namespace, name="src", running=False, disk="src-disk"):
+    admin.create(dv_path(namespace), {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+                                      "metadata": {"name": disk},
+                                      "spec": {"source": SOURCE, "storage": {"resources": {"requests": {"storage": "1Gi"}}}}})
+    result = run_module("palette.vmo.kubevirt_vm", {
+        "namespace": namespace, "name": name, "memory": "128Mi", "state": "started" if running else "stopped",
+        "wait": True, "wait_timeout": 120, "disks": [{"name": "root", "pvc": disk}]})
+    assert result.get("failed") is not True, result.get("msg")
+    return disk
+
+
+def wait_dv(admin, namespace, name, timeout=60):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dv = admin.get_or_none(dv_path(namespace, name))
+        if ((dv or {}).get("status") or {}).get("phase") == "Succeeded":
+            return dv
+        time.sleep(0.2)
+    raise AssertionError(f"DataVolume {namespace}/{name} not Succeeded: {(dv or {}).get('status')}")
+
+
+@pytest.fixture
+def exported_vm(run_module, admin, ns):
+    disk = make_vm(run_module, admin, ns)
+    wait_dv(admin, ns, disk)
+    return disk
+
+
+def test_export_downloads_the_served_image_and_reruns_change_nothing(run_module, admin, audit, ns, exported_vm, tmp_path):
+    dest = tmp_path / "exports"
+    mark = audit.mark()
+    result = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(dest)}, check=True)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True and result["exports"][0]["volumes"][0]["action"] == "would download"
+    assert writes(audit, mark, ns) == [] and not dest.exists()
+
+    result = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(dest)})
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True
+    volume = result["exports"][0]["volumes"][0]
+    path = dest / ns / "src-disk.img"
+    assert volume["path"] == str(path) and volume["action"] == "downloaded"
+    served = volume_data.sha256(handle_of(admin, ns, exported_vm))
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == served == volume["sha256"] == volume["image_sha256"]
+    assert (dest / ns / "src-disk.img.sha256").read_text() == f"{served}  src-disk.img\n"
+    assert volume["bytes"] == volume_data.size(handle_of(admin, ns, exported_vm))
+    assert volume["progress"][-1]["percent"] == 100 and volume["bytes_per_second"] > 0
+    assert "x-kubevirt-export-token" not in volume["url"]
+    # the export is deleted once downloaded, its token secret with it (garbage collector)
+    assert admin.get_or_none(object_path("export.kubevirt.io/v1", "virtualmachineexports", "src-vm-export", ns)) is None
+
+    mark = audit.mark()
+    again = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(dest)})
+    assert again["changed"] is False and again["exports"][0]["action"] == "unchanged"
+    assert again["exports"][0]["volumes"][0]["sha256"] == served
+    assert writes(audit, mark, ns) == []
+
+
+def test_gzip_export_keeps_the_image_checksum_and_never_shows_the_token(run_module, admin, ns, exported_vm, tmp_path):
+    result = run_module(EXPORT, {"namespace": ns, "pvcs": [exported_vm], "dest": str(tmp_path), "format": "gzip",
+                                 "keep_export": True})
+    assert result.get("failed") is not True, result.get("msg")
+    volume = result["exports"][0]["volumes"][0]
+    assert volume["path"].endswith("/src-disk.img.gz")
+    import gzip
+    assert hashlib.sha256(gzip.decompress(open(volume["path"], "rb").read())).hexdigest() == volume["image_sha256"]
+    assert volume["image_sha256"] == volume_data.sha256(handle_of(admin, ns, exported_vm))
+    secret = admin.get(object_path("v1", "secrets", "export-token-src-disk-pvc-export", ns))
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert token not in result["_stdout"]
+
+
+def test_upload_back_into_a_new_datavolume_that_a_new_vm_boots_from(
+        run_module, admin, audit, lab, ns, exported_vm, tmp_path):
+    exported = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(tmp_path)})
+    image = exported["exports"][0]["volumes"][0]["path"]
+    args = {"namespace": ns, "name": "restored", "src": image, "size": "1Gi", "upload_proxy_ca": str(lab.ca_file)}
+    mark = audit.mark()
+    check = run_module(UPLOAD, args, check=True)
+    assert check.get("failed") is not True, check.get("msg")
+    assert check["changed"] is True and writes(audit, mark, ns) == []
+
+    result = run_module(UPLOAD, args)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True
+    disk = result["disks"][0]
+    digest = hashlib.sha256(open(image, "rb").read()).hexdigest()
+    assert disk["sha256"] == digest and disk["phase"] == "Succeeded" and disk["action"] == "uploaded"
+    assert volume_data.sha256(handle_of(admin, ns, "restored")) == digest
+    assert "eyJ" not in result["_stdout"]  # no upload token (a JWT) anywhere in the output
+
+    booted = run_module("palette.vmo.kubevirt_vm", {
+        "namespace": ns, "name": "from-upload", "memory": "128Mi", "state": "started", "wait": True,
+        "wait_timeout": 120, "disks": [{"name": "root", "pvc": "restored"}]})
+    assert booted.get("failed") is not True, booted.get("msg")
+    vm = admin.get(object_path("kubevirt.io/v1", "virtualmachines", "from-upload", ns))
+    assert vm["status"]["printableStatus"] == "Running"
+
+    mark = audit.mark()
+    again = run_module(UPLOAD, args)
+    assert again["changed"] is False and again["disks"][0]["action"] == "unchanged"
+    assert writes(audit, mark, ns) == []
+
+
+def test_upload_many_in_one_task(run_module, admin, lab, ns, tmp_path):
+    images = []
+    for index in range(3):
+        path = tmp_path / f"disk-{index}.img"
+        path.write_bytes(os.urandom(256 * 1024 + index))
+        images.append(path)
+    result = run_module(UPLOAD, {"namespace": ns, "upload_proxy_ca": str(lab.ca_file), "size": "64Mi",
+                                 "disks": [{"name": f"d{i}", "src": str(p)} for i, p in enumerate(images)]})
+    assert result.get("failed") is not True, result.get("msg")
+    for index, path in enumerate(images):
+        assert volume_data.sha256(handle_of(admin, ns, f"d{index}")) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def bad_ns(admin, run_module, tmp_path_factory):
+    """A namespace with a running VM ("up"), a stopped VM ("down") and a DataVolume uploaded with other content."""
+    import uuid
+    name = f"export-bad-input-{uuid.uuid4().hex[:6]}"
+    admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    make_vm(run_module, admin, name, "up", running=True, disk="up-disk")
+    make_vm(run_module, admin, name, "down", disk="down-disk")
+    wait_dv(admin, name, "down-disk")
+    yield name
+    admin.delete(object_path("v1", "namespaces", name))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    base = tmp_path_factory.mktemp("export-bad")
+    (base / "plain-file").write_text("x")
+    (base / "image.img").write_bytes(b"\1" * (2 * 1024 * 1024))
+    return base
+
+
+CASES = [
+    ("no-such-vm", EXPORT, {"vm": "ghost", "dest": "{tmp}/out"},
+     ["VirtualMachine {ns}/ghost: name: no such VirtualMachine in namespace {ns}"]),
+    ("vm-running", EXPORT, {"vms": ["down", "up"], "dest": "{tmp}/out"},
+     ["VirtualMachine {ns}/up: name: is running", "stop it first"]),
+    ("no-such-pvc", EXPORT, {"pvc": "missing", "dest": "{tmp}/out"},
+     ["PersistentVolumeClaim {ns}/missing: name: no such PersistentVolumeClaim missing in namespace {ns}"]),
+    ("pvc-in-use", EXPORT, {"pvc": "up-disk", "dest": "{tmp}/out"},
+     ["PersistentVolumeClaim {ns}/up-disk: name: is in use by the running VirtualMachineInstance up"]),
+    ("dest-is-a-file", EXPORT, {"vm": "down", "dest": "{tmp}/plain-file"},
+     ["dest: {tmp}/plain-file exists and is not a directory"]),
+    ("bad-ttl", EXPORT, {"vm": "down", "dest": "{tmp}/out", "ttl": "5 minutes"},
+     ["ttl: '5 minutes' is not a duration"]),
+    ("bad-item-name", EXPORT, {"vms": ["down", "Bad_Name"], "dest": "{tmp}/out"},
+     ["VirtualMachine {ns}/Bad_Name: name: 'Bad_Name' is not a valid name"]),
+    ("nothing-named", EXPORT, {"dest": "{tmp}/out"}, ["vm: one of vm, pvc, vms or pvcs is required"]),
+    ("upload-missing-src", UPLOAD, {"name": "new", "src": "{tmp}/nope.img", "size": "1Gi"},
+     ["DataVolume {ns}/new: src: {tmp}/nope.img is not a readable file"]),
+    ("upload-too-small", UPLOAD, {"name": "new", "src": "{tmp}/image.img", "size": "1Mi"},
+     ["DataVolume {ns}/new: size: 1Mi (1048576 bytes) is smaller than the image {tmp}/image.img (2097152 bytes)"]),
+    ("upload-bad-size", UPLOAD, {"name": "new", "src": "{tmp}/image.img", "size": "lots"},
+     ["DataVolume {ns}/new: size: 'lots' is not a Kubernetes quantity"]),
+    ("upload-existing-other", UPLOAD, {"name": "down-disk", "src": "{tmp}/image.img", "size": "1Gi"},
+     ["DataVolume {ns}/down-disk: name: exists and was not uploaded from this image"]),
+    ("upload-twice", UPLOAD, {"disks": [{"name": "a", "src": "{tmp}/image.img"}, {"name": "a", "src": "{tmp}/image.img"}],
+                              "size": "1Gi"},
+     ["DataVolume {ns}/a: name: is named more than once in this task"]),
+    ("upload-bad-proxy-url", UPLOAD, {"name": "new", "src": "{tmp}/image.img", "size": "1Gi",
+                                      "upload_proxy_url": "ftp://proxy"},
+     ["upload_proxy_url: 'ftp://proxy' must be an https:// URL or a host[:port]"]),
+]
+
+
+def _fill(value, namespace, tmp):
+    if isinstance(value, str):
+        return value.replace("{ns}", namespace).replace("{tmp}", str(tmp))
+    if isinstance(value, list):
+        return [_fill(v, namespace, tmp) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, namespace, tmp) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("case_id, module, args, expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_fails_clearly_without_writing(run_module, audit, lab, bad_ns, files, case_id, module, args, expected):
+    args = _fill(dict({"namespace": bad_ns}, **args), bad_ns, files)
+    if module == UPLOAD:
+        args["upload_proxy_ca"] = str(lab.ca_file)
+    mark = audit.mark()
+    result = run_module(module, args)
+    assert result.get("failed") is True, json.dumps(result)[:2000]
+    for text in _fill(expected, bad_ns, files):
+        assert text in result["msg"], (text, result["msg"])
+    assert writes(audit, mark, bad_ns) == []
+    assert not (files / "out").exists()
