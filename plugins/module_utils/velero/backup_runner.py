@@ -131,7 +131,8 @@ def preflight(client, request, params):
     errors = []
     request.existing = objects.read_velero(client, "backups", request.velero_namespace, request.name)
     if request.existing is not None:
-        differences = objects.spec_differences(request.existing.get("spec") or {}, request.spec)
+        differences = objects.spec_differences(request.existing.get("spec") or {}, request.spec,
+                                               defaulted=("storageLocation", "ttl"))
         if differences:
             errors.append("%s: exists with another spec (%s); a backup never changes, give a new name"
                           % (request.label, "; ".join(differences)))

@@ -41,6 +41,11 @@ SELECTOR_TERM = re.compile(r"^\s*(!?)([A-Za-z0-9][-A-Za-z0-9_./]*)\s*(?:(==|=|!=
 # restore_types.go)
 FINAL_PHASES = ("Completed", "PartiallyFailed", "Failed", "FailedValidation")
 RESTORABLE_PHASES = ("Completed", "PartiallyFailed")
+# pkg/controller/restore_controller.go nonRestorableResources: validateAndComplete appends them to every restore's
+# excludedResources
+NON_RESTORABLE = ("nodes", "events", "events.events.k8s.io", "backups.velero.io", "restores.velero.io",
+                  "resticrepositories.velero.io", "csinodes.storage.k8s.io", "volumeattachments.storage.k8s.io",
+                  "backuprepositories.velero.io")
 
 
 def valid_name(name):
@@ -141,14 +146,25 @@ def location_problem(client, velero_namespace, name, option):
     return None
 
 
-def spec_differences(existing_spec, desired_spec):
-    """The fields the task sets that the existing object has otherwise (Velero fills in defaults, e.g. the ttl)."""
-    return ["%s: %s, not %s" % (key, json.dumps(existing_spec.get(key), sort_keys=True), json.dumps(value, sort_keys=True))
-            for key, value in sorted(desired_spec.items())
-            if value is not None and _normal(existing_spec.get(key)) != _normal(value)]
+def spec_differences(existing_spec, desired_spec, defaulted=(), added=None):
+    """The fields of the task's spec that the existing object has otherwise. `defaulted` are fields Velero fills in
+    when unset (a backup's storageLocation and ttl); `added` maps a list field to entries Velero appends itself (a
+    restore's excludedResources gets the non-restorable resources)."""
+    differences = []
+    for key, value in sorted(desired_spec.items()):
+        have = existing_spec.get(key)
+        if value is None and key in defaulted:
+            continue
+        if added and key in added and isinstance(have, list):
+            have = [h for h in have if h not in added[key] or h in (value or [])] or None
+        if _normal(have) != _normal(value):
+            differences.append("%s: %s, not %s" % (key, json.dumps(have, sort_keys=True), json.dumps(value, sort_keys=True)))
+    return differences
 
 
 def _normal(value):
+    if value in (None, [], {}):
+        return None
     if isinstance(value, list):
         return sorted(json.dumps(v, sort_keys=True) for v in value)
     if isinstance(value, dict):

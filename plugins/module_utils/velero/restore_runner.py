@@ -102,7 +102,8 @@ def preflight(client, request):
     request.existing = objects.read_velero(client, "restores", request.velero_namespace, request.name)
     if request.existing is not None:
         existing_labels = request.existing["metadata"].get("labels") or {}
-        differences = objects.spec_differences(request.existing.get("spec") or {}, request.spec)
+        differences = objects.spec_differences(request.existing.get("spec") or {}, request.spec,
+                                               added={"excludedResources": objects.NON_RESTORABLE})
         differences += ["label %s: %r, not %r" % (key, existing_labels.get(key), value)
                         for key, value in sorted(request.labels.items())
                         if key != "app.kubernetes.io/managed-by" and existing_labels.get(key) != value]

@@ -1027,9 +1027,12 @@ class VeleroServer:
         return None
 
     def _start_restore(self, restore: JSON) -> Optional[float]:
-        """restore_controller.go validateAndComplete."""
+        """restore_controller.go validateAndComplete: the non-restorable resources are appended to the restore's
+        excludedResources (and persisted with the status), then the checks."""
         spec = restore.get("spec") or {}
         errors: List[str] = []
+        excluded = list(spec.get("excludedResources") or [])
+        excluded += [r for r in NON_RESTORABLE if r not in excluded]
         for resource in spec.get("includedResources") or []:
             if resource in NON_RESTORABLE:
                 errors.append(f"{resource} are non-restorable resources")
@@ -1058,7 +1061,9 @@ class VeleroServer:
             status.update(phase="FailedValidation", validationErrors=errors)
         else:
             status.update(phase="InProgress", startTimestamp=now())
-        self._patch_status("restores", restore, status)
+        self.kube.merge_patch(self._path("restores", restore["metadata"]["name"]), {
+            "metadata": {"resourceVersion": restore["metadata"]["resourceVersion"]},
+            "spec": {"excludedResources": excluded}, "status": status})
         return None
 
     def _run_restore(self, restore: JSON) -> Optional[float]:
