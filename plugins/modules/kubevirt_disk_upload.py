@@ -54,6 +54,32 @@ options:
         C(storage_class), C(access_modes) and C(volume_mode), which override the task-level values.
     type: list
     elements: dict
+    suboptions:
+      name:
+        description: Name of the DataVolume to create.
+        type: str
+        required: true
+      src:
+        description: The local disk image.
+        type: path
+        required: true
+      namespace:
+        description: Namespace of the DataVolume; O(namespace) when unset.
+        type: str
+      size:
+        description: Size of the DataVolume; O(size) when unset.
+        type: str
+      storage_class:
+        description: StorageClass of the DataVolume; O(storage_class) when unset.
+        type: str
+      access_modes:
+        description: Access modes of its claim; O(access_modes) when unset.
+        type: list
+        elements: str
+      volume_mode:
+        description: V(Filesystem) or V(Block); O(volume_mode) when unset.
+        type: str
+        choices: [Filesystem, Block]
   namespace:
     description: Namespace of the DataVolumes; the default of every item.
     type: str
@@ -79,8 +105,10 @@ options:
   upload_proxy_ca:
     description: A CA bundle (PEM file) to verify the upload proxy with; the system's trust store when unset.
     type: path
-  validate_certs:
-    description: Verify the upload proxy's TLS certificate.
+  upload_proxy_validate_certs:
+    description:
+      - Verify the upload proxy's TLS certificate. The Kubernetes API's own TLS options (O(validate_certs),
+        O(ca_cert)) do not apply to the upload proxy.
     type: bool
     default: true
   wait_timeout:
@@ -196,7 +224,7 @@ def argument_spec():
         volume_mode=dict(type="str", choices=["Filesystem", "Block"]),
         upload_proxy_url=dict(type="str"),
         upload_proxy_ca=dict(type="path"),
-        validate_certs=dict(type="bool", default=True),
+        upload_proxy_validate_certs=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=600),
         concurrency=dict(type="int", default=4),
         api_version=dict(type="str"),

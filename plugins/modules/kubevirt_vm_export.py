@@ -87,11 +87,13 @@ options:
       - The export's C(spec.ttlDuration) (for example V(30m) or V(2h)); KubeVirt deletes the export then.
         KubeVirt's default is 2 hours.
     type: str
-  validate_certs:
-    description: Verify the export server's TLS certificate (against the CA the export's link names, or O(ca_cert)).
+  export_validate_certs:
+    description:
+      - Verify the export server's TLS certificate (against the CA the export's link names, or O(export_ca_cert)).
+      - The Kubernetes API's own TLS options (O(validate_certs), O(ca_cert)) do not apply to the export server.
     type: bool
     default: true
-  ca_cert:
+  export_ca_cert:
     description: A CA bundle (PEM file) to verify the export server with, instead of the one the export's link names.
     type: path
   wait_timeout:
@@ -128,7 +130,7 @@ EXAMPLES = r"""
     namespace: prod
     pvc: golden-image
     format: gzip
-    ca_cert: /etc/pki/exportproxy-ca.pem
+    export_ca_cert: /etc/pki/exportproxy-ca.pem
     dest: /srv/exports
   register: exported
 
@@ -227,8 +229,8 @@ def argument_spec():
         force=dict(type="bool", default=False),
         keep_export=dict(type="bool", default=False),
         ttl=dict(type="str"),
-        validate_certs=dict(type="bool", default=True),
-        ca_cert=dict(type="path"),
+        export_validate_certs=dict(type="bool", default=True),
+        export_ca_cert=dict(type="path"),
         wait_timeout=dict(type="int", default=300),
         concurrency=dict(type="int", default=4),
         api_version=dict(type="str"),

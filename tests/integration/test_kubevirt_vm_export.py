@@ -92,9 +92,10 @@ def test_export_downloads_the_served_image_and_reruns_change_nothing(run_module,
     assert writes(audit, mark, ns) == []
 
 
-def test_gzip_export_keeps_the_image_checksum_and_never_shows_the_token(run_module, admin, ns, exported_vm, tmp_path):
+def test_gzip_export_keeps_the_image_checksum_and_never_shows_the_token(
+        run_module, admin, lab, ns, exported_vm, tmp_path):
     result = run_module(EXPORT, {"namespace": ns, "pvcs": [exported_vm], "dest": str(tmp_path), "format": "gzip",
-                                 "keep_export": True})
+                                 "keep_export": True, "export_ca_cert": str(lab.ca_file)})
     assert result.get("failed") is not True, result.get("msg")
     volume = result["exports"][0]["volumes"][0]
     assert volume["path"].endswith("/src-disk.img.gz")

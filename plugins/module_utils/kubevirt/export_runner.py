@@ -110,8 +110,8 @@ def option_errors(params):
     ttl = params.get("ttl")
     if ttl is not None and not DURATION.match(ttl):
         errors.append("ttl: %r is not a duration (for example 30m, 1h or 1h30m)" % ttl)
-    if params.get("ca_cert") and not os.path.isfile(params["ca_cert"]):
-        errors.append("ca_cert: %s is not a file" % params["ca_cert"])
+    if params.get("export_ca_cert") and not os.path.isfile(params["export_ca_cert"]):
+        errors.append("export_ca_cert: %s is not a file" % params["export_ca_cert"])
     return errors
 
 
@@ -244,7 +244,7 @@ def _download(client, module, source, export_obj, params):
     by_name = {v["name"]: v for v in links.get("volumes") or []}
     wanted = {"raw": "raw", "gzip": "gzip"}[params["format"]]
     results = []
-    with disk_transfer.CaFile(None if params.get("ca_cert") else links.get("cert")) as link_ca:
+    with disk_transfer.CaFile(None if params.get("export_ca_cert") else links.get("cert")) as link_ca:
         for claim in source.claims:
             path = source.files[claim]
             if already_downloaded(path):
@@ -260,8 +260,8 @@ def _download(client, module, source, export_obj, params):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             summary = disk_transfer.download(
                 fmt["url"], {TOKEN_HEADER: token}, path, "%s: volume %s" % (source.label, claim),
-                gzipped=params["format"] == "gzip", validate_certs=params["validate_certs"],
-                ca_path=params.get("ca_cert") or link_ca, timeout=params["wait_timeout"] or 600)
+                gzipped=params["format"] == "gzip", validate_certs=params["export_validate_certs"],
+                ca_path=params.get("export_ca_cert") or link_ca, timeout=params["wait_timeout"] or 600)
             with open(path + ".sha256", "w") as out:
                 out.write("%s  %s\n" % (summary["sha256"], os.path.basename(path)))
             summary.update(name=claim, path=path, format=params["format"], url=fmt["url"], action="downloaded")

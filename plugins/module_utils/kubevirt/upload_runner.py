@@ -179,7 +179,7 @@ def _upload(client, module, disk, upload_version, base, params):
     token = _token(client, module, disk, upload_version)
     summary = disk_transfer.upload(base + UPLOAD_PATH, {"Authorization": "Bearer " + token}, disk.src,
                                    "%s: upload of %s" % (disk.label, disk.src),
-                                   validate_certs=params["validate_certs"], ca_path=params.get("upload_proxy_ca"),
+                                   validate_certs=params["upload_proxy_validate_certs"], ca_path=params.get("upload_proxy_ca"),
                                    timeout=max(params["wait_timeout"], 60))
     if summary["sha256"] != disk.sha256:
         raise disk_transfer.TransferError("%s: src %s changed while it was read" % (disk.label, disk.src))

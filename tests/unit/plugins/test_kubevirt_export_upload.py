@@ -13,7 +13,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import disk_t
 
 def export_params(**overrides):
     params = dict(vm=None, pvc=None, vms=None, pvcs=None, namespace="ns", dest="/tmp", format="raw", ttl=None,
-                  ca_cert=None, wait_timeout=60, concurrency=4)
+                  export_ca_cert=None, wait_timeout=60, concurrency=4)
     params.update(overrides)
     return params
 
