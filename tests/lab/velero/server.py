@@ -418,14 +418,10 @@ def _volume_graph(spec: JSON, namespace: str) -> List[Tuple[str, str, str]]:
 
 
 def _launcher_pod(run: BackupRun, namespace: str, vmi_name: str) -> List[Tuple[str, str, str]]:
-    """kvgraph addLauncherPod with pkg/util/util.go GetLauncherPod: of the pods labelled kubevirt.io=virt-launcher
-    (ListPods), the first annotated kubevirt.io/domain=<vmi>."""
-    pods = run.server.get(object_path("v1", "pods", namespace=namespace),
-                          labelSelector="kubevirt.io=virt-launcher").get("items", [])
-    for pod in pods:
-        if (pod["metadata"].get("annotations") or {}).get("kubevirt.io/domain") == vmi_name:
-            return [("pods", namespace, pod["metadata"]["name"])]
-    return []
+    """kvgraph addLauncherPod with util.GetLauncherPod: the pod labelled kubevirt.io=virt-launcher for the VMI."""
+    pods = run.kube.get(object_path("v1", "pods", namespace=namespace),
+                        labelSelector=f"kubevirt.io=virt-launcher,vm.kubevirt.io/name={vmi_name}").get("items", [])
+    return [("pods", namespace, pods[0]["metadata"]["name"])] if pods else []
 
 
 def _restore_possible(run: BackupRun, volumes: List[JSON], namespace: str, skip) -> bool:

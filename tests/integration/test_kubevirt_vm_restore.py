@@ -1,0 +1,182 @@
+"""palette.vmo.kubevirt_vm_restore and palette.vmo.kubevirt_vm_clone against the lab: restores in place and into
+new VMs, clones of VMs and of snapshots, idempotence, check and diff mode, and bad inputs refused before any
+write. Snapshots are made by the lab's VirtualMachineSnapshot controller."""
+
+from tests.lab.kube import object_path
+from tests.lab.state import ADMIN_USER
+from tests.lab.tests.helpers import Waiter, vm_manifest, vm_path
+
+RESTORE = "palette.vmo.kubevirt_vm_restore"
+CLONE = "palette.vmo.kubevirt_vm_clone"
+SNAP_API = "snapshot.kubevirt.io/v1beta1"
+DV_API = "cdi.kubevirt.io/v1beta1"
+
+
+def writes_in(audit, mark, namespace):
+    return [e for e in audit.mutations(mark, user=ADMIN_USER)
+            if (e.get("objectRef") or {}).get("namespace") == namespace]
+
+
+def disk_vm(name, namespace, run_strategy="Halted", memory="128Mi", labels=None, annotations=None):
+    vm = vm_manifest(name, namespace, run_strategy=run_strategy, memory=memory)
+    vm["metadata"]["labels"] = dict(labels or {})
+    vm["metadata"]["annotations"] = dict(annotations or {})
+    vm["spec"]["dataVolumeTemplates"] = [{"metadata": {"name": name + "-root"},
+                                          "spec": {"source": {"blank": {}},
+                                                   "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}]
+    template = vm["spec"]["template"]["spec"]
+    template["domain"]["devices"]["disks"] = [{"name": "root", "disk": {"bus": "virtio"}}]
+    template["volumes"] = [{"name": "root", "dataVolume": {"name": name + "-root"}}]
+    return vm
+
+
+def make_vms(admin, namespace, names, **kwargs):
+    waiter = Waiter(admin)
+    for name in names:
+        admin.create(vm_path(namespace), disk_vm(name, namespace, **kwargs))
+    for name in names:
+        waiter.until(object_path(DV_API, "datavolumes", name + "-root", namespace),
+                     lambda dv: dv is not None and (dv.get("status") or {}).get("phase") == "Succeeded", 120,
+                     "DataVolume %s-root Succeeded" % name)
+
+
+def snapshot(admin, namespace, vm, name):
+    admin.create(object_path(SNAP_API, "virtualmachinesnapshots", namespace=namespace), {
+        "apiVersion": SNAP_API, "kind": "VirtualMachineSnapshot", "metadata": {"name": name},
+        "spec": {"source": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": vm}}})
+
+
+def wait_snapshots(admin, namespace, names):
+    waiter = Waiter(admin)
+    for name in names:
+        waiter.until(object_path(SNAP_API, "virtualmachinesnapshots", name, namespace),
+                     lambda s: s is not None and (s.get("status") or {}).get("readyToUse"), 120,
+                     "snapshot %s ready" % name)
+
+
+def memory_of(admin, namespace, name):
+    return admin.get(vm_path(namespace, name))["spec"]["template"]["spec"]["domain"]["memory"]["guest"]
+
+
+def test_changed_vms_restored_in_place_get_their_old_spec_back_in_one_task(run_module, admin, audit, ns):
+    names = ["db-%d" % i for i in range(3)]
+    make_vms(admin, ns, names)
+    for name in names:
+        snapshot(admin, ns, name, name + "-snap")
+    wait_snapshots(admin, ns, [n + "-snap" for n in names])
+    for name in names:
+        admin.merge_patch(vm_path(ns, name), {"spec": {"template": {"spec": {"domain": {"memory": {"guest": "256Mi"}}}}}})
+    args = {"namespace": ns, "restores": [{"vm": n, "snapshot": n + "-snap"} for n in names], "wait_timeout": 180}
+
+    mark = audit.mark()
+    check = run_module(RESTORE, args, check=True, diff=True)
+    assert check.get("failed") is not True, check.get("msg")
+    assert check["changed"] is True
+    assert {r["action"] for r in check["restores"]} == {"created"}
+    assert writes_in(audit, mark, ns) == []
+    diff = check["diff"][0]
+    assert diff["before"]["spec"]["template"]["spec"]["domain"]["memory"]["guest"] == "256Mi"
+    assert diff["after"]["spec"]["template"]["spec"]["domain"]["memory"]["guest"] == "128Mi"
+
+    first = run_module(RESTORE, args)
+    assert first.get("failed") is not True, first.get("msg")
+    assert first["changed"] is True
+    for item in first["restores"]:
+        assert item["action"] == "created" and item["complete"] is True, item
+        assert item["restore"] == "%s-%s-snap" % (item["vm"], item["vm"])
+        assert item["restore_time"]
+        assert [v["volume"] for v in item["volumes"]] == ["root"]
+        assert item["volumes"][0]["data_volume"].startswith("restore-")
+        assert item["deleted_data_volumes"] == [item["vm"] + "-root"]
+    for name in names:
+        assert memory_of(admin, ns, name) == "128Mi"
+        vm = admin.get(vm_path(ns, name))
+        assert vm["spec"]["template"]["spec"]["volumes"][0]["dataVolume"]["name"].startswith("restore-")
+        assert not (vm.get("status") or {}).get("restoreInProgress")
+    created = [e for e in writes_in(audit, mark, ns)
+               if e["objectRef"]["resource"] == "virtualmachinerestores" and e["verb"] == "create"]
+    assert len(created) == 3
+
+    mark = audit.mark()
+    second = run_module(RESTORE, args)
+    assert second.get("failed") is not True, second.get("msg")
+    assert second["changed"] is False
+    assert {r["action"] for r in second["restores"]} == {"unchanged"}
+    assert writes_in(audit, mark, ns) == []
+
+
+def test_restore_into_a_new_vm_leaves_the_source_alone(run_module, admin, audit, ns):
+    make_vms(admin, ns, ["app"], labels={"tier": "web"})
+    snapshot(admin, ns, "app", "app-snap")
+    wait_snapshots(admin, ns, ["app-snap"])
+    admin.merge_patch(vm_path(ns, "app"), {"spec": {"template": {"spec": {"domain": {"memory": {"guest": "256Mi"}}}}}})
+    args = {"namespace": ns, "vm": "app", "snapshot": "app-snap", "target": "app-copy"}
+
+    result = run_module(RESTORE, args)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True
+    item = result["restores"][0]
+    assert item["new_vm"] is True and item["complete"] is True and item["target"] == "app-copy"
+    copy = admin.get(vm_path(ns, "app-copy"))
+    assert copy["spec"]["runStrategy"] == "Halted"
+    assert copy["metadata"]["labels"] == {"tier": "web"}
+    assert copy["spec"]["template"]["spec"]["domain"]["memory"]["guest"] == "128Mi"
+    assert memory_of(admin, ns, "app") == "256Mi"  # the source keeps its current spec
+    assert admin.get(vm_path(ns, "app"))["spec"]["template"]["spec"]["volumes"][0]["dataVolume"]["name"] == "app-root"
+
+    mark = audit.mark()
+    again = run_module(RESTORE, args)
+    assert again.get("failed") is not True, again.get("msg")
+    assert again["changed"] is False and again["restores"][0]["action"] == "unchanged"
+    assert writes_in(audit, mark, ns) == []
+
+
+def test_a_running_vm_is_refused_unless_stop_vm_lets_kubevirt_stop_it(run_module, admin, audit, ns):
+    make_vms(admin, ns, ["live"], run_strategy="Always")
+    Waiter(admin).until(vm_path(ns, "live"), lambda vm: (vm.get("status") or {}).get("printableStatus") == "Running",
+                        120, "VM live Running")
+    snapshot(admin, ns, "live", "live-snap")
+    wait_snapshots(admin, ns, ["live-snap"])
+    args = {"namespace": ns, "vm": "live", "snapshot": "live-snap"}
+
+    mark = audit.mark()
+    refused = run_module(RESTORE, args)
+    assert refused.get("failed") is True
+    assert "nothing was changed" in refused["msg"]
+    assert "VM %s/live: stop_vm: the VM is running" % ns in refused["msg"]
+    assert refused.get("changed") is not True
+    assert writes_in(audit, mark, ns) == []
+
+    result = run_module(RESTORE, dict(args, stop_vm=True))
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True and result["restores"][0]["complete"] is True
+    vm = admin.get(vm_path(ns, "live"))
+    assert vm["spec"]["runStrategy"] == "Halted"  # KubeVirt's stop, kept by the restore
+    assert admin.get_or_none(object_path("kubevirt.io/v1", "virtualmachineinstances", "live", ns)) is None
+
+
+def test_bad_restores_are_refused_before_any_write_naming_the_restore_and_option(run_module, admin, audit, ns):
+    make_vms(admin, ns, ["one", "two"])
+    snapshot(admin, ns, "one", "one-snap")
+    wait_snapshots(admin, ns, ["one-snap"])
+    cases = [
+        ({"vm": "one", "snapshot": "nope"},
+         "VM %s/one: snapshot: VirtualMachineSnapshot nope does not exist in namespace %s" % (ns, ns)),
+        ({"vm": "one", "snapshot": "one-snap", "target": "two"},
+         "VM %s/two: target: VirtualMachine two exists and is not the source of snapshot one-snap" % ns),
+        ({"vm": "ghost", "snapshot": "one-snap"},
+         "VM %s/ghost: vm: no such VirtualMachine in namespace %s" % (ns, ns)),
+        ({"vm": "One_Bad", "snapshot": "one-snap"}, "vm: 'One_Bad' is not a valid name"),
+        ({"restores": [{"vm": "one", "snapshot": "one-snap"}, {"vm": "one", "snapshot": "one-snap"}]},
+         "VM %s/one: target: restored twice in this task" % ns),
+        ({"restores": [{"vm": "one", "snapshot": "one-snap", "stop_vm": "maybe"}]}, "restores[0] (one): argument 'stop_vm'"),
+        ({"vm": "one", "snapshot": "one-snap", "volume_restore_policy": "Sideways"}, "volume_restore_policy"),
+        ({"vm": "one", "snapshot": "one-snap", "wait_timeout": -1}, "wait_timeout: -1 is out of range"),
+    ]
+    for args, expected in cases:
+        mark = audit.mark()
+        result = run_module(RESTORE, dict({"namespace": ns}, **args))
+        assert result.get("failed") is True, (args, result)
+        assert expected in result["msg"], (args, result["msg"])
+        assert result.get("changed") is not True
+        assert writes_in(audit, mark, ns) == [], args
