@@ -179,6 +179,10 @@ class KubeClient(object):
         body = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if propagation_policy:
             body["propagationPolicy"] = propagation_policy
+        if dry_run:
+            # The apiserver reads a DELETE's options from its body when there is one and ignores the query
+            # then (handlers/delete.go DeleteResource): the dry run must be in the body.
+            body["dryRun"] = ["All"]
         try:
             return self.request("DELETE", path, {"dryRun": "All" if dry_run else None}, body)
         except KubeApiError as err:
