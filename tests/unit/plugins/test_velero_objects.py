@@ -1,0 +1,95 @@
+"""velero_backup's and velero_restore's decisions without a cluster: selectors, specs, item lists, results."""
+
+import pytest
+
+from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.velero import backup_runner, objects, restore_runner
+
+BACKUP = dict(name="nightly", velero_namespace="velero", included_namespaces=None, vms=None, namespace=None,
+              label_selector=None, included_resources=None, excluded_resources=None, include_cluster_resources=None,
+              storage_location=None, ttl=None, snapshot_volumes=None, wait_timeout=600, concurrency=16)
+RESTORE = dict(name="nightly-restore", backup="nightly", velero_namespace="velero", namespace_mapping=None,
+               included_namespaces=None, included_resources=None, excluded_resources=None,
+               existing_resource_policy=None, restore_pvs=None, vm_run_strategy=None, clear_mac_addresses=False,
+               wait_timeout=600, concurrency=16)
+
+
+@pytest.mark.parametrize("text,selector", [
+    ("app=web", {"matchLabels": {"app": "web"}}),
+    ("app==web,tier!=db", {"matchLabels": {"app": "web"},
+                           "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}]}),
+    ("tier in (web, cache),!legacy,backup", {"matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["web", "cache"]},
+        {"key": "legacy", "operator": "DoesNotExist"}, {"key": "backup", "operator": "Exists"}]}),
+])
+def test_label_selector_strings_become_label_selectors(text, selector):
+    assert objects.parse_label_selector(text) == selector
+
+
+@pytest.mark.parametrize("text", ["tier in (web", "app=web,", "", "!app=web", "a b"])
+def test_unreadable_label_selectors_are_refused(text):
+    with pytest.raises(ValueError):
+        objects.parse_label_selector(text)
+
+
+def test_spec_differences_ignore_what_velero_fills_in_and_appends():
+    existing = {"includedNamespaces": ["vms"], "storageLocation": "default", "ttl": "720h0m0s",
+                "excludedResources": list(objects.NON_RESTORABLE)}
+    assert objects.spec_differences(existing, {"includedNamespaces": ["vms"], "storageLocation": None, "ttl": None,
+                                               "excludedResources": None},
+                                    defaulted=("storageLocation", "ttl"),
+                                    added={"excludedResources": objects.NON_RESTORABLE}) == []
+    assert objects.spec_differences(existing, {"includedNamespaces": ["vms", "db"], "ttl": "24h"}) == [
+        'includedNamespaces: ["vms"], not ["vms", "db"]', 'ttl: "720h0m0s", not "24h"']
+    assert objects.spec_differences({"namespaceMapping": {"a": "b"}}, {"namespaceMapping": None}) == [
+        'namespaceMapping: {"a": "b"}, not null']
+
+
+def test_resource_lists_become_items_with_the_restore_action():
+    items = objects.items_of({"kubevirt.io/v1/VirtualMachine": ["vms/web"], "v1/PersistentVolume": ["pvc-1"],
+                              "cdi.kubevirt.io/v1beta1/DataVolume": ["vms/web-root(created)"]})
+    assert items == [
+        {"api_version": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "namespace": "vms", "name": "web-root",
+         "action": "created"},
+        {"api_version": "kubevirt.io/v1", "kind": "VirtualMachine", "namespace": "vms", "name": "web"},
+        {"api_version": "v1", "kind": "PersistentVolume", "namespace": None, "name": "pvc-1"}]
+
+
+def test_results_become_lines_with_their_scope():
+    lines = objects.messages_of({"warnings": {"velero": ["v"], "cluster": ["c"], "namespaces": {"vms": ["n"]}},
+                                 "errors": {}})
+    assert lines == {"warnings": ["velero: v", "cluster: c", "namespace vms: n"], "errors": []}
+
+
+def test_chosen_vms_are_selected_by_the_backup_label_in_their_namespaces():
+    request = backup_runner.parse_request(dict(BACKUP, namespace="vms", vms=["web", "db/pg", {"name": "cache"}]))
+    assert request.vms == [("vms", "web"), ("db", "pg"), ("vms", "cache")]
+    manifest = backup_runner.backup_manifest(request)
+    assert manifest["spec"] == {"includedNamespaces": ["db", "vms"],
+                                "labelSelector": {"matchLabels": {backup_runner.VM_LABEL: "nightly"}}}
+
+
+def test_backup_input_problems_are_all_reported_at_once():
+    with pytest.raises(ModuleFailure) as err:
+        backup_runner.parse_request(dict(BACKUP, name="Bad_Name", ttl="3 days", label_selector="a in (b",
+                                         vms=["web", "web"], namespace="vms"))
+    assert err.value.errors == [
+        "Backup velero/Bad_Name: name: 'Bad_Name' is not a valid name (lowercase letters, digits, '-' and '.')",
+        "VM vms/web: name: is named more than once",
+        "Backup velero/Bad_Name: ttl: '3 days' is not a duration (for example 720h, 90m or 1h30m)",
+        "Backup velero/Bad_Name: label_selector: cannot read 'a in (b'"]
+    assert err.value.result == {"changed": False}
+
+
+def test_restore_labels_carry_the_plugin_options_and_mapping_problems_are_named():
+    request = restore_runner.parse_request(dict(RESTORE, namespace_mapping={"vms": "vms-copy"}, vm_run_strategy="Halted",
+                                                clear_mac_addresses=True))
+    manifest = restore_runner.restore_manifest(request)
+    assert manifest["metadata"]["labels"][restore_runner.RUN_STRATEGY_LABEL] == "Halted"
+    assert manifest["metadata"]["labels"][restore_runner.CLEAR_MAC_LABEL] == "true"
+    assert manifest["spec"] == {"backupName": "nightly", "namespaceMapping": {"vms": "vms-copy"}}
+    with pytest.raises(ModuleFailure) as err:
+        restore_runner.parse_request(dict(RESTORE, namespace_mapping={"a": "x", "b": "x", "c": "Bad_NS"}))
+    assert err.value.errors == [
+        "Restore velero/nightly-restore: namespace_mapping.b: 'x' is also the target of 'a'; one namespace per target",
+        "Restore velero/nightly-restore: namespace_mapping.c: 'Bad_NS' is not a valid namespace name"]
