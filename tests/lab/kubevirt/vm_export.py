@@ -19,9 +19,11 @@ pvc-source.go, vm-source.go and vmsnapshot-source.go:
   VM (getPVCFromSourceVM): absent -> VMNotFound "Virtual Machine <ns>/<name> not found"; no claims ->
   VMNoVolumes, phase Skipped; not all populated -> VolumesNotPopulated; a VMI not Succeeded/Failed ->
   InUse "Virtual Machine <ns>/<name> is running" (isSourceInUseVM); status.virtualMachineName.
-  VirtualMachineSnapshot (getPVCFromSourceVMSnapshot): not found / not ready -> VMSnapshotNotFound; the
-  volumes are the snapshot's restored claims, which this stand-in does not create: a snapshot source stays
-  Pending with that reason unless claims named as KubeVirt names them exist.
+  VirtualMachineSnapshot (vmsnapshot-source.go getPVCFromSourceVMSnapshot): absent -> VMSnapshotNotFound, phase
+  Skipped; not readyToUse -> NotAllPVCsCreated; ready: one claim <export>-<claim> per volume backup restored
+  from its VolumeSnapshot (getOrCreatePVCFromSnapshot with snapshot.CreateRestorePVCDef, contentType kubevirt for
+  a VM disk volume, owned by the export), condition VolumesCreated, link volumes named without "<export>-"
+  (volumeNamer). The claim's bytes are what the lab driver restores from the snapshot.
 * manageExporterPod: the exporter pod is created when the source is available and has content and removed
   when the source stops being available (ExportPaused). updateCommonVMExportStatusFields: no pod ->
   source.ReadyCondition(), Pending; pod Pending -> Ready False PodPending; pod ready -> Ready True PodReady,
@@ -72,10 +74,13 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..kube import JSON, Kube, KubeError, object_path
 from . import volume_data
 from .runtime import Manager
+from .storage import storage_bytes
 
 log = logging.getLogger("standin.vm-export")
 
 GROUP = "export.kubevirt.io"
+SNAPSHOT_API = "snapshot.kubevirt.io/v1beta1"
+VOLUME_SNAPSHOT_API = "snapshot.storage.k8s.io/v1"
 API = f"{GROUP}/v1"
 PLURAL = "virtualmachineexports"
 KIND = "VirtualMachineExport"
@@ -210,9 +215,10 @@ def admit_vm_export(request: JSON, _config: JSON) -> JSON:
 class Exporter:
     """The exporter pod of one export, as far as the lab keeps it (see the module docstring)."""
 
-    def __init__(self, export_uid: str, claims: List[JSON]):
+    def __init__(self, export_uid: str, claims: List[JSON], prefix: str = ""):
         self.export_uid = export_uid
         self.claims = claims  # [{"name", "handle", "kubevirt"}]
+        self.prefix = prefix  # a snapshot export's volumes are named without "<export>-" (volumeNamer)
         self.phase = "Pending"
         self.created = time.monotonic()
 
@@ -360,17 +366,78 @@ class VMExportController:
         return result
 
     def _snapshot_source(self, export: JSON) -> JSON:
+        """vmsnapshot-source.go getPVCFromSourceVMSnapshot with handlePVCsForVirtualMachineSnapshot."""
         namespace, name = export["metadata"]["namespace"], export["spec"]["source"]["name"]
-        result = {"claims": [], "in_use": False, "populated": False,
-                  "ready": condition("Ready", "False", "Initializing")}
-        snapshot = self._get(object_path("snapshot.kubevirt.io/v1beta1", "virtualmachinesnapshots", name, namespace))
-        if snapshot is None or not (snapshot.get("status") or {}).get("readyToUse"):
-            result["ready"] = condition("Ready", "False", "VMSnapshotNotFound",
-                                        f"VirtualMachineSnapshot {namespace}/{name} not found")
+        not_found = f"VirtualMachineSnapshot {namespace}/{name} not found"
+        no_volumes = f"VirtualMachineSnapshot {namespace}/{name} does not contain any volume snapshots"
+        result = {"claims": [], "in_use": False, "populated": False, "prefix": f"{export['metadata']['name']}-",
+                  "ready": condition("Ready", "False", "Initializing"),
+                  "source": condition("VolumesCreated", "False", "VMSnapshotNoVolumes", no_volumes)}
+        snapshot = self._get(object_path(SNAPSHOT_API, "virtualmachinesnapshots", name, namespace))
+        if snapshot is None:
+            result["ready"] = condition("Ready", "False", "VMSnapshotNotFound", not_found)
             return result
-        result["ready"] = condition("Ready", "False", "VMSnapshotNoVolumes",
-                                    f"VirtualMachineSnapshot {namespace}/{name} does not contain any volume snapshots")
+        result["vm"] = ((snapshot.get("spec") or {}).get("source") or {}).get("name", "")
+        status = snapshot.get("status") or {}
+        if not status.get("readyToUse"):
+            message = f"VirtualMachineSnapshot {namespace}/{name} is not ready to use"
+            result["ready"] = condition("Ready", "False", "NotAllPVCsCreated", message)
+            result["source"] = condition("VolumesCreated", "False", "NotAllPVCsCreated", message)
+            return result
+        content = self._get(object_path(SNAPSHOT_API, "virtualmachinesnapshotcontents",
+                                        status.get("virtualMachineSnapshotContentName") or "-", namespace))
+        backups = ((content or {}).get("spec") or {}).get("volumeBackups") or []
+        total = len(((content or {}).get("status") or {}).get("volumeSnapshotStatus") or [])
+        claims = [self._restore_claim(export, backup, (content.get("spec") or {}).get("source") or {})
+                  for backup in backups]
+        if claims and len(claims) == total:
+            result.update(claims=claims, populated=True,
+                          source=condition("VolumesCreated", "True", "AllPVCsReady"))
+        elif total:
+            result["source"] = condition("VolumesCreated", "False", "NotAllPVCsCreated",
+                                         "Not all PVCs have been successfully restored")
         return result
+
+    def _restore_claim(self, export: JSON, backup: JSON, source: JSON) -> JSON:
+        """getOrCreatePVCFromSnapshot: claim <export>-<claim> from the VolumeSnapshot (snapshot.CreateRestorePVCDef:
+        the backed-up claim's access modes, class and volume mode, size at least the snapshot's restoreSize),
+        kubevirt content type for a VM disk volume (volumeBackupIsKubeVirtContent), owned by the export."""
+        meta = export["metadata"]
+        claim = backup.get("persistentVolumeClaim") or {}
+        name = f"{meta['name']}-{(claim.get('metadata') or {}).get('name', '')}"
+        existing = self._get(object_path("v1", "persistentvolumeclaims", name, meta["namespace"]))
+        if existing is not None:
+            return existing
+        snapshot = self._get(object_path(VOLUME_SNAPSHOT_API, "volumesnapshots", backup.get("volumeSnapshotName") or "-",
+                                         meta["namespace"])) or {}
+        spec = dict(claim.get("spec") or {})
+        resources = {"requests": dict(((spec.get("resources") or {}).get("requests") or {}))}
+        restore_size = (snapshot.get("status") or {}).get("restoreSize")
+        if restore_size and (not resources["requests"].get("storage")
+                             or storage_bytes(resources["requests"]["storage"]) < storage_bytes(restore_size)):
+            resources["requests"]["storage"] = restore_size
+        ref = {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": backup.get("volumeSnapshotName")}
+        body_spec = {"accessModes": spec.get("accessModes"), "resources": resources, "dataSource": ref,
+                     "dataSourceRef": ref}
+        for key in ("storageClassName", "volumeMode"):
+            if spec.get(key):
+                body_spec[key] = spec[key]
+        annotations = {}
+        volumes = ((((source.get("virtualMachine") or {}).get("spec") or {}).get("template") or {}).get("spec")
+                   or {}).get("volumes") or []
+        if any(v.get("name") == backup.get("volumeName") and (v.get("dataVolume") or v.get("persistentVolumeClaim"))
+               for v in volumes):
+            annotations["cdi.kubevirt.io/storage.contentType"] = "kubevirt"
+        body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "namespace": meta["namespace"], "annotations": annotations,
+                             "ownerReferences": [self._owner(export)]},
+                "spec": body_spec}
+        try:
+            return self.kube.create(object_path("v1", "persistentvolumeclaims", namespace=meta["namespace"]), body)
+        except KubeError as err:
+            if err.status != 409:
+                raise
+            return self.kube.get(object_path("v1", "persistentvolumeclaims", name, meta["namespace"]))
 
     def reconcile(self, namespace: str, name: str) -> Optional[float]:
         export = self.exports.get(namespace, name)
@@ -424,7 +491,8 @@ class VMExportController:
         # manageExporterPod
         pod = self.exporter(namespace, name)
         if pod is None and available and has_content:
-            pod = Exporter(export["metadata"]["uid"], [self._claim_info(c) for c in info["claims"]])
+            pod = Exporter(export["metadata"]["uid"], [self._claim_info(c) for c in info["claims"]],
+                           info.get("prefix", ""))
             with self.lock:
                 self.pods[(namespace, name)] = pod
         if pod is not None and not available:
@@ -437,7 +505,14 @@ class VMExportController:
             if wait > 0:
                 requeue = wait
             else:
-                pod.phase = "Running"
+                # the pod starts once its claims are bound (a snapshot export's claims are new)
+                pod.claims = [self._claim_info(self._get(object_path("v1", "persistentvolumeclaims", c["name"],
+                                                                     namespace)) or {"metadata": {"name": c["name"]}})
+                              for c in pod.claims]
+                if all(c["handle"] for c in pod.claims):
+                    pod.phase = "Running"
+                else:
+                    requeue = 0.5
         # updateCommonVMExportStatusFields
         status["serviceName"] = svc
         conditions = list(status.get("conditions") or [])
@@ -456,6 +531,18 @@ class VMExportController:
             status["phase"] = "Pending"
         if kind == "PersistentVolumeClaim":
             conditions = update_condition(conditions, info["source"])
+        if kind == "VirtualMachineSnapshot":
+            # VMSnapshotSource.UpdateStatus / updateVMSnapshotExportStatusConditions
+            status["virtualMachineName"] = info.get("vm", "")
+            if not has_content:
+                conditions = update_condition(conditions, info["source"])
+                if info["source"]["reason"] in ("VMSnapshotNoVolumes",) or info["ready"]["reason"] == "VMSnapshotNotFound":
+                    status["phase"] = "Skipped"
+            else:
+                bound = all((c.get("status") or {}).get("phase") == "Bound" for c in info["claims"])
+                conditions = update_condition(conditions, condition("VolumesCreated", "True", "AllPVCsReady") if bound
+                                              else condition("VolumesCreated", "False", "NotAllPVCsReady",
+                                                             "Not all PVCs are ready"))
         if kind == "VirtualMachine":
             status["virtualMachineName"] = info["vm"]
             if not has_content:
@@ -489,7 +576,9 @@ class VMExportController:
             else:
                 formats = [{"format": "dir", "url": f"{base}/dir/"},
                            {"format": "tar.gz", "url": f"{base}/disk.tar.gz"}]
-            volumes.append({"name": claim["name"], "formats": formats})
+            name = claim["name"][len(pod.prefix):] if pod.prefix and claim["name"].startswith(pod.prefix) \
+                else claim["name"]
+            volumes.append({"name": name, "formats": formats})
         return {"cert": self.ca_pem, "volumes": volumes}
 
 

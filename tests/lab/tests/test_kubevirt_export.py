@@ -196,3 +196,28 @@ def test_upload_token_needs_rbac(user_client, namespace):
     with pytest.raises(KubeError) as err:
         upload_token(user_client("alice"), namespace, "up")
     assert err.value.status == 403
+
+
+def test_snapshot_export_restores_its_claims_and_names_volumes_without_the_prefix(admin, wait, namespace):
+    imported(admin, wait, namespace)
+    vm = vm_manifest("snapvm", namespace, run_strategy="Halted")
+    vm["spec"]["template"]["spec"]["volumes"] = [{"name": "root", "persistentVolumeClaim": {"claimName": "disk"}}]
+    vm["spec"]["template"]["spec"]["domain"]["devices"]["disks"] = [{"name": "root", "disk": {"bus": "virtio"}}]
+    admin.create(vm_path(namespace), vm)
+    snap_path = object_path("snapshot.kubevirt.io/v1beta1", "virtualmachinesnapshots", "s1", namespace)
+    admin.create(object_path("snapshot.kubevirt.io/v1beta1", "virtualmachinesnapshots", namespace=namespace), {
+        "apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineSnapshot", "metadata": {"name": "s1"},
+        "spec": {"source": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "snapvm"}}})
+    wait.until(snap_path, lambda s: bool(((s or {}).get("status") or {}).get("readyToUse")), 30, "snapshot ready")
+    admin.create(export_path(namespace), export("sx", "VirtualMachineSnapshot", "s1", "snapshot.kubevirt.io"))
+    obj = wait.until(export_path(namespace, "sx"), phase_is("Ready"), 30, "snapshot export Ready")
+    assert obj["status"]["virtualMachineName"] == "snapvm"
+    conditions = {c["type"]: c for c in obj["status"]["conditions"]}
+    assert (conditions["VolumesCreated"]["status"], conditions["VolumesCreated"]["reason"]) == ("True", "AllPVCsReady")
+    [volume] = obj["status"]["links"]["external"]["volumes"]
+    assert volume["name"] == "disk"  # volumeNamer: the claim sx-disk without "sx-"
+    assert volume["formats"][0]["url"].endswith("/volumes/sx-disk/disk.img")
+    claim = admin.get(object_path("v1", "persistentvolumeclaims", "sx-disk", namespace))
+    assert claim["spec"]["dataSource"]["kind"] == "VolumeSnapshot"
+    assert claim["metadata"]["ownerReferences"][0]["kind"] == "VirtualMachineExport"
+    assert claim["metadata"]["annotations"]["cdi.kubevirt.io/storage.contentType"] == "kubevirt"
