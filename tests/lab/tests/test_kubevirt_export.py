@@ -221,3 +221,10 @@ def test_snapshot_export_restores_its_claims_and_names_volumes_without_the_prefi
     assert claim["spec"]["dataSource"]["kind"] == "VolumeSnapshot"
     assert claim["metadata"]["ownerReferences"][0]["kind"] == "VirtualMachineExport"
     assert claim["metadata"]["annotations"]["cdi.kubevirt.io/storage.contentType"] == "kubevirt"
+
+
+def test_a_clone_copies_the_source_volume_bytes(admin, wait, namespace):
+    handle = imported(admin, wait, namespace)
+    admin.create(dv_path(namespace), dv("cloned", {"pvc": {"name": "disk", "namespace": namespace}}))
+    wait.until(dv_path(namespace, "cloned"), phase_is("Succeeded"), 30, "clone Succeeded")
+    assert volume_data.sha256(handle_of(admin, namespace, "cloned")) == volume_data.sha256(handle)
