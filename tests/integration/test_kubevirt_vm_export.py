@@ -228,3 +228,39 @@ def test_bad_input_fails_clearly_without_writing(run_module, audit, lab, bad_ns,
         assert text in result["msg"], (text, result["msg"])
     assert writes(audit, mark, bad_ns) == []
     assert not (files / "out").exists()
+
+
+def test_an_interrupted_export_and_upload_are_finished_by_the_next_run(
+        run_module, admin, audit, lab, ns, exported_vm, tmp_path):
+    # an export left behind (keep_export) and its file gone: the next run uses that export, then deletes it
+    first = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(tmp_path), "keep_export": True})
+    path = first["exports"][0]["volumes"][0]["path"]
+    os.unlink(path)
+    export_path = object_path("export.kubevirt.io/v1", "virtualmachineexports", "src-vm-export", ns)
+    assert admin.get_or_none(export_path) is not None
+    mark = audit.mark()
+    again = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(tmp_path)})
+    assert again["changed"] is True and os.path.exists(path)
+    verbs = [(e["verb"], e["objectRef"].get("resource")) for e in writes(audit, mark, ns)]
+    assert verbs == [("delete", "virtualmachineexports")]
+    # a DataVolume of this task waiting for its upload (the upload never came): the next run uploads into it
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    admin.create(dv_path(ns), {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+                               "metadata": {"name": "pending", "annotations": {"palette.vmo/upload-sha256": digest}},
+                               "spec": {"source": {"upload": {}}, "storage": {"resources": {"requests": {"storage": "1Gi"}}}}})
+    result = run_module(UPLOAD, {"namespace": ns, "name": "pending", "src": path, "size": "1Gi",
+                                 "upload_proxy_ca": str(lab.ca_file)})
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True and result["disks"][0]["phase"] == "Succeeded"
+    assert volume_data.sha256(handle_of(admin, ns, "pending")) == digest
+
+
+def test_diff_mode_names_the_files_and_the_datavolumes(run_module, ns, lab, exported_vm, tmp_path):
+    result = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(tmp_path)}, check=True, diff=True)
+    assert result["diff"][0]["after"] == {"path": [str(tmp_path / ns / "src-disk.img")], "exported": True}
+    image = tmp_path / "i.img"
+    image.write_bytes(b"\0" * 4096)
+    result = run_module(UPLOAD, {"namespace": ns, "name": "d", "src": str(image), "upload_proxy_ca": str(lab.ca_file)},
+                        check=True, diff=True)
+    assert result["diff"][0]["after"]["spec"]["source"] == {"upload": {}}
+    assert result["disks"][0]["size"] == "1Mi" and result["disks"][0]["action"] == "would upload"
