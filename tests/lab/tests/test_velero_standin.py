@@ -134,3 +134,46 @@ def test_backup_naming_a_missing_location_fails_validation(admin, wait):
     assert backup["status"]["phase"] == "FailedValidation"
     assert backup["status"]["validationErrors"] == [
         'error getting backup storage location: backupstoragelocations.velero.io "nowhere" not found']
+
+
+def test_a_location_whose_bucket_is_missing_is_unavailable_and_refuses_backups(admin, wait):
+    name = f"missing-{uuid.uuid4().hex[:6]}"
+    admin.create(velero_path("backupstoragelocations"), {
+        "apiVersion": "velero.io/v1", "kind": "BackupStorageLocation", "metadata": {"name": name, "namespace": VELERO},
+        "spec": {"provider": "aws", "objectStorage": {"bucket": name}, "config": {"region": "minio"}}})
+    try:
+        location = wait.until(velero_path("backupstoragelocations", name),
+                              lambda bsl: (bsl.get("status") or {}).get("phase") == "Unavailable", 30)
+        assert location["status"]["message"].startswith(f'BackupStorageLocation "{name}" is unavailable: ')
+        assert "NoSuchBucket" in location["status"]["message"]
+        backup = create_backup(admin, wait, {"storageLocation": name})
+        assert backup["status"]["phase"] == "FailedValidation"
+        assert backup["status"]["validationErrors"] == [
+            f"backup can't be created because BackupStorageLocation {name} is in Unavailable status."]
+    finally:
+        admin.delete(velero_path("backupstoragelocations", name))
+
+
+def test_restore_over_a_changed_vm_warns_or_updates_by_existing_resource_policy(admin, wait, vms):
+    backup = create_backup(admin, wait, {"includedNamespaces": [vms]})
+    admin.merge_patch(vm_path(vms, "db"), {"spec": {"template": {"spec": {"domain": {"memory": {"guest": "256Mi"}}}}}})
+    for policy, expected_memory in (("none", "256Mi"), ("update", "128Mi")):
+        name = f"r-{policy}-{uuid.uuid4().hex[:6]}"
+        admin.create(velero_path("restores"), {"apiVersion": "velero.io/v1", "kind": "Restore",
+                                               "metadata": {"name": name, "namespace": VELERO},
+                                               "spec": {"backupName": backup["metadata"]["name"],
+                                                        "includedResources": ["virtualmachines"],
+                                                        "existingResourcePolicy": policy}})
+        restore = wait.until(velero_path("restores", name), finished, 60, f"restore {name}")
+        assert restore["status"]["phase"] == "Completed", restore["status"]
+        assert "nodes" in restore["spec"]["excludedResources"]  # validateAndComplete appends the non-restorable
+        memory = admin.get(vm_path(vms, "db"))["spec"]["template"]["spec"]["domain"]["memory"]["guest"]
+        assert memory == expected_memory, policy
+        results = json.loads(gzip.decompress(download(admin, wait, "RestoreResults", name)))
+        if policy == "none":
+            assert results["warnings"]["namespaces"][vms] == [
+                'could not restore, VirtualMachine "db" already exists. Warning: the in-cluster version is different '
+                'than the backed-up version']
+        else:
+            listing = json.loads(gzip.decompress(download(admin, wait, "RestoreResourceList", name)))
+            assert f"{vms}/db(updated)" in listing["kubevirt.io/v1/VirtualMachine"]

@@ -418,10 +418,14 @@ def _volume_graph(spec: JSON, namespace: str) -> List[Tuple[str, str, str]]:
 
 
 def _launcher_pod(run: BackupRun, namespace: str, vmi_name: str) -> List[Tuple[str, str, str]]:
-    """kvgraph addLauncherPod with util.GetLauncherPod: the pod labelled kubevirt.io=virt-launcher for the VMI."""
-    pods = run.kube.get(object_path("v1", "pods", namespace=namespace),
-                        labelSelector=f"kubevirt.io=virt-launcher,vm.kubevirt.io/name={vmi_name}").get("items", [])
-    return [("pods", namespace, pods[0]["metadata"]["name"])] if pods else []
+    """kvgraph addLauncherPod with pkg/util/util.go GetLauncherPod: of the pods labelled kubevirt.io=virt-launcher
+    (ListPods), the first annotated kubevirt.io/domain=<vmi>."""
+    pods = run.server.get(object_path("v1", "pods", namespace=namespace),
+                          labelSelector="kubevirt.io=virt-launcher").get("items", [])
+    for pod in pods:
+        if (pod["metadata"].get("annotations") or {}).get("kubevirt.io/domain") == vmi_name:
+            return [("pods", namespace, pod["metadata"]["name"])]
+    return []
 
 
 def _restore_possible(run: BackupRun, volumes: List[JSON], namespace: str, skip) -> bool:
@@ -623,7 +627,16 @@ class RestoreRun:
         obj = (self.items.get(group_resource) or {}).get((namespace, name))
         if obj is None:
             return
-        resource = self.resources[group_resource]
+        resource = self.resources.get(group_resource)
+        if resource is None:
+            return
+        # restore.go restoreItem (:1112, :1124): every item, an additional one too, passes the resource and
+        # namespace filters
+        if not resource_included(resource, self.spec.get("includedResources") or [],
+                                 self.spec.get("excludedResources") or []):
+            return
+        if namespace and not self._namespace_included(namespace):
+            return
         obj = json.loads(json.dumps(obj))
         if group_resource == "namespaces":
             self.ensure_namespace(name, self.mapping.get(name, name))
