@@ -137,3 +137,17 @@ def test_check_mode_writes_nothing(run_module, admin, audit, namespace):
     assert admin.get_or_none(object_path("velero.io/v1", "backups", name, "velero")) is None
     vm = admin.get(object_path("kubevirt.io/v1", "virtualmachines", "web", namespace))
     assert "velero.vmo.palette.io/backup" not in (vm["metadata"].get("labels") or {})
+
+
+def test_a_running_vm_without_its_instance_fails_the_backup_partially_and_says_why(run_module, namespace):
+    make_vms(run_module, namespace, ["web", "db"])
+    name = unique("partial")
+    result = run_module(BACKUP, {"name": name, "included_namespaces": [namespace],
+                                 "included_resources": ["virtualmachines", "datavolumes", "persistentvolumeclaims"]})
+    assert result.get("failed") is True
+    assert result["changed"] is True  # the Backup was created
+    assert result["backup"]["phase"] == "PartiallyFailed" and result["backup"]["errors"] == 1
+    assert f"Backup velero/{name} is PartiallyFailed: namespace {namespace}: error executing custom action " \
+        f"(groupResource=virtualmachines.kubevirt.io, namespace={namespace}, name=web): VM cannot be safely backed up" \
+        in result["msg"]
+    assert names_of(result["items"], "VirtualMachine", namespace) == ["db"]  # vm_backup_item_action.go

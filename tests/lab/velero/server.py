@@ -327,8 +327,9 @@ class BackupRun:
                 additional += extra
         except ActionError as err:
             del self.backed_up[key]
-            self._log("error", f"Error executing item action for {item.resource.group_resource} "
-                      f"{item.namespace}/{item.name}: {err}", item.namespace)
+            # item_backupper.go executeActions (:396); the backup logs it as an error of the item's namespace
+            self._log("error", f"error executing custom action (groupResource={item.resource.group_resource}, "
+                      f"namespace={item.namespace}, name={item.name}): {err}", item.namespace)
             return
         for group_resource, namespace, name in additional:
             if (group_resource, namespace, name) in self.backed_up:
