@@ -2,10 +2,11 @@
 
 import sys
 
-from . import bench_cluster, bench_maas, bench_migration, bench_vms, report
+from . import bench_cluster, bench_maas, bench_migration, bench_snapshot, bench_vms, report
 
 bench_vms.main(sys.argv[1:])
 bench_maas.main([])
 bench_cluster.main([])
 bench_migration.main([])
+bench_snapshot.main([])
 report.main()

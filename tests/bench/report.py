@@ -85,11 +85,28 @@ def migration_section(data):
     return lines + ["", f"Ratio of the medians, loop / one task: {b / a:.1f}x.", ""]
 
 
+def snapshot_section(data):
+    medians, n = data["medians"], data["vms"]
+    b = medians["b"]
+    lines = ["## Snapshotting N KubeVirt VMs", "",
+             f"N = {n} stopped VMs in one namespace of the lab, each with a 1Gi DataVolume on a storage class with a "
+             "VolumeSnapshotClass; every sample makes one new VirtualMachineSnapshot of each VM and waits until it "
+             "is ready to use, through `ansible-playbook` (Ansible's start-up included). "
+             f"{data.get('note', '')}".rstrip(), "",
+             "| tool | samples | wall (s) | per VM (s) | (b) / this |", "| --- | ---: | ---: | ---: | ---: |"]
+    for tool, label in data["tools"].items():
+        wall = medians[tool]
+        ratio = f"{b / wall:.1f}x" if tool != "b" else ""
+        lines.append(f"| ({tool}) {label} | {len(data['samples'][tool])} | {wall:.1f} | {wall / n:.2f} | {ratio} |")
+    return lines + ["", f"Ratio of the medians, loop / one task: {b / medians['a']:.1f}x.", ""]
+
+
 def main(out=REPO / "docs"):
     lines = ["# Benchmarks", "",
              "Measured by `make bench` on one machine (2 cores), every tool against the same local lab in the same run.", ""]
     for name, section in (("bench-vms.json", vm_section), ("bench-maas.json", maas_section),
-                          ("bench-cluster.json", cluster_section), ("bench-migration.json", migration_section)):
+                          ("bench-cluster.json", cluster_section), ("bench-migration.json", migration_section),
+                          ("bench-snapshot.json", snapshot_section)):
         path = Path(out) / name
         if path.exists():
             lines += section(json.loads(path.read_text()))
