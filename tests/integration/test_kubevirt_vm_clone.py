@@ -107,3 +107,17 @@ def test_bad_clones_are_refused_before_any_write_naming_the_clone_and_option(run
         assert expected in result["msg"], (args, result["msg"])
         assert result.get("changed") is not True
         assert writes_in(audit, mark, ns) == [], args
+
+
+def test_a_clone_wait_that_times_out_names_the_pending_clone_and_a_rerun_adopts_it(run_module, admin, ns):
+    make_vms(admin, ns, ["base"])
+    wait_snapshot_statuses(admin, ns, "base")
+    args = {"namespace": ns, "source_vm": "base", "target": "base-2", "wait_timeout": 0}
+    result = run_module(CLONE, args)
+    assert result.get("failed") is True
+    assert result["changed"] is True
+    assert "timed out after 0s waiting for 1 of 1: %s/base-2 (waiting for Succeeded (or Failed)" % ns in result["msg"]
+    again = run_module(CLONE, dict(args, wait_timeout=240))
+    assert again.get("failed") is not True, again.get("msg")
+    assert again["clones"][0]["action"] in ("adopted", "unchanged") and again["clones"][0]["phase"] == "Succeeded"
+    assert admin.get(vm_path(ns, "base-2"))["spec"]["runStrategy"] == "Halted"

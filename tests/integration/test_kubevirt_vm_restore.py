@@ -180,3 +180,20 @@ def test_bad_restores_are_refused_before_any_write_naming_the_restore_and_option
         assert expected in result["msg"], (args, result["msg"])
         assert result.get("changed") is not True
         assert writes_in(audit, mark, ns) == [], args
+
+
+def test_a_wait_that_times_out_names_the_pending_restore_and_still_reports_changed(run_module, admin, ns):
+    make_vms(admin, ns, ["slow"])
+    snapshot(admin, ns, "slow", "slow-snap")
+    wait_snapshots(admin, ns, ["slow-snap"])
+    result = run_module(RESTORE, {"namespace": ns, "vm": "slow", "snapshot": "slow-snap", "target": "slow-copy",
+                                  "wait_timeout": 0})
+    assert result.get("failed") is True
+    assert result["changed"] is True  # the restore was created before the wait ended
+    assert "timed out after 0s waiting for 1 of 1: %s/slow-copy-slow-snap (waiting for complete" % ns in result["msg"]
+    assert "last seen: " in result["msg"]
+    assert result["restores"][0]["action"] == "created"
+    # the next run follows the same restore to its end instead of making another
+    again = run_module(RESTORE, {"namespace": ns, "vm": "slow", "snapshot": "slow-snap", "target": "slow-copy"})
+    assert again.get("failed") is not True, again.get("msg")
+    assert again["restores"][0]["action"] in ("adopted", "unchanged") and again["restores"][0]["complete"] is True

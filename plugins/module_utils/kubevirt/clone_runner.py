@@ -225,7 +225,10 @@ def run(module):
     try:
         wait_clones(client, requests, clone_version, params["wait_timeout"])
     except WaitTimeout as err:
-        _fail("", [str(err)], requests, read_events(client, requests, params["concurrency"]))
+        events = read_events(client, requests, params["concurrency"])
+        warned = ["VM %s: KubeVirt warned on clone %s: %s" % (r.label, r.name, events[_uid(r.final or r.existing)][-1].get("message"))
+                  for r in requests if _uid(r.final or r.existing) in events]
+        _fail("", [str(err)] + warned, requests, events)
     failed = [r for r in requests if plan.phase(r.final or r.existing) == "Failed"]
     events = read_events(client, failed, params["concurrency"]) if failed else {}
     errors = start_vms(client, requests, kubevirt_version, params["concurrency"])
