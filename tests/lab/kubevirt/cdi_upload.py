@@ -177,7 +177,7 @@ class _Base(BaseHTTPRequestHandler):
             yield chunk
 
     def _drain(self) -> None:
-        for _ in self._body_chunks():
+        for _chunk in self._body_chunks():
             pass
 
 

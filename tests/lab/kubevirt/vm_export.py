@@ -143,7 +143,7 @@ def token_secret_name(export_name: str) -> str:
 
 def generate_token() -> str:
     alphabet = string.digits + string.ascii_uppercase + string.ascii_lowercase
-    return "".join(secrets.choice(alphabet) for _ in range(20))
+    return "".join(secrets.choice(alphabet) for _position in range(20))
 
 
 def condition(kind: str, status: str, reason: str, message: str = "") -> JSON:

@@ -73,7 +73,7 @@ def test_upload_size_defaults_to_the_image_and_may_not_be_smaller(tmp_path):
 
 def test_progress_marks_each_tenth():
     progress = disk_transfer.Progress(1000)
-    for _ in range(40):
+    for _step in range(40):
         progress.add(25)
     assert [m["percent"] for m in progress.milestones] == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
     assert progress.summary()["bytes"] == 1000
