@@ -109,8 +109,8 @@ notes:
     C(list) on C(backupstoragelocations.velero.io), C(create), C(get), C(list), C(watch) and C(delete) on
     C(downloadrequests.velero.io); C(get) on the namespaces named; with O(vms), C(get) and C(patch) on
     C(virtualmachines.kubevirt.io) in their namespaces."
-  - The object store's signed download URL must be reachable from where the task runs for RV(items);
-    set O(list_items=false) otherwise.
+  - The object store's signed download URL must be reachable from where the task runs for RV(items); it is
+    verified against the location's C(caCert) when it has one. Set O(list_items=false) otherwise.
 seealso:
   - module: palette.vmo.velero_restore
   - module: palette.vmo.kubevirt_vm

@@ -102,7 +102,10 @@ options:
     default: 16
 notes:
   - "RBAC: in O(velero_namespace), C(get), C(list), C(watch) and C(create) on C(restores.velero.io), C(get) on
-    C(backups.velero.io), C(create), C(get), C(list), C(watch) and C(delete) on C(downloadrequests.velero.io)."
+    C(backups.velero.io) and C(backupstoragelocations.velero.io), C(create), C(get), C(list), C(watch) and
+    C(delete) on C(downloadrequests.velero.io)."
+  - The object store's signed download URL must be reachable from where the task runs for RV(items); it is
+    verified against the location's C(caCert) when it has one. Set O(list_items=false) otherwise.
 seealso:
   - module: palette.vmo.velero_backup
 """

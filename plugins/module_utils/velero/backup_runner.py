@@ -258,7 +258,8 @@ def run(module):
         wanted = [("BackupResourceList", request.name)]
         if summary["warnings"] or summary["errors"]:
             wanted.append(("BackupResults", request.name))
-        files = objects.download(client, request.velero_namespace, wanted, params["wait_timeout"])
+        ca_cert = objects.location_ca_cert(client, request.velero_namespace, summary["storage_location"])
+        files = objects.download(client, request.velero_namespace, wanted, params["wait_timeout"], ca_cert)
         result["items"] = objects.items_of(files[("BackupResourceList", request.name)])
         lines = objects.messages_of(files.get(("BackupResults", request.name)))
         result["warnings"], result["errors"] = lines["warnings"], lines["errors"]

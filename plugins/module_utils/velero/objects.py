@@ -13,10 +13,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import gzip
 import json
 import re
-import time
+import uuid
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, object_path
@@ -194,15 +195,25 @@ def wait_final(client, plural, velero_namespace, names, timeout, kind):
     return {name: seen[(velero_namespace, name)] for name in names}
 
 
-def download(client, velero_namespace, requests, timeout, ca_file=None):
+def location_ca_cert(client, velero_namespace, location_name):
+    """The PEM certificate authority of a BackupStorageLocation's object store (spec.objectStorage.caCert), or None:
+    what the velero CLI verifies download URLs with (pkg/cmd/util/cacert/bsl_cacert.go GetCACertFromBSL)."""
+    if not location_name:
+        return None
+    location = read_velero(client, "backupstoragelocations", velero_namespace, location_name) or {}
+    encoded = ((location.get("spec") or {}).get("objectStorage") or {}).get("caCert")
+    return base64.b64decode(encoded).decode("utf-8") if encoded else None
+
+
+def download(client, velero_namespace, requests, timeout, ca_cert=None):
     """Reads Velero's files through DownloadRequests: `requests` is [(kind, name)] (e.g. ("BackupResourceList", b));
     returns {(kind, name): decoded JSON}. Velero answers each with a signed URL (download_request_controller.go);
-    the request is deleted once read, as its expiry would."""
-    stamp = time.strftime("%Y%m%d%H%M%S")
+    the request is deleted once read, as its expiry would. HTTPS URLs are verified: against the location's
+    `ca_cert` when it has one, else against the system's authorities."""
     created = []
     try:
-        for index, (kind, name) in enumerate(requests):
-            request_name = "%s-%s-%d" % (name[:200], stamp, index)
+        for kind, name in requests:
+            request_name = "%s-%s" % (name[:200], uuid.uuid4())  # downloadrequest.go StreamWithBSLCACert
             client.request("POST", velero_path("downloadrequests", velero_namespace), body={
                 "apiVersion": API_VERSION, "kind": "DownloadRequest",
                 "metadata": {"name": request_name, "namespace": velero_namespace},
@@ -216,7 +227,8 @@ def download(client, velero_namespace, requests, timeout, ca_file=None):
         except WaitTimeout as err:
             raise ModuleFailure("Velero did not answer: %s" % err, [str(err)])
         found = {}
-        pool = urllib3.PoolManager(ca_certs=ca_file) if ca_file else urllib3.PoolManager()
+        pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_cert_data=ca_cert) if ca_cert else \
+            urllib3.PoolManager(cert_reqs="CERT_REQUIRED")
         for request_name, key in zip(created, requests):
             url = seen[(velero_namespace, request_name)]["status"]["downloadURL"]
             resp = pool.request("GET", url, timeout=urllib3.Timeout(connect=15, read=120), retries=3)

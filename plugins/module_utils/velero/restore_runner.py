@@ -186,7 +186,10 @@ def run(module):
         wanted = [("RestoreResourceList", request.name)]
         if summary["warnings"] or summary["errors"]:
             wanted.append(("RestoreResults", request.name))
-        files = objects.download(client, request.velero_namespace, wanted, params["wait_timeout"])
+        backup = objects.read_velero(client, "backups", request.velero_namespace, request.backup) or {}
+        ca_cert = objects.location_ca_cert(client, request.velero_namespace,
+                                           (backup.get("spec") or {}).get("storageLocation"))
+        files = objects.download(client, request.velero_namespace, wanted, params["wait_timeout"], ca_cert)
         result["items"] = objects.items_of(files[("RestoreResourceList", request.name)])
         lines = objects.messages_of(files.get(("RestoreResults", request.name)))
         result["warnings"], restore_errors = lines["warnings"], lines["errors"]

@@ -1,5 +1,7 @@
 """velero_backup's and velero_restore's decisions without a cluster: selectors, specs, item lists, results."""
 
+import base64
+
 import pytest
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
@@ -93,3 +95,21 @@ def test_restore_labels_carry_the_plugin_options_and_mapping_problems_are_named(
     assert err.value.errors == [
         "Restore velero/nightly-restore: namespace_mapping.b: 'x' is also the target of 'a'; one namespace per target",
         "Restore velero/nightly-restore: namespace_mapping.c: 'Bad_NS' is not a valid namespace name"]
+
+
+class FakeClient(object):
+    def __init__(self, objects_by_path):
+        self.objects_by_path = objects_by_path
+
+    def get(self, path):
+        return self.objects_by_path[path]
+
+
+def test_the_location_ca_cert_is_the_one_download_urls_are_verified_with():
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    client = FakeClient({objects.velero_path("backupstoragelocations", "velero", "minio"): {
+        "spec": {"objectStorage": {"bucket": "velero", "caCert": base64.b64encode(pem.encode()).decode()}}},
+        objects.velero_path("backupstoragelocations", "velero", "default"): {"spec": {"objectStorage": {}}}})
+    assert objects.location_ca_cert(client, "velero", "minio") == pem
+    assert objects.location_ca_cert(client, "velero", "default") is None
+    assert objects.location_ca_cert(client, "velero", None) is None
