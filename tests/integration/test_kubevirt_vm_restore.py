@@ -197,3 +197,33 @@ def test_a_wait_that_times_out_names_the_pending_restore_and_still_reports_chang
     again = run_module(RESTORE, {"namespace": ns, "vm": "slow", "snapshot": "slow-snap", "target": "slow-copy"})
     assert again.get("failed") is not True, again.get("msg")
     assert again["restores"][0]["action"] in ("adopted", "unchanged") and again["restores"][0]["complete"] is True
+
+
+def test_the_collections_modules_together_snapshot_change_restore_and_clone_a_running_vm(run_module, admin, ns):
+    """kubevirt_vm makes a running VM, kubevirt_vm_snapshot snapshots it online, kubevirt_vm changes it, then
+    kubevirt_vm_restore (stop_vm) brings the old spec back and kubevirt_vm_clone starts a copy of the snapshot."""
+    vm_args = {"namespace": ns, "name": "app", "memory": "128Mi", "state": "started", "wait": True, "wait_timeout": 240,
+               "disks": [{"name": "root", "data_volume": {"size": "1Gi", "storage_class": "lab-rwo", "blank": True}}]}
+    made = run_module("palette.vmo.kubevirt_vm", vm_args)
+    assert made.get("failed") is not True, made.get("msg")
+    snap = run_module("palette.vmo.kubevirt_vm_snapshot", {"namespace": ns, "name": "app", "snapshot_id": "before",
+                                                           "wait_timeout": 240})
+    assert snap.get("failed") is not True, snap.get("msg")
+    name = snap["snapshots"][0]["snapshot"]
+    assert name == "app-before"
+    changed = run_module("palette.vmo.kubevirt_vm", dict(vm_args, memory="256Mi", state="stopped"))
+    assert changed.get("failed") is not True, changed.get("msg")
+    assert memory_of(admin, ns, "app") == "256Mi"
+
+    restored = run_module(RESTORE, {"namespace": ns, "vm": "app", "snapshot": name, "stop_vm": True})
+    assert restored.get("failed") is not True, restored.get("msg")
+    assert restored["restores"][0]["complete"] is True
+    assert memory_of(admin, ns, "app") == "128Mi"
+
+    cloned = run_module(CLONE, {"namespace": ns, "source_snapshot": name, "target": "app-copy", "start": True,
+                                "wait_timeout": 240})
+    assert cloned.get("failed") is not True, cloned.get("msg")
+    assert cloned["clones"][0]["started"] is True
+    copy = admin.get(vm_path(ns, "app-copy"))
+    assert copy["status"]["printableStatus"] == "Running"
+    assert copy["spec"]["template"]["spec"]["domain"]["memory"]["guest"] == "128Mi"
