@@ -21,8 +21,12 @@ from ansible.module_utils.urls import Request
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
+from ansible_collections.palette.vmo.plugins.module_utils.common.retry import TransientError, call_with_retries
 
 CHUNK = 1024 * 1024
+# Server errors and dropped connections are tried again (a download from the start); other answers are final.
+RETRYABLE_STATUS = (500, 502, 503, 504)
+ATTEMPTS = 4
 # Progress milestones kept in the result: every 10 % of a transfer of known size.
 MILESTONES = 10
 
@@ -103,10 +107,33 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def download(url, headers, dest, what, gzipped=False, validate_certs=True, ca_path=None, timeout=600):
+def _transient(err):
+    return not isinstance(err, HTTPError) or err.code in RETRYABLE_STATUS
+
+
+def download(url, headers, dest, what, gzipped=False, validate_certs=True, ca_path=None, timeout=600, sleep=None):
     """GETs `url` into `dest` (written to a temporary file beside it, then renamed). Returns the progress
     summary with `sha256` (of the file) and `image_sha256` (of the disk image: the same for raw, the
-    decompressed stream for gzip)."""
+    decompressed stream for gzip). A server error or a dropped connection is tried again from the start."""
+    def attempt():
+        try:
+            return _download_once(url, headers, dest, what, gzipped, validate_certs, ca_path, timeout)
+        except TransferError as err:
+            if getattr(err, "transient", False):
+                raise TransientError(str(err), cause=err)
+            raise
+
+    kwargs = {"sleep": sleep} if sleep else {}
+    return call_with_retries(attempt, attempts=ATTEMPTS, **kwargs)
+
+
+def _failure(what, err):
+    failure = TransferError(_http_failure(what, err))
+    failure.transient = _transient(err)
+    return failure
+
+
+def _download_once(url, headers, dest, what, gzipped, validate_certs, ca_path, timeout):
     directory = os.path.dirname(dest) or "."
     handle, partial = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), suffix=".part", dir=directory)
     file_digest, image_digest = hashlib.sha256(), hashlib.sha256()
@@ -115,7 +142,7 @@ def download(url, headers, dest, what, gzipped=False, validate_certs=True, ca_pa
         try:
             resp = _request(validate_certs, ca_path, timeout).open("GET", url, headers=headers)
         except (HTTPError, URLError, OSError) as err:
-            raise TransferError(_http_failure(what, err))
+            raise _failure(what, err)
         length = resp.headers.get("Content-Length")
         progress = Progress(int(length) if length and length.isdigit() else None)
         with os.fdopen(handle, "wb") as out:
@@ -124,7 +151,9 @@ def download(url, headers, dest, what, gzipped=False, validate_certs=True, ca_pa
                 try:
                     chunk = resp.read(CHUNK)
                 except (OSError, ValueError) as err:
-                    raise TransferError("%s: the download broke off after %d bytes: %s" % (what, progress.done, err))
+                    broke = TransferError("%s: the download broke off after %d bytes: %s" % (what, progress.done, err))
+                    broke.transient = True
+                    raise broke
                 if not chunk:
                     break
                 out.write(chunk)
@@ -132,7 +161,9 @@ def download(url, headers, dest, what, gzipped=False, validate_certs=True, ca_pa
                 image_digest.update(inflate.decompress(chunk) if inflate else chunk)
                 progress.add(len(chunk))
         if progress.total is not None and progress.done != progress.total:
-            raise TransferError("%s: the download broke off after %d of %d bytes" % (what, progress.done, progress.total))
+            broke = TransferError("%s: the download broke off after %d of %d bytes" % (what, progress.done, progress.total))
+            broke.transient = True
+            raise broke
         if inflate:
             image_digest.update(inflate.flush())
         os.replace(partial, dest)

@@ -82,11 +82,17 @@ def test_progress_marks_each_tenth():
 class _Server(http.server.BaseHTTPRequestHandler):
     body = b"disk image " * 5000
     received = {}
+    failures = []  # statuses to answer first, one per request
 
     def log_message(self, *args):
         pass
 
     def do_GET(self):  # noqa: N802
+        if _Server.failures:
+            self.send_response(_Server.failures.pop(0))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.headers.get("x-kubevirt-export-token") != "secret":
             self.send_response(401)
             self.send_header("Content-Length", "0")
@@ -127,3 +133,16 @@ def test_download_and_upload_stream_with_checksums(server, tmp_path):
     assert _Server.received == {"body": _Server.body, "auth": "Bearer t"}
     assert sent["sha256"] == hashlib.sha256(_Server.body).hexdigest()
     assert list(tmp_path.iterdir()) == [dest]  # no partial file left
+
+
+def test_a_download_is_tried_again_after_a_server_error(server, tmp_path):
+    _Server.failures[:] = [503, 502]
+    dest = tmp_path / "disk.img"
+    disk_transfer.download(server + "/disk.img", {"x-kubevirt-export-token": "secret"}, str(dest), "x",
+                           sleep=lambda seconds: None)
+    assert dest.read_bytes() == _Server.body and _Server.failures == []
+    _Server.failures[:] = [404]
+    with pytest.raises(disk_transfer.TransferError) as err:
+        disk_transfer.download(server + "/disk.img", {"x-kubevirt-export-token": "secret"}, str(dest), "VM a",
+                               sleep=lambda seconds: None)
+    assert "VM a: HTTP 404" in str(err.value)
