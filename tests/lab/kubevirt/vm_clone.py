@@ -78,7 +78,7 @@ def _backend_storage(vm: JSON) -> bool:
 
 # -- vm-target.go ---------------------------------------------------------------------------------------
 
-def _remove_patches(mapping: Optional[Dict[str, str]], filters: Optional[List[str]], base: str) -> List[JSON]:
+def remove_patches(mapping: Optional[Dict[str, str]], filters: Optional[List[str]], base: str) -> List[JSON]:
     """addRemovePatchesFromFilter."""
     if filters is None:
         return []
@@ -124,16 +124,16 @@ def generate_patches(source: JSON, spec: JSON) -> List[str]:
         ops.append({"op": "replace", "path": "/spec/template/spec/domain/firmware/serial",
                     "value": spec.get("newSMBiosSerial") or ""})
     meta = source.get("metadata") or {}
-    ops += _remove_patches(meta.get("labels"), spec.get("labelFilters"), "/metadata/labels")
+    ops += remove_patches(meta.get("labels"), spec.get("labelFilters"), "/metadata/labels")
     annotations = dict(meta.get("annotations") or {})
     annotations.pop(LAST_RESTORE, None)  # addAnnotationPatches
-    ops += _remove_patches(annotations, spec.get("annotationFilters"), "/metadata/annotations")
+    ops += remove_patches(annotations, spec.get("annotationFilters"), "/metadata/annotations")
     template_meta = template.get("metadata") or {}
     template_filters = spec.get("template") or {}
-    ops += _remove_patches(template_meta.get("labels"), template_filters.get("labelFilters"),
-                           "/spec/template/metadata/labels")
-    ops += _remove_patches(template_meta.get("annotations"), template_filters.get("annotationFilters"),
-                           "/spec/template/metadata/annotations")
+    ops += remove_patches(template_meta.get("labels"), template_filters.get("labelFilters"),
+                          "/spec/template/metadata/labels")
+    ops += remove_patches(template_meta.get("annotations"), template_filters.get("annotationFilters"),
+                          "/spec/template/metadata/annotations")
     if firmware is not None:
         ops.append({"op": "replace", "path": "/spec/template/spec/domain/firmware/uuid", "value": ""})
     patches = [json.dumps(op, separators=(",", ":")) for op in ops]
