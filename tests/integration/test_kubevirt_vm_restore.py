@@ -110,13 +110,16 @@ def test_restore_into_a_new_vm_leaves_the_source_alone(run_module, admin, audit,
     snapshot(admin, ns, "app", "app-snap")
     wait_snapshots(admin, ns, ["app-snap"])
     admin.merge_patch(vm_path(ns, "app"), {"spec": {"template": {"spec": {"domain": {"memory": {"guest": "256Mi"}}}}}})
-    args = {"namespace": ns, "vm": "app", "snapshot": "app-snap", "target": "app-copy"}
+    args = {"namespace": ns, "vm": "app", "snapshot": "app-snap", "target": "app-copy",
+            "volume_restore_policy": "PrefixTargetName"}
 
     result = run_module(RESTORE, args)
     assert result.get("failed") is not True, result.get("msg")
     assert result["changed"] is True
     item = result["restores"][0]
     assert item["new_vm"] is True and item["complete"] is True and item["target"] == "app-copy"
+    # KubeVirt's PrefixTargetName: <target>-<volume>
+    assert item["volumes"][0]["claim"] == item["volumes"][0]["data_volume"] == "app-copy-root"
     copy = admin.get(vm_path(ns, "app-copy"))
     assert copy["spec"]["runStrategy"] == "Halted"
     assert copy["metadata"]["labels"] == {"tier": "web"}
