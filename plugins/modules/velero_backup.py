@@ -49,6 +49,15 @@ options:
     description: Namespace Velero is installed in (where its Backups and BackupStorageLocations are).
     type: str
     default: velero
+  state:
+    description:
+      - V(present) makes the backup (once, by name).
+      - V(absent) deletes it as C(velero backup delete) does (a C(DeleteBackupRequest)). Velero then removes its files
+        from object storage, the restores made from it and the Backup, and the task waits until it has. A backup
+        still in progress, or on a read-only or unavailable location, is refused before any write.
+    type: str
+    choices: [present, absent]
+    default: present
   included_namespaces:
     description:
       - Namespaces to back up, whole (globs as Velero takes them; V(["*"]) for all). Required unless O(vms) is given.
@@ -107,7 +116,8 @@ options:
 notes:
   - "RBAC: in O(velero_namespace), C(get), C(list), C(watch) and C(create) on C(backups.velero.io), C(get) and
     C(list) on C(backupstoragelocations.velero.io), C(create), C(get), C(list), C(watch) and C(delete) on
-    C(downloadrequests.velero.io); C(get) on the namespaces named; with O(vms), C(get) and C(patch) on
+    C(downloadrequests.velero.io); with O(state=absent), C(create) on C(deletebackuprequests.velero.io) and C(list)
+    and C(watch) on them; C(get) on the namespaces named; with O(vms), C(get) and C(patch) on
     C(virtualmachines.kubevirt.io) in their namespaces."
   - The object store's signed download URL must be reachable from where the task runs for RV(items); it is
     verified against the location's C(caCert) when it has one. Set O(list_items=false) otherwise.
@@ -122,6 +132,11 @@ EXAMPLES = r"""
     name: vms-nightly-20250101
     included_namespaces: [vms]
     ttl: 168h
+
+- name: Delete a backup, its files and the restores made from it
+  palette.vmo.velero_backup:
+    name: vms-nightly-20241201
+    state: absent
 
 - name: Back up two VMs with their DataVolumes and PVCs
   palette.vmo.velero_backup:
@@ -144,7 +159,7 @@ backup:
       description: Velero's namespace.
       type: str
     phase:
-      description: Velero's phase (V(New) before Velero has seen it).
+      description: Velero's phase (V(New) before Velero has seen it); V(absent) once deleted (O(state=absent)).
       type: str
       sample: Completed
     storage_location:
@@ -189,6 +204,10 @@ backup:
     failure_reason:
       description: Why Velero failed the backup.
       type: str
+deletion_request:
+  description: With O(state=absent), the C(DeleteBackupRequest) made.
+  returned: when a backup was deleted
+  type: str
 items:
   description: Every item in the backup (from its resource list), when it finished and O(list_items) is set.
   returned: always
@@ -234,6 +253,7 @@ def argument_spec():
     spec.update(
         name=dict(type="str", required=True),
         velero_namespace=dict(type="str", default="velero"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
         included_namespaces=dict(type="list", elements="str"),
         vms=dict(type="list", elements="raw"),
         namespace=dict(type="str"),

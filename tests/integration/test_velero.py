@@ -151,3 +151,29 @@ def test_a_running_vm_without_its_instance_fails_the_backup_partially_and_says_w
         f"(groupResource=virtualmachines.kubevirt.io, namespace={namespace}, name=web): VM cannot be safely backed up" \
         in result["msg"]
     assert names_of(result["items"], "VirtualMachine", namespace) == ["db"]  # vm_backup_item_action.go
+
+
+def test_state_absent_deletes_the_backup_and_its_restores_once(run_module, admin, audit, namespace):
+    make_vms(run_module, namespace, ["db"], running=())
+    name = unique("gone")
+    made = run_module(BACKUP, {"name": name, "included_namespaces": [namespace]})
+    assert made.get("failed") is not True, made.get("msg")
+    target = f"{namespace[:40]}-gone"
+    restored = run_module(RESTORE, {"name": name, "backup": name, "namespace_mapping": {namespace: target}})
+    assert restored.get("failed") is not True, restored.get("msg")
+    try:
+        mark = audit.mark()
+        check = run_module(BACKUP, {"name": name, "state": "absent"}, check=True)
+        assert check.get("failed") is not True, check.get("msg")
+        assert check["changed"] is True and audit.mutations(mark, user=ADMIN_USER) == []
+        deleted = run_module(BACKUP, {"name": name, "state": "absent"})
+        assert deleted.get("failed") is not True, deleted.get("msg")
+        assert deleted["changed"] is True and deleted["backup"]["phase"] == "absent"
+        assert deleted["deletion_request"].startswith(f"{name}-")
+        assert admin.get_or_none(object_path("velero.io/v1", "backups", name, "velero")) is None
+        assert admin.get_or_none(object_path("velero.io/v1", "restores", name, "velero")) is None
+        again = run_module(BACKUP, {"name": name, "state": "absent"})
+        assert again.get("failed") is not True, again.get("msg")
+        assert again["changed"] is False
+    finally:
+        admin.delete(object_path("v1", "namespaces", target))

@@ -21,7 +21,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds i
 from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import describe_api_error
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import module_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
-from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTimeout
+from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, WaitTimeout, wait_for
 from ansible_collections.palette.vmo.plugins.module_utils.velero import objects
 from ansible_collections.palette.vmo.plugins.module_utils.velero.objects import INVALID_INPUT, REFUSED
 
@@ -82,6 +82,10 @@ def parse_request(params):
         errors.append("%s: name: %r is not a valid name (lowercase letters, digits, '-' and '.')" % (label, request.name))
     if not objects.valid_namespace(request.velero_namespace):
         errors.append("%s: velero_namespace: %r is not a valid namespace name" % (label, request.velero_namespace))
+    if params.get("state") == "absent":
+        if errors:
+            raise ModuleFailure(INVALID_INPUT + joined_errors(errors), errors, changed=False)
+        return request
     request.vms = _vm_entries(params, label, errors)
     namespaces = params.get("included_namespaces") or []
     if not namespaces and not params.get("vms"):
@@ -229,10 +233,75 @@ def backup_result(request, obj):
     }
 
 
+def deletion_manifest(request):
+    """pkg/backup/delete_helpers.go NewDeleteBackupRequest, as `velero backup delete` makes it."""
+    meta = request.existing["metadata"]
+    return {"apiVersion": objects.API_VERSION, "kind": "DeleteBackupRequest",
+            "metadata": {"generateName": request.name + "-", "namespace": request.velero_namespace,
+                         "labels": {"velero.io/backup-name": request.name, "velero.io/backup-uid": meta.get("uid")}},
+            "spec": {"backupName": request.name}}
+
+
+def delete_backup(module, client, request, params):
+    """state=absent: a DeleteBackupRequest, as `velero backup delete` makes one; Velero deletes the backup's files,
+    the restores of it and the Backup, then the request. Refused before any write where Velero would refuse."""
+    request.existing = objects.read_velero(client, "backups", request.velero_namespace, request.name)
+    if request.existing is None:
+        module.exit_json(changed=False, backup={"name": request.name, "namespace": request.velero_namespace,
+                                                "phase": "absent"}, items=[])
+    phase = objects.phase_of(request.existing)
+    location = (request.existing.get("spec") or {}).get("storageLocation")
+    problems = []
+    if phase in ("New", "InProgress"):
+        problems.append("%s: state: the backup is still in progress (phase %s), Velero would not delete it"
+                        % (request.label, phase))
+    problem = objects.location_problem(client, request.velero_namespace, location, "storage_location")
+    if problem and "no BackupStorageLocation" not in problem:
+        problems.append("%s: %s, Velero would not delete the backup" % (request.label, problem))
+    if problems:
+        raise ModuleFailure(REFUSED + joined_errors(problems), problems, changed=False)
+    path = objects.velero_path("deletebackuprequests", request.velero_namespace)
+    try:
+        client.request("POST", path, {"dryRun": "All"}, deletion_manifest(request))
+    except KubeApiError as err:
+        raise ModuleFailure("the apiserver refused the dry run of deleting %s, nothing was changed: %s"
+                            % (request.label, describe_api_error(err)), [describe_api_error(err)], changed=False)
+    result = {"changed": True, "backup": backup_result(request, request.existing), "items": []}
+    if module._diff:
+        result["diff"] = {"before": {"name": request.name, "phase": phase}, "after": {}}
+    if module.check_mode:
+        module.exit_json(**result)
+    try:
+        created = client.request("POST", path, body=deletion_manifest(request))
+    except KubeApiError as err:
+        raise ModuleFailure("the apiserver refused deleting %s: %s" % (request.label, describe_api_error(err)),
+                            [describe_api_error(err)], changed=False)
+    name = created["metadata"]["name"]
+    result["deletion_request"] = name
+    if params["wait"]:
+        target = WaitTarget(request.velero_namespace, name,
+                            lambda obj: obj is None or objects.phase_of(obj) == "Processed",
+                            "Velero to delete the backup", lambda obj: "phase %s" % objects.phase_of(obj))
+        try:
+            final = wait_for(client, objects.API_VERSION, "deletebackuprequests", [target],
+                             params["wait_timeout"])[(request.velero_namespace, name)]
+        except WaitTimeout as err:
+            raise ModuleFailure(str(err), [str(err)], **result)
+        errors = ((final or {}).get("status") or {}).get("errors") or []
+        if errors:
+            raise ModuleFailure("Velero could not delete %s: %s" % (request.label, joined_errors(errors)), errors,
+                                **dict((k, v) for k, v in result.items() if k != "errors"))
+        result["backup"]["phase"] = "absent"
+    module.exit_json(**result)
+
+
 def run(module):
     params = dict(module.params)
     request = parse_request(params)
     client = KubeClient(module_connection(module), concurrency=params["concurrency"])
+    if params.get("state") == "absent":
+        delete_backup(module, client, request, params)
+        return
     preflight(client, request, params)
     creating = request.existing is None
     if creating:

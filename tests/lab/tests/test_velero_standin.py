@@ -177,3 +177,31 @@ def test_restore_over_a_changed_vm_warns_or_updates_by_existing_resource_policy(
         else:
             listing = json.loads(gzip.decompress(download(admin, wait, "RestoreResourceList", name)))
             assert f"{vms}/db(updated)" in listing["kubevirt.io/v1/VirtualMachine"]
+
+
+def test_an_expired_backup_is_deleted_with_its_files_and_restores(admin, wait, lab):
+    backup = create_backup(admin, wait, {"includedNamespaces": ["default"], "ttl": "3s"})
+    name = backup["metadata"]["name"]
+    restore = f"r-{uuid.uuid4().hex[:6]}"
+    admin.create(velero_path("restores"), {"apiVersion": "velero.io/v1", "kind": "Restore",
+                                           "metadata": {"name": restore, "namespace": VELERO},
+                                           "spec": {"backupName": name, "includedResources": ["configmaps"]}})
+    wait.until(velero_path("restores", restore), finished, 30)
+    # gc_controller.go: a DeleteBackupRequest once expired; backup_deletion_controller.go deletes everything
+    wait.gone(velero_path("backups", name), timeout=30)
+    wait.gone(velero_path("restores", restore), timeout=10)
+    store = lab.dir / "velero-objects" / "velero"
+    assert not list((store / "backups" / name).glob("*")) and not list((store / "restores" / restore).glob("*"))
+    left = admin.get(velero_path("deletebackuprequests"), labelSelector=f"velero.io/backup-name={name}")
+    assert left["items"] == []  # all of the backup's requests deleted after a clean deletion
+
+
+def test_a_deletion_request_for_a_missing_backup_is_processed_with_the_error(admin, wait):
+    name = f"d-{uuid.uuid4().hex[:6]}"
+    admin.create(velero_path("deletebackuprequests"), {
+        "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest", "metadata": {"name": name, "namespace": VELERO},
+        "spec": {"backupName": "ghost"}})
+    request = wait.until(velero_path("deletebackuprequests", name),
+                         lambda r: (r.get("status") or {}).get("phase") == "Processed", 30)
+    assert request["status"]["errors"] == ["backup not found"]
+    admin.delete(velero_path("deletebackuprequests", name))

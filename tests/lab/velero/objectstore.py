@@ -63,6 +63,13 @@ class ObjectStore:
             return []
         return sorted(prefix + p.name + delimiter for p in base.iterdir() if p.is_dir())
 
+    def list_objects(self, bucket: str, prefix: str) -> List[str]:
+        base = self._path(bucket, "")
+        start = self._path(bucket, prefix) if prefix else base
+        if not start.exists():
+            return []
+        return sorted(str(p.relative_to(base)) for p in start.rglob("*") if p.is_file())
+
     def delete_object(self, bucket: str, key: str) -> None:
         path = self._path(bucket, key)
         if path.exists():

@@ -59,6 +59,7 @@ DOWNLOAD_URL_TTL = 600  # pkg/persistence/object_store.go DownloadURLTTL
 STORAGE_LOCATION_LABEL = "velero.io/storage-location"
 BACKUP_NAME_LABEL = "velero.io/backup-name"
 RESTORE_NAME_LABEL = "velero.io/restore-name"
+BACKUP_UID_LABEL = "velero.io/backup-uid"
 EXCLUDE_LABEL = "velero.io/exclude-from-backup"
 SUBDIRS = ("backups", "restores", "restic", "metadata", "plugins", "kopia")  # object_store_layout.go
 
@@ -805,7 +806,11 @@ class VeleroServer:
         manager.reconciler("VeleroBackupStorageLocation", self.reconcile_location)
         manager.reconciler("VeleroBackup", self.reconcile_backup)
         manager.reconciler("VeleroRestore", self.reconcile_restore)
+        self.deletions = manager.informer("velero-deletions",
+                                          object_path(API, "deletebackuprequests", namespace=NAMESPACE),
+                                          ("VeleroDeleteBackupRequest",))
         manager.reconciler("VeleroDownloadRequest", self.reconcile_download)
+        manager.reconciler("VeleroDeleteBackupRequest", self.reconcile_deletion)
 
     def get(self, path: str, **params) -> JSON:
         """A read, retried while the apiserver answers 429 (client-go's rate-limit retries; a CRD just
@@ -911,6 +916,26 @@ class VeleroServer:
             return self._run_backup(backup)
         if phase in ("Finalizing", "FinalizingPartiallyFailed"):
             return self._finalize_backup(backup)
+        return self._collect_garbage(backup)
+
+    def _collect_garbage(self, backup: JSON) -> Optional[float]:
+        """gc_controller.go Reconcile: an expired backup gets a DeleteBackupRequest (delete_helpers.go
+        NewDeleteBackupRequest: generateName <backup>-, labels backup-name and backup-uid)."""
+        expiration = (backup.get("status") or {}).get("expiration")
+        if not expiration or (backup.get("status") or {}).get("phase") == "Deleting":
+            return None
+        left = parse_time(expiration) - time.time()
+        if left > 0:
+            return min(left + 0.5, 3600.0)  # looked at again when it expires (Velero's GC runs every hour)
+        meta = backup["metadata"]
+        pending = [d for d in self.deletions.list() if (d.get("spec") or {}).get("backupName") == meta["name"]
+                   and (d.get("status") or {}).get("phase") != "Processed"]
+        if not pending:
+            self.kube.create(object_path(API, "deletebackuprequests", namespace=NAMESPACE), {
+                "apiVersion": API, "kind": "DeleteBackupRequest",
+                "metadata": {"generateName": f"{meta['name']}-", "namespace": NAMESPACE,
+                             "labels": {BACKUP_NAME_LABEL: meta["name"], BACKUP_UID_LABEL: meta["uid"]}},
+                "spec": {"backupName": meta["name"]}})
         return None
 
     def _start_backup(self, backup: JSON) -> Optional[float]:
@@ -1158,6 +1183,76 @@ class VeleroServer:
                "expiration": after(DOWNLOAD_URL_TTL)}
         self._patch_status("downloadrequests", request, new)
         return DOWNLOAD_URL_TTL
+
+    # -- DeleteBackupRequest ----------------------------------------------------------------------------
+
+    def _processed(self, request: JSON, errors: List[str]) -> None:
+        """backup_deletion_controller.go patchDeleteBackupRequestWithError / the final patch: Processed, errors."""
+        self._patch_status("deletebackuprequests", request, {"phase": "Processed", "errors": errors})
+
+    def reconcile_deletion(self, namespace: str, name: str) -> Optional[float]:
+        """backup_deletion_controller.go Reconcile."""
+        request = self.deletions.get(namespace, name)
+        if request is None or (request.get("status") or {}).get("phase") in ("Processed", "InProgress"):
+            return None
+        backup_name = (request.get("spec") or {}).get("backupName")
+        if not backup_name:
+            self._processed(request, ["spec.backupName is required"])
+            return None
+        backup = self.backups.get(NAMESPACE, backup_name)
+        if backup is not None and (backup.get("status") or {}).get("phase", "") in ("", "New", "InProgress"):
+            self._processed(request, ["backup is still in progress"])
+            return None
+        if backup is None:
+            self._processed(request, ["backup not found"])
+            return None
+        location_name = backup["spec"].get("storageLocation", "")
+        location = self._location(location_name)
+        if location is None:
+            self._processed(request, [f"backup storage location {location_name} not found"])
+            return None
+        if (location.get("spec") or {}).get("accessMode") == "ReadOnly":
+            self._processed(request, [f"cannot delete backup because backup storage location {location_name} is "
+                                      f"currently in read-only mode"])
+            return None
+        if (location.get("status") or {}).get("phase") != "Available":
+            self._processed(request, [f"cannot delete backup because backup storage location {location_name} is "
+                                      f"currently in Unavailable state"])
+            return None
+        labels = {BACKUP_NAME_LABEL: backup_name, BACKUP_UID_LABEL: backup["metadata"]["uid"]}
+        self.kube.merge_patch(self._path("deletebackuprequests", name), {
+            "metadata": {"resourceVersion": request["metadata"]["resourceVersion"], "labels": labels},
+            "status": {"phase": "InProgress"}})
+        self.kube.merge_patch(self._path("backups", backup_name), {"status": {"phase": "Deleting"}})
+        errors: List[str] = []
+        bucket, prefix = self._bucket_prefix(location)
+        try:  # object_store.go DeleteBackup: every object under backups/<name>/
+            for key in self.store.list_objects(bucket, f"{prefix}backups/{backup_name}/"):
+                self.store.delete_object(bucket, key)
+        except (OSError, NoSuchBucket) as err:
+            errors.append(str(err))
+        for restore in self.restores.list():  # "Removing restores": those referencing the backup
+            if (restore.get("spec") or {}).get("backupName") == backup_name:
+                restore_name = restore["metadata"]["name"]
+                try:
+                    for key in self.store.list_objects(bucket, f"{prefix}restores/{restore_name}/"):
+                        self.store.delete_object(bucket, key)
+                    self.kube.delete(self._path("restores", restore_name))
+                except (KubeError, OSError, NoSuchBucket) as err:
+                    errors.append(f"error deleting restore {NAMESPACE}/{restore_name}: {err}")
+        try:
+            self.kube.delete(self._path("backups", backup_name))
+        except KubeError as err:
+            errors.append(f"error deleting backup {NAMESPACE}/{backup_name}: {err}")
+        current = self.kube.get_or_none(self._path("deletebackuprequests", name))
+        if current is not None:
+            self._processed(current, errors)
+        if not errors:  # "delete all DeleteBackupRequests for this backup"
+            selector = f"{BACKUP_NAME_LABEL}={backup_name},{BACKUP_UID_LABEL}={backup['metadata']['uid']}"
+            for other in self.kube.get(object_path(API, "deletebackuprequests", namespace=NAMESPACE),
+                                       labelSelector=selector).get("items", []):
+                self.kube.delete(self._path("deletebackuprequests", other["metadata"]["name"]))
+        return None
 
 
 def register(manager: Manager, kube: Kube, state_dir) -> VeleroServer:
