@@ -22,7 +22,7 @@ description:
     O(template_label_filters) and O(template_annotation_filters) (KubeVirt's filters - regular expressions
     matched anywhere in the key, a leading C(!) excludes and wins, C(*) alone matches every key; no filter keeps
     everything). Every interface gets the MAC address O(new_mac_addresses) gives it, else none (KubeMacPool or
-    KubeVirt picks one); the firmware's serial becomes O(new_smbios_serial) (or empty) and its UUID a new one.
+    KubeVirt picks one); a firmware section's serial becomes O(new_smbios_serial) (or empty) and its UUID a new one.
   - B(Preflight.) Before anything is written every clone is checked - the source VM or snapshot exists, a snapshot
     is ready to use, the source's volumes can be snapshotted (KubeVirt's C(volumeSnapshotStatuses)), the target VM
     does not exist, each MAC address is well formed and names an interface of the source - and each
@@ -88,7 +88,9 @@ options:
     description: Interface name to MAC address for the new VM (C(newMacAddresses)); other interfaces get none.
     type: dict
   new_smbios_serial:
-    description: The new VM's firmware serial (C(newSMBiosSerial)).
+    description:
+      - The new VM's firmware serial (C(newSMBiosSerial)). KubeVirt sets it only when the source VM has a firmware
+        section (C(spec.template.spec.domain.firmware)); for a source without one it is refused before any write.
     type: str
   start:
     description: Start the new VMs once cloned and wait until they are ready.

@@ -29,7 +29,8 @@ def test_clone_a_vm_and_a_snapshot_with_filters_new_macs_and_start(run_module, a
         {"source_vm": "web", "target": "web-2", "label_filters": ["app", "team"],
          "annotation_filters": ["owner.example.com/*"], "new_mac_addresses": {"default": "02:16:3e:00:00:02"},
          "start": True},
-        {"source_snapshot": "web-snap", "target": "web-3", "label_filters": ["*", "!team"]},
+        {"source_snapshot": "web-snap", "target": "web-3", "label_filters": ["*", "!team"],
+         "template_label_filters": ["*", "!kubevirt.io/domain"]},
     ]}
 
     mark = audit.mark()
@@ -57,6 +58,8 @@ def test_clone_a_vm_and_a_snapshot_with_filters_new_macs_and_start(run_module, a
     vm3 = admin.get(vm_path(ns, "web-3"))
     assert vm3["metadata"]["labels"] == {"app": "web", "backup/nightly": "yes"}
     assert vm3["spec"]["runStrategy"] == "Halted"
+    assert vm2["spec"]["template"]["metadata"]["labels"] == {"kubevirt.io/domain": "web"}
+    assert not (vm3["spec"]["template"].get("metadata") or {}).get("labels")
     assert vm3["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][0].get("macAddress", "") == ""
     # each clone has disks of its own, made from the snapshot's volume snapshots
     claims = {vm["metadata"]["name"]: vm["spec"]["template"]["spec"]["volumes"][0]["dataVolume"]["name"]
@@ -97,6 +100,8 @@ def test_bad_clones_are_refused_before_any_write_naming_the_clone_and_option(run
         ({"clones": [{"target": "new"}]}, "clones[0] (new): source_vm: give exactly one of source_vm and source_snapshot"),
         ({"clones": [{"source_vm": "src", "target": "a"}, {"source_vm": "src", "target": "a"}]},
          "VM %s/a: target: cloned into twice in this task" % ns),
+        ({"source_vm": "src", "target": "new", "new_smbios_serial": "s-1"},
+         "VM %s/new: new_smbios_serial: the source has no firmware section" % ns),
         ({"source_vm": "src", "target": "new", "label_filters": ["a*b"]},
          "spec.labels: spec.labels filter a*b is invalid: cannot contain a wildcard character"),
     ]

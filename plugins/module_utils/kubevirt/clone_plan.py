@@ -214,7 +214,13 @@ def preflight(request, content, clones):
                     and not found.get("enabled"):
                 problems.append("%s %s: volume %s cannot be snapshotted (%s), so KubeVirt cannot clone it"
                                 % (where, request.source_name, volume.get("name"), found.get("reason") or "not supported"))
-    names = [i.get("name") for i in _interfaces(source_vm_spec(request, content))]
+    vm_spec = source_vm_spec(request, content)
+    if request.serial is not None and \
+            ((((vm_spec.get("template") or {}).get("spec") or {}).get("domain") or {}).get("firmware")) is None:
+        # vm-target.go addSmbiosSerialPatches: KubeVirt sets the serial only on a VM with a firmware section
+        problems.append("VM %s: new_smbios_serial: the source has no firmware section, where KubeVirt would set the "
+                        "serial (it would be ignored)" % request.label)
+    names = [i.get("name") for i in _interfaces(vm_spec)]
     for iface in sorted(request.new_macs):
         if iface not in names:
             problems.append("VM %s: new_mac_addresses.%s: the source has no interface %s (it has %s)"

@@ -148,3 +148,15 @@ def test_clone_preflight():
     assert clone_plan.needs_start(request.target_vm)
     assert clone_plan.start_patch(request.target_vm) == {"spec": {"runStrategy": "Always"}}
     assert clone_plan.start_patch({"spec": {"running": False}}) == {"spec": {"running": True}}
+
+
+def test_a_new_serial_needs_a_firmware_section_in_the_source():
+    source = {"metadata": {"name": "vm"}, "spec": {"template": {"spec": {"domain": {"devices": {}}}}}}
+    request = clone_request(source_vm="vm", target="copy", new_smbios_serial="s-1")
+    request.source = source
+    assert clone_plan.preflight(request, None, {}) == [
+        "VM vms/copy: new_smbios_serial: the source has no firmware section, where KubeVirt would set the serial "
+        "(it would be ignored)"]
+    source["spec"]["template"]["spec"]["domain"]["firmware"] = {"serial": "old"}
+    assert clone_plan.preflight(request, None, {}) == []
+    assert clone_plan.build_clone(request)["spec"]["newSMBiosSerial"] == "s-1"
