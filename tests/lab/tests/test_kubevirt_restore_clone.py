@@ -194,3 +194,19 @@ def test_the_clone_admitter_refuses_what_kubevirt_refuses(admin, namespace):
         with pytest.raises(KubeError) as err:
             admin.create(clone_path(namespace), body)
         assert err.value.status == 422 and message in str(err.value), (body, err.value)
+
+
+def test_in_place_volume_policy_replaces_the_claim_under_its_own_name(admin, wait, namespace):
+    snapshotted_vm(admin, wait, namespace)
+    before = admin.get(pvc_path(namespace, "vm-disk"))
+    admin.create(restore_path(namespace), restore_manifest("inplace", "vm", "vm-snap", volumeRestorePolicy="InPlace"))
+    restore = wait.until(restore_path(namespace, "inplace"), complete, 90, "restore complete")
+    assert restore["status"]["restores"][0]["persistentVolumeClaim"] == "vm-disk"
+    after = admin.get(pvc_path(namespace, "vm-disk"))
+    assert after["metadata"]["uid"] != before["metadata"]["uid"]
+    assert after["spec"]["dataSource"]["kind"] == "VolumeSnapshot"
+    assert after["metadata"]["annotations"][vm_restore.LAST_RESTORE] == "inplace-%s" % restore["metadata"]["uid"]
+    vm = admin.get(vm_path(namespace, "vm"))
+    assert vm["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "vm-disk"
+    # the restored claim is owned by the VM it was restored into (createRestorePVC: target.Own)
+    assert [r["name"] for r in after["metadata"].get("ownerReferences") or []] == ["vm"]
