@@ -58,7 +58,11 @@ volumeOwnershipPolicy; another restore of the same target not complete ("Virtual
 progress"); spec immutable on update ("spec in immutable after creation").
 
 Not mirrored: instancetype/preference ControllerRevisions (restoreInstancetypeControllerRevisions), backend
-storage PVCs (persistent TPM/EFI), memory dump volumes beyond skipping them.
+storage PVCs (persistent TPM/EFI), memory dump volumes beyond skipping them, the VM status admitter's
+validateRestoreStatus (pkg/storage/admitters/vm-storage-status.go: no runStrategy change while
+restoreInProgress). The RestoreTargetNotReady event of a waiting restore is recorded once per wait reason,
+not on every resync as KubeVirt's rate-limited queue does. Restores are woken by their VM, their annotated
+PVCs and DataVolumes (restore_base.go handlers); KubeVirt's "vm" index is a scan of the restores here.
 """
 
 import copy
