@@ -9,18 +9,21 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: kubevirt_vm_export
-short_description: Export the disks of KubeVirt VMs or PVCs and download them, with a sha256 per file
+short_description: Export the disks of KubeVirt VMs, VM snapshots or PVCs and download them, with a sha256 per file
 version_added: 0.1.0
 description:
-  - Creates one C(VirtualMachineExport) per VM or PVC, waits with one watch for all of them until each is
+  - Creates one C(VirtualMachineExport) per VM, VM snapshot or PVC, waits with one watch for all of them until each is
     C(Ready), downloads every volume from the export's external link with the export's token, writes the file's
     sha256 beside it (C(<file>.sha256), in C(sha256sum) format) and deletes the export (its token secret and
     service go with it). The result gives, per volume, the file, its size, sha256, the duration and rate of the
     download and its progress in steps of 10 percent.
   - A VM's disks are its C(persistentVolumeClaim) and C(dataVolume) volumes, each written to
-    C(<dest>/<namespace>/<claim>.img) (C(.img.gz) with O(format=gzip)).
+    C(<dest>/<namespace>/<claim>.img) (C(.img.gz) with O(format=gzip)). A C(VirtualMachineSnapshot)'s disks are the
+    claims of its volume snapshots, which KubeVirt restores for the export, each written to
+    C(<dest>/<namespace>/<snapshot>-<claim>.img).
   - B(Checks before any write.) Every VM and PVC is read first. A VM that does not exist, that runs (KubeVirt
-    exports the disks of a stopped VM only), or that has no PVC-backed volume, a PVC that does not exist, is
+    exports the disks of a stopped VM only), or that has no PVC-backed volume, a snapshot that does not exist or
+    is not ready to use, a PVC that does not exist, is
     not populated yet, or is in use by a running VM, fails the task with nothing written; the message names
     every object refused and why. Then every export object goes through a server-side dry run.
   - B(Idempotence.) A disk whose file and C(.sha256) are already in O(dest) and agree is not exported again;
@@ -50,6 +53,15 @@ options:
   pvc:
     description: Name of one PersistentVolumeClaim to export.
     type: str
+  snapshot:
+    description: Name of one C(VirtualMachineSnapshot) whose volumes to export.
+    type: str
+  snapshots:
+    description:
+      - Many VM snapshots in one task. Each item is a snapshot name or a dict with C(name) and optionally
+        C(namespace).
+    type: list
+    elements: raw
   vms:
     description: Many VMs in one task. Each item is a VM name or a dict with C(name) and optionally C(namespace).
     type: list
@@ -59,7 +71,7 @@ options:
     type: list
     elements: raw
   namespace:
-    description: Namespace of the VMs and PVCs; the default of every item.
+    description: Namespace of the VMs, snapshots and PVCs; the default of every item.
     type: str
   dest:
     description:
@@ -113,7 +125,8 @@ notes:
   - "RBAC: in each namespace, C(get) on C(virtualmachines.kubevirt.io), C(list) on
     C(virtualmachineinstances.kubevirt.io), C(get) on C(persistentvolumeclaims) and C(datavolumes.cdi.kubevirt.io);
     C(get), C(list), C(watch), C(create) and C(delete) on C(virtualmachineexports.export.kubevirt.io); C(get) on
-    the export's token C(secrets)."
+    the export's token C(secrets); to export snapshots, C(get) on C(virtualmachinesnapshots) and
+    C(virtualmachinesnapshotcontents) (C(snapshot.kubevirt.io))."
   - The export server must be reachable from where the task runs (KubeVirt's C(virt-exportproxy) behind an
     Ingress or Route, which gives the export its external link).
 """
@@ -145,16 +158,16 @@ api_version:
   returned: always
   type: str
 exports:
-  description: One entry per VM or PVC.
+  description: One entry per VM, VM snapshot or PVC.
   returned: always
   type: list
   elements: dict
   contains:
     kind:
-      description: V(VirtualMachine) or V(PersistentVolumeClaim).
+      description: V(VirtualMachine), V(VirtualMachineSnapshot) or V(PersistentVolumeClaim).
       type: str
     name:
-      description: The VM's or the PVC's name.
+      description: The VM's, snapshot's or PVC's name.
       type: str
     namespace:
       description: Its namespace.
@@ -221,7 +234,9 @@ def argument_spec():
     spec.update(
         vm=dict(type="str"),
         pvc=dict(type="str"),
+        snapshot=dict(type="str"),
         vms=dict(type="list", elements="raw"),
+        snapshots=dict(type="list", elements="raw"),
         pvcs=dict(type="list", elements="raw"),
         namespace=dict(type="str"),
         dest=dict(type="path", required=True),

@@ -188,7 +188,9 @@ CASES = [
      ["ttl: '5 minutes' is not a duration"]),
     ("bad-item-name", EXPORT, {"vms": ["down", "Bad_Name"], "dest": "{tmp}/out"},
      ["VirtualMachine {ns}/Bad_Name: name: 'Bad_Name' is not a valid name"]),
-    ("nothing-named", EXPORT, {"dest": "{tmp}/out"}, ["vm: one of vm, pvc, vms or pvcs is required"]),
+    ("no-such-snapshot", EXPORT, {"snapshot": "ghost", "dest": "{tmp}/out"},
+     ["VirtualMachineSnapshot {ns}/ghost: name: no such VirtualMachineSnapshot in namespace {ns}"]),
+    ("nothing-named", EXPORT, {"dest": "{tmp}/out"}, ["vm: one of vm, pvc, snapshot, vms, pvcs or snapshots is required"]),
     ("upload-missing-src", UPLOAD, {"name": "new", "src": "{tmp}/nope.img", "size": "1Gi"},
      ["DataVolume {ns}/new: src: {tmp}/nope.img is not a readable file"]),
     ("upload-too-small", UPLOAD, {"name": "new", "src": "{tmp}/image.img", "size": "1Mi"},
@@ -264,3 +266,27 @@ def test_diff_mode_names_the_files_and_the_datavolumes(run_module, ns, lab, expo
                         check=True, diff=True)
     assert result["diff"][0]["after"]["spec"]["source"] == {"upload": {}}
     assert result["disks"][0]["size"] == "1Mi" and result["disks"][0]["action"] == "would upload"
+
+
+def test_export_of_a_vm_snapshot(run_module, admin, ns, exported_vm, tmp_path, audit):
+    snapshots = object_path("snapshot.kubevirt.io/v1beta1", "virtualmachinesnapshots", namespace=ns)
+    admin.create(snapshots, {"apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineSnapshot",
+                             "metadata": {"name": "before"},
+                             "spec": {"source": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "src"}}})
+    import time
+    deadline = time.monotonic() + 60
+    while not ((admin.get(snapshots + "/before").get("status") or {}).get("readyToUse")):
+        assert time.monotonic() < deadline, "snapshot not ready"
+        time.sleep(0.2)
+    result = run_module(EXPORT, {"namespace": ns, "snapshot": "before", "dest": str(tmp_path), "keep_export": True})
+    assert result.get("failed") is not True, result.get("msg")
+    export = result["exports"][0]
+    assert (export["kind"], export["export"]) == ("VirtualMachineSnapshot", "before-snapshot-export")
+    volume = export["volumes"][0]
+    assert volume["name"] == exported_vm and volume["path"] == str(tmp_path / ns / f"before-{exported_vm}.img")
+    # the export restored the claim <export>-<claim> from the snapshot; the file holds its bytes
+    restored = handle_of(admin, ns, f"before-snapshot-export-{exported_vm}")
+    assert volume["sha256"] == volume_data.sha256(restored)
+    mark = audit.mark()
+    again = run_module(EXPORT, {"namespace": ns, "snapshot": "before", "dest": str(tmp_path)})
+    assert again["changed"] is False and writes(audit, mark, ns) == []

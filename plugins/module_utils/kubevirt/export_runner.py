@@ -35,7 +35,8 @@ PLURAL = "virtualmachineexports"
 KIND = "VirtualMachineExport"
 TOKEN_HEADER = "x-kubevirt-export-token"  # virt-exportserver's authHeader
 SOURCE_LABEL = "palette.vmo/export-source"
-KINDS = {"vm": "VirtualMachine", "pvc": "PersistentVolumeClaim"}
+KINDS = {"vm": "VirtualMachine", "pvc": "PersistentVolumeClaim", "snapshot": "VirtualMachineSnapshot"}
+API_GROUPS = {"vm": "kubevirt.io", "snapshot": "snapshot.kubevirt.io"}
 EXTENSIONS = {"raw": ".img", "gzip": ".img.gz"}
 DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms))+$")
 ITEM_OPTIONS = dict(name=dict(type="str", required=True), namespace=dict(type="str"))
@@ -69,17 +70,17 @@ class Source(object):
 def parse_sources(params):
     errors, sources = [], []
     namespace = params.get("namespace")
-    for option, kind in (("vms", "vm"), ("pvcs", "pvc")):
+    for option, kind in (("vms", "vm"), ("pvcs", "pvc"), ("snapshots", "snapshot")):
         items = [{"name": i} if isinstance(i, str) else i for i in params.get(option) or []]
         validated, item_errors = validate_items(option, items, ITEM_OPTIONS)
         errors.extend(item_errors)
         for item in validated:
             sources.append(Source(kind, item["name"], item.get("namespace") or namespace, option))
-    for option, kind in (("vm", "vm"), ("pvc", "pvc")):
+    for option, kind in (("vm", "vm"), ("pvc", "pvc"), ("snapshot", "snapshot")):
         if params.get(option):
             sources.append(Source(kind, params[option], namespace, option))
     if not sources and not errors:
-        errors.append("vm: one of vm, pvc, vms or pvcs is required")
+        errors.append("vm: one of vm, pvc, snapshot, vms, pvcs or snapshots is required")
     seen = set()
     for source in sources:
         if not source.namespace:
@@ -148,10 +149,36 @@ def _running_users(vmis, claim):
     return None
 
 
+def _check_snapshot(client, source, params):
+    """A VirtualMachineSnapshot's volumes (vmsnapshot-source.go): the claims of its content's volume backups,
+    which KubeVirt restores for the export; the snapshot must be ready to use."""
+    ns = source.namespace
+    version = params["snapshot_api_version"]
+    snapshot = client.get_or_none(object_path(version, "virtualmachinesnapshots", source.name, ns))
+    if snapshot is None:
+        return ["%s: name: no such VirtualMachineSnapshot in namespace %s" % (source.label, ns)]
+    status = snapshot.get("status") or {}
+    if not status.get("readyToUse"):
+        return ["%s: name: is not ready to use (phase %s)" % (source.label, status.get("phase") or "none")]
+    content = client.get_or_none(object_path(version, "virtualmachinesnapshotcontents",
+                                             status.get("virtualMachineSnapshotContentName") or "-", ns)) or {}
+    backups = (content.get("spec") or {}).get("volumeBackups") or []
+    source.claims = [((b.get("persistentVolumeClaim") or {}).get("metadata") or {}).get("name") for b in backups]
+    source.claims = [c for c in source.claims if c]
+    if not source.claims:
+        return ["%s: name: holds no volume snapshots to export" % source.label]
+    for claim in source.claims:
+        file_name = "%s-%s%s" % (source.name, claim, EXTENSIONS[params["format"]])
+        source.files[claim] = os.path.join(params["dest"], ns, file_name)
+    return []
+
+
 def check_source(client, api_version, source, params):
     """Reads the source and its claims; returns the problems that stop the task before any write."""
     problems = []
     ns = source.namespace
+    if source.kind == "snapshot":
+        return _check_snapshot(client, source, params)
     vmis = client.list_all(object_path(api_version, "virtualmachineinstances", namespace=ns))[0]
     if source.kind == "vm":
         vm = client.get_or_none(object_path(api_version, "virtualmachines", source.name, ns))
@@ -197,8 +224,8 @@ def already_downloaded(path):
 
 def export_body(source, api_version, params):
     spec = {"source": {"kind": KINDS[source.kind], "name": source.name}}
-    if source.kind == "vm":
-        spec["source"]["apiGroup"] = "kubevirt.io"
+    if source.kind in API_GROUPS:
+        spec["source"]["apiGroup"] = API_GROUPS[source.kind]
     if params.get("ttl"):
         spec["ttlDuration"] = params["ttl"]
     return {"apiVersion": api_version, "kind": KIND,
@@ -285,6 +312,8 @@ def run(module):
     client = KubeClient(module_connection(module), concurrency=params["concurrency"])
     api_version = preferred_version(client, "kubevirt.io", None)
     export_version = preferred_version(client, "export.kubevirt.io", params.get("api_version"))
+    if any(s.kind == "snapshot" for s in sources):
+        params["snapshot_api_version"] = preferred_version(client, "snapshot.kubevirt.io", None)
     outcomes = run_concurrently(lambda s: check_source(client, api_version, s, params), sources, params["concurrency"])
     problems = []
     for outcome in outcomes:

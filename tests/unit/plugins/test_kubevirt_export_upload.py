@@ -12,7 +12,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import disk_t
 
 
 def export_params(**overrides):
-    params = dict(vm=None, pvc=None, vms=None, pvcs=None, namespace="ns", dest="/tmp", format="raw", ttl=None,
+    params = dict(vm=None, pvc=None, snapshot=None, vms=None, pvcs=None, snapshots=None, namespace="ns", dest="/tmp", format="raw", ttl=None,
                   export_ca_cert=None, wait_timeout=60, concurrency=4)
     params.update(overrides)
     return params
@@ -29,7 +29,7 @@ def test_export_sources_from_every_option_and_their_names():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(), "vm: one of vm, pvc, vms or pvcs is required"),
+    (dict(), "vm: one of vm, pvc, snapshot, vms, pvcs or snapshots is required"),
     (dict(vm="Bad_Name"), "VirtualMachine ns/Bad_Name: name: 'Bad_Name' is not a valid name"),
     (dict(vms=["a", "a"]), "VirtualMachine ns/a: name: is named more than once in this task"),
     (dict(vm="a", ttl="soon"), "ttl: 'soon' is not a duration"),
