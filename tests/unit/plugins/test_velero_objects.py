@@ -113,3 +113,17 @@ def test_the_location_ca_cert_is_the_one_download_urls_are_verified_with():
     assert objects.location_ca_cert(client, "velero", "minio") == pem
     assert objects.location_ca_cert(client, "velero", "default") is None
     assert objects.location_ca_cert(client, "velero", None) is None
+
+
+def test_the_wait_timeout_names_the_backup_its_phase_and_progress():
+    from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTimeout
+
+    from .kube_fakes import FakeCluster
+
+    running = {"metadata": {"name": "nightly", "namespace": "velero"},
+               "status": {"phase": "InProgress", "progress": {"totalItems": 40, "itemsBackedUp": 12}}}
+    cluster = FakeCluster(objects={objects.velero_path("backups", "velero", "nightly"): running})
+    with pytest.raises(WaitTimeout) as err:
+        objects.wait_final(cluster, "backups", "velero", ["nightly"], 0.2, "the backup")
+    assert "velero/nightly (waiting for the backup to finish (Completed, PartiallyFailed, Failed); last seen: " \
+        "phase InProgress, 12 of 40 items)" in str(err.value)
