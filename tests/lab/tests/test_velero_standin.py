@@ -205,3 +205,29 @@ def test_a_deletion_request_for_a_missing_backup_is_processed_with_the_error(adm
                          lambda r: (r.get("status") or {}).get("phase") == "Processed", 30)
     assert request["status"]["errors"] == ["backup not found"]
     admin.delete(velero_path("deletebackuprequests", name))
+
+
+def test_backups_are_synced_from_the_store_and_orphans_removed(admin, wait, lab):
+    name = f"sync-{uuid.uuid4().hex[:6]}"
+    (lab.dir / "velero-objects" / name).mkdir(parents=True)  # a bucket of its own (`mc mb`): the default location's
+    # bucket has no prefix, so another location's prefix in it would be an invalid top-level directory there
+    admin.create(velero_path("backupstoragelocations"), {
+        "apiVersion": "velero.io/v1", "kind": "BackupStorageLocation", "metadata": {"name": name, "namespace": VELERO},
+        "spec": {"provider": "aws", "objectStorage": {"bucket": name, "prefix": "lab"}, "backupSyncPeriod": "1s",
+                 "config": {"region": "minio"}}})
+    try:
+        wait.until(velero_path("backupstoragelocations", name),
+                   lambda bsl: (bsl.get("status") or {}).get("phase") == "Available", 30)
+        backup = create_backup(admin, wait, {"includedNamespaces": ["default"], "storageLocation": name})
+        assert backup["status"]["phase"] == "Completed"
+        backup_name = backup["metadata"]["name"]
+        admin.delete(velero_path("backups", backup_name))  # the files stay in the store
+        synced = wait.until(velero_path("backups", backup_name),
+                            lambda b: b is not None and b["metadata"]["uid"] != backup["metadata"]["uid"], 30)
+        assert synced["status"]["phase"] == "Completed"
+        assert synced["metadata"]["labels"]["velero.io/storage-location"] == name
+        for path in (lab.dir / "velero-objects" / name / "lab" / "backups" / backup_name).iterdir():
+            path.unlink()  # gone from the store: the cluster's Completed backup is an orphan
+        wait.gone(velero_path("backups", backup_name), timeout=30)
+    finally:
+        admin.delete(velero_path("backupstoragelocations", name))

@@ -61,7 +61,9 @@ class ObjectStore:
         base = self._path(bucket, prefix) if prefix else self._path(bucket, "")
         if not base.is_dir():
             return []
-        return sorted(prefix + p.name + delimiter for p in base.iterdir() if p.is_dir())
+        # an object store has no empty folders: a prefix exists while an object has a key under it
+        return sorted(prefix + p.name + delimiter for p in base.iterdir()
+                      if p.is_dir() and any(f.is_file() for f in p.rglob("*")))
 
     def list_objects(self, bucket: str, prefix: str) -> List[str]:
         base = self._path(bucket, "")
@@ -74,6 +76,11 @@ class ObjectStore:
         path = self._path(bucket, key)
         if path.exists():
             path.unlink()
+        base = self._path(bucket, "")
+        parent = path.parent
+        while parent != base and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()  # no empty folders left behind
+            parent = parent.parent
 
     # -- CreateSignedURL and the server that honours it --------------------------------------------------
 

@@ -796,7 +796,8 @@ class VeleroServer:
         self.kube, self.store = kube, store
         self._resources: Optional[Dict[str, Resource]] = None
         self.locations = manager.informer("velero-bsl", object_path(API, "backupstoragelocations", namespace=NAMESPACE),
-                                          ("VeleroBackupStorageLocation",))
+                                          ("VeleroBackupStorageLocation", "VeleroBackupSync"))
+        self.last_sync: Dict[str, float] = {}
         self.backups = manager.informer("velero-backups", object_path(API, "backups", namespace=NAMESPACE),
                                         ("VeleroBackup",))
         self.restores = manager.informer("velero-restores", object_path(API, "restores", namespace=NAMESPACE),
@@ -804,6 +805,7 @@ class VeleroServer:
         self.downloads = manager.informer("velero-downloads", object_path(API, "downloadrequests", namespace=NAMESPACE),
                                           ("VeleroDownloadRequest",))
         manager.reconciler("VeleroBackupStorageLocation", self.reconcile_location)
+        manager.reconciler("VeleroBackupSync", self.reconcile_sync)
         manager.reconciler("VeleroBackup", self.reconcile_backup)
         manager.reconciler("VeleroRestore", self.reconcile_restore)
         self.deletions = manager.informer("velero-deletions",
@@ -893,6 +895,65 @@ class VeleroServer:
                "message": f'BackupStorageLocation "{name}" is unavailable: {error}' if error else ""}
         self._patch_status("backupstoragelocations", location, new)
         return frequency
+
+    def reconcile_sync(self, namespace: str, name: str) -> Optional[float]:
+        """backup_sync_controller.go Reconcile: backups in the location's store that the cluster lacks are created
+        from their velero-backup.json (resourceVersion cleared, labelled with the location; a Finalizing one only once
+        expired, as PartiallyFailed), and a Completed or PartiallyFailed backup of the location that the store no
+        longer holds is deleted (deleteOrphanedBackups). Every backupSyncPeriod (server default 1m, 0 disables)."""
+        location = self.locations.get(namespace, name)
+        if location is None:
+            self.last_sync.pop(name, None)
+            return None
+        period = 60.0
+        if (location.get("spec") or {}).get("backupSyncPeriod"):
+            try:
+                period = parse_duration(location["spec"]["backupSyncPeriod"])
+            except ValueError:
+                period = 60.0
+        if period == 0:
+            return None
+        since = time.time() - self.last_sync.get(name, 0.0)
+        if since < period:
+            return period - since
+        self.last_sync[name] = time.time()
+        if (location.get("status") or {}).get("phase") != "Available":
+            return period
+        bucket, prefix = self._bucket_prefix(location)
+        try:
+            stored = {d[len(prefix) + len("backups/"):].rstrip("/")
+                      for d in self.store.list_common_prefixes(bucket, f"{prefix}backups/")}
+        except NoSuchBucket:
+            return period
+        in_cluster = {b["metadata"]["name"]: b for b in self.backups.list()}
+        for backup_name in sorted(stored - set(in_cluster)):
+            key = f"{prefix}backups/{backup_name}/velero-backup.json"
+            if not self.store.object_exists(bucket, key):
+                continue
+            backup = json.loads(self.store.get_object(bucket, key))
+            status = backup.get("status") or {}
+            if status.get("phase") in ("WaitingForPluginOperations", "WaitingForPluginOperationsPartiallyFailed",
+                                       "Finalizing", "FinalizingPartiallyFailed"):
+                if not status.get("expiration") or parse_time(status["expiration"]) > time.time():
+                    continue
+                status["phase"] = "PartiallyFailed"
+            meta = backup["metadata"]
+            backup["metadata"] = {"name": backup_name, "namespace": NAMESPACE,
+                                  "labels": dict(meta.get("labels") or {},
+                                                 **{STORAGE_LOCATION_LABEL: backup["spec"].get("storageLocation", "")}),
+                                  "annotations": meta.get("annotations") or {}}
+            try:
+                self.kube.create(object_path(API, "backups", namespace=NAMESPACE), backup)
+            except KubeError as err:
+                if err.status != 409:
+                    log.warning("syncing backup %s: %s", backup_name, err)
+        for backup_name, backup in in_cluster.items():
+            labels = backup["metadata"].get("labels") or {}
+            if labels.get(STORAGE_LOCATION_LABEL) != name or backup_name in stored:
+                continue
+            if (backup.get("status") or {}).get("phase") in ("Completed", "PartiallyFailed"):
+                self.kube.delete(self._path("backups", backup_name))
+        return period
 
     def _location(self, name: str) -> Optional[JSON]:
         return self.locations.get(NAMESPACE, name)
