@@ -803,10 +803,40 @@ def admit_vm(request: JSON, config: JSON) -> JSON:
     causes = validate_vm_spec("spec", vm_spec, config)
     if causes:
         return denied(causes)
+    causes = validate_snapshot_status(request, vm)
+    if causes:
+        return denied(causes)
     response: JSON = {"allowed": True}
     if vm_spec.get("running") is not None:
         response["warnings"] = ["spec.running is deprecated, please use spec.runStrategy instead."]
     return response
+
+
+def validate_snapshot_status(request: JSON, vm: JSON) -> List[Cause]:
+    """pkg/storage/admitters/vm-storage-status.go validateSnapshotStatus (via storageadmitters.Admit in
+    vms-admitter.go): while status.snapshotInProgress is set, an update may change neither the template's volumes
+    (compareVolumes) nor the run strategy (compareRunningSpec: both `running` or both `runStrategy` and equal)."""
+    in_progress = (vm.get("status") or {}).get("snapshotInProgress")
+    if request.get("operation") != "UPDATE" or not in_progress:
+        return []
+    old = (request.get("oldObject") or {}).get("spec") or {}
+    new = vm.get("spec") or {}
+
+    def volumes(spec: JSON) -> list:
+        return ((spec.get("template") or {}).get("spec") or {}).get("volumes") or []
+    if volumes(old) != volumes(new):
+        return [{"reason": "FieldValueNotSupported", "field": "spec",
+                 "message": f'Cannot update vm disks or volumes until snapshot "{in_progress}" completes'}]
+    if old.get("running") is not None and new.get("running") is not None:
+        same = old["running"] == new["running"]
+    elif old.get("runStrategy") is not None and new.get("runStrategy") is not None:
+        same = old["runStrategy"] == new["runStrategy"]
+    else:
+        same = False
+    if not same:
+        return [{"reason": "FieldValueNotSupported", "field": "spec",
+                 "message": f'Cannot update vm running state until snapshot "{in_progress}" completes'}]
+    return []
 
 
 # vmi-create-admitter.go VMICreateAdmitter.Admit. On a cluster virt-api's mutating webhook has set

@@ -262,9 +262,9 @@ class Source:
             vm = kube.json_patch(self.path, [{"op": "test", "path": "/metadata/finalizers", "value": finalizers},
                                              {"op": "replace", "path": "/metadata/finalizers",
                                               "value": [f for f in finalizers if f != SOURCE_FINALIZER]}])
-        self.vm = kube.json_patch(self.path + "/status", [
-            {"op": "test", "path": "/status/snapshotInProgress", "value": self.snap["metadata"]["name"]},
-            {"op": "remove", "path": "/status/snapshotInProgress"}])
+        # UpdateStatus of the cached VM: a stale copy is a 409 Conflict, retried with the next copy
+        self.vm = kube.merge_patch(self.path + "/status", {
+            "metadata": {"resourceVersion": vm["metadata"]["resourceVersion"]}, "status": {"snapshotInProgress": None}})
         self.locked = False
         return True
 

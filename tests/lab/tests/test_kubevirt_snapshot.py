@@ -5,7 +5,7 @@ admitter (content with the VM's spec and volume backups, phases, indications, so
 import pytest
 
 from tests.lab.kube import KubeError, object_path
-from tests.lab.kubevirt import snapshot, vm_snapshot
+from tests.lab.kubevirt import handler, snapshot, vm_snapshot
 
 from .helpers import vm_manifest, vm_path, vmi_path
 
@@ -174,22 +174,34 @@ def test_an_offline_vm_snapshot_copies_the_vm_and_snapshots_its_volume(admin, wa
     assert vm["status"]["volumeSnapshotStatuses"] == [{"name": "root", "enabled": True}]
 
 
-def test_an_online_snapshot_has_the_online_indications_and_the_revision_spec(admin, wait, namespace):
+def agent_connected(vmi):
+    return any(c.get("type") == "AgentConnected" for c in (vmi.get("status") or {}).get("conditions") or [])
+
+
+@pytest.mark.parametrize("agent", [True, False])
+def test_an_online_snapshot_has_the_online_indications_and_the_revision_spec(admin, wait, namespace, agent):
     admin.create(pvc_path(namespace), claim("root-disk"))
     bound(wait, namespace, "root-disk")
-    admin.create(vm_path(namespace), vm_with_claim("vm1", namespace, "root-disk", "Always"))
+    vm = vm_with_claim("vm1", namespace, "root-disk", "Always")
+    if not agent:
+        vm["spec"]["template"]["metadata"]["annotations"] = {handler.LAB_NO_AGENT_ANNOTATION: "true"}
+    admin.create(vm_path(namespace), vm)
     wait.until(vmi_path(namespace, "vm1"), lambda v: v and (v.get("status") or {}).get("phase") == "Running"
-               and (v.get("status") or {}).get("virtualMachineRevisionName"), what="VMI running")
+               and (v.get("status") or {}).get("virtualMachineRevisionName") and agent_connected(v) == agent,
+               what="VMI running")
     admin.create(vmsnap_path(namespace), vm_snapshot_manifest("snap1", "vm1"))
     snap = wait.until(vmsnap_path(namespace, "snap1"), ready, what="VirtualMachineSnapshot ready")
-    indications = snap["status"]["indications"]
-    assert "Online" in indications
-    assert ("GuestAgent" in indications) != ("NoGuestAgent" in indications)
-    assert {i["indication"] for i in snap["status"]["sourceIndications"]} == set(indications)
-    assert snap["status"]["sourceIndications"][0]["message"] == \
-        vm_snapshot.INDICATION_MESSAGES[snap["status"]["sourceIndications"][0]["indication"]]
+    # updateSnapshotSourceIndications: Online, and GuestAgent (filesystems frozen) or NoGuestAgent
+    assert snap["status"]["indications"] == ["GuestAgent", "Online"] if agent else ["NoGuestAgent", "Online"]
+    assert [(i["indication"], i["message"]) for i in snap["status"]["sourceIndications"]] == [
+        (i, vm_snapshot.INDICATION_MESSAGES[i]) for i in snap["status"]["indications"]]
     vmi = admin.get(vmi_path(namespace, "vm1"))
     assert (vmi.get("status") or {}).get("fsFreezeStatus") is None  # unfrozen after the snapshot was cut
+    # the content keeps the spec of the revision the VMI started from, with the VM's current volumes
+    content = admin.get(content_path(namespace, snap["status"]["virtualMachineSnapshotContentName"]))
+    source_vm = content["spec"]["source"]["virtualMachine"]
+    assert source_vm["spec"]["runStrategy"] == "Always"
+    assert source_vm["spec"]["template"]["spec"]["volumes"] == vm["spec"]["template"]["spec"]["volumes"]
 
 
 def test_a_snapshot_of_a_vm_with_an_unbound_claim_waits_and_fails_at_its_deadline(admin, wait, namespace):
@@ -240,3 +252,20 @@ def test_the_admitter_keeps_the_spec_immutable(admin, wait, namespace):
     with pytest.raises(KubeError) as err:
         admin.merge_patch(vmsnap_path(namespace, "snap1"), {"spec": {"source": {"name": "vm2"}}})
     assert err.value.status == 422 and "spec in immutable after creation" in err.value.body["message"]
+
+
+def test_a_vm_locked_by_a_snapshot_keeps_its_volumes_and_run_strategy(admin, wait, namespace):
+    """vm-storage-status.go validateSnapshotStatus: virt-api refuses those updates while status.snapshotInProgress
+    names a snapshot; other changes go through."""
+    admin.create(vm_path(namespace), vm_manifest("vm1", namespace, "Halted"))
+    admin.merge_patch(vm_path(namespace, "vm1") + "/status", {"status": {"snapshotInProgress": "snap1"}})
+    for patch, message in (
+            ({"spec": {"runStrategy": "Always"}}, 'Cannot update vm running state until snapshot "snap1" completes'),
+            ({"spec": {"template": {"spec": {"volumes": [{"name": "extra", "emptyDisk": {"capacity": "1Gi"}}]}}}},
+             'Cannot update vm disks or volumes until snapshot "snap1" completes')):
+        with pytest.raises(KubeError) as err:
+            admin.merge_patch(vm_path(namespace, "vm1"), patch)
+        assert err.value.status == 422 and message in err.value.body["message"]
+    admin.merge_patch(vm_path(namespace, "vm1"), {"metadata": {"labels": {"tier": "web"}}})
+    admin.merge_patch(vm_path(namespace, "vm1") + "/status", {"status": {"snapshotInProgress": None}})
+    admin.merge_patch(vm_path(namespace, "vm1"), {"spec": {"runStrategy": "Always"}})
