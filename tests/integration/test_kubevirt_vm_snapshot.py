@@ -122,13 +122,23 @@ def test_retention_keeps_three_after_five_runs_and_never_deletes_a_foreign_snaps
 
 
 def test_label_selector_across_namespaces_and_state_absent(run_module, admin, audit, ns):
-    make_vms(run_module, ns, ["a", "b"])
-    admin.merge_patch(object_path("kubevirt.io/v1", "virtualmachines", "a", ns),
-                      {"metadata": {"labels": {"backup-%s" % ns[-5:]: "nightly"}}})
-    selector = "backup-%s=nightly" % ns[-5:]
-    made = run_module(MODULE, {"label_selector": selector, "snapshot_id": "sel"})
-    assert made.get("failed") is not True, made.get("msg")
-    assert [(s["namespace"], s["vm"], s["action"]) for s in made["snapshots"]] == [(ns, "a", "created")]
+    other = ns[:50] + "-other"
+    admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace",
+                                                   "metadata": {"name": other}})
+    try:
+        make_vms(run_module, ns, ["a", "b"])
+        make_vms(run_module, other, ["c"])
+        selector = "backup-%s=nightly" % ns[-5:]
+        for namespace, name in ((ns, "a"), (other, "c")):
+            admin.merge_patch(object_path("kubevirt.io/v1", "virtualmachines", name, namespace),
+                              {"metadata": {"labels": {"backup-%s" % ns[-5:]: "nightly"}}})
+        made = run_module(MODULE, {"label_selector": selector, "snapshot_id": "sel"})
+        assert made.get("failed") is not True, made.get("msg")
+        assert sorted((s["namespace"], s["vm"], s["action"]) for s in made["snapshots"]) == [
+            (ns, "a", "created"), (other, "c", "created")]
+        assert names_of(admin, other) == ["c-sel"]
+    finally:
+        admin.delete(object_path("v1", "namespaces", other))
     # a snapshot of the same name made by hand is refused for state=absent, before anything is deleted
     admin.create(snap_path(ns), {"apiVersion": API, "kind": "VirtualMachineSnapshot", "metadata": {"name": "b-sel"},
                                  "spec": {"source": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine",
