@@ -42,6 +42,7 @@ import re
 from typing import Dict, List, Optional
 
 from ..kube import JSON, Kube, KubeError, object_path
+from . import admission
 from .runtime import Manager
 from .storage import record_event
 from .vm_restore import (SNAPSHOT_API, escape_pointer, new_condition, restore_progressing, snapshot_ready)
@@ -106,7 +107,11 @@ def remove_patches(mapping: Optional[Dict[str, str]], filters: Optional[List[str
         for item in negation:
             if match(item, key):
                 included.discard(key)
-    return [{"op": "remove", "path": f"{base}/{escape_pointer(key)}"} for key in (mapping or {}) if key not in included]
+    # patch.WithRemove: generateStringPatchOperations marshals a PatchOperation value, so its pointer-receiver
+    # MarshalJSON (which drops "value" for remove) is not used and "value": null is written
+    # (pkg/apimachinery/patch/patch.go PatchOperation, vm-target.go generateStringPatchOperations)
+    return [{"op": "remove", "path": f"{base}/{escape_pointer(key)}", "value": None}
+            for key in (mapping or {}) if key not in included]
 
 
 def generate_patches(source: JSON, spec: JSON) -> List[str]:
@@ -299,7 +304,8 @@ class VMCloneController:
             if not status.get("restoreName"):
                 content = self._content(snapshot)
                 if content is None:
-                    info.err = "cannot get VM manifest from snapshot: snapshot content does not exist"
+                    # sync (clone.go:233-236) with getVmFromSnapshot -> getSnapshotContent
+                    info.err = f"cannot get VM manifest from snapshot: {self._content_missing(snapshot)}"
                     return info
                 vm = ((content.get("spec") or {}).get("source") or {}).get("virtualMachine") or {}
                 return self._create_restore(clone, vm, snapshot_name, info)
@@ -320,11 +326,18 @@ class VMCloneController:
                 self.kube.delete(object_path(SNAPSHOT_API, "virtualmachinesnapshots", status["snapshotName"], namespace))
         return info
 
-    def _content(self, snapshot: JSON) -> Optional[JSON]:
-        """GetVMSnapshotContentName: status.virtualMachineSnapshotContentName, else vmsnapshot-content-<uid>."""
-        name = (snapshot.get("status") or {}).get("virtualMachineSnapshotContentName") or \
+    @staticmethod
+    def _content_name(snapshot: JSON) -> str:
+        """snapshot.go GetVMSnapshotContentName: status.virtualMachineSnapshotContentName, else vmsnapshot-content-<uid>."""
+        return (snapshot.get("status") or {}).get("virtualMachineSnapshotContentName") or \
             f"vmsnapshot-content-{snapshot['metadata']['uid']}"
-        return self.contents.get(snapshot["metadata"]["namespace"], name)
+
+    def _content(self, snapshot: JSON) -> Optional[JSON]:
+        return self.contents.get(snapshot["metadata"]["namespace"], self._content_name(snapshot))
+
+    def _content_missing(self, snapshot: JSON) -> str:
+        """getSnapshotContent's error."""
+        return f"snapshot content {self._content_name(snapshot)} in namespace {snapshot['metadata']['namespace']} does not exist"
 
     def _create_snapshot(self, clone: JSON, vm: JSON, info: SyncInfo) -> SyncInfo:
         """createSnapshotFromVm with validateVolumeSnapshotStatus and generateSnapshot."""
@@ -380,8 +393,7 @@ class VMCloneController:
         """verifySnapshotContent."""
         content = self._content(snapshot)
         if content is None:
-            return (f"snapshot content {(snapshot.get('status') or {}).get('virtualMachineSnapshotContentName')} in "
-                    f"namespace {snapshot['metadata']['namespace']} does not exist")
+            return self._content_missing(snapshot)
         snapshot_name = (content.get("spec") or {}).get("virtualMachineSnapshotName")
         if not snapshot_name:
             return f"cannot get snapshot name from content {content['metadata']['name']}"
@@ -604,8 +616,7 @@ def admit_clone(request: JSON, config: JSON) -> JSON:
         except (TypeError, ValueError):
             causes.append(_cause(f"patch is not valid JSON ({patch})", f"spec.patches[{index}]"))
     if causes:
-        return {"allowed": False, "status": {"message": ", ".join(c["message"] for c in causes), "reason": "Invalid",
-                                             "code": 422, "details": {"causes": causes}}}
+        return admission.denied(causes)  # webhookutils.ToAdmissionResponse: at most 10 causes
     return {"allowed": True}
 
 

@@ -14,11 +14,14 @@ methods), handlers from restore_base.go. In order, as updateVMRestore does it:
   RestoreTargetNotReady), FailImmediate (Failure condition "Restore target VMI must be powered off before
   restore operation"), WaitEventually (waits);
 * getVMSnapshot: the snapshot must exist ("VMSnapshot ns/name does not exist"), not be failed, be ready
-  ("VMSnapshot ns/name not ready") and name its content; getSnapshotContent: content readyToUse;
+  ("VMSnapshot ns/name not ready") and name its content;
 * a target that exists, is not yet restored by this restore and is not the snapshot's source (uid) is
   refused: errorRestoreToExistingTarget;
 * UpdateRestoreInProgress: the VM's status.restoreInProgress = the restore's name (another restore's name
-  there is an error "vm restore X in progress");
+  there is an error "vm restore X in progress" that updateVMRestore returns as it is: no condition, no
+  event, only a retry);
+* getSnapshotContent (read by reconcileVolumeRestores and Reconcile, so after UpdateRestoreInProgress):
+  content readyToUse;
 * reconcileVolumeRestores: status.restores, one per content volumeBackup (memory dump volumes excepted),
   PVC named restore-<restore uid>-<volume> (RandomizeNames; VolumeRestorePolicy InPlace keeps the claim
   name, PrefixTargetName <target>-<volume>; volumeRestoreOverrides restoreName wins); each missing PVC is
@@ -39,7 +42,9 @@ methods), handlers from restore_base.go. In order, as updateVMRestore does it:
   name is the snapshot's VM's); reconcileDataVolumes (creates each templated DataVolume with annotations
   restore.kubevirt.io/name and cdi.kubevirt.io/storage.prePopulated "true", waits until it is Succeeded,
   WaitForFirstConsumer or PendingPopulation; status.deletedDataVolumes: the existing VM's templates the
-  restored spec drops); reconcileSpec: spec.patches applied to a new VM (JSON patch, evanphx json-patch v4
+  restored spec drops; the DataVolume made by GenerateDataVolumeFromTemplate, pkg/storage/types/dv.go: annotation
+  cdi.kubevirt.io/allowClaimAdoption "true", the VM template's priorityClassName, a DataSource sourceRef
+  resolved into spec.source); reconcileSpec: spec.patches applied to a new VM (JSON patch, evanphx json-patch v4
   semantics), then Create or Update; updateRestorePVCOwnership. Conditions "Updating target spec" /
   "Waiting for target update";
 * deleteObsoleteVolumes: the DataVolumes of status.deletedDataVolumes are deleted;
@@ -54,8 +59,9 @@ Admitter: pkg/storage/admitters/vmrestore.go VMRestoreAdmitter.Admit (path VMRes
 /virtualmachinerestores-validate, webhook virtualmachinerestore-validator.snapshot.kubevirt.io, CREATE and
 UPDATE): feature gate Snapshot; spec.target.apiGroup missing / invalid, kind invalid; patches only under
 /spec/, /metadata/labels/, /metadata/annotations/; volumeRestoreOverrides; volumeRestorePolicy;
-volumeOwnershipPolicy; another restore of the same target not complete ("VirtualMachineRestore %q in
-progress"); spec immutable on update ("spec in immutable after creation").
+volumeOwnershipPolicy (Vm or None); another restore of the same target not complete, a failed one included
+("VirtualMachineRestore %q in progress"); spec immutable on update ("spec in immutable after creation"). When
+the snapshot does not exist validateTargetVM returns no causes, dropping those of the patches.
 
 Not mirrored: instancetype/preference ControllerRevisions (restoreInstancetypeControllerRevisions), backend
 storage PVCs (persistent TPM/EFI), memory dump volumes beyond skipping them, the VM status admitter's
@@ -73,6 +79,7 @@ from datetime import datetime, timezone
 from typing import Any, List, Optional, Tuple
 
 from ..kube import JSON, Kube, KubeError, object_path
+from . import admission
 from .runtime import Manager
 from .storage import record_event, storage_bytes
 
@@ -92,6 +99,7 @@ FINALIZER = "snapshot.kubevirt.io/vmrestore-protection"
 POPULATED_FOR = "cdi.kubevirt.io/storage.populatedFor"
 CONTENT_TYPE = "cdi.kubevirt.io/storage.contentType"
 PRE_POPULATED = "cdi.kubevirt.io/storage.prePopulated"  # cdiv1.AnnPrePopulated
+ALLOW_CLAIM_ADOPTION = "cdi.kubevirt.io/allowClaimAdoption"  # pkg/storage/types/pvc.go allowClaimAdoptionAnnotation
 LAST_RESTORE = "restore.kubevirt.io/lastRestoreUID"
 SOURCE_NAME_LABEL = "restore.kubevirt.io/source-vm-name"
 SOURCE_NAMESPACE_LABEL = "restore.kubevirt.io/source-vm-namespace"
@@ -300,12 +308,16 @@ def _fnv32a(text: str) -> str:
 
 
 def get_name(base: str, suffix: str, max_length: int = 63) -> str:
-    """openshift/library-go pkg/build/naming GetName (validation.DNS1035LabelMaxLength = 63)."""
+    """openshift/library-go pkg/build/naming GetName (vendor/github.com/openshift/library-go/pkg/build/naming/
+    namer.go; restore.go calls it with validation.DNS1035LabelMaxLength = 63): fnv32a hashes, `<base>-<hash>-<suffix>`,
+    or `<base>-<hash of base-suffix>` when the suffix leaves no room for the base (baseLength <= 0)."""
+    if max_length <= 0:
+        return ""
     name = f"{base}-{suffix}"
     if len(name) <= max_length:
         return name
     base_length = max_length - 10 - len(suffix)
-    if base_length < 0:
+    if base_length <= 0:
         prefix = base[:min(len(base), max(0, max_length - 9))]
         short = f"{prefix}-{_fnv32a(name)}"
         return short[:min(max_length, len(short))]
@@ -338,6 +350,11 @@ def has_last_restore(restore: JSON, obj: Optional[JSON]) -> bool:
 
 class Failed(Exception):
     """doUpdateError: recorded on the restore and retried."""
+
+
+class Requeue(Exception):
+    """An error updateVMRestore returns as it is, without doUpdateError: no condition, no event, only a retry
+    (restore.go:269-272, the error of UpdateRestoreInProgress)."""
 
 
 class VMRestoreController:
@@ -454,6 +471,9 @@ class VMRestoreController:
         except Failed as err:
             self._update_error(restore, str(err))
             return 1.0
+        except Requeue as err:
+            log.info("restore %s/%s: %s", namespace, name, err)
+            return 1.0
 
     @staticmethod
     def _owner(vm: JSON) -> JSON:
@@ -466,11 +486,13 @@ class VMRestoreController:
         # vmRestoreTarget.Ready: no VMI
         if vm is not None and self.vmis.get(namespace, vm["metadata"]["name"]) is not None:
             return self._target_not_ready(restore, vm)
-        snapshot, content = self._snapshot_and_content(restore)
+        snapshot = self._snapshot(restore)
         source_uid = (snapshot.get("status") or {}).get("sourceUID")
         if vm is not None and not has_last_restore(restore, vm) and source_uid and vm["metadata"]["uid"] != source_uid:
             raise Failed(RESTORE_TO_EXISTING)
         vm = self._restore_in_progress(restore, vm)
+        # getSnapshotContent: read by reconcileVolumeRestores and Reconcile, after UpdateRestoreInProgress
+        content = self._content(restore, snapshot)
         status = copy.deepcopy(restore["status"])
         if self._volume_restores(restore, status, vm, content):
             set_conditions(status, "True", "False", "Creating new PVCs")
@@ -535,8 +557,8 @@ class VMRestoreController:
         self._update_status(restore, status)
         return 5.0
 
-    def _snapshot_and_content(self, restore: JSON) -> Tuple[JSON, JSON]:
-        """getVMSnapshot and getSnapshotContent."""
+    def _snapshot(self, restore: JSON) -> JSON:
+        """getVMSnapshot."""
         namespace = restore["metadata"]["namespace"]
         key = f"{namespace}/{restore['spec'].get('virtualMachineSnapshotName', '')}"
         snapshot = self.snapshots.get(namespace, restore["spec"].get("virtualMachineSnapshotName", ""))
@@ -546,15 +568,20 @@ class VMRestoreController:
             raise Failed(f"VMSnapshot {key} failed and is invalid to use")
         if not snapshot_ready(snapshot):
             raise Failed(f"VMSnapshot {key} not ready")
-        content_name = (snapshot.get("status") or {}).get("virtualMachineSnapshotContentName")
-        if not content_name:
+        if not (snapshot.get("status") or {}).get("virtualMachineSnapshotContentName"):
             raise Failed(f"no snapshot content name in {key}")
+        return snapshot
+
+    def _content(self, restore: JSON, snapshot: JSON) -> JSON:
+        """getSnapshotContent."""
+        namespace = restore["metadata"]["namespace"]
+        content_name = snapshot["status"]["virtualMachineSnapshotContentName"]
         content = self.contents.get(namespace, content_name)
         if content is None:
             raise Failed(f"VMSnapshotContent {namespace}/{content_name} does not exist")
         if not (content.get("status") or {}).get("readyToUse"):
             raise Failed(f"VMSnapshotContent {namespace}/{content_name} not ready")
-        return snapshot, copy.deepcopy(content)
+        return copy.deepcopy(content)
 
     def _restore_in_progress(self, restore: JSON, vm: Optional[JSON]) -> Optional[JSON]:
         """vmRestoreTarget.UpdateRestoreInProgress."""
@@ -562,7 +589,7 @@ class VMRestoreController:
             return vm
         current = (vm.get("status") or {}).get("restoreInProgress")
         if current and current != restore["metadata"]["name"]:
-            raise Failed(f"vm restore {current} in progress")
+            raise Requeue(f"vm restore {current} in progress")
         if not current:
             vm.setdefault("status", {})["restoreInProgress"] = restore["metadata"]["name"]
             vm = self.kube.request("PUT", self._vm_path(vm) + "/status", vm)
@@ -836,16 +863,16 @@ class VMRestoreController:
                 raise Failed(f"when creating restore dv pvc {namespace}/{name} does not exist and should")
             if (pvc["metadata"].get("annotations") or {}).get(POPULATED_FOR) != name or pvc["metadata"].get("ownerReferences"):
                 continue
-            # GenerateDataVolumeFromTemplate (pkg/storage/types/dv.go), with the restore's annotations
-            dv = {"apiVersion": DV_API, "kind": "DataVolume",
-                  "metadata": copy.deepcopy(template.get("metadata") or {}), "spec": copy.deepcopy(template.get("spec") or {})}
-            dv["metadata"]["namespace"] = namespace
-            annotations = dv["metadata"].setdefault("annotations", {})
+            # createDataVolume (restore.go:1270-1279): GenerateDataVolumeFromTemplate with the restored VM's
+            # priorityClassName, then the restore's annotations
+            try:
+                dv = generate_data_volume(self.kube, template, namespace,
+                                          ((restored["spec"].get("template") or {}).get("spec") or {}).get("priorityClassName"))
+            except KubeError as err:
+                raise Failed(f"Unable to create restore DataVolume manifest: {err}") from None
+            annotations = dv["metadata"]["annotations"]
             annotations[RESTORE_NAME_ANNOTATION] = restore["metadata"]["name"]
             annotations[PRE_POPULATED] = "true"
-            pvc_source = (dv["spec"].get("source") or {}).get("pvc")
-            if pvc_source is not None and not pvc_source.get("namespace"):
-                pvc_source["namespace"] = namespace
             try:
                 self.kube.create(object_path(DV_API, "datavolumes", namespace=namespace), dv)
             except KubeError as err:
@@ -889,6 +916,48 @@ class VMRestoreController:
         return created
 
 
+def resolved_clone_source(kube: Kube, namespace: str, spec: JSON) -> Optional[JSON]:
+    """pkg/storage/types/dv.go GetResolvedCloneSource: a DataSource sourceRef becomes the DataSource's PVC /
+    snapshot source (its status.source when the DataSource points at another DataSource); a PVC or snapshot
+    source gets the namespace defaulted; any other source: None (left as it is)."""
+    source = spec.get("source")
+    ref = spec.get("sourceRef") or {}
+    ns = namespace
+    if ref.get("kind") == "DataSource":
+        ns = ref.get("namespace") or namespace
+        ds = kube.get(object_path(DV_API, "datasources", ref.get("name", ""), ns))
+        resolved = (ds.get("spec") or {}).get("source") or {}
+        if resolved.get("dataSource") is not None:
+            resolved = (ds.get("status") or {}).get("source") or {}
+        source = {k: resolved[k] for k in ("pvc", "snapshot") if resolved.get(k) is not None}
+    source = copy.deepcopy(source or {})
+    for kind in ("pvc", "snapshot"):
+        if source.get(kind) is not None:
+            if not source[kind].get("namespace"):
+                source[kind]["namespace"] = ns
+            return source
+    return None
+
+
+def generate_data_volume(kube: Kube, template: JSON, namespace: str, priority_class: Optional[str]) -> JSON:
+    """pkg/storage/types/dv.go GenerateDataVolumeFromTemplate: the template's metadata and spec, annotation
+    cdi.kubevirt.io/allowClaimAdoption "true", the VM's priorityClassName when the template has none, and the
+    resolved clone source in place of a sourceRef."""
+    meta = copy.deepcopy(template.get("metadata") or {})
+    spec = copy.deepcopy(template.get("spec") or {})
+    meta["namespace"] = namespace
+    meta["labels"] = meta.get("labels") or {}
+    meta["annotations"] = meta.get("annotations") or {}
+    meta["annotations"][ALLOW_CLAIM_ADOPTION] = "true"
+    if not spec.get("priorityClassName") and priority_class:
+        spec["priorityClassName"] = priority_class
+    source = resolved_clone_source(kube, namespace, spec)
+    if source is not None:
+        spec.pop("sourceRef", None)
+        spec["source"] = source
+    return {"apiVersion": DV_API, "kind": "DataVolume", "metadata": meta, "spec": spec}
+
+
 # -- the admitter ------------------------------------------------------------------------------------------
 
 def _snapshot_enabled(config: JSON) -> bool:
@@ -902,10 +971,8 @@ def _error(message: str) -> JSON:
 
 
 def _denied(causes: List[JSON]) -> JSON:
-    """webhookutils.ToAdmissionResponse."""
-    message = ", ".join(c["message"] for c in causes)
-    return {"allowed": False, "status": {"message": message, "reason": "Invalid", "code": 422,
-                                         "details": {"causes": causes}}}
+    """webhookutils.ToAdmissionResponse (at most 10 causes, "and N more validation errors")."""
+    return admission.denied(causes)
 
 
 def _cause(kind: str, message: str, field: str) -> JSON:
@@ -959,7 +1026,10 @@ def make_admitter(kube: Kube):
                 # validateTargetVM: backend storage (persistent TPM/EFI) of the snapshot's VM, when the target differs
                 snapshot = kube.get_or_none(object_path(SNAPSHOT_API, "virtualmachinesnapshots",
                                                         spec.get("virtualMachineSnapshotName", "") or "-", namespace))
-                if snapshot is not None:
+                if snapshot is None:
+                    # vmrestore.go:189-197: a snapshot that is not found returns nil causes - the patch causes too
+                    causes = []
+                else:
                     vm = kube.get_or_none(object_path(VM_API, "virtualmachines", target.get("name", "") or "-", namespace))
                     source_uid = (snapshot.get("status") or {}).get("sourceUID")
                     if vm is None or (source_uid and vm["metadata"]["uid"] != source_uid):
@@ -993,7 +1063,8 @@ def make_admitter(kube: Kube):
                     causes.append(_cause("FieldValueInvalid", f'volume restore policy "{policy}" doesn\'t exist',
                                          "spec.volumeRestorePolicy"))
                 ownership = spec.get("volumeOwnershipPolicy")
-                if ownership is not None and ownership not in ("VM", "None"):
+                # api snapshot/v1beta1 types.go VolumeOwnershipPolicyVm = "Vm", VolumeOwnershipPolicyNone = "None"
+                if ownership is not None and ownership not in ("Vm", "None"):
                     causes.append(_cause("FieldValueInvalid", f'volume ownership policy "{ownership}" doesn\'t exist',
                                          "spec.volumeOwnershipPolicy"))
             listing = kube.get(object_path(SNAPSHOT_API, PLURAL, namespace=namespace))

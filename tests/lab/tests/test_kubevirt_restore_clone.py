@@ -115,10 +115,12 @@ def test_fail_immediate_fails_a_restore_of_a_running_vm(admin, wait, namespace):
         "persistentVolumeClaim"]["claimName"] == "vm-disk"
 
 
-def test_the_restore_admitter_refuses_what_kubevirt_refuses(admin, namespace):
+def test_the_restore_admitter_refuses_what_kubevirt_refuses(admin, wait, namespace):
+    snapshotted_vm(admin, wait, namespace)
+    bad_patch = '{"op": "replace", "path": "/metadata/name", "value": "x"}'
     cases = [
-        (restore_manifest("a", "vm", "s", patches=['{"op": "replace", "path": "/metadata/name", "value": "x"}']),
-         "patching is valid only for elements under /spec/ only"),
+        (restore_manifest("a", "vm", "vm-snap", patches=[bad_patch]), "patching is valid only for elements under /spec/ only"),
+        (restore_manifest("f", "vm", "s", volumeOwnershipPolicy="VM"), 'volume ownership policy "VM" doesn\'t exist'),
         ({**restore_manifest("b", "vm", "s"), "spec": {"target": {"kind": "VirtualMachine", "name": "vm"},
                                                        "virtualMachineSnapshotName": "s"}}, "missing apiGroup"),
         ({**restore_manifest("c", "vm", "s"), "spec": {"target": {"apiGroup": "kubevirt.io", "kind": "Pod",
@@ -132,6 +134,32 @@ def test_the_restore_admitter_refuses_what_kubevirt_refuses(admin, namespace):
         with pytest.raises(KubeError) as err:
             admin.create(restore_path(namespace), manifest)
         assert err.value.status == 422 and message in str(err.value), (manifest, err.value)
+    # accepted as KubeVirt accepts them: the policy "Vm" (VolumeOwnershipPolicyVm), and patch causes dropped when
+    # the snapshot does not exist (validateTargetVM returns nil, nil)
+    admin.create(restore_path(namespace), restore_manifest("g", "other-1", "vm-snap", volumeOwnershipPolicy="Vm"))
+    admin.create(restore_path(namespace), restore_manifest("h", "other-2", "missing", patches=[bad_patch]))
+
+
+def test_another_restore_named_in_the_vm_status_only_delays_the_restore(admin, wait, namespace):
+    """restore.go:269-272: the "vm restore X in progress" error of UpdateRestoreInProgress is returned as it is
+    (a retry), without doUpdateError: no condition on the restore, no event."""
+    snapshotted_vm(admin, wait, namespace)
+    vm = admin.get(vm_path(namespace, "vm"))
+    vm["status"]["restoreInProgress"] = "elsewhere"
+    admin.request("PUT", vm_path(namespace, "vm") + "/status", vm)
+    admin.create(restore_path(namespace), restore_manifest("later", "vm", "vm-snap"))
+    wait.until(restore_path(namespace, "later"), lambda r: vm_restore.FINALIZER in (r["metadata"].get("finalizers") or []),
+               30, "finalizer")
+    waiting = admin.get(restore_path(namespace, "later"))
+    assert {c["reason"] for c in waiting["status"]["conditions"]} == {"Initializing VirtualMachineRestore"}
+    assert admin.get(vm_path(namespace, "vm"))["status"]["restoreInProgress"] == "elsewhere"
+    vm = admin.get(vm_path(namespace, "vm"))
+    del vm["status"]["restoreInProgress"]
+    admin.request("PUT", vm_path(namespace, "vm") + "/status", vm)
+    done = wait.until(restore_path(namespace, "later"), complete, 60, "restore complete")
+    assert {c["reason"] for c in done["status"]["conditions"]} == {"Operation complete"}
+    events = admin.get(object_path("v1", "events", namespace=namespace))["items"]
+    assert not [e for e in events if "in progress" in (e.get("message") or "")]
 
 
 def test_a_clone_of_a_vm_goes_through_snapshot_and_restore_and_cleans_up(admin, wait, namespace):

@@ -34,6 +34,91 @@ def test_restore_volume_names_per_policy():
     assert len(long) == 63 and long.endswith("-root")
 
 
+def test_get_name_is_library_gos():
+    """vendor/github.com/openshift/library-go/pkg/build/naming/namer.go GetName: fnv32a; a suffix that leaves no
+    room for the base (baseLength <= 0) gives <base>-<hash of base-suffix>, the suffix dropped."""
+    assert vm_restore._fnv32a("") == "811c9dc5" and vm_restore._fnv32a("a") == "e40c292c"
+    base, suffix = "t" * 10, "v" * 53  # baseLength = 63 - 10 - 53 = 0
+    assert vm_restore.get_name(base, suffix) == base + "-" + vm_restore._fnv32a(base + "-" + suffix)
+    assert vm_restore.get_name("b" * 60, "sfx") == "b" * 50 + "-" + vm_restore._fnv32a("b" * 60) + "-sfx"
+    assert vm_restore.get_name("a", "b", 0) == ""
+
+
+class _Kube:
+    """Reads of a cluster that holds only `objects` (path -> object)."""
+
+    def __init__(self, objects=None):
+        self.objects = objects or {}
+
+    def get_or_none(self, path):
+        return self.objects.get(path)
+
+    def get(self, path):
+        if path in self.objects:
+            return self.objects[path]
+        if path.endswith("/" + vm_restore.PLURAL):
+            return {"items": []}
+        raise vm_restore.KubeError(404, "not found", "GET", path)
+
+
+def _restore_request(**spec):
+    return {"resource": {"group": "snapshot.kubevirt.io", "resource": vm_restore.PLURAL}, "operation": "CREATE",
+            "namespace": "ns", "object": {"metadata": {"name": "r", "namespace": "ns"}, "spec": dict(
+                {"target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "vm"},
+                 "virtualMachineSnapshotName": "snap"}, **spec)}}
+
+
+def test_the_restore_admitter_volume_ownership_policy_and_a_missing_snapshot():
+    admit = vm_restore.make_admitter(_Kube())
+    # api snapshot/v1beta1 VolumeOwnershipPolicyVm = "Vm"
+    assert admit(_restore_request(volumeOwnershipPolicy="Vm"), {}) == {"allowed": True}
+    assert admit(_restore_request(volumeOwnershipPolicy="None"), {}) == {"allowed": True}
+    denied = admit(_restore_request(volumeOwnershipPolicy="VM"), {})
+    assert denied["status"]["message"] == 'volume ownership policy "VM" doesn\'t exist'
+    # validateTargetVM returns nil causes when the snapshot is not found: the patch causes are dropped
+    bad_patch = '{"op": "replace", "path": "/metadata/name", "value": "x"}'
+    assert admit(_restore_request(patches=[bad_patch]), {}) == {"allowed": True}
+    snapshot = {"metadata": {"name": "snap"}, "status": {"sourceUID": "u-vm"}}
+    vm = {"metadata": {"name": "vm", "uid": "u-vm"}}
+    kube = _Kube({vm_restore.object_path(vm_restore.SNAPSHOT_API, "virtualmachinesnapshots", "snap", "ns"): snapshot,
+                  vm_restore.object_path(vm_restore.VM_API, "virtualmachines", "vm", "ns"): vm})
+    denied = vm_restore.make_admitter(kube)(_restore_request(patches=[bad_patch]), {})
+    assert "patching is valid only for elements under /spec/ only" in denied["status"]["message"]
+    # webhookutils.ToAdmissionResponse: at most 10 causes
+    denied = vm_restore.make_admitter(kube)(_restore_request(patches=[bad_patch] * 12), {})
+    assert len(denied["status"]["details"]["causes"]) == 10
+    assert denied["status"]["message"].endswith(", and 2 more validation errors")
+
+
+def test_another_restores_name_in_the_vm_status_only_requeues():
+    """restore.go:269-272: UpdateRestoreInProgress's error is returned without doUpdateError."""
+    controller = object.__new__(vm_restore.VMRestoreController)
+    restore = {"metadata": {"name": "mine", "uid": "u"}, "spec": {}}
+    vm = {"metadata": {"name": "vm"}, "status": {"restoreInProgress": "other"}}
+    with pytest.raises(vm_restore.Requeue, match="vm restore other in progress"):
+        controller._restore_in_progress(restore, vm)
+
+
+def test_a_restore_data_volume_is_generated_as_kubevirt_does():
+    """dv.go GenerateDataVolumeFromTemplate: allowClaimAdoption, the VM's priorityClassName, sourceRef resolved."""
+    template = {"metadata": {"name": "vm-root"},
+                "spec": {"sourceRef": {"kind": "DataSource", "name": "fedora", "namespace": "images"},
+                         "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}
+    data_source = {"spec": {"source": {"pvc": {"name": "fedora-42"}}}}
+    kube = _Kube({vm_restore.object_path(vm_restore.DV_API, "datasources", "fedora", "images"): data_source})
+    dv = vm_restore.generate_data_volume(kube, template, "ns", "high")
+    assert dv["metadata"] == {"name": "vm-root", "namespace": "ns", "labels": {},
+                              "annotations": {vm_restore.ALLOW_CLAIM_ADOPTION: "true"}}
+    assert dv["spec"] == {"source": {"pvc": {"name": "fedora-42", "namespace": "images"}},
+                          "storage": {"resources": {"requests": {"storage": "1Gi"}}}, "priorityClassName": "high"}
+    assert "annotations" not in template["metadata"]
+    # any other source stays as it is; the template's own priority class wins
+    blank = {"metadata": {"name": "d"}, "spec": {"source": {"blank": {}}, "priorityClassName": "low"}}
+    assert vm_restore.generate_data_volume(_Kube(), blank, "ns", "high")["spec"] == blank["spec"]
+    with pytest.raises(vm_restore.KubeError):
+        vm_restore.generate_data_volume(_Kube(), template, "ns", None)
+
+
 def test_the_restore_admitter_splits_patches_at_colons_as_kubevirt_does():
     ok = json.dumps({"op": "replace", "path": "/spec/running", "value": False})
     assert vm_restore.validate_patches([ok], "spec.patches") == []
@@ -64,11 +149,13 @@ def test_clone_patches_mirror_generate_patches():
         {"op": "replace", "path": "/spec/template/spec/domain/firmware/serial", "value": ""}]
     removes = {o["path"] for o in ops if o["op"] == "remove"}
     assert removes == {"/metadata/labels/team", "/metadata/annotations/drop"}
+    # PatchOperation marshalled by value: a remove carries "value":null as KubeVirt writes it
+    assert '{"op":"remove","path":"/metadata/labels/team","value":null}' in vm_clone.generate_patches(source, spec)
     assert {"op": "replace", "path": "/spec/template/spec/domain/firmware/uuid", "value": ""} in ops
     assert ops[-1] == {"op": "add", "path": "/spec/x", "value": 1}
     # no filters keep everything; a key with '/' is escaped
     assert vm_clone.remove_patches({"x/y": "1"}, ["z"], "/metadata/labels") == [
-        {"op": "remove", "path": "/metadata/labels/x~1y"}]
+        {"op": "remove", "path": "/metadata/labels/x~1y", "value": None}]
     assert vm_clone.remove_patches({"x/y": "1"}, None, "/metadata/labels") == []
 
 
