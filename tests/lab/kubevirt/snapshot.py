@@ -34,6 +34,7 @@ is a VolumeSnapshot is `snapshot_source_error` here; storage.py's provisioner ca
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -59,6 +60,16 @@ SNAPSHOT_CLASS = "lab-snapclass"
 # "csi-snapshotter <driver>" (cmd/csi-snapshotter/main.go).
 CONTROLLER_COMPONENT = "snapshot-controller"
 SIDECAR_COMPONENT = "csi-snapshotter " + PROVISIONER
+
+
+# client-go's record.EventRecorder hands events to its broadcaster, which posts them from its own goroutine
+# (StartRecordingToSink): a controller's sync never waits for an event. The snapshot stand-ins do the same.
+_EVENT_SENDER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot-events")
+
+
+def emit_event(*args) -> None:
+    """record_event(...) in the background, as client-go's broadcaster sends it."""
+    _EVENT_SENDER.submit(record_event, *args)
 
 
 def now() -> str:
@@ -172,7 +183,7 @@ class VolumeSnapshots:
                 status["readyToUse"] = False
             path = object_path(API, "volumesnapshots", snapshot["metadata"]["name"], snapshot["metadata"]["namespace"])
             self.kube.merge_patch(path + "/status", {"status": status})
-            record_event(self.kube, snapshot, "VolumeSnapshot", API, "Warning", reason, message, CONTROLLER_COMPONENT)
+            emit_event(self.kube, snapshot, "VolumeSnapshot", API, "Warning", reason, message, CONTROLLER_COMPONENT)
 
     def reconcile_snapshot(self, namespace: str, name: str) -> Optional[float]:
         snapshot = self.snapshots.get(namespace, name)
@@ -276,9 +287,9 @@ class VolumeSnapshots:
         except KubeError as err:
             if err.status != 409:
                 raise
-        record_event(self.kube, snapshot, "VolumeSnapshot", API, "Normal", "CreatingSnapshot",
-                     f"Waiting for a snapshot {meta['namespace']}/{meta['name']} to be created by the CSI driver.",
-                     CONTROLLER_COMPONENT)
+        emit_event(self.kube, snapshot, "VolumeSnapshot", API, "Normal", "CreatingSnapshot",
+                   f"Waiting for a snapshot {meta['namespace']}/{meta['name']} to be created by the CSI driver.",
+                   CONTROLLER_COMPONENT)
         return content
 
     def _update_status(self, snapshot: JSON, content: JSON) -> None:
@@ -307,11 +318,11 @@ class VolumeSnapshots:
             {"op": "add", "path": "/status", "value": status}])
         key = f"{meta['namespace']}/{meta['name']}"
         if not before.get("creationTime") and status.get("creationTime"):
-            record_event(self.kube, snapshot, "VolumeSnapshot", API, "Normal", "SnapshotCreated",
-                         f"Snapshot {key} was successfully created by the CSI driver.", CONTROLLER_COMPONENT)
+            emit_event(self.kube, snapshot, "VolumeSnapshot", API, "Normal", "SnapshotCreated",
+                       f"Snapshot {key} was successfully created by the CSI driver.", CONTROLLER_COMPONENT)
         if not before.get("readyToUse") and ready:
-            record_event(self.kube, snapshot, "VolumeSnapshot", API, "Normal", "SnapshotReady",
-                         f"Snapshot {key} is ready to use.", CONTROLLER_COMPONENT)
+            emit_event(self.kube, snapshot, "VolumeSnapshot", API, "Normal", "SnapshotReady",
+                       f"Snapshot {key} is ready to use.", CONTROLLER_COMPONENT)
 
     def _check_pvc_finalizer(self, snapshot: JSON) -> None:
         """checkandRemovePVCFinalizer / isPVCBeingUsed."""
@@ -349,8 +360,8 @@ class VolumeSnapshots:
                 if pvc["metadata"].get("namespace") == meta["namespace"] and source.get("kind") == "VolumeSnapshot" \
                         and source.get("apiGroup") == GROUP and source.get("name") == meta["name"] \
                         and (pvc.get("status") or {}).get("phase") == "Pending":
-                    record_event(self.kube, snapshot, "VolumeSnapshot", API, "Warning", "SnapshotDeletePending",
-                                 "Snapshot is being used to restore a PVC", CONTROLLER_COMPONENT)
+                    emit_event(self.kube, snapshot, "VolumeSnapshot", API, "Warning", "SnapshotDeletePending",
+                               "Snapshot is being used to restore a PVC", CONTROLLER_COMPONENT)
                     return None  # the claim's change re-queues the snapshot
             annotations = content["metadata"].get("annotations") or {}
             if ANN_BEING_DELETED not in annotations:
@@ -435,8 +446,8 @@ class VolumeSnapshots:
                                          "path": "/metadata/annotations/" + ANN_BEING_CREATED.replace("/", "~1")}])
             self.kube.json_patch(path + "/status", [{"op": "add", "path": "/status", "value": {
                 "error": {"message": message, "time": now()}, "readyToUse": False}}])
-            record_event(self.kube, content, "VolumeSnapshotContent", API, "Warning", "SnapshotCreationFailed",
-                         message, SIDECAR_COMPONENT)
+            emit_event(self.kube, content, "VolumeSnapshotContent", API, "Warning", "SnapshotCreationFailed",
+                       message, SIDECAR_COMPONENT)
             return 5.0
         size = storage_bytes(pv["spec"]["capacity"]["storage"])
         created = time.time_ns()

@@ -37,8 +37,7 @@ from typing import Dict, List, Optional
 from ..kube import JSON, Kube, KubeError, object_path
 from . import admission
 from .runtime import Informer, Manager
-from .storage import record_event
-from .snapshot import API as VS_API, DEFAULT_CLASS_ANNOTATION
+from .snapshot import API as VS_API, DEFAULT_CLASS_ANNOTATION, emit_event
 
 log = logging.getLogger("standin.vm_snapshot")
 
@@ -512,8 +511,8 @@ class VMSnapshots:
         except KubeError as err:
             if err.status != 409:
                 raise
-        record_event(self.kube, snap, "VirtualMachineSnapshot", API, "Normal", CONTENT_CREATE_EVENT,
-                     f"Successfully created VirtualMachineSnapshotContent {content['metadata']['name']}", COMPONENT)
+        emit_event(self.kube, snap, "VirtualMachineSnapshot", API, "Normal", CONTENT_CREATE_EVENT,
+                   f"Successfully created VirtualMachineSnapshotContent {content['metadata']['name']}", COMPONENT)
 
     def _snapshot_pvc(self, namespace: str, claim: str) -> Optional[JSON]:
         """snapshot.go getSnapshotPVC: Bound, with a storage class that has a VolumeSnapshotClass."""
@@ -655,8 +654,8 @@ class VMSnapshots:
             vs = self.volume_snapshots.get(namespace, vs_name)
             if vs is None:
                 if created:
-                    record_event(self.kube, content, "VirtualMachineSnapshotContent", API, "Warning",
-                                 VOLUME_SNAPSHOT_MISSING_EVENT, f"VolumeSnapshot {vs_name} no longer exists", COMPONENT)
+                    emit_event(self.kube, content, "VirtualMachineSnapshotContent", API, "Warning",
+                               VOLUME_SNAPSHOT_MISSING_EVENT, f"VolumeSnapshot {vs_name} no longer exists", COMPONENT)
                     deleted.append(vs_name)
                     continue
                 if snap is None or deleting(snap):
@@ -745,8 +744,8 @@ class VMSnapshots:
             if err.status != 409:
                 raise
             created = self.kube.get(object_path(VS_API, "volumesnapshots", body["metadata"]["name"], namespace))
-        record_event(self.kube, content, "VirtualMachineSnapshotContent", API, "Normal", VOLUME_SNAPSHOT_CREATE_EVENT,
-                     f"Successfully created VolumeSnapshot {body['metadata']['name']}", COMPONENT)
+        emit_event(self.kube, content, "VirtualMachineSnapshotContent", API, "Normal", VOLUME_SNAPSHOT_CREATE_EVENT,
+                   f"Successfully created VolumeSnapshot {body['metadata']['name']}", COMPONENT)
         return created
 
     # -- VM status.volumeSnapshotStatuses ---------------------------------------------------------------
