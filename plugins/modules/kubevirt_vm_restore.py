@@ -26,6 +26,10 @@ description:
     snapshot's own VM (KubeVirt refuses any other), no other restore of the target is in progress - and each
     C(VirtualMachineRestore) goes through a server-side dry run (KubeVirt's restore admitter). One problem fails
     the task with nothing written; the message names every restore refused, the option and why.
+  - B(Failed restores.) KubeVirt never completes a failed restore, and its restore admitter refuses every new
+    restore of a VM while one of its restores is not complete - a failed one included. The preflight therefore
+    refuses a VM with a failed restore and names that C(VirtualMachineRestore); delete it, then run the task
+    again (a failed restore of the same name is then made anew).
   - B(Idempotence.) The restore object is named C(<target>-<snapshot>), with C(-<restore_id>) when O(restore_id)
     is given. A task run again finds it complete and reports C(changed=false); a restore of that name still in
     progress is followed, not created again. To restore the same VM from the same snapshot once more, give a new

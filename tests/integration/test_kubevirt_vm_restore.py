@@ -120,6 +120,10 @@ def test_restore_into_a_new_vm_leaves_the_source_alone(run_module, admin, audit,
     assert item["new_vm"] is True and item["complete"] is True and item["target"] == "app-copy"
     # KubeVirt's PrefixTargetName: <target>-<volume>
     assert item["volumes"][0]["claim"] == item["volumes"][0]["data_volume"] == "app-copy-root"
+    # the restored DataVolume as GenerateDataVolumeFromTemplate makes it, pre-populated by the restored claim
+    dv = admin.get(object_path(DV_API, "datavolumes", "app-copy-root", ns))
+    assert dv["metadata"]["annotations"]["cdi.kubevirt.io/allowClaimAdoption"] == "true"
+    assert dv["metadata"]["annotations"]["cdi.kubevirt.io/storage.prePopulated"] == "true"
     copy = admin.get(vm_path(ns, "app-copy"))
     assert copy["spec"]["runStrategy"] == "Halted"
     assert copy["metadata"]["labels"] == {"tier": "web"}
@@ -149,6 +153,26 @@ def test_a_running_vm_is_refused_unless_stop_vm_lets_kubevirt_stop_it(run_module
     assert "VM %s/live: stop_vm: the VM is running" % ns in refused["msg"]
     assert refused.get("changed") is not True
     assert writes_in(audit, mark, ns) == []
+
+    # a restore that failed on the running VM (FailImmediate) is never complete, and KubeVirt's restore admitter
+    # refuses any new restore of the VM while it exists: the preflight names it and says to delete it
+    failed_path = object_path(SNAP_API, "virtualmachinerestores", "live-failed", ns)
+    admin.create(object_path(SNAP_API, "virtualmachinerestores", namespace=ns), {
+        "apiVersion": SNAP_API, "kind": "VirtualMachineRestore", "metadata": {"name": "live-failed"},
+        "spec": {"target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "live"},
+                 "virtualMachineSnapshotName": "live-snap", "targetReadinessPolicy": "FailImmediate"}})
+    Waiter(admin).until(failed_path, lambda r: any(c.get("type") == "Failure" for c in (r.get("status") or {}).get(
+        "conditions") or []), 60, "restore live-failed failed")
+    for check in (True, False):
+        mark = audit.mark()
+        refused = run_module(RESTORE, dict(args, stop_vm=True, restore_id="retry"), check=check)
+        assert refused.get("failed") is True and refused.get("changed") is not True
+        assert ("VM %s/live: target: VirtualMachineRestore live-failed of it failed (Restore target VMI must be powered "
+                "off before restore operation); KubeVirt refuses any new restore of the VM while a failed one exists - "
+                "delete VirtualMachineRestore %s/live-failed, then run again" % (ns, ns)) in refused["msg"]
+        assert writes_in(audit, mark, ns) == []
+    admin.delete(failed_path)
+    Waiter(admin).gone(failed_path)
 
     result = run_module(RESTORE, dict(args, stop_vm=True))
     assert result.get("failed") is not True, result.get("msg")

@@ -12,7 +12,9 @@ The preflight refuses, before anything is written, what KubeVirt's restore contr
 later (pkg/storage/snapshot/restore.go): a snapshot that does not exist, failed or is not ready to use, a
 running target (unless `stop_vm`, which sets KubeVirt's targetReadinessPolicy StopTarget), an existing VM as
 target that is not the snapshot's source (errorRestoreToExistingTarget), and another restore of the same
-target still in progress (the restore admitter refuses that too).
+target that is not complete (the restore admitter, pkg/storage/admitters/vmrestore.go Admit, refuses that
+too). A failed restore counts: KubeVirt never completes it, so its admitter refuses every later restore of
+the VM until the failed one is deleted; the preflight names it and says so.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -170,8 +172,7 @@ def preflight(request, restores):
             problems.append("VM %s: restore_id: VirtualMachineRestore %s exists for another snapshot or target"
                             % (request.label, request.name))
         elif failure_condition(request.existing) is not None:
-            problems.append("VM %s: VirtualMachineRestore %s failed earlier (%s); give a new restore_id to try again"
-                            % (request.label, request.name, failure_condition(request.existing).get("reason")))
+            problems.append(failed_restore_problem(request, request.existing))
         request.action = "unchanged" if is_complete(request.existing) else "adopted"
         return problems
     request.action = "created"
@@ -205,17 +206,31 @@ def preflight(request, restores):
         if busy:
             problems.append("VM %s: target: VirtualMachineRestore %s is in progress for it" % (request.label, busy))
     for other in restores:
-        spec = other.get("spec") or {}
-        if (spec.get("target") or {}).get("name") == request.target and not is_complete(other) and \
-                failure_condition(other) is None:
+        # the admitter: every restore of the same spec.target whose status.complete is not true
+        if (other.get("spec") or {}).get("target") != restore_target(request) or is_complete(other):
+            continue
+        if failure_condition(other) is not None:
+            problems.append(failed_restore_problem(request, other))
+        else:
             problems.append("VM %s: target: VirtualMachineRestore %s of it is in progress"
                             % (request.label, other["metadata"]["name"]))
     return problems
 
 
+def failed_restore_problem(request, restore):
+    """A failed restore of the target: KubeVirt's restore admitter refuses any new restore of the VM while it exists."""
+    return ("VM %s: target: VirtualMachineRestore %s of it failed (%s); KubeVirt refuses any new restore of the VM "
+            "while a failed one exists - delete VirtualMachineRestore %s/%s, then run again"
+            % (request.label, restore["metadata"]["name"], failure_condition(restore).get("reason"),
+               request.namespace, restore["metadata"]["name"]))
+
+
+def restore_target(request):
+    return {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": request.target}
+
+
 def build_restore(request):
-    spec = {"target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": request.target},
-            "virtualMachineSnapshotName": request.snapshot_name}
+    spec = {"target": restore_target(request), "virtualMachineSnapshotName": request.snapshot_name}
     if request.stop_vm:
         spec["targetReadinessPolicy"] = "StopTarget"
     if request.policy:

@@ -69,8 +69,27 @@ def test_restore_preflight_refuses_what_kubevirt_would_fail_later():
     assert restore_plan.preflight(request, []) == []
     assert restore_plan.build_restore(request)["spec"]["targetReadinessPolicy"] == "StopTarget"
 
-    busy = {"metadata": {"name": "someone-else"}, "spec": {"target": {"name": "vm"}}, "status": {"complete": False}}
+    target = {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "vm"}
+    busy = {"metadata": {"name": "someone-else"}, "spec": {"target": target}, "status": {"complete": False}}
     assert "VirtualMachineRestore someone-else of it is in progress" in restore_plan.preflight(restore_request(), [busy])[0]
+
+
+def test_a_failed_restore_of_the_target_is_named_with_what_to_do():
+    """KubeVirt's restore admitter counts every restore of the target whose status.complete is not true, a failed
+    one included (vmrestore.go Admit): a retry is refused until the failed restore is deleted."""
+    target = {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "vm"}
+    failed = {"metadata": {"name": "vm-snap-old"}, "spec": {"target": target},
+              "status": {"complete": False, "conditions": [
+                  {"type": "Failure", "status": "True", "reason": "Restore target VMI must be powered off"}]}}
+    request = restore_request(restore_id="retry")
+    assert restore_plan.preflight(request, [failed]) == [
+        "VM vms/vm: target: VirtualMachineRestore vm-snap-old of it failed (Restore target VMI must be powered off); "
+        "KubeVirt refuses any new restore of the VM while a failed one exists - delete VirtualMachineRestore "
+        "vms/vm-snap-old, then run again"]
+    # a complete restore of the target, or a failed one of another VM, is no obstacle
+    other = dict(failed, spec={"target": dict(target, name="other")})
+    done = dict(failed, status={"complete": True})
+    assert restore_plan.preflight(restore_request(restore_id="retry"), [other, done]) == []
 
 
 def test_a_restore_of_the_same_name_is_unchanged_when_complete_and_followed_when_not():
@@ -82,7 +101,9 @@ def test_a_restore_of_the_same_name_is_unchanged_when_complete_and_followed_when
     request = restore_request()
     assert restore_plan.preflight(request, [mine]) == [] and request.action == "adopted"
     mine["status"] = {"complete": False, "conditions": [{"type": "Failure", "status": "True", "reason": "boom"}]}
-    assert "failed earlier (boom)" in restore_plan.preflight(restore_request(), [mine])[0]
+    assert restore_plan.preflight(restore_request(), [mine]) == [
+        "VM vms/vm: target: VirtualMachineRestore vm-snap of it failed (boom); KubeVirt refuses any new restore of the "
+        "VM while a failed one exists - delete VirtualMachineRestore vms/vm-snap, then run again"]
 
 
 def test_restore_result_reports_volumes_and_failure():
