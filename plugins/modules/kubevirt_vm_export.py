@@ -108,6 +108,18 @@ options:
   export_ca_cert:
     description: A CA bundle (PEM file) to verify the export server with, instead of the one the export's link names.
     type: path
+  export_proxy_url:
+    description:
+      - The address that reaches KubeVirt's C(virt-exportproxy) from where the task runs, as C(https://host[:port])
+        with no path, for example the C(virt-exportproxy-lb) LoadBalancer Service of the VMO pack or a port-forward
+        (as C(virtctl vmexport --port-forward) does). The downloads keep the path of the export's external link and
+        replace its scheme, host and port with this; for an export without an external link the path is the
+        proxy's path for the export (C(/api/export.kubevirt.io/v1/namespaces/<ns>/virtualmachineexports/<name>))
+        followed by the internal link's path, verified against the internal link's CA unless O(export_ca_cert).
+      - KubeVirt gives an export an external link only when an Ingress or Route in KubeVirt's namespace leads to
+        C(virt-exportproxy) (the VMO pack's C(kubevirt.ingress)). Without this option and without such a link the
+        task fails as soon as an export is C(Ready), naming the export; it deletes the exports it made.
+    type: str
   wait_timeout:
     description:
       - Seconds to wait until the exports are C(Ready); on timeout the error names every pending export and its
@@ -127,8 +139,12 @@ notes:
     C(get), C(list), C(watch), C(create) and C(delete) on C(virtualmachineexports.export.kubevirt.io); C(get) on
     the export's token C(secrets); to export snapshots, C(get) on C(virtualmachinesnapshots) and
     C(virtualmachinesnapshotcontents) (C(snapshot.kubevirt.io))."
-  - The export server must be reachable from where the task runs (KubeVirt's C(virt-exportproxy) behind an
-    Ingress or Route, which gives the export its external link).
+  - The export server must be reachable from where the task runs - KubeVirt's C(virt-exportproxy) behind an
+    Ingress or Route, which gives the export its external link, or at O(export_proxy_url).
+  - Only disk images are downloaded. KubeVirt exports a claim as raw and gzip images when it is a C(Block) claim, has
+    the C(cdi.kubevirt.io/storage.contentType) annotation V(kubevirt), or belongs to a DataVolume of that content
+    type; any other claim (for example a Filesystem PVC made without CDI) is exported as an archive (C(dir),
+    C(tar.gz)) only and is refused before any write.
 """
 
 EXAMPLES = r"""
@@ -146,6 +162,14 @@ EXAMPLES = r"""
     export_ca_cert: /etc/pki/exportproxy-ca.pem
     dest: /srv/exports
   register: exported
+
+- name: Reach the export proxy through the VMO pack's LoadBalancer Service (no Ingress for it)
+  palette.vmo.kubevirt_vm_export:
+    namespace: prod
+    vm: db-1
+    export_proxy_url: https://203.0.113.10
+    export_ca_cert: /etc/pki/exportproxy-ca.pem
+    dest: /srv/exports
 
 - name: Show where each disk went and its checksum
   ansible.builtin.debug:
@@ -246,6 +270,7 @@ def argument_spec():
         ttl=dict(type="str"),
         export_validate_certs=dict(type="bool", default=True),
         export_ca_cert=dict(type="path"),
+        export_proxy_url=dict(type="str"),
         wait_timeout=dict(type="int", default=300),
         concurrency=dict(type="int", default=4),
         api_version=dict(type="str"),

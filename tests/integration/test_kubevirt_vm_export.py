@@ -10,12 +10,27 @@ import os
 import pytest
 
 from tests.lab.kube import object_path
-from tests.lab.kubevirt import volume_data
+from tests.lab.kubevirt import vm_export, volume_data
 from tests.lab.state import ADMIN_USER
 
 EXPORT = "palette.vmo.kubevirt_vm_export"
 UPLOAD = "palette.vmo.kubevirt_disk_upload"
 SOURCE = {"registry": {"url": "docker://quay.io/containerdisks/fedora:41"}}
+
+
+def via_proxy(lab):
+    """The lab's export proxy listens on 127.0.0.1:<port>; the Ingress host of the export links names no address."""
+    return {"export_proxy_url": f"https://127.0.0.1:{lab.ports['virt-exportproxy']}"}
+
+
+@pytest.fixture
+def no_export_ingress(admin, lab):
+    """A cluster without an Ingress for virt-exportproxy: KubeVirt gives exports no external link (put back after)."""
+    admin.delete(object_path("networking.k8s.io/v1", "ingresses", vm_export.INGRESS_NAME, "kubevirt"))
+    try:
+        yield
+    finally:
+        vm_export.ensure_pack_ingress(admin, lab.dir / "pki", "kubevirt")
 
 
 def dv_path(namespace, name=""):
@@ -62,15 +77,16 @@ def exported_vm(run_module, admin, ns):
     return disk
 
 
-def test_export_downloads_the_served_image_and_reruns_change_nothing(run_module, admin, audit, ns, exported_vm, tmp_path):
+def test_export_downloads_the_served_image_and_reruns_change_nothing(run_module, admin, audit, lab, ns, exported_vm,
+                                                                     tmp_path):
     dest = tmp_path / "exports"
     mark = audit.mark()
-    result = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(dest)}, check=True)
+    result = run_module(EXPORT, {**via_proxy(lab), "namespace": ns, "vm": "src", "dest": str(dest)}, check=True)
     assert result.get("failed") is not True, result.get("msg")
     assert result["changed"] is True and result["exports"][0]["volumes"][0]["action"] == "would download"
     assert writes(audit, mark, ns) == [] and not dest.exists()
 
-    result = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(dest)})
+    result = run_module(EXPORT, {**via_proxy(lab), "namespace": ns, "vm": "src", "dest": str(dest)})
     assert result.get("failed") is not True, result.get("msg")
     assert result["changed"] is True
     volume = result["exports"][0]["volumes"][0]
@@ -82,11 +98,14 @@ def test_export_downloads_the_served_image_and_reruns_change_nothing(run_module,
     assert volume["bytes"] == volume_data.size(handle_of(admin, ns, exported_vm))
     assert volume["progress"][-1]["percent"] == 100 and volume["bytes_per_second"] > 0
     assert "x-kubevirt-export-token" not in volume["url"]
+    # the external link's path on export_proxy_url
+    assert volume["url"] == (f"https://127.0.0.1:{lab.ports['virt-exportproxy']}/api/export.kubevirt.io/v1/namespaces/"
+                             f"{ns}/virtualmachineexports/src-vm-export/volumes/src-disk/disk.img")
     # the export is deleted once downloaded, its token secret with it (garbage collector)
     assert admin.get_or_none(object_path("export.kubevirt.io/v1", "virtualmachineexports", "src-vm-export", ns)) is None
 
     mark = audit.mark()
-    again = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(dest)})
+    again = run_module(EXPORT, {**via_proxy(lab), "namespace": ns, "vm": "src", "dest": str(dest)})
     assert again["changed"] is False and again["exports"][0]["action"] == "unchanged"
     assert again["exports"][0]["volumes"][0]["sha256"] == served
     assert writes(audit, mark, ns) == []
@@ -94,7 +113,7 @@ def test_export_downloads_the_served_image_and_reruns_change_nothing(run_module,
 
 def test_gzip_export_keeps_the_image_checksum_and_never_shows_the_token(
         run_module, admin, lab, ns, exported_vm, tmp_path):
-    result = run_module(EXPORT, {"namespace": ns, "pvcs": [exported_vm], "dest": str(tmp_path), "format": "gzip",
+    result = run_module(EXPORT, {**via_proxy(lab), "namespace": ns, "pvcs": [exported_vm], "dest": str(tmp_path), "format": "gzip",
                                  "keep_export": True, "export_ca_cert": str(lab.ca_file)})
     assert result.get("failed") is not True, result.get("msg")
     volume = result["exports"][0]["volumes"][0]
@@ -109,7 +128,7 @@ def test_gzip_export_keeps_the_image_checksum_and_never_shows_the_token(
 
 def test_upload_back_into_a_new_datavolume_that_a_new_vm_boots_from(
         run_module, admin, audit, lab, ns, exported_vm, tmp_path):
-    exported = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(tmp_path)})
+    exported = run_module(EXPORT, {**via_proxy(lab), "namespace": ns, "vm": "src", "dest": str(tmp_path)})
     image = exported["exports"][0]["volumes"][0]["path"]
     args = {"namespace": ns, "name": "restored", "src": image, "size": "1Gi", "upload_proxy_ca": str(lab.ca_file)}
     mark = audit.mark()
@@ -161,6 +180,10 @@ def bad_ns(admin, run_module, tmp_path_factory):
     make_vm(run_module, admin, name, "up", running=True, disk="up-disk")
     make_vm(run_module, admin, name, "down", disk="down-disk")
     wait_dv(admin, name, "down-disk")
+    # a Filesystem claim made without CDI: no content-type annotation, no DataVolume
+    admin.create(object_path("v1", "persistentvolumeclaims", namespace=name), {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "plain"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}}})
     yield name
     admin.delete(object_path("v1", "namespaces", name))
 
@@ -190,6 +213,11 @@ CASES = [
      ["VirtualMachine {ns}/Bad_Name: name: 'Bad_Name' is not a valid name"]),
     ("no-such-snapshot", EXPORT, {"snapshot": "ghost", "dest": "{tmp}/out"},
      ["VirtualMachineSnapshot {ns}/ghost: name: no such VirtualMachineSnapshot in namespace {ns}"]),
+    ("pvc-not-a-disk-image", EXPORT, {"pvc": "plain", "dest": "{tmp}/out"},
+     ["PersistentVolumeClaim {ns}/plain: name: PersistentVolumeClaim plain is not a disk image for KubeVirt",
+      "as an archive (dir, tar.gz) only"]),
+    ("bad-export-proxy-url", EXPORT, {"vm": "down", "dest": "{tmp}/out", "export_proxy_url": "https://proxy/api/x"},
+     ["export_proxy_url: 'https://proxy/api/x' is not an https URL of a host and an optional port"]),
     ("nothing-named", EXPORT, {"dest": "{tmp}/out"}, ["vm: one of vm, pvc, snapshot, vms, pvcs or snapshots is required"]),
     ("upload-missing-src", UPLOAD, {"name": "new", "src": "{tmp}/nope.img", "size": "1Gi"},
      ["DataVolume {ns}/new: src: {tmp}/nope.img is not a readable file"]),
@@ -235,13 +263,13 @@ def test_bad_input_fails_clearly_without_writing(run_module, audit, lab, bad_ns,
 def test_an_interrupted_export_and_upload_are_finished_by_the_next_run(
         run_module, admin, audit, lab, ns, exported_vm, tmp_path):
     # an export left behind (keep_export) and its file gone: the next run uses that export, then deletes it
-    first = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(tmp_path), "keep_export": True})
+    first = run_module(EXPORT, {**via_proxy(lab), "namespace": ns, "vm": "src", "dest": str(tmp_path), "keep_export": True})
     path = first["exports"][0]["volumes"][0]["path"]
     os.unlink(path)
     export_path = object_path("export.kubevirt.io/v1", "virtualmachineexports", "src-vm-export", ns)
     assert admin.get_or_none(export_path) is not None
     mark = audit.mark()
-    again = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(tmp_path)})
+    again = run_module(EXPORT, {**via_proxy(lab), "namespace": ns, "vm": "src", "dest": str(tmp_path)})
     assert again["changed"] is True and os.path.exists(path)
     verbs = [(e["verb"], e["objectRef"].get("resource")) for e in writes(audit, mark, ns)]
     assert verbs == [("delete", "virtualmachineexports")]
@@ -258,7 +286,7 @@ def test_an_interrupted_export_and_upload_are_finished_by_the_next_run(
 
 
 def test_diff_mode_names_the_files_and_the_datavolumes(run_module, ns, lab, exported_vm, tmp_path):
-    result = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(tmp_path)}, check=True, diff=True)
+    result = run_module(EXPORT, {**via_proxy(lab), "namespace": ns, "vm": "src", "dest": str(tmp_path)}, check=True, diff=True)
     assert result["diff"][0]["after"] == {"path": [str(tmp_path / ns / "src-disk.img")], "exported": True}
     image = tmp_path / "i.img"
     image.write_bytes(b"\0" * 4096)
@@ -268,7 +296,7 @@ def test_diff_mode_names_the_files_and_the_datavolumes(run_module, ns, lab, expo
     assert result["disks"][0]["size"] == "1Mi" and result["disks"][0]["action"] == "would upload"
 
 
-def test_export_of_a_vm_snapshot(run_module, admin, ns, exported_vm, tmp_path, audit):
+def test_export_of_a_vm_snapshot(run_module, admin, lab, ns, exported_vm, tmp_path, audit):
     snapshots = object_path("snapshot.kubevirt.io/v1beta1", "virtualmachinesnapshots", namespace=ns)
     admin.create(snapshots, {"apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineSnapshot",
                              "metadata": {"name": "before"},
@@ -278,7 +306,7 @@ def test_export_of_a_vm_snapshot(run_module, admin, ns, exported_vm, tmp_path, a
     while not ((admin.get(snapshots + "/before").get("status") or {}).get("readyToUse")):
         assert time.monotonic() < deadline, "snapshot not ready"
         time.sleep(0.2)
-    result = run_module(EXPORT, {"namespace": ns, "snapshot": "before", "dest": str(tmp_path), "keep_export": True})
+    result = run_module(EXPORT, {**via_proxy(lab), "namespace": ns, "snapshot": "before", "dest": str(tmp_path), "keep_export": True})
     assert result.get("failed") is not True, result.get("msg")
     export = result["exports"][0]
     assert (export["kind"], export["export"]) == ("VirtualMachineSnapshot", "before-snapshot-export")
@@ -288,5 +316,26 @@ def test_export_of_a_vm_snapshot(run_module, admin, ns, exported_vm, tmp_path, a
     restored = handle_of(admin, ns, f"before-snapshot-export-{exported_vm}")
     assert volume["sha256"] == volume_data.sha256(restored)
     mark = audit.mark()
-    again = run_module(EXPORT, {"namespace": ns, "snapshot": "before", "dest": str(tmp_path)})
+    again = run_module(EXPORT, {**via_proxy(lab), "namespace": ns, "snapshot": "before", "dest": str(tmp_path)})
     assert again["changed"] is False and writes(audit, mark, ns) == []
+
+
+def test_without_an_external_link_the_export_fails_naming_it_and_the_option(
+        run_module, admin, lab, ns, exported_vm, tmp_path, no_export_ingress):
+    """No Ingress to virt-exportproxy: KubeVirt's exports get no external link; the task fails once the export is
+    Ready, naming it and export_proxy_url, and deletes it; with export_proxy_url the proxy's path for the export
+    plus the internal link's path is downloaded."""
+    result = run_module(EXPORT, {"namespace": ns, "vm": "src", "dest": str(tmp_path)})
+    assert result.get("failed") is True and result["changed"] is True
+    assert f"VirtualMachineExport {ns}/src-vm-export is Ready without an external link" in result["msg"]
+    assert "give export_proxy_url" in result["msg"]
+    export_path = object_path("export.kubevirt.io/v1", "virtualmachineexports", "src-vm-export", ns)
+    assert admin.get_or_none(export_path) is None
+    assert not (tmp_path / ns / "src-disk.img").exists()
+
+    result = run_module(EXPORT, {**via_proxy(lab), "namespace": ns, "vm": "src", "dest": str(tmp_path)})
+    assert result.get("failed") is not True, result.get("msg")
+    volume = result["exports"][0]["volumes"][0]
+    assert volume["url"] == (f"https://127.0.0.1:{lab.ports['virt-exportproxy']}/api/export.kubevirt.io/v1/namespaces/"
+                             f"{ns}/virtualmachineexports/src-vm-export/volumes/src-disk/disk.img")
+    assert volume["sha256"] == volume_data.sha256(handle_of(admin, ns, exported_vm))

@@ -7,6 +7,12 @@ write the sha256 beside each file, delete the exports.
 
 A disk whose file and `.sha256` are already there and agree is not exported again (changed=false, nothing
 written to the cluster). Nothing is written until every source passed the checks and every export its dry run.
+
+KubeVirt gives an export external links only when an Ingress or Route in its namespace leads to virt-exportproxy
+(links.go getExternalLinks). With `export_proxy_url` the downloads go to that address instead, with the path of
+the external link, or, without one, the proxy's path for the export (externalUrlLinkFormat) plus the internal
+link's path: what a LoadBalancer Service or a port-forward to virt-exportproxy reaches. Without either, the
+task fails as soon as an export is Ready without an external link.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,6 +22,8 @@ __metaclass__ = type
 import base64
 import os
 import re
+
+from ansible.module_utils.six.moves.urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency import run_concurrently
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
@@ -38,6 +46,9 @@ SOURCE_LABEL = "palette.vmo/export-source"
 KINDS = {"vm": "VirtualMachine", "pvc": "PersistentVolumeClaim", "snapshot": "VirtualMachineSnapshot"}
 API_GROUPS = {"vm": "kubevirt.io", "snapshot": "snapshot.kubevirt.io"}
 EXTENSIONS = {"raw": ".img", "gzip": ".img.gz"}
+CONTENT_TYPE = "cdi.kubevirt.io/storage.contentType"
+# links.go externalUrlLinkFormat: the export proxy's path of an export
+PROXY_PATH = "/api/export.kubevirt.io/v1/namespaces/%s/virtualmachineexports/%s"
 DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms))+$")
 ITEM_OPTIONS = dict(name=dict(type="str", required=True), namespace=dict(type="str"))
 
@@ -113,6 +124,17 @@ def option_errors(params):
         errors.append("ttl: %r is not a duration (for example 30m, 1h or 1h30m)" % ttl)
     if params.get("export_ca_cert") and not os.path.isfile(params["export_ca_cert"]):
         errors.append("export_ca_cert: %s is not a file" % params["export_ca_cert"])
+    proxy = params.get("export_proxy_url")
+    if proxy is not None:
+        parts = urlsplit(proxy)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if parts.scheme != "https" or not parts.hostname or not port_ok or parts.path not in ("", "/") or \
+                parts.query or parts.fragment:
+            errors.append("export_proxy_url: %r is not an https URL of a host and an optional port (for example "
+                          "https://203.0.113.10 or https://127.0.0.1:8443), with no path" % proxy)
     return errors
 
 
@@ -136,6 +158,22 @@ def _populated(client, namespace, pvc):
             phase = ((dv or {}).get("status") or {}).get("phase")
             return phase == "Succeeded", phase
     return True, None
+
+
+def _is_disk_image(client, namespace, pvc):
+    """export.go isKubevirtContentType: KubeVirt offers raw and gzip links for a Block claim, one whose content-type
+    annotation is present and kubevirt (or empty), or one whose controlling DataVolume has that content type;
+    any other claim is exported as an archive (dir, tar.gz) of its file system."""
+    if (pvc.get("spec") or {}).get("volumeMode") == "Block":
+        return True
+    annotations = pvc["metadata"].get("annotations") or {}
+    if CONTENT_TYPE in annotations and annotations[CONTENT_TYPE] in ("kubevirt", ""):
+        return True
+    owner = next((r for r in pvc["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+    if owner is None or owner.get("kind") != "DataVolume" or owner.get("apiVersion") != "cdi.kubevirt.io/v1beta1":
+        return False
+    dv = client.get_or_none(object_path("cdi.kubevirt.io/v1beta1", "datavolumes", owner["name"], namespace))
+    return dv is not None and (dv.get("spec") or {}).get("contentType", "") in ("kubevirt", "")
 
 
 def _running_users(vmis, claim):
@@ -200,6 +238,13 @@ def check_source(client, api_version, source, params):
             field = "name" if source.kind == "pvc" else "volumes"
             problems.append("%s: %s: no such PersistentVolumeClaim %s in namespace %s" % (source.label, field, claim, ns))
             continue
+        if not _is_disk_image(client, ns, pvc):
+            field = "name" if source.kind == "pvc" else "volumes"
+            problems.append("%s: %s: PersistentVolumeClaim %s is not a disk image for KubeVirt (Filesystem, no %s "
+                            "annotation kubevirt and no DataVolume of content type kubevirt), so KubeVirt exports it "
+                            "as an archive (dir, tar.gz) only, which this module does not download"
+                            % (source.label, field, claim, CONTENT_TYPE))
+            continue
         populated, phase = _populated(client, ns, pvc)
         if not populated:
             problems.append("%s: volumes: the DataVolume %s is not populated yet (phase %s)"
@@ -241,8 +286,51 @@ def _same_export(live, body):
 # -- the flow ------------------------------------------------------------------------------------------
 
 def _ready(obj):
-    return obj is not None and (obj.get("status") or {}).get("phase") == "Ready" and \
-        bool(((obj.get("status") or {}).get("links") or {}).get("external"))
+    return obj is not None and (obj.get("status") or {}).get("phase") == "Ready"
+
+
+def _external_links(obj):
+    return ((obj.get("status") or {}).get("links") or {}).get("external")
+
+
+def _ready_predicate(params, seen_without_link):
+    """Ready; without export_proxy_url, an export Ready without an external link ends the whole wait at once
+    (KubeVirt gives none to any export while no Ingress or Route leads to virt-exportproxy)."""
+    def predicate(obj):
+        if _ready(obj) and not params.get("export_proxy_url") and not _external_links(obj):
+            seen_without_link.append(obj)
+        return bool(seen_without_link) or _ready(obj)
+    return predicate
+
+
+def no_external_link_error(exports):
+    names = ", ".join(sorted(set("%s/%s" % (o["metadata"]["namespace"], o["metadata"]["name"]) for o in exports)))
+    return ("export_proxy_url: the VirtualMachineExport %s is Ready without an external link: KubeVirt gives exports "
+            "one only when an Ingress or Route in its namespace leads to virt-exportproxy; give export_proxy_url, the "
+            "address that reaches virt-exportproxy from here (for example its LoadBalancer Service "
+            "virt-exportproxy-lb or a port-forward), or create such an Ingress" % names)
+
+
+def volume_links(export_obj, proxy_url):
+    """The export's volume links to download from: the external link's, or with `proxy_url` those on that
+    address (the external link's path, else the proxy's path for the export plus the internal link's path),
+    and the certificate the link names."""
+    links = (export_obj.get("status") or {}).get("links") or {}
+    external = links.get("external")
+    if not proxy_url:
+        return external or {}
+    base = urlsplit(proxy_url)
+    meta = export_obj["metadata"]
+    chosen = external or links.get("internal") or {}
+    prefix = "" if external else PROXY_PATH % (meta["namespace"], meta["name"])
+    volumes = []
+    for volume in chosen.get("volumes") or []:
+        formats = []
+        for fmt in volume.get("formats") or []:
+            parts = urlsplit(fmt.get("url") or "")
+            formats.append(dict(fmt, url=urlunsplit(("https", base.netloc, prefix + parts.path, parts.query, ""))))
+        volumes.append(dict(volume, formats=formats))
+    return {"cert": chosen.get("cert"), "volumes": volumes}
 
 
 def _describe(obj):
@@ -267,7 +355,7 @@ def _token(client, export_obj, module):
 
 def _download(client, module, source, export_obj, params):
     token = _token(client, export_obj, module)
-    links = export_obj["status"]["links"]["external"]
+    links = volume_links(export_obj, params.get("export_proxy_url"))
     by_name = {v["name"]: v for v in links.get("volumes") or []}
     wanted = {"raw": "raw", "gzip": "gzip"}[params["format"]]
     results = []
@@ -380,13 +468,17 @@ def run(module):
             source.written = True
     if errors:
         _fail("the apiserver refused creates: ", errors, sources)
+    without_link = []
     try:
         ready = wait_for(client, export_version, PLURAL,
-                         [WaitTarget(s.namespace, s.export_name, _ready, "phase Ready with links", _describe)
-                          for s in todo], params["wait_timeout"])
+                         [WaitTarget(s.namespace, s.export_name, _ready_predicate(params, without_link), "phase Ready",
+                                     _describe) for s in todo], params["wait_timeout"])
     except WaitTimeout as err:
         cleanup(client, todo, path_of, params)
         _fail("", [str(err)], sources)
+    if without_link:
+        cleanup(client, todo, path_of, params)
+        _fail("", [no_external_link_error(without_link)], sources)
     outcomes = run_concurrently(lambda s: _download(client, module, s, ready[(s.namespace, s.export_name)], params),
                                 todo, params["concurrency"])
     for source, outcome in zip(todo, outcomes):

@@ -6,9 +6,12 @@ Controller, pkg/storage/export/export/export.go VMExportController.updateVMExpor
 pvc-source.go, vm-source.go and vmsnapshot-source.go:
 * populateInitialVMExportStatus: phase Pending, condition Ready False Initializing, ttlExpirationTime =
   creation + spec.ttlDuration (types.go DefaultDurationTTL 2h). checkPod: once the TTL has passed the export is
-  deleted.
-* getOrCreateExportService: Service virt-export-<name> (getExportServiceName) owned by the export, port 443
-  named export (exportPort); handleVMExportToken: spec.tokenSecretRef is used as given, else a Secret
+  deleted; manageExporterPod calls checkPod only when an exporter pod exists and the source is available
+  (export.go:778-787), so an export whose source never became available stays Pending after its TTL.
+* getOrCreateExportService / createServiceManifest: Service virt-export-<name> (getExportServiceName) owned by
+  the export, labels {kubevirt.io: virt-exporter} plus the export's labels, annotations the export's, selector
+  {kubevirt.io.virt-export-service: <export name>} (getExportLabelValue), port 443 named export (exportPort);
+  handleVMExportToken: spec.tokenSecretRef is used as given, else a Secret
   export-token-<name> (getDefaultTokenSecretName) with data `token` = 20 alphanumerics
   (pkg/util/util.go GenerateVMExportToken), owned by the export, created once the source is available.
 * Sources. PVC (getPVCFromSourcePVC / isSourceAvailablePVC): PVCReady condition (pvcConditionFromPVC:
@@ -28,29 +31,41 @@ pvc-source.go, vm-source.go and vmsnapshot-source.go:
   when the source stops being available (ExportPaused). updateCommonVMExportStatusFields: no pod ->
   source.ReadyCondition(), Pending; pod Pending -> Ready False PodPending; pod ready -> Ready True PodReady,
   phase Ready, links (links.go getLinks): per claim (paths.go, addVolumeEnvironmentVariables) raw
-  /volumes/<claim>/disk.img and gzip /volumes/<claim>/disk.img.gz for kubevirt content (archive content:
-  tar.gz and dir, which this server does not serve), internal host virt-export-<name>.<ns>.svc, external
-  host the export proxy's + /api/export.kubevirt.io/v1/namespaces/<ns>/virtualmachineexports/<name>
-  (externalUrlLinkFormat); cert the CA bundle of each.
+  /volumes/<claim>/disk.img and gzip /volumes/<claim>/disk.img.gz for kubevirt content, else tar.gz
+  /volumes/<claim>/disk.tar.gz and dir /volumes/<claim>/dir/ (archive content, which this server does not
+  serve). Kubevirt content (isKubevirtContentType, export.go:1451-1476): a Block claim, or one whose
+  cdi.kubevirt.io/storage.contentType annotation is present with value kubevirt or "", or whose controlling
+  DataVolume (cdi.kubevirt.io/v1beta1) has spec.contentType kubevirt or "". Internal links: host
+  virt-export-<name>.<ns>.svc, cert the CA bundle. External links (getExternalLinks) ONLY when an Ingress in
+  KubeVirt's namespace sends traffic to the virt-exportproxy Service (getHostFromIngress: default backend, or a
+  rule path with a host) or a Route does (getHostFromRoute; the lab has no Routes): host that host +
+  /api/export.kubevirt.io/v1/namespaces/<ns>/virtualmachineexports/<name> (externalUrlLinkFormat), cert from
+  the Ingress's TLS secret in KubeVirt's namespace (getIngressCert/findCertByHostName: the certificate whose
+  CN or SAN matches the host, with its issuer chain). No such Ingress: no external links at all.
 
 The lab runs no pods: the exporter pod's phase (Pending for one step, then Running and ready) is kept by
-this stand-in, and the server below serves the export's volumes while it is Running. KubeVirt finds the
-external host from an Ingress or Route to virt-exportproxy (getExternalLinkHostAndCert); the lab's proxy
-listens on 127.0.0.1:<port>, which no Ingress host can express, so the stand-in uses that address as the
-external host, with the lab CA as its cert. Not mirrored: the VM manifest links (EXPORT_VM_DEF_URI, the
-auth-header secret manifest), OCI export, backup and template sources, certificate rotation.
+this stand-in, and the server below serves the export's volumes while it is Running. The Ingress is the one
+the VMO pack creates with `kubevirt.ingress` (path /api/export.kubevirt.io to virt-exportproxy, see the
+reference palette-vmo.md 3c); ensure_pack_ingress makes it in the lab with host INGRESS_HOST (an Ingress host
+carries no port), which names no real address: clients reach the lab's proxy at https://127.0.0.1:<port>
+with the link's path (as virtctl vmexport --port-forward keeps the path). Not mirrored: the VM manifest links
+(EXPORT_VM_DEF_URI, the auth-header secret manifest), OCI export, backup and template sources, certificate
+rotation, the memory-dump and backend (persistent TPM/EFI) claims of a VM source (vm-source.go:270-311).
 
 Server, pkg/storage/export/virt-exportserver/exportserver.go: tokenChecker accepts the token from the
 query parameter or the header x-kubevirt-export-token, else 401 with no body; FileHandler serves the raw
 volume with http.ServeContent (Content-Length, Range requests, HEAD); gzipHandler streams it gzip-compressed
-(no Content-Length); a method other than GET/HEAD -> 400. The proxy (pkg/virt-exportproxy) forwards
-/api/export.kubevirt.io/v1/namespaces/<ns>/virtualmachineexports/<name>/... to the export's service; with no
-ready exporter behind the service it answers 502.
+(no Content-Length) and refuses any method but GET (exportserver.go:664-670); a method other than GET/HEAD ->
+400. The proxy (cmd/virt-exportproxy/virt-exportproxy.go proxyHandler) forwards
+/api/export.kubevirt.io/(v1beta1|v1)/namespaces/<ns>/virtualmachineexports/<name>/... to the export's service:
+a path not of that form -> 400, no such export -> 404, an export not in phase Ready -> 503.
 
 Admitter, pkg/storage/admitters/vmexport.go VMExportAdmitter.Admit on CREATE: spec.source.kind one of
 PersistentVolumeClaim (apiGroup missing or blank), VirtualMachineSnapshot (apiGroup snapshot.kubevirt.io),
-VirtualMachine (apiGroup kubevirt.io), else "invalid kind" on spec.source.kind; an empty name is refused
-("PVC name must not be empty", ...); on UPDATE a changed spec is refused ("spec in immutable after creation",
+VirtualMachine (apiGroup kubevirt.io), VirtualMachineBackup (apiGroup backup.kubevirt.io),
+VirtualMachineTemplate (only with the OCIExport feature gate and virt-template deployed, which the lab never
+has), else "invalid kind" on spec.source.kind; an empty name is refused ("PVC name must not be empty", ...);
+on UPDATE a changed spec is refused ("spec in immutable after creation",
 field spec). Registered in virt-api-validator as virtualmachineexport-validator.export.kubevirt.io on
 /virtualmachineexports-validate (components/webhooks.go).
 """
@@ -73,6 +88,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..kube import JSON, Kube, KubeError, object_path
 from . import volume_data
+from .admission import denied
 from .runtime import Manager
 from .storage import storage_bytes
 
@@ -89,9 +105,18 @@ TOKEN_KEY = "token"  # export.go secretTokenKey
 AUTH_HEADER = "x-kubevirt-export-token"  # exportserver.go authHeader
 EXPORT_PREFIX = "virt-export"
 SERVICE_LABEL = "kubevirt.io.virt-export-service"  # export.go exportServiceLabel
+RESTORE_ANNOTATIONS_TO_DELETE = ("pv.kubernetes.io", "volume.beta.kubernetes.io", "cdi.kubevirt.io",
+                                 "volume.kubernetes.io", "k8s.io/CloneRequest", "k8s.io/CloneOf")
+EXPORTER_APP = {"kubevirt.io": "virt-exporter"}  # createServiceManifest: virtv1.AppLabel: exportv1.App
+PROXY_SERVICE = "virt-exportproxy"  # components.VirtExportProxyServiceName
+CONTENT_TYPE = "cdi.kubevirt.io/storage.contentType"  # export.go annContentType
+# The lab's Ingress for the export proxy, as the VMO pack makes it (kubevirt.ingress, palette-vmo.md 3c).
+INGRESS_NAME = "virt-exportproxy"
+INGRESS_HOST = "virt-exportproxy.lab.palette.vmo"
+INGRESS_TLS_SECRET = "virt-exportproxy-ingress-tls"
 VALIDATE_PATH = "/virtualmachineexports-validate"  # components/webhooks.go VMExportValidatePath
 WEBHOOK_NAME = "virtualmachineexport-validator.export.kubevirt.io"
-EXTERNAL_PATH = re.compile(r"^/api/export\.kubevirt\.io/v1/namespaces/(?P<ns>[^/]+)/virtualmachineexports/"
+EXTERNAL_PATH = re.compile(r"^/api/export\.kubevirt\.io/(?:v1beta1|v1)/namespaces/(?P<ns>[^/]+)/virtualmachineexports/"
                            r"(?P<name>[^/]+)(?P<rest>/.*)$")
 VOLUME_PATH = re.compile(r"^/volumes/(?P<claim>[^/]+)/(?P<file>disk\.img|disk\.img\.gz)$")
 
@@ -120,13 +145,31 @@ def parse_duration(value: str) -> float:
     return sum(float(num) * units[unit] for num, unit in _DURATION.findall(text))
 
 
-def get_name(prefix: str, name: str, limit: int = 63) -> str:
-    """openshift library-go naming.GetName: prefix-name, or a hash-shortened form when too long."""
-    full = f"{prefix}-{name}"
-    if len(full) <= limit:
-        return full
-    digest = format(zlib.crc32(full.encode()) & 0xFFFFFFFF, "08x")
-    return f"{full[:limit - 9]}-{digest}"
+def _fnv32a(text: str) -> str:
+    """library-go naming hash: FNV-1a 32 bit, 8 hex digits."""
+    value = 0x811C9DC5
+    for byte in text.encode():
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{value:08x}"
+
+
+def get_name(base: str, suffix: str, limit: int = 63) -> str:
+    """vendor/github.com/openshift/library-go/pkg/build/naming/namer.go GetName."""
+    if limit <= 0:
+        return ""
+    name = f"{base}-{suffix}"
+    if len(name) <= limit:
+        return name
+    base_length = limit - 10 - len(suffix)
+    if base_length <= 0:
+        short = f"{base[:min(len(base), max(0, limit - 9))]}-{_fnv32a(name)}"
+        return short[:min(limit, len(short))]
+    return f"{base[:base_length]}-{_fnv32a(base)}-{suffix}"
+
+
+def export_label_value(export_name: str) -> str:
+    """export.go getExportLabelValue: the export's name, or GetName(virt-export, name) over 63 characters."""
+    return export_name if len(export_name) <= 63 else get_name(EXPORT_PREFIX, export_name)
 
 
 def service_name(export_name: str) -> str:
@@ -169,11 +212,15 @@ def update_condition(conditions: List[JSON], new: JSON) -> List[JSON]:
 
 # -- admitter ----------------------------------------------------------------------------------------
 
+# VirtTemplateDeploymentEnabled: the lab deploys no virt-template.
+_VIRT_TEMPLATE_DEPLOYED = False
+
+
 def _cause(message: str, field: str) -> JSON:
     return {"reason": "FieldValueInvalid", "message": message, "field": field}
 
 
-def admit_vm_export(request: JSON, _config: JSON) -> JSON:
+def admit_vm_export(request: JSON, config: JSON) -> JSON:
     """pkg/storage/admitters/vmexport.go VMExportAdmitter.Admit."""
     resource = request.get("resource") or {}
     if resource.get("group") != GROUP or resource.get("resource") != PLURAL:
@@ -184,18 +231,26 @@ def admit_vm_export(request: JSON, _config: JSON) -> JSON:
     if request.get("operation") == "CREATE":
         source = spec.get("source") or {}
         kind, name, group = source.get("kind", ""), source.get("name", ""), source.get("apiGroup")
-        rules = {"PersistentVolumeClaim": ("PVC", None), "VirtualMachineSnapshot": ("VMSnapshot", "snapshot.kubevirt.io"),
-                 "VirtualMachine": ("VM", "kubevirt.io")}
+        # (name message label, API group message label, API group)
+        rules = {"PersistentVolumeClaim": ("PVC", "PVC", None),
+                 "VirtualMachineSnapshot": ("VMSnapshot", "VMSnapshot", "snapshot.kubevirt.io"),
+                 "VirtualMachine": ("Virtual Machine", "VM", "kubevirt.io"),
+                 "VirtualMachineBackup": ("VirtualMachineBackup", "VirtualMachineBackup", "backup.kubevirt.io"),
+                 "VirtualMachineTemplate": ("VirtualMachineTemplate", "VirtualMachineTemplate", "template.kubevirt.io")}
+        gates = ((config or {}).get("developerConfiguration") or {}).get("featureGates") or []
         if kind not in rules:
             causes.append(_cause("invalid kind", "spec.source.kind"))
+        elif kind == "VirtualMachineTemplate" and not ("OCIExport" in gates and _VIRT_TEMPLATE_DEPLOYED):
+            causes.append(_cause("VirtualMachineTemplate source requires the OCIExport feature gate and virt-template "
+                                 "deployment to be enabled", "spec.source.kind"))
         else:
-            label, wanted = rules[kind]
+            label, group_label, wanted = rules[kind]
             if not name:
                 causes.append(_cause(f"{label} name must not be empty", "spec.source.name"))
             if wanted is None and group:
                 causes.append(_cause("PVC API group must be missing or blank", "spec.source.APIGroup"))
             elif wanted is not None and group != wanted:
-                causes.append(_cause(f"{label} API group must be {wanted}", "spec.source.APIGroup"))
+                causes.append(_cause(f"{group_label} API group must be {wanted}", "spec.source.APIGroup"))
     elif request.get("operation") == "UPDATE":
         old = (request.get("oldObject") or {}).get("spec") or {}
         if old != spec:
@@ -204,9 +259,7 @@ def admit_vm_export(request: JSON, _config: JSON) -> JSON:
         return {"allowed": False, "status": {"message": f"unexpected operation {request.get('operation')}",
                                              "code": 400}}
     if causes:
-        # webhooks.ToAdmissionResponse: message the causes' messages joined, code 422
-        return {"allowed": False, "status": {"message": ", ".join(c["message"] for c in causes), "code": 422,
-                                             "reason": "Invalid", "details": {"causes": causes}}}
+        return denied(causes)  # webhooks.ToAdmissionResponse: at most 10 causes, code 422
     return {"allowed": True}
 
 
@@ -230,6 +283,9 @@ class VMExportController:
         self.exports = manager.informer("vmexports", object_path(API, PLURAL), ("VMExport",))
         self.pods: Dict[Tuple[str, str], Exporter] = {}
         self.lock = threading.Lock()
+        # virtinformers.go Ingress(): ingresses of KubeVirt's namespace (filtered in _external_host)
+        self.ingresses = manager.informer("vmexport-ingresses", object_path("networking.k8s.io/v1", "ingresses"))
+        self.ingresses.on_change = self._requeue_all(manager)
         for name, path in (("vmexport-vms", object_path("kubevirt.io/v1", "virtualmachines")),
                            ("vmexport-vmis", object_path("kubevirt.io/v1", "virtualmachineinstances")),
                            ("vmexport-pvcs", object_path("v1", "persistentvolumeclaims")),
@@ -247,6 +303,84 @@ class VMExportController:
                 if export["metadata"]["namespace"] == namespace:
                     manager.queue.add(("VMExport", namespace, export["metadata"]["name"]))
         return on_change
+
+    def _requeue_all(self, manager: Manager):
+        def on_change(_obj: JSON) -> None:
+            for export in self.exports.list():
+                manager.queue.add(("VMExport", export["metadata"]["namespace"], export["metadata"]["name"]))
+        return on_change
+
+    def _kubevirt_namespace(self) -> str:
+        """The namespace KubeVirt is deployed in (virt-controller's KubevirtNamespace)."""
+        kvs = self.kube.get(object_path("kubevirt.io/v1", "kubevirts")).get("items", [])
+        return kvs[0]["metadata"]["namespace"] if kvs else "kubevirt"
+
+    def _external_host(self) -> Tuple[str, str]:
+        """links.go getExternalLinkHostAndCert with getHostFromIngress and getIngressCert: the first Ingress of
+        KubeVirt's namespace that sends traffic to virt-exportproxy names the host; ("", "") when none does."""
+        namespace = self._kubevirt_namespace()
+        for ingress in self.ingresses.list():
+            if ingress["metadata"].get("namespace") != namespace:
+                continue
+            spec = ingress.get("spec") or {}
+            host = ""
+            default = ((spec.get("defaultBackend") or {}).get("service") or {})
+            if default:
+                if default.get("name") != PROXY_SERVICE:
+                    continue
+                host = ((spec.get("rules") or [{}])[0]).get("host", "")
+            else:
+                for rule in spec.get("rules") or []:
+                    paths = (rule.get("http") or {}).get("paths") or []
+                    if any(((p.get("backend") or {}).get("service") or {}).get("name") == PROXY_SERVICE
+                           for p in paths) and rule.get("host"):
+                        host = rule["host"]
+                        break
+            if host:
+                return host, self._ingress_cert(host, ingress, namespace)
+        return "", ""
+
+    def _ingress_cert(self, host: str, ingress: JSON, namespace: str) -> str:
+        """getIngressCert / findCertByHostName: from the first TLS secret of the Ingress, the certificate whose CN
+        or a SAN is the host (or *.<domain>), then its issuer's; all valid certificates when none matches."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+        secret_name = next((t.get("secretName") for t in (ingress.get("spec") or {}).get("tls") or []
+                            if t.get("secretName")), "")
+        secret = self._get(object_path("v1", "secrets", secret_name, namespace)) if secret_name else None
+        data = ((secret or {}).get("data") or {}).get("tls.crt")
+        if not data:
+            return ""
+        certs = x509.load_pem_x509_certificates(base64.b64decode(data))
+
+        def names(cert):
+            out = [a.value for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+            try:
+                out += cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+                    x509.DNSName)
+            except x509.ExtensionNotFound:
+                pass
+            return out
+
+        def find(name: str) -> str:
+            wildcard = "*." + (name.split(".", 1)[1] if "." in name else name)
+            match = next((c for c in certs if name in names(c) or wildcard in names(c)), None)
+            if match is None:
+                return "\n".join(c.public_bytes(Encoding.PEM).decode().strip() for c in certs)
+            pem = match.public_bytes(Encoding.PEM).decode().strip()
+            issuer = match.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+            subject = match.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+            is_ca = False
+            try:
+                is_ca = match.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+            except x509.ExtensionNotFound:
+                pass
+            if issuer and subject and issuer[0].value != subject[0].value and not is_ca:
+                chain = next((c for c in certs if c.subject == match.issuer), None)
+                if chain is not None:
+                    pem += "\n" + chain.public_bytes(Encoding.PEM).decode().strip()
+            return pem
+        return find(host)
 
     def exporter(self, namespace: str, name: str) -> Optional[Exporter]:
         with self.lock:
@@ -284,14 +418,24 @@ class VMExportController:
                     return True
         return False
 
-    def _claim_info(self, pvc: JSON) -> JSON:
+    def _is_kubevirt_content(self, pvc: JSON) -> bool:
+        """export.go isKubevirtContentType."""
+        if (pvc.get("spec") or {}).get("volumeMode") == "Block":
+            return True
         annotations = pvc["metadata"].get("annotations") or {}
-        content = annotations.get("cdi.kubevirt.io/storage.contentType", "")
+        if CONTENT_TYPE in annotations and annotations[CONTENT_TYPE] in ("kubevirt", ""):
+            return True
+        owner = next((r for r in pvc["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+        if owner is None or owner.get("kind") != "DataVolume" or owner.get("apiVersion") != "cdi.kubevirt.io/v1beta1":
+            return False
+        dv = self._get(object_path("cdi.kubevirt.io/v1beta1", "datavolumes", owner["name"], pvc["metadata"]["namespace"]))
+        return dv is not None and (dv.get("spec") or {}).get("contentType", "") in ("kubevirt", "")
+
+    def _claim_info(self, pvc: JSON) -> JSON:
         volume = (pvc.get("spec") or {}).get("volumeName")
         pv = self._get(object_path("v1", "persistentvolumes", volume)) if volume else None
-        block = (pvc.get("spec") or {}).get("volumeMode") == "Block"
         return {"name": pvc["metadata"]["name"], "handle": volume_data.volume_handle(pv),
-                "kubevirt": block or content in ("", "kubevirt")}
+                "kubevirt": self._is_kubevirt_content(pvc) if pvc.get("spec") else False}
 
     def _pvc_source(self, export: JSON) -> JSON:
         namespace, name = export["metadata"]["namespace"], export["spec"]["source"]["name"]
@@ -422,7 +566,11 @@ class VMExportController:
         for key in ("storageClassName", "volumeMode"):
             if spec.get(key):
                 body_spec[key] = spec[key]
-        annotations = {}
+        # CreateRestorePVCDef: the backed-up claim's labels and annotations, less those under
+        # restoreAnnotationsToDelete (restore.go:122-129) other than the content type
+        backed_up = claim.get("metadata") or {}
+        annotations = {key: value for key, value in (backed_up.get("annotations") or {}).items()
+                       if key == CONTENT_TYPE or not key.startswith(RESTORE_ANNOTATIONS_TO_DELETE)}
         volumes = ((((source.get("virtualMachine") or {}).get("spec") or {}).get("template") or {}).get("spec")
                    or {}).get("volumes") or []
         if any(v.get("name") == backup.get("volumeName") and (v.get("dataVolume") or v.get("persistentVolumeClaim"))
@@ -430,6 +578,7 @@ class VMExportController:
             annotations["cdi.kubevirt.io/storage.contentType"] = "kubevirt"
         body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                 "metadata": {"name": name, "namespace": meta["namespace"], "annotations": annotations,
+                             "labels": dict(backed_up.get("labels") or {}),
                              "ownerReferences": [self._owner(export)]},
                 "spec": body_spec}
         try:
@@ -467,12 +616,14 @@ class VMExportController:
         has_content = bool(info["claims"])
         # getOrCreateExportService
         svc = service_name(name)
+        meta = export["metadata"]
         self._ensure(object_path("v1", "services", namespace=namespace), {
             "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": svc, "namespace": namespace, "labels": {SERVICE_LABEL: svc},
+            "metadata": {"name": svc, "namespace": namespace, "labels": {**EXPORTER_APP, **(meta.get("labels") or {})},
+                         "annotations": dict(meta.get("annotations") or {}),
                          "ownerReferences": [self._owner(export)]},
             "spec": {"ports": [{"name": "export", "port": 443, "protocol": "TCP", "targetPort": 8443}],
-                     "selector": {SERVICE_LABEL: svc}}})
+                     "selector": {SERVICE_LABEL: export_label_value(name)}}})
         # handleVMExportToken
         if spec.get("tokenSecretRef"):
             status["tokenSecretRef"] = spec["tokenSecretRef"]
@@ -483,11 +634,7 @@ class VMExportController:
                 "metadata": {"name": status["tokenSecretRef"], "namespace": namespace,
                              "ownerReferences": [self._owner(export)]},
                 "stringData": {TOKEN_KEY: generate_token()}})
-        # checkPod: the TTL has passed -> the export is deleted
         requeue: Optional[float] = None
-        if now_utc() >= expires:
-            self.kube.delete(self._path(namespace, name))
-            return None
         # manageExporterPod
         pod = self.exporter(namespace, name)
         if pod is None and available and has_content:
@@ -500,6 +647,10 @@ class VMExportController:
             with self.lock:
                 self.pods.pop((namespace, name), None)
             pod = None
+        if pod is not None and now_utc() >= expires:
+            # checkPod (only with an exporter and the source available): the TTL has passed -> deleted
+            self.kube.delete(self._path(namespace, name))
+            return None
         if pod is not None and pod.phase == "Pending":
             wait = pod.created + self.step - time.monotonic()
             if wait > 0:
@@ -523,9 +674,11 @@ class VMExportController:
         elif pod.phase == "Running":
             conditions = update_condition(conditions, condition("Ready", "True", "PodReady"))
             status["phase"] = "Ready"
-            status["links"] = {"internal": self._links(pod, f"{svc}.{namespace}.svc"),
-                               "external": self._links(pod, f"127.0.0.1:{self.port}/api/{API}/namespaces/"
-                                                            f"{namespace}/{PLURAL}/{name}")}
+            status["links"] = {"internal": self._links(pod, f"{svc}.{namespace}.svc", self.ca_pem)}
+            host, cert = self._external_host()  # getExternalLinks: none without an Ingress to the proxy
+            if host:
+                status["links"]["external"] = self._links(pod, f"{host}/api/{API}/namespaces/{namespace}/{PLURAL}/"
+                                                               f"{name}", cert)
         else:
             conditions = update_condition(conditions, condition("Ready", "False", "PodPending"))
             status["phase"] = "Pending"
@@ -539,7 +692,9 @@ class VMExportController:
                 if info["source"]["reason"] in ("VMSnapshotNoVolumes",) or info["ready"]["reason"] == "VMSnapshotNotFound":
                     status["phase"] = "Skipped"
             else:
-                bound = all((c.get("status") or {}).get("phase") == "Bound" for c in info["claims"])
+                claims = [self._get(object_path("v1", "persistentvolumeclaims", c["metadata"]["name"], namespace)) or c
+                          for c in info["claims"]]  # as they are now: the exporter may have waited for them
+                bound = all((c.get("status") or {}).get("phase") == "Bound" for c in claims)
                 conditions = update_condition(conditions, condition("VolumesCreated", "True", "AllPVCsReady") if bound
                                               else condition("VolumesCreated", "False", "NotAllPVCsReady",
                                                              "Not all PVCs are ready"))
@@ -565,7 +720,7 @@ class VMExportController:
             if err.status != 409:
                 raise
 
-    def _links(self, pod: Exporter, host_and_base: str) -> JSON:
+    def _links(self, pod: Exporter, host_and_base: str, cert: str) -> JSON:
         """links.go getLinks with sourceVolumes.populateLink."""
         volumes = []
         for claim in pod.claims:
@@ -579,7 +734,10 @@ class VMExportController:
             name = claim["name"][len(pod.prefix):] if pod.prefix and claim["name"].startswith(pod.prefix) \
                 else claim["name"]
             volumes.append({"name": name, "formats": formats})
-        return {"cert": self.ca_pem, "volumes": volumes}
+        link: JSON = {"volumes": volumes}
+        if cert:
+            link["cert"] = cert
+        return link
 
 
 # -- export proxy + export server --------------------------------------------------------------------
@@ -617,13 +775,15 @@ def make_handler(kube: Kube, controller: VMExportController) -> type:
             path, _, query = self.path.partition("?")
             match = EXTERNAL_PATH.match(path)
             if not match:
-                return self._empty(404)
+                return self._empty(400)  # proxyHandler: not an export path
             namespace, name, rest = match["ns"], match["name"], match["rest"]
             export = controller.exports.get(namespace, name)
+            if export is None:
+                return self._empty(404)  # proxyHandler: no such export
             pod = controller.exporter(namespace, name)
-            if export is None or pod is None or pod.phase != "Running" or \
+            if (export.get("status") or {}).get("phase") != "Ready" or pod is None or pod.phase != "Running" or \
                     pod.export_uid != export["metadata"]["uid"]:
-                return self._empty(502)  # the proxy has no exporter behind the service
+                return self._empty(503)  # proxyHandler: the export is not Ready
             if not self._token_ok(namespace, export, query):
                 return self._empty(401)
             volume = VOLUME_PATH.match(rest)
@@ -634,6 +794,8 @@ def make_handler(kube: Kube, controller: VMExportController) -> type:
                 return self._empty(400)
             handle = claim["handle"]
             if volume["file"] == "disk.img.gz":
+                if self.command != "GET":
+                    return self._empty(400)  # gzipHandler: GET only
                 return self._gzip(handle)
             return self._raw(handle)
 
@@ -734,9 +896,53 @@ def server_cert(pki: Path, name: str, hosts: Tuple[str, ...] = ()) -> Tuple[str,
     return str(crt), str(key)
 
 
+def pack_ingress(namespace: str) -> JSON:
+    """The Ingress the VMO pack makes with kubevirt.ingress (palette-vmo.md 3c): /api/export.kubevirt.io to the
+    virt-exportproxy Service, TLS from INGRESS_TLS_SECRET. Not KubeVirt's: KubeVirt only reads it."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": INGRESS_NAME, "namespace": namespace},
+            "spec": {"tls": [{"hosts": [INGRESS_HOST], "secretName": INGRESS_TLS_SECRET}],
+                     "rules": [{"host": INGRESS_HOST, "http": {"paths": [
+                         {"path": "/api/export.kubevirt.io", "pathType": "Prefix",
+                          "backend": {"service": {"name": PROXY_SERVICE, "port": {"number": 443}}}}]}}]}}
+
+
+def ensure_pack_ingress(kube: Kube, pki: Path, namespace: str = "kubevirt") -> None:
+    """Makes the pack's Ingress and its TLS secret (a certificate for INGRESS_HOST from the lab CA, with the CA)."""
+    crt, key = server_cert(pki, "virt-exportproxy-ingress", hosts=(INGRESS_HOST,))
+    chain = Path(crt).read_text().strip() + "\n" + (pki / "ca.crt").read_text().strip() + "\n"
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+              "metadata": {"name": INGRESS_TLS_SECRET, "namespace": namespace},
+              "data": {"tls.crt": base64.b64encode(chain.encode()).decode(),
+                       "tls.key": base64.b64encode(Path(key).read_bytes()).decode()}}
+    for collection, body in ((object_path("v1", "secrets", namespace=namespace), secret),
+                             (object_path("networking.k8s.io/v1", "ingresses", namespace=namespace),
+                              pack_ingress(namespace))):
+        try:
+            kube.create(collection, body)
+        except KubeError as err:
+            if err.status != 409:
+                raise
+
+
+def _make_pack_ingress_once_deployed(kube: Kube, pki: Path) -> None:
+    """Waits for KubeVirt's namespace (made when the lab deploys KubeVirt), then makes the pack's Ingress."""
+    while True:
+        try:
+            kvs = kube.get(object_path("kubevirt.io/v1", "kubevirts")).get("items", [])
+            if kvs:
+                ensure_pack_ingress(kube, pki, kvs[0]["metadata"]["namespace"])
+                return
+        except (KubeError, OSError) as err:
+            log.info("pack Ingress for virt-exportproxy not made yet: %s", err)
+        time.sleep(1.0)
+
+
 def register(manager: Manager, kube: Kube, port: int, pki: Path) -> VMExportController:
     ca_pem = (pki / "ca.crt").read_text().strip()
     controller = VMExportController(manager, kube, port, ca_pem)
     cert, key = server_cert(pki, "virt-exportproxy")
     serve(kube, controller, port, cert, key)
+    threading.Thread(target=_make_pack_ingress_once_deployed, args=(kube, pki), daemon=True,
+                     name="vmo-pack-export-ingress").start()
     return controller

@@ -4,12 +4,14 @@ export server serves them with the export token, the upload proxy writes an uplo
 import base64
 import gzip
 import hashlib
+import time
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 
 from tests.lab.kube import KubeError, object_path
-from tests.lab.kubevirt import volume_data
+from tests.lab.kubevirt import volume_data, vm_export
 
 from .helpers import vm_manifest, vm_path
 
@@ -51,6 +53,25 @@ def token_of(admin, namespace, export_obj):
     return base64.b64decode(secret["data"]["token"]).decode()
 
 
+def proxied(lab, url):
+    """The export proxy's address in the lab: the link's path on https://127.0.0.1:<port> (the Ingress host,
+    virt-exportproxy.lab.palette.vmo, names no address)."""
+    parts = urlsplit(url)
+    assert parts.hostname == vm_export.INGRESS_HOST
+    return urlunsplit(("https", f"127.0.0.1:{lab.ports['virt-exportproxy']}", parts.path, parts.query, ""))
+
+
+@pytest.fixture
+def no_export_ingress(admin, lab):
+    """A cluster without the pack's Ingress for virt-exportproxy (put back afterwards)."""
+    path = object_path("networking.k8s.io/v1", "ingresses", vm_export.INGRESS_NAME, "kubevirt")
+    admin.delete(path)
+    try:
+        yield
+    finally:
+        vm_export.ensure_pack_ingress(admin, lab.dir / "pki", "kubevirt")
+
+
 def session(lab):
     http = requests.Session()
     http.trust_env = False
@@ -72,7 +93,7 @@ def test_importer_writes_content_generated_and_fetched(admin, wait, namespace, l
     # an http source on loopback is downloaded for real: the export link of the first disk
     admin.create(export_path(namespace), export("first", "PersistentVolumeClaim", "disk"))
     first = wait.until(export_path(namespace, "first"), phase_is("Ready"), 30, "export Ready")
-    url = first["status"]["links"]["external"]["volumes"][0]["formats"][0]["url"]
+    url = proxied(lab, first["status"]["links"]["external"]["volumes"][0]["formats"][0]["url"])
     token = token_of(admin, namespace, first)
     admin.create(dv_path(namespace), dv("copy", {"http": {"url": f"{url}?x-kubevirt-export-token={token}"}}))
     wait.until(dv_path(namespace, "copy"), phase_is("Succeeded"), 30, "copy Succeeded")
@@ -91,8 +112,17 @@ def test_pvc_export_serves_the_volume_with_its_token(admin, wait, namespace, lab
     assert status["ttlExpirationTime"]
     internal = status["links"]["internal"]["volumes"][0]
     assert internal["formats"][0]["url"] == "https://virt-export-ex.%s.svc/volumes/disk/disk.img" % namespace
-    formats = {f["format"]: f["url"] for f in status["links"]["external"]["volumes"][0]["formats"]}
+    external = status["links"]["external"]
+    formats = {f["format"]: proxied(lab, f["url"]) for f in external["volumes"][0]["formats"]}
     assert set(formats) == {"raw", "gzip"}
+    assert external["volumes"][0]["formats"][0]["url"] == (
+        f"https://{vm_export.INGRESS_HOST}/api/export.kubevirt.io/v1/namespaces/{namespace}/virtualmachineexports/ex"
+        "/volumes/disk/disk.img")
+    assert "BEGIN CERTIFICATE" in external["cert"]  # the Ingress TLS secret's certificate for the host
+    # createServiceManifest: app label plus the export's labels, selector on the export's name
+    service = admin.get(object_path("v1", "services", "virt-export-ex", namespace))
+    assert service["metadata"]["labels"]["kubevirt.io"] == "virt-exporter"
+    assert service["spec"]["selector"] == {"kubevirt.io.virt-export-service": "ex"}
     http = session(lab)
     assert http.get(formats["raw"]).status_code == 401
     assert http.get(formats["raw"], headers={"x-kubevirt-export-token": "wrong"}).status_code == 401
@@ -107,7 +137,35 @@ def test_pvc_export_serves_the_volume_with_its_token(admin, wait, namespace, lab
     # the token secret and the service belong to the export: gone with it (garbage collector)
     admin.delete(export_path(namespace, "ex"))
     wait.gone(object_path("v1", "secrets", "export-token-ex", namespace), 60)
-    assert http.get(formats["raw"], headers={"x-kubevirt-export-token": token}).status_code == 502
+    # virt-exportproxy: no such export -> 404
+    assert http.get(formats["raw"], headers={"x-kubevirt-export-token": token}).status_code == 404
+    # gzipHandler answers GET only
+    admin.create(export_path(namespace), export("ex2", "PersistentVolumeClaim", "disk"))
+    obj = wait.until(export_path(namespace, "ex2"), phase_is("Ready"), 30, "export Ready")
+    packed_url = proxied(lab, obj["status"]["links"]["external"]["volumes"][0]["formats"][1]["url"])
+    assert http.head(packed_url, headers={"x-kubevirt-export-token": token_of(admin, namespace, obj)}).status_code == 400
+
+
+def test_no_external_links_without_an_ingress_to_the_export_proxy(admin, wait, namespace, no_export_ingress):
+    """links.go getExternalLinks: no Ingress or Route to virt-exportproxy, no external links (internal only)."""
+    imported(admin, wait, namespace)
+    admin.create(export_path(namespace), export("noext", "PersistentVolumeClaim", "disk"))
+    obj = wait.until(export_path(namespace, "noext"), phase_is("Ready"), 30, "export Ready")
+    assert set(obj["status"]["links"]) == {"internal"}
+
+
+def test_a_claim_without_the_content_type_annotation_exports_as_an_archive(admin, wait, namespace):
+    """export.go isKubevirtContentType: a Filesystem claim with no content-type annotation and no DataVolume is
+    archive content (tar.gz and dir links)."""
+    admin.create(object_path("v1", "persistentvolumeclaims", namespace=namespace), {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "plain"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}}})
+    wait.until(object_path("v1", "persistentvolumeclaims", "plain", namespace),
+               lambda o: (o or {}).get("status", {}).get("phase") == "Bound", 30, "claim Bound")
+    admin.create(export_path(namespace), export("px", "PersistentVolumeClaim", "plain"))
+    obj = wait.until(export_path(namespace, "px"), phase_is("Ready"), 30, "export Ready")
+    formats = [f["format"] for f in obj["status"]["links"]["internal"]["volumes"][0]["formats"]]
+    assert formats == ["dir", "tar.gz"]
 
 
 def test_vm_export_waits_while_the_vm_runs(admin, wait, namespace):
@@ -131,6 +189,34 @@ def test_vm_export_waits_while_the_vm_runs(admin, wait, namespace):
     assert [v["name"] for v in obj["status"]["links"]["external"]["volumes"]] == ["disk"]
 
 
+def test_a_pending_export_answers_503_and_outlives_its_ttl_until_its_source_is_available(admin, wait, namespace, lab):
+    """export.go manageExporterPod: checkPod (the TTL) runs only with an exporter and the source available;
+    virt-exportproxy answers 503 for an export not Ready."""
+    imported(admin, wait, namespace)
+    vm = vm_manifest("busy", namespace, run_strategy="Always")
+    vm["spec"]["template"]["spec"]["volumes"] = [{"name": "root", "dataVolume": {"name": "disk"}}]
+    vm["spec"]["template"]["spec"]["domain"]["devices"]["disks"] = [{"name": "root", "disk": {"bus": "virtio"}}]
+    admin.create(vm_path(namespace), vm)
+    wait.printable(namespace, "busy", "Running")
+    body = export("late", "VirtualMachine", "busy", "kubevirt.io")
+    body["spec"]["ttlDuration"] = "2s"
+    admin.create(export_path(namespace), body)
+    obj = wait.until(export_path(namespace, "late"),
+                     lambda o: o is not None and "InUse" in [c.get("reason") for c in (o.get("status") or {}).get("conditions", [])],
+                     30, "export InUse")
+    url = (f"https://127.0.0.1:{lab.ports['virt-exportproxy']}/api/export.kubevirt.io/v1/namespaces/{namespace}"
+           "/virtualmachineexports/late/volumes/disk/disk.img")
+    assert session(lab).get(url, headers={"x-kubevirt-export-token": "x"}).status_code == 503
+    expiry = vm_export.parse_time(obj["status"]["ttlExpirationTime"]).timestamp()
+    # past the TTL, a change of the source reconciles the export: it stays (no exporter, source in use)
+    wait.until(export_path(namespace, "late"), lambda o: o is not None and time.time() > expiry + 1, 30, "TTL passed")
+    admin.merge_patch(vm_path(namespace, "busy"), {"metadata": {"labels": {"touched": "yes"}}})
+    wait.until(export_path(namespace, "late"), lambda o: o is not None and time.time() > expiry + 2, 30, "still there")
+    # stopped: the exporter starts, checkPod finds the TTL passed and deletes the export
+    admin.merge_patch(vm_path(namespace, "busy"), {"spec": {"runStrategy": "Halted"}})
+    wait.gone(export_path(namespace, "late"), 60)
+
+
 def test_export_ttl_deletes_it(admin, wait, namespace):
     imported(admin, wait, namespace)
     body = export("short", "PersistentVolumeClaim", "disk")
@@ -143,6 +229,12 @@ def test_export_ttl_deletes_it(admin, wait, namespace):
     ({"kind": "Pod", "name": "x"}, "spec.source.kind", "invalid kind"),
     ({"kind": "PersistentVolumeClaim", "name": ""}, "spec.source.name", "PVC name must not be empty"),
     ({"kind": "VirtualMachine", "name": "x"}, "spec.source.APIGroup", "VM API group must be kubevirt.io"),
+    ({"kind": "VirtualMachine", "name": "", "apiGroup": "kubevirt.io"}, "spec.source.name",
+     "Virtual Machine name must not be empty"),
+    ({"kind": "VirtualMachineBackup", "name": "b"}, "spec.source.APIGroup",
+     "VirtualMachineBackup API group must be backup.kubevirt.io"),
+    ({"kind": "VirtualMachineTemplate", "name": "t", "apiGroup": "template.kubevirt.io"}, "spec.source.kind",
+     "VirtualMachineTemplate source requires the OCIExport feature gate and virt-template deployment to be enabled"),
 ])
 def test_export_admitter_refuses(admin, namespace, source, field, message):
     body = {"apiVersion": EXPORT_API, "kind": "VirtualMachineExport", "metadata": {"name": "bad"},
@@ -215,6 +307,10 @@ def test_snapshot_export_restores_its_claims_and_names_volumes_without_the_prefi
     conditions = {c["type"]: c for c in obj["status"]["conditions"]}
     assert (conditions["VolumesCreated"]["status"], conditions["VolumesCreated"]["reason"]) == ("True", "AllPVCsReady")
     [volume] = obj["status"]["links"]["external"]["volumes"]
+    # CreateRestorePVCDef keeps the backed-up claim's labels and annotations (less cdi.kubevirt.io/... ones)
+    claim = admin.get(object_path("v1", "persistentvolumeclaims", "sx-disk", namespace))
+    source = admin.get(object_path("v1", "persistentvolumeclaims", "disk", namespace))
+    assert (claim["metadata"].get("labels") or {}) == (source["metadata"].get("labels") or {})
     assert volume["name"] == "disk"  # volumeNamer: the claim sx-disk without "sx-"
     assert volume["formats"][0]["url"].endswith("/volumes/sx-disk/disk.img")
     claim = admin.get(object_path("v1", "persistentvolumeclaims", "sx-disk", namespace))
@@ -228,3 +324,16 @@ def test_a_clone_copies_the_source_volume_bytes(admin, wait, namespace):
     admin.create(dv_path(namespace), dv("cloned", {"pvc": {"name": "disk", "namespace": namespace}}))
     wait.until(dv_path(namespace, "cloned"), phase_is("Succeeded"), 30, "clone Succeeded")
     assert volume_data.sha256(handle_of(admin, namespace, "cloned")) == volume_data.sha256(handle)
+
+
+def test_names_are_library_go_getname():
+    """namer.go GetName with FNV-1a: base[:n]-hash(base)-suffix when the suffix fits, else base-hash(name)."""
+    assert vm_export._fnv32a("") == "811c9dc5" and vm_export._fnv32a("a") == "e40c292c"
+    assert vm_export.get_name("export-token", "short") == "export-token-short"
+    long_name = "n" * 52
+    name = vm_export.get_name("export-token", long_name)
+    assert name == "export-token"[:63 - 10 - 52] + "-" + vm_export._fnv32a("export-token") + "-" + long_name
+    too_long = "m" * 60
+    assert vm_export.get_name("export-token", too_long) == "export-token-" + vm_export._fnv32a("export-token-" + too_long)
+    assert vm_export.export_label_value("e" * 63) == "e" * 63
+    assert vm_export.export_label_value("e" * 64) == "virt-export-" + vm_export._fnv32a("virt-export-" + "e" * 64)

@@ -43,6 +43,68 @@ def test_export_bad_input(overrides, message):
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize("url", ["http://proxy", "https://proxy/base", "proxy:8443", "https://proxy?x=1", "https://:443"])
+def test_export_proxy_url_is_a_bare_https_address(url):
+    with pytest.raises(ModuleFailure) as err:
+        export_runner.parse_sources(export_params(vm="a", export_proxy_url=url))
+    assert "export_proxy_url: %r is not an https URL of a host and an optional port" % url in str(err.value)
+
+
+def _export(links):
+    return {"metadata": {"namespace": "ns", "name": "e"}, "status": {"phase": "Ready", "links": links}}
+
+
+def test_links_on_export_proxy_url_keep_the_external_path_or_build_the_proxy_path():
+    raw = {"format": "raw", "url": "https://ingress.example/api/export.kubevirt.io/v1/namespaces/ns/"
+                                   "virtualmachineexports/e/volumes/d/disk.img"}
+    external = {"cert": "EXT", "volumes": [{"name": "d", "formats": [raw]}]}
+    internal = {"cert": "INT", "volumes": [{"name": "d", "formats": [
+        {"format": "raw", "url": "https://virt-export-e.ns.svc/volumes/d/disk.img"}]}]}
+    # no option: the external link as it is
+    assert export_runner.volume_links(_export({"internal": internal, "external": external}), None) == external
+    moved = export_runner.volume_links(_export({"internal": internal, "external": external}), "https://10.0.0.5:8443")
+    assert moved["cert"] == "EXT" and moved["volumes"][0]["formats"][0]["url"] == (
+        "https://10.0.0.5:8443/api/export.kubevirt.io/v1/namespaces/ns/virtualmachineexports/e/volumes/d/disk.img")
+    built = export_runner.volume_links(_export({"internal": internal}), "https://10.0.0.5")
+    assert built["cert"] == "INT" and built["volumes"][0]["formats"][0]["url"] == (
+        "https://10.0.0.5/api/export.kubevirt.io/v1/namespaces/ns/virtualmachineexports/e/volumes/d/disk.img")
+
+
+def test_an_export_ready_without_external_link_ends_the_wait_for_all():
+    seen = []
+    predicate = export_runner._ready_predicate({"export_proxy_url": None}, seen)
+    pending = {"metadata": {"namespace": "ns", "name": "other"}, "status": {"phase": "Pending"}}
+    assert predicate(pending) is False
+    assert predicate(_export({"internal": {}})) is True and predicate(pending) is True
+    assert "VirtualMachineExport ns/e is Ready without an external link" in export_runner.no_external_link_error(seen)
+    # with export_proxy_url, Ready is enough and pending stays pending
+    with_proxy = export_runner._ready_predicate({"export_proxy_url": "https://p"}, [])
+    assert with_proxy(_export({"internal": {}})) is True and with_proxy(pending) is False
+
+
+class _Client(object):
+    def __init__(self, dv):
+        self.dv = dv
+
+    def get_or_none(self, path):
+        return self.dv
+
+
+@pytest.mark.parametrize("pvc, dv, image", [
+    ({"spec": {"volumeMode": "Block"}}, None, True),
+    ({"metadata": {"annotations": {"cdi.kubevirt.io/storage.contentType": ""}}}, None, True),
+    ({"metadata": {"annotations": {"cdi.kubevirt.io/storage.contentType": "archive"}}}, None, False),
+    ({}, None, False),
+    ({"metadata": {"ownerReferences": [{"kind": "DataVolume", "apiVersion": "cdi.kubevirt.io/v1beta1", "name": "d",
+                                        "controller": True}]}}, {"spec": {}}, True),
+    ({"metadata": {"ownerReferences": [{"kind": "DataVolume", "apiVersion": "cdi.kubevirt.io/v1beta1", "name": "d",
+                                        "controller": True}]}}, {"spec": {"contentType": "archive"}}, False),
+])
+def test_which_claims_kubevirt_exports_as_disk_images(pvc, dv, image):
+    pvc = dict({"metadata": {}, "spec": {}}, **pvc)
+    assert export_runner._is_disk_image(_Client(dv), "ns", pvc) is image
+
+
 def test_a_file_counts_as_downloaded_only_with_an_agreeing_sha256(tmp_path):
     image = tmp_path / "disk.img"
     image.write_bytes(b"abc")
