@@ -531,7 +531,7 @@ class VMCloneController:
 
 def _random_suffix(length: int = 5) -> str:
     """k8s.io/apimachinery/pkg/util/rand.String: lower-case consonants and digits."""
-    return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(length))
+    return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _position in range(length))
 
 
 # -- webhooks ------------------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def test_in_place_restore_waits_for_a_running_vm_and_stop_target_stops_it(admin,
 def test_fail_immediate_fails_a_restore_of_a_running_vm(admin, wait, namespace):
     snapshotted_vm(admin, wait, namespace, run_strategy="Always")
     admin.create(restore_path(namespace), restore_manifest("now", "vm", "vm-snap", targetReadinessPolicy="FailImmediate"))
-    restore = wait.until(restore_path(namespace, "now"), lambda r: vm_restore.restore_failed(r), 30)
+    restore = wait.until(restore_path(namespace, "now"), vm_restore.restore_failed, 30)
     failure = [c for c in restore["status"]["conditions"] if c["type"] == "Failure"][0]
     assert failure["reason"] == vm_restore.TARGET_NOT_READY_FAILURE
     assert admin.get(vm_path(namespace, "vm"))["spec"]["template"]["spec"]["volumes"][0][
