@@ -19,7 +19,8 @@ description:
   - The upload proxy is the one the cluster publishes (C(CDIConfig) C(status.uploadProxyURL), as C(virtctl
     image-upload) finds it) unless O(upload_proxy_url) is given. Its certificate is verified, against
     O(upload_proxy_ca) when given.
-  - B(Checks before any write.) Every image must be a readable file no larger than its O(size); a DataVolume of
+  - B(Checks before any write.) Every image must be a readable file whose virtual size (a qcow2 image's header
+    size, which CDI writes as raw; else its size) is no larger than its O(size); a DataVolume of
     the same name must not exist with other content. Then every DataVolume goes through a server-side dry run
     (CDI's webhook). One problem fails the task with nothing written, naming every disk refused and why.
   - B(Idempotence.) The DataVolume records the image's sha256 (annotation C(palette.vmo/upload-sha256)). A re-run
@@ -85,8 +86,9 @@ options:
     type: str
   size:
     description:
-      - Size of each DataVolume (a Kubernetes quantity, for example V(10Gi)); at least the image's size.
-        Without it, the image's size rounded up to a MiB.
+      - Size of each DataVolume (a Kubernetes quantity, for example V(10Gi)); at least the image's virtual size
+        (CDI converts a qcow2 image to raw and refuses an image whose virtual size exceeds the claim's space).
+        Without it, the image's virtual size rounded up to a MiB.
     type: str
   storage_class:
     description: StorageClass of the DataVolumes; the cluster's default (CDI's choice) when unset.
@@ -109,6 +111,15 @@ options:
     description:
       - Verify the upload proxy's TLS certificate. The Kubernetes API's own TLS options (O(validate_certs),
         O(ca_cert)) do not apply to the upload proxy.
+    type: bool
+    default: true
+  force_bind:
+    description:
+      - Annotate each DataVolume with C(cdi.kubevirt.io/storage.bind.immediate.requested), as C(virtctl image-upload
+        --force-bind) does, so CDI starts the upload pod (and the claim is bound) even when the storage class binds
+        volumes on the first consumer (C(WaitForFirstConsumer)); the volume is then bound where the upload pod runs.
+      - With V(false), a DataVolume of such a class stays C(WaitForFirstConsumer) or C(PendingPopulation) with no
+        upload pod, and the task fails as soon as one does, naming it.
     type: bool
     default: true
   wait_timeout:
@@ -174,6 +185,12 @@ disks:
     image_bytes:
       description: The image's size in bytes.
       type: int
+    image_format:
+      description: V(qcow2) (written as raw by CDI) or V(raw).
+      type: str
+    virtual_size:
+      description: The image's virtual size in bytes (the disk's size once written; the file's size for raw).
+      type: int
     sha256:
       description: The image's sha256 (also in the DataVolume's annotation C(palette.vmo/upload-sha256)).
       type: str
@@ -225,6 +242,7 @@ def argument_spec():
         upload_proxy_url=dict(type="str"),
         upload_proxy_ca=dict(type="path"),
         upload_proxy_validate_certs=dict(type="bool", default=True),
+        force_bind=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=600),
         concurrency=dict(type="int", default=4),
         api_version=dict(type="str"),

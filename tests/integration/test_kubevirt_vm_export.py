@@ -193,6 +193,8 @@ def files(tmp_path_factory):
     base = tmp_path_factory.mktemp("export-bad")
     (base / "plain-file").write_text("x")
     (base / "image.img").write_bytes(b"\1" * (2 * 1024 * 1024))
+    # a qcow2 file of 200 KiB or so whose disk is 8 MiB
+    (base / "image.qcow2").write_bytes(volume_data.qcow2_image(b"\1" * 65536 + b"\0" * (8 * 1024 * 1024 - 65536)))
     return base
 
 
@@ -223,6 +225,9 @@ CASES = [
      ["DataVolume {ns}/new: src: {tmp}/nope.img is not a readable file"]),
     ("upload-too-small", UPLOAD, {"name": "new", "src": "{tmp}/image.img", "size": "1Mi"},
      ["DataVolume {ns}/new: size: 1Mi (1048576 bytes) is smaller than the image {tmp}/image.img (2097152 bytes)"]),
+    ("upload-qcow2-virtual-size", UPLOAD, {"name": "new", "src": "{tmp}/image.qcow2", "size": "4Mi"},
+     ["DataVolume {ns}/new: size: 4Mi (4194304 bytes) is smaller than the virtual size of the qcow2 image "
+      "{tmp}/image.qcow2 (8388608 bytes), which CDI writes as raw"]),
     ("upload-bad-size", UPLOAD, {"name": "new", "src": "{tmp}/image.img", "size": "lots"},
      ["DataVolume {ns}/new: size: 'lots' is not a Kubernetes quantity"]),
     ("upload-existing-other", UPLOAD, {"name": "down-disk", "src": "{tmp}/image.img", "size": "1Gi"},
@@ -339,3 +344,19 @@ def test_without_an_external_link_the_export_fails_naming_it_and_the_option(
     assert volume["url"] == (f"https://127.0.0.1:{lab.ports['virt-exportproxy']}/api/export.kubevirt.io/v1/namespaces/"
                              f"{ns}/virtualmachineexports/src-vm-export/volumes/src-disk/disk.img")
     assert volume["sha256"] == volume_data.sha256(handle_of(admin, ns, exported_vm))
+
+
+def test_a_qcow2_image_is_uploaded_as_raw_sized_by_its_virtual_size(run_module, admin, lab, ns, tmp_path):
+    """CDI converts a qcow2 upload to raw and checks its virtual size; the module sizes the DataVolume from the
+    virtual size and asks for immediate binding (as virtctl image-upload --force-bind)."""
+    raw = os.urandom(300 * 1024) + b"\0" * (5 * 1024 * 1024)
+    image = tmp_path / "disk.qcow2"
+    image.write_bytes(volume_data.qcow2_image(raw, compressed=True))
+    result = run_module(UPLOAD, {"namespace": ns, "name": "fromq", "src": str(image), "upload_proxy_ca": str(lab.ca_file)})
+    assert result.get("failed") is not True, result.get("msg")
+    disk = result["disks"][0]
+    assert (disk["image_format"], disk["virtual_size"], disk["size"]) == ("qcow2", len(raw), "6Mi")
+    assert disk["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert volume_data.sha256(handle_of(admin, ns, "fromq")) == hashlib.sha256(raw).hexdigest()
+    dv = admin.get(dv_path(ns, "fromq"))
+    assert dv["metadata"]["annotations"]["cdi.kubevirt.io/storage.bind.immediate.requested"] == "true"

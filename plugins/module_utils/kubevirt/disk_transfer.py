@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import hashlib
 import os
+import struct
 import tempfile
 import time
 import zlib
@@ -29,6 +30,20 @@ RETRYABLE_STATUS = (500, 502, 503, 504)
 ATTEMPTS = 4
 # Progress milestones kept in the result: every 10 % of a transfer of known size.
 MILESTONES = 10
+
+
+QCOW2_MAGIC = b"QFI\xfb"
+
+
+def image_info(path):
+    """The image's format as CDI's upload server tells it apart (qcow2 or raw) and its virtual size: a qcow2
+    header's size field (big-endian u64 at offset 24), else the file's size. CDI converts qcow2 to raw and checks
+    the virtual size against the claim's space (pkg/image/qemu.go checkIfURLIsValid)."""
+    with open(path, "rb") as src:
+        header = src.read(32)
+    if len(header) == 32 and header[:4] == QCOW2_MAGIC:
+        return {"format": "qcow2", "virtual_size": struct.unpack(">Q", header[24:32])[0]}
+    return {"format": "raw", "virtual_size": os.path.getsize(path)}
 
 
 class TransferError(ModuleFailure):

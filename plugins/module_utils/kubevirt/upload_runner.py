@@ -31,6 +31,11 @@ from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.spec import D
 INVALID_INPUT = "invalid input, nothing was changed: "
 REFUSED = "refused before any change, nothing was changed: "
 SHA_ANNOTATION = "palette.vmo/upload-sha256"
+# CDI's AnnImmediateBinding (controller/common/util.go), what virtctl image-upload --force-bind sets: CDI starts
+# the upload pod for a claim of a WaitForFirstConsumer class instead of waiting for a consumer.
+IMMEDIATE_BINDING = "cdi.kubevirt.io/storage.bind.immediate.requested"
+# DataVolume phases in which CDI starts no upload pod until a consumer comes (WaitForFirstConsumer classes)
+WAITING_FOR_CONSUMER = ("WaitForFirstConsumer", "PendingPopulation")
 UPLOAD_GROUP = "upload.cdi.kubevirt.io"
 UPLOAD_PATH = "/v1beta1/upload"  # CDI common.UploadPathSync
 MIB = 1024 * 1024
@@ -58,6 +63,8 @@ class Disk(object):
         self.volume_mode = item.get("volume_mode") or params.get("volume_mode")
         self.sha256 = None
         self.image_bytes = None
+        self.image_format = None
+        self.virtual_size = None
         self.live = None
         self.action = None
         self.transfer = {}
@@ -107,20 +114,25 @@ def _image_errors(disk):
     if not disk.src or not os.path.isfile(disk.src) or not os.access(disk.src, os.R_OK):
         return ["%s: src: %s is not a readable file" % (disk.label, disk.src)]
     disk.image_bytes = os.path.getsize(disk.src)
+    info = disk_transfer.image_info(disk.src)
+    disk.image_format, disk.virtual_size = info["format"], info["virtual_size"]
     if disk.size is None:
-        # the image's size, rounded up to a MiB (CDI aligns a claim's size to 1 MiB)
-        disk.size = "%dMi" % max(1, -(-disk.image_bytes // MIB))
+        # the image's virtual size (CDI writes a qcow2 image as raw), rounded up to a MiB (CDI aligns to 1 MiB)
+        disk.size = "%dMi" % max(1, -(-disk.virtual_size // MIB))
         return []
     if not QUANTITY.match(str(disk.size)) or quantity_bytes(str(disk.size)) is None:
         return ["%s: size: %r is not a Kubernetes quantity (for example 10Gi)" % (disk.label, disk.size)]
     wanted = int(quantity_bytes(str(disk.size)))
-    if wanted < disk.image_bytes:
+    if wanted < disk.virtual_size:
+        if disk.image_format == "qcow2":
+            return ["%s: size: %s (%d bytes) is smaller than the virtual size of the qcow2 image %s (%d bytes), which "
+                    "CDI writes as raw" % (disk.label, disk.size, wanted, disk.src, disk.virtual_size)]
         return ["%s: size: %s (%d bytes) is smaller than the image %s (%d bytes)"
                 % (disk.label, disk.size, wanted, disk.src, disk.image_bytes)]
     return []
 
 
-def dv_body(disk, api_version):
+def dv_body(disk, api_version, force_bind=True):
     storage = {"resources": {"requests": {"storage": str(disk.size)}}}
     if disk.storage_class:
         storage["storageClassName"] = disk.storage_class
@@ -128,8 +140,11 @@ def dv_body(disk, api_version):
         storage["accessModes"] = list(disk.access_modes)
     if disk.volume_mode:
         storage["volumeMode"] = disk.volume_mode
+    annotations = {SHA_ANNOTATION: disk.sha256}
+    if force_bind:
+        annotations[IMMEDIATE_BINDING] = "true"
     return {"apiVersion": api_version, "kind": "DataVolume",
-            "metadata": {"name": disk.name, "namespace": disk.namespace, "annotations": {SHA_ANNOTATION: disk.sha256}},
+            "metadata": {"name": disk.name, "namespace": disk.namespace, "annotations": annotations},
             "spec": {"source": {"upload": {}}, "storage": storage}}
 
 
@@ -188,7 +203,8 @@ def _upload(client, module, disk, upload_version, base, params):
 
 def disk_result(disk):
     result = {"name": disk.name, "namespace": disk.namespace, "src": disk.src, "size": str(disk.size),
-              "image_bytes": disk.image_bytes, "sha256": disk.sha256, "action": disk.action, "phase": disk.phase}
+              "image_bytes": disk.image_bytes, "image_format": disk.image_format, "virtual_size": disk.virtual_size,
+              "sha256": disk.sha256, "action": disk.action, "phase": disk.phase}
     result.update(disk.transfer)
     return result
 
@@ -237,7 +253,8 @@ def run(module):
     def path_of(disk):
         return object_path(dv_version, "datavolumes", namespace=disk.namespace)
 
-    dry = run_concurrently(lambda d: client.request("POST", path_of(d), {"dryRun": "All"}, dv_body(d, dv_version)),
+    dry = run_concurrently(lambda d: client.request("POST", path_of(d), {"dryRun": "All"},
+                                                    dv_body(d, dv_version, params["force_bind"])),
                            creating, params["concurrency"])
     refused = []
     for disk, outcome in zip(creating, dry):
@@ -249,12 +266,13 @@ def run(module):
         raise ModuleFailure(REFUSED + "the apiserver refused the DataVolumes: " + joined_errors(refused), refused)
     result = {"changed": bool(todo), "api_version": dv_version}
     if module._diff:
-        result["diff"] = [{"before": {}, "after": dv_body(d, dv_version)} for d in creating]
+        result["diff"] = [{"before": {}, "after": dv_body(d, dv_version, params["force_bind"])} for d in creating]
     if module.check_mode:
         for disk in todo:
             disk.action = "would upload"
         module.exit_json(disks=[disk_result(d) for d in disks], **result)
-    created = run_concurrently(lambda d: client.request("POST", path_of(d), None, dv_body(d, dv_version)),
+    created = run_concurrently(lambda d: client.request("POST", path_of(d), None,
+                                                        dv_body(d, dv_version, params["force_bind"])),
                                creating, params["concurrency"])
     errors = []
     for disk, outcome in zip(creating, created):
@@ -270,10 +288,17 @@ def run(module):
         return [WaitTarget(d.namespace, d.name, lambda o: _phase(o) in phases, what, _describe) for d in todo]
 
     try:
-        wait_for(client, dv_version, "datavolumes", targets(("UploadReady", "Succeeded"), "phase UploadReady"),
-                 params["wait_timeout"])
+        # a DataVolume waiting for a consumer gets no upload pod: the wait ends at once (force_bind=false)
+        ready = wait_for(client, dv_version, "datavolumes",
+                         targets(("UploadReady", "Succeeded") + WAITING_FOR_CONSUMER, "phase UploadReady"),
+                         params["wait_timeout"])
     except WaitTimeout as err:
         _fail("", [str(err)], disks)
+    waiting = [d for d in todo if _phase(ready.get((d.namespace, d.name))) in WAITING_FOR_CONSUMER]
+    if waiting:
+        _fail("", ["%s: phase %s: its storage class binds volumes on the first consumer and CDI starts no upload "
+                   "pod until one comes; give force_bind=true (as virtctl image-upload --force-bind)"
+                   % (d.label, _phase(ready.get((d.namespace, d.name)))) for d in waiting], disks)
     outcomes = run_concurrently(lambda d: _upload(client, module, d, upload_version, base, params), todo,
                                 params["concurrency"])
     for disk, outcome in zip(todo, outcomes):

@@ -7,7 +7,7 @@ cdi-apiserver, pkg/apiserver/apiserver.go:
   APIResourceList (uploadtokenrequests, kind UploadTokenRequest, verbs [create], short names utr, utrs).
 * uploadHandler: the caller is authorized (authorizer.go Authorize: a SubjectAccessReview for the user the
   aggregator names in X-Remote-User / X-Remote-Group, verb create on uploadtokenrequests; refused -> 401 with
-  the review's reason); a body that does not decode -> 400; the answer is the request with status.token, HTTP
+  the review's reason; the review not made -> 500, no body); a body that does not decode -> 400; the answer is the request with status.token, HTTP
   200. Nothing is stored.
 * The token (pkg/token/token.go generator.Generate, newUploadTokenGenerator): a JWT signed PS256 with
   cdi-apiserver's RSA key, issuer "cdi-apiserver" (common.UploadTokenIssuer), iat/nbf now, exp in 5 minutes,
@@ -28,11 +28,19 @@ async upload paths of v1alpha1 and v1beta1; the form-data paths are not served b
   uploading"; not ready within 10 s -> 503 "context deadline exceeded". resolveUploadPath: content type
   kubevirt or empty; archive is not handled by the lab; any other -> 503 "rejecting upload request for PVC
   <name> - upload content-type <type> is invalid".
-* The upload server behind it (pkg/uploadserver/uploadserver.go): POST only; the stream is written onto the
-  volume (volume_data.py). The lab stores the bytes as received: no qcow2 to raw conversion; an image larger
-  than the claim's requested size is refused, 400, as the importer's size validation refuses it
-  ("Virtual image size <n> is larger than the reported available storage <m>..."). The server then exits:
-  the claim's pod phase becomes Succeeded (upload-controller.go reconcilePVC) and the DataVolume Succeeded.
+* The proxy writes its 503 bodies through Go's html.EscapeString ("doesn&#39;t").
+* The upload server behind it (pkg/uploadserver/uploadserver.go): POST only; the stream goes through CDI's
+  DataProcessor (pkg/importer/upload-datasource.go Transfer, data-processor.go convert / validate): a qcow2
+  image is converted to raw (qemu-img convert; here qcow2_to_raw reads the header and the L1/L2 tables,
+  compressed clusters too, no backing file), any other stream is raw. The image's VIRTUAL size (qcow2 header
+  size, else the byte count) is checked against the available space (pkg/image/qemu.go checkIfURLIsValid:
+  data-processor.go calculateTargetSize, for a Filesystem claim min(free space, requested size), here the
+  claim's requested size), else 400 with handleStreamError's body "Saving stream failed: effective image size
+  is larger than the reported available storage: virtual image size <n> is larger than the reported
+  available storage <m>. A larger PVC is required". Not mirrored: the resize of a Filesystem volume's raw
+  image to min(requested, usable space) (data-processor.go resize), gz/xz decompression, vmdk/vdi/vhd(x). The
+  server then exits: the claim's pod phase becomes Succeeded (upload-controller.go reconcilePVC) and the
+  DataVolume Succeeded.
 
 The proxy's address is published to clients the way CDI publishes it: CDIConfig spec.uploadProxyURLOverride,
 which the stand-in sets at start (as a site administrator would, the lab having no Ingress for the proxy),
@@ -44,8 +52,10 @@ import json
 import logging
 import re
 import ssl
+import struct
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
@@ -123,6 +133,67 @@ class Tokens:
                 moment < claims.get("nbf", 0) - LEEWAY:
             return None
         return claims
+
+
+def go_html_escape(text: str) -> str:
+    """Go's html.EscapeString: < > & ' " as &lt; &gt; &amp; &#39; &#34;."""
+    return (text.replace("&", "&amp;").replace("'", "&#39;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&#34;"))
+
+
+QCOW2_MAGIC = b"QFI\xfb"
+
+
+class ImageError(Exception):
+    """The stream is not an image CDI would convert (the upload server answers 500)."""
+
+
+def qcow2_virtual_size(header: bytes) -> Optional[int]:
+    """The qcow2 header's virtual size (big-endian u64 at offset 24), None for anything that is not qcow2."""
+    if len(header) < 32 or header[:4] != QCOW2_MAGIC:
+        return None
+    return struct.unpack(">Q", header[24:32])[0]
+
+
+def qcow2_to_raw(path: Path) -> Iterator[bytes]:
+    """qemu-img convert -O raw of a qcow2 file: every guest cluster from its L2 entry (unallocated and zero
+    clusters read as zeros, compressed clusters inflated), virtual size bytes in all."""
+    with open(path, "rb") as src:
+        header = src.read(72)
+        (_magic, _version, backing_offset, _backing_size, cluster_bits, size, crypt, l1_size,
+         l1_offset) = struct.unpack(">4sIQIIQIIQ", header[:48])
+        if backing_offset:
+            raise ImageError(f"Image {path.name} is invalid because it has invalid backing file")
+        if crypt:
+            raise ImageError("encrypted qcow2 images are not supported")
+        cluster = 1 << cluster_bits
+        per_l2 = cluster // 8
+        src.seek(l1_offset)
+        l1 = struct.unpack(f">{l1_size}Q", src.read(8 * l1_size)) if l1_size else ()
+        offset_mask = 0x00FFFFFFFFFFFE00
+        compressed_bits = 62 - (cluster_bits - 8)
+        written = 0
+        index = 0
+        while written < size:
+            length = min(cluster, size - written)
+            l2_offset = l1[index // per_l2] & offset_mask if index // per_l2 < len(l1) else 0
+            entry = 0
+            if l2_offset:
+                src.seek(l2_offset + 8 * (index % per_l2))
+                entry = struct.unpack(">Q", src.read(8))[0]
+            if entry & (1 << 62):
+                host = entry & ((1 << compressed_bits) - 1)
+                sectors = ((entry >> compressed_bits) & ((1 << (cluster_bits - 8)) - 1)) + 1
+                src.seek(host)
+                data = zlib.decompressobj(-15).decompress(src.read(sectors * 512 - (host & 511)), cluster)
+            elif entry & offset_mask and not entry & 1:
+                src.seek(entry & offset_mask)
+                data = src.read(cluster)
+            else:
+                data = b""
+            yield (data + b"\0" * cluster)[:length]
+            written += length
+            index += 1
 
 
 def resource_list() -> JSON:
@@ -205,6 +276,8 @@ def make_api_handler(kube: Kube, tokens: Tokens) -> type:
                 return self._send(404, None)
             namespace = match["ns"]
             allowed, reason = self._authorize(namespace)
+            if allowed is None:
+                return self._send(500, None)
             if not allowed:
                 return self._send(401, reason, "text/plain")
             try:
@@ -229,8 +302,8 @@ def make_api_handler(kube: Kube, tokens: Tokens) -> type:
                                                       "version": VERSION, "resource": "uploadtokenrequests"}}}
             try:
                 result = kube.create(object_path("authorization.k8s.io/v1", "subjectaccessreviews"), review)
-            except KubeError as err:
-                return False, str(err)
+            except KubeError:
+                return None, ""  # uploadHandler: Authorize's error -> 500 with no body
             status = result.get("status") or {}
             return bool(status.get("allowed")), status.get("reason", "")
 
@@ -314,7 +387,7 @@ def make_proxy_handler(proxy: UploadProxy) -> type:
                                      "is invalid")
             except ValueError as err:
                 self._drain()
-                return self._send(503, str(err), "text/plain")
+                return self._send(503, go_html_escape(str(err)), "text/plain")
             self._upload(pvc)
 
         def _upload(self, pvc: JSON) -> None:
@@ -343,13 +416,25 @@ def make_proxy_handler(proxy: UploadProxy) -> type:
                     for chunk in self._body_chunks():
                         out.write(chunk)
                         received += len(chunk)
-                if available and received > available:
-                    staged.unlink()
-                    return self._send(400, f"Virtual image size {received} is larger than the reported available "
-                                           f"storage {available}. A larger PVC is required.", "text/plain")
                 with open(staged, "rb") as src:
-                    volume_data.write_stream(handle, iter(lambda: src.read(volume_data.CHUNK), b""))
-                staged.unlink()
+                    virtual = qcow2_virtual_size(src.read(32))
+                # qemu.go checkIfURLIsValid on the image's virtual size, answered by handleStreamError
+                size = received if virtual is None else virtual
+                if available and size > available:
+                    staged.unlink()
+                    return self._send(400, "Saving stream failed: effective image size is larger than the reported "
+                                           f"available storage: virtual image size {size} is larger than the reported "
+                                           f"available storage {available}. A larger PVC is required", "text/plain")
+                try:
+                    if virtual is None:
+                        with open(staged, "rb") as src:
+                            volume_data.write_stream(handle, iter(lambda: src.read(volume_data.CHUNK), b""))
+                    else:
+                        volume_data.write_stream(handle, qcow2_to_raw(staged))
+                except (ImageError, struct.error, zlib.error) as err:
+                    return self._send(500, f"Saving stream failed: {err}", "text/plain")
+                finally:
+                    staged.unlink()
                 proxy.complete(pvc)
                 self._send(200, None)
             finally:

@@ -12,6 +12,7 @@ import requests
 
 from tests.lab.kube import KubeError, object_path
 from tests.lab.kubevirt import volume_data, vm_export
+from tests.lab.kubevirt.storage import storage_bytes
 
 from .helpers import vm_manifest, vm_path
 
@@ -275,7 +276,8 @@ def test_upload_through_the_proxy(admin, wait, namespace, lab):
     assert token.count(".") == 2
     other = upload_token(admin, namespace, "missing")
     resp = http.post(proxy + "/v1beta1/upload", data=image, headers={"Authorization": f"Bearer {other}"})
-    assert (resp.status_code, resp.text) == (503, "rejecting Upload Request for PVC missing that doesn't exist")
+    # the proxy writes the error through Go's html.EscapeString
+    assert (resp.status_code, resp.text) == (503, "rejecting Upload Request for PVC missing that doesn&#39;t exist")
     resp = http.post(proxy + "/v1beta1/upload", data=image, headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 200, resp.text
     wait.until(dv_path(namespace, "up"), phase_is("Succeeded"), 30, "upload Succeeded")
@@ -337,3 +339,41 @@ def test_names_are_library_go_getname():
     assert vm_export.get_name("export-token", too_long) == "export-token-" + vm_export._fnv32a("export-token-" + too_long)
     assert vm_export.export_label_value("e" * 63) == "e" * 63
     assert vm_export.export_label_value("e" * 64) == "virt-export-" + vm_export._fnv32a("virt-export-" + "e" * 64)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_qcow2_upload_is_written_as_raw(admin, wait, namespace, lab, compressed):
+    """upload-datasource.go Transfer -> data-processor.go convert: qcow2 to raw (qemu-img convert)."""
+    config = wait.until(object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs", "config"),
+                        lambda c: bool((c or {}).get("status", {}).get("uploadProxyURL")), 30, "uploadProxyURL")
+    proxy = "https://" + config["status"]["uploadProxyURL"]
+    admin.create(dv_path(namespace), dv("q", {"upload": {}}))
+    wait.until(dv_path(namespace, "q"), phase_is("UploadReady"), 30, "UploadReady")
+    raw = bytes(range(256)) * 512 + b"\0" * (1 << 20) + b"tail" * 1024
+    image = volume_data.qcow2_image(raw, compressed=compressed)
+    resp = session(lab).post(proxy + "/v1beta1/upload", data=image,
+                             headers={"Authorization": f"Bearer {upload_token(admin, namespace, 'q')}"})
+    assert resp.status_code == 200, resp.text
+    wait.until(dv_path(namespace, "q"), phase_is("Succeeded"), 30, "upload Succeeded")
+    assert volume_data.sha256(handle_of(admin, namespace, "q")) == hashlib.sha256(raw).hexdigest()
+
+
+def test_an_upload_whose_virtual_size_exceeds_the_claim_is_refused(admin, wait, namespace, lab):
+    """qemu.go checkIfURLIsValid on the virtual size, uploadserver.go handleStreamError's 400 body: a small qcow2
+    file of a disk 1 MiB larger than the claim does not fit it."""
+    config = wait.until(object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs", "config"),
+                        lambda c: bool((c or {}).get("status", {}).get("uploadProxyURL")), 30, "uploadProxyURL")
+    proxy = "https://" + config["status"]["uploadProxyURL"]
+    admin.create(dv_path(namespace), dv("big", {"upload": {}}))
+    ready = wait.until(dv_path(namespace, "big"), phase_is("UploadReady"), 30, "UploadReady")
+    claim = admin.get(object_path("v1", "persistentvolumeclaims", "big", namespace))
+    available = storage_bytes(claim["spec"]["resources"]["requests"]["storage"])
+    virtual = -(-(available + 1024 * 1024) // 512) * 512  # a qcow2 size is a multiple of 512
+    image = volume_data.qcow2_image(b"x" * 4096 + b"\0" * (virtual - 4096))
+    assert len(image) < available
+    resp = session(lab).post(proxy + "/v1beta1/upload", data=image,
+                             headers={"Authorization": f"Bearer {upload_token(admin, namespace, 'big')}"})
+    assert (resp.status_code, resp.text) == (400, (
+        "Saving stream failed: effective image size is larger than the reported available storage: virtual image "
+        f"size {virtual} is larger than the reported available storage {available}. A larger PVC is required"))
+    assert ready["status"]["phase"] == "UploadReady"

@@ -115,6 +115,44 @@ def test_a_file_counts_as_downloaded_only_with_an_agreeing_sha256(tmp_path):
     assert not export_runner.already_downloaded(str(image))
 
 
+def upload_params(**overrides):
+    params = dict(namespace="ns", name=None, src=None, size=None, storage_class=None, access_modes=None,
+                  volume_mode=None, upload_proxy_url=None, upload_proxy_ca=None, wait_timeout=60, concurrency=4,
+                  disks=None, force_bind=True)
+    params.update(overrides)
+    return params
+
+
+def _qcow2_header(virtual_size):
+    import struct
+    return struct.pack(">4sIQIIQ", b"QFI\xfb", 3, 0, 0, 16, virtual_size).ljust(512, b"\0")
+
+
+def test_a_qcow2_image_is_sized_by_its_virtual_size(tmp_path):
+    image = tmp_path / "disk.qcow2"
+    image.write_bytes(_qcow2_header(10 * 1024 * 1024 + 1))
+    assert disk_transfer.image_info(str(image)) == {"format": "qcow2", "virtual_size": 10 * 1024 * 1024 + 1}
+    [disk] = upload_runner.parse_disks(upload_params(name="d", src=str(image)))
+    assert (disk.size, disk.image_format, disk.image_bytes) == ("11Mi", "qcow2", 512)
+    with pytest.raises(ModuleFailure) as err:
+        upload_runner.parse_disks(upload_params(name="d", src=str(image), size="10Mi"))
+    assert "is smaller than the virtual size of the qcow2 image" in str(err.value)
+    plain = tmp_path / "disk.img"
+    plain.write_bytes(b"QFI")
+    assert disk_transfer.image_info(str(plain)) == {"format": "raw", "virtual_size": 3}
+
+
+def test_force_bind_asks_cdi_for_immediate_binding(tmp_path):
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"x")
+    [disk] = upload_runner.parse_disks(upload_params(name="d", src=str(image)))
+    disk.sha256 = "abc"
+    annotations = upload_runner.dv_body(disk, "cdi.kubevirt.io/v1beta1")["metadata"]["annotations"]
+    assert annotations["cdi.kubevirt.io/storage.bind.immediate.requested"] == "true"
+    annotations = upload_runner.dv_body(disk, "cdi.kubevirt.io/v1beta1", False)["metadata"]["annotations"]
+    assert "cdi.kubevirt.io/storage.bind.immediate.requested" not in annotations
+
+
 def test_upload_size_defaults_to_the_image_and_may_not_be_smaller(tmp_path):
     image = tmp_path / "disk.img"
     image.write_bytes(b"x" * (3 * 1024 * 1024 + 1))
