@@ -23,9 +23,15 @@ description:
     C(velero.vmo.palette.io/backup) with the backup's name, and the Backup that label as its C(labelSelector).
   - B(Idempotent by name.) A Backup of that name with the same spec is this task's own (V(changed=false), waited for
     when still running). A Backup of that name with another spec is refused, since a Velero backup never changes.
+  - Velero writes back the spec it prepared (the CSI C(VolumeSnapshot) resources added to C(excludedResources),
+    namespaces labelled C(velero.io/exclude-from-backup=true) to C(excludedNamespaces), the ttl in Go's form such as
+    C(720h0m0s)); a re-run compares the spec with these additions taken into account.
   - B(Preflight.) Before anything is written the task checks the names, the ttl, the label selector, that the
-    storage location exists, is writable and C(Available), and that the namespaces and VMs exist. Then it dry-runs
-    every write on the apiserver. A problem is reported with the object and the field, and nothing is written.
+    storage location exists, is writable and C(Available), and that the namespaces and VMs exist. It refuses what
+    Velero would fail to validate or fail partially (V(*) with other entries, V(*) excluded, a resource both included
+    and excluded, V(?) or a pattern in a namespace, a namespace labelled C(velero.io/exclude-from-backup=true)). Then
+    it dry-runs every write on the apiserver. A problem is reported with the object and the field, and nothing is
+    written.
 author:
   - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -60,7 +66,9 @@ options:
     default: present
   included_namespaces:
     description:
-      - Namespaces to back up, whole (globs as Velero takes them; V(["*"]) for all). Required unless O(vms) is given.
+      - Namespaces to back up, whole, by name; V(["*"]) alone for all. Required unless O(vms) is given.
+      - Velero 1.17 takes every entry but V(*) as a namespace name (a pattern such as V(vm-*) leaves the backup
+        PartiallyFailed), so patterns are refused.
     type: list
     elements: str
   vms:
@@ -89,10 +97,14 @@ options:
     description: Velero's C(includeClusterResources); unset lets Velero decide (cluster resources only for all namespaces).
     type: bool
   storage_location:
-    description: The C(BackupStorageLocation) to write to; Velero's default location when unset.
+    description:
+      - The C(BackupStorageLocation) to write to. When unset, the location marked C(default), else the one named
+        V(default), as Velero chooses.
     type: str
   ttl:
-    description: How long Velero keeps the backup, as a Go duration (V(720h), V(90m)); Velero's default (720h) when unset.
+    description:
+      - How long Velero keeps the backup, as a Go duration (V(720h), V(90m)). Velero's default (720h) when unset or
+        zero (V(0s)); Velero stores it in Go's form (V(720h0m0s)).
     type: str
   snapshot_volumes:
     description: Velero's C(snapshotVolumes); unset lets Velero decide.
@@ -120,7 +132,9 @@ notes:
     and C(watch) on them; C(get) on the namespaces named; with O(vms), C(get) and C(patch) on
     C(virtualmachines.kubevirt.io) in their namespaces."
   - The object store's signed download URL must be reachable from where the task runs for RV(items); it is
-    verified against the location's C(caCert) when it has one. Set O(list_items=false) otherwise.
+    verified against the location's C(caCert) when it has one. Velero signs it for the location's C(s3Url), often a
+    service inside the cluster; give the location a C(publicUrl) (spec.config.publicUrl) reachable from here, or set
+    O(list_items=false). The task's error says so when the URL cannot be reached.
 seealso:
   - module: palette.vmo.velero_restore
   - module: palette.vmo.kubevirt_vm

@@ -105,7 +105,9 @@ notes:
     C(backups.velero.io) and C(backupstoragelocations.velero.io), C(create), C(get), C(list), C(watch) and
     C(delete) on C(downloadrequests.velero.io)."
   - The object store's signed download URL must be reachable from where the task runs for RV(items); it is
-    verified against the location's C(caCert) when it has one. Set O(list_items=false) otherwise.
+    verified against the location's C(caCert) when it has one. Velero signs it for the location's C(s3Url), often a
+    service inside the cluster; give the location a C(publicUrl) (spec.config.publicUrl) reachable from here, or set
+    O(list_items=false). The task's error says so when the URL cannot be reached.
 seealso:
   - module: palette.vmo.velero_backup
 """

@@ -38,7 +38,11 @@ def bad_ns(admin, run_module):
     restored = run_module(RESTORE, {"name": f"done-{SUFFIX}", "backup": f"good-{SUFFIX}",
                                     "namespace_mapping": {name: f"{name}-copy"}})
     assert restored.get("failed") is not True, restored.get("msg")
+    # backup_controller.go: a namespace labelled exclude-from-backup and named in includedNamespaces fails validation
+    admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": f"{name}-nobackup", "labels": {"velero.io/exclude-from-backup": "true"}}})
     yield name
+    admin.delete(object_path("v1", "namespaces", f"{name}-nobackup"))
     admin.delete(object_path("v1", "namespaces", f"{name}-copy"))
     admin.delete(object_path("v1", "namespaces", name))
 
@@ -83,6 +87,26 @@ CASES = [
     ("backup-exists-with-another-spec", BACKUP, {"name": GOOD, "included_namespaces": ["{ns}", "default"]},
      [f"Backup velero/{GOOD}: exists with another spec (includedNamespaces: [\"{{ns}}\"], not [\"{{ns}}\", \"default\"])",
       "give a new name"]),
+    ("backup-question-mark-namespace", BACKUP, {"name": "{b}", "included_namespaces": ["web-?"]},
+     ["Backup velero/{b}: included_namespaces: 'web-?' is not a valid namespace name (only '*' alone selects all)"]),
+    ("backup-namespace-pattern", BACKUP, {"name": "{b}", "included_namespaces": ["velero-bad-*"]},
+     ["Backup velero/{b}: included_namespaces: 'velero-bad-*' is a pattern; Velero 1.17 takes each entry but '*'"]),
+    ("backup-star-with-others", BACKUP, {"name": "{b}", "included_namespaces": ["*", "{ns}"]},
+     ["Backup velero/{b}: included_namespaces: '*' must be the only entry"]),
+    ("backup-resources-star-with-others", BACKUP, {"name": "{b}", "included_namespaces": ["{ns}"],
+                                                   "included_resources": ["*", "virtualmachines"]},
+     ["Backup velero/{b}: included_resources: '*' must be the only entry"]),
+    ("backup-exclude-star", BACKUP, {"name": "{b}", "included_namespaces": ["{ns}"], "excluded_resources": ["*"]},
+     ["Backup velero/{b}: excluded_resources: '*' cannot be excluded"]),
+    ("backup-resource-in-both-lists", BACKUP, {"name": "{b}", "included_namespaces": ["{ns}"],
+                                               "included_resources": ["pods", "secrets"], "excluded_resources": ["pods"]},
+     ["Backup velero/{b}: excluded_resources: 'pods' is also in included_resources"]),
+    ("backup-namespace-labelled-excluded", BACKUP, {"name": "{b}", "included_namespaces": ["{ns}", "{ns}-nobackup"]},
+     ["Backup velero/{b}: included_namespaces: namespace '{ns}-nobackup' is labelled velero.io/exclude-from-backup=true"]),
+    ("restore-star-with-others", RESTORE, {"name": "{r}", "backup": GOOD, "included_namespaces": ["*", "{ns}"]},
+     ["Restore velero/{r}: included_namespaces: '*' must be the only entry"]),
+    ("restore-non-restorable", RESTORE, {"name": "{r}", "backup": GOOD, "included_resources": ["nodes"]},
+     ["Restore velero/{r}: included_resources: nodes are non-restorable resources"]),
     ("restore-bad-name", RESTORE, {"name": "Restore_1", "backup": GOOD},
      ["Restore velero/Restore_1: name: 'Restore_1' is not a valid name"]),
     ("restore-missing-backup", RESTORE, {"name": "{r}", "backup": "ghost"},

@@ -91,8 +91,20 @@ def parse_request(params):
     if not namespaces and not params.get("vms"):
         errors.append("%s: included_namespaces: give included_namespaces (['*'] for all) or vms" % label)
     for namespace in namespaces:
-        if namespace != "*" and not objects.valid_namespace(namespace.replace("*", "x").replace("?", "x")):
-            errors.append("%s: included_namespaces: %r is not a valid namespace name" % (label, namespace))
+        if namespace != "*" and not objects.valid_namespace(namespace.replace("*", "x")):
+            # includes_excludes.go validateNamespaceName: only '*' is a wildcard for a backup, '?' fails validation
+            errors.append("%s: included_namespaces: %r is not a valid namespace name (only '*' alone selects all)"
+                          % (label, namespace))
+        elif namespace != "*":
+            # item_collector.go collectNamespaces: an entry other than '*' that is not a namespace's name is logged as
+            # an error, so a glob would leave the backup PartiallyFailed
+            if "*" in namespace:
+                errors.append("%s: included_namespaces: %r is a pattern; Velero 1.17 takes each entry but '*' as a "
+                              "namespace name and fails the backup partially, list the namespaces" % (label, namespace))
+    errors += ["%s: %s" % (label, e) for e in objects.includes_excludes_errors(
+        "included_namespaces", namespaces, [], "excluded_namespaces")]
+    errors += ["%s: %s" % (label, e) for e in objects.includes_excludes_errors(
+        "included_resources", params.get("included_resources"), params.get("excluded_resources"), "excluded_resources")]
     if params.get("vms") and len(request.name) > 63:
         errors.append("%s: name: with vms the name is a label value, at most 63 characters" % label)
     ttl = params.get("ttl")
@@ -130,13 +142,35 @@ def backup_manifest(request):
             "spec": {k: v for k, v in request.spec.items() if v is not None}}
 
 
+def comparable_spec(spec):
+    """The task's spec as Velero keeps it: prepareBackupRequest drops the CSI VolumeSnapshot resources from
+    includedResources (and appends them to excludedResources, see `added`), a zero ttl is Velero's default."""
+    spec = dict(spec)
+    if spec.get("includedResources") is not None:
+        spec["includedResources"] = [r for r in spec["includedResources"] if r not in objects.AUTO_EXCLUDED_RESOURCES]
+    if spec.get("ttl") is not None and objects.duration_seconds(spec["ttl"]) == 0:
+        spec["ttl"] = None
+    return spec
+
+
+def same_ttl(existing, spec):
+    """Velero writes the ttl back as Go prints a duration (720h -> 720h0m0s): equal when the durations are."""
+    have = (existing.get("spec") or {}).get("ttl")
+    want = spec.get("ttl")
+    if want is None or objects.duration_seconds(want) == 0:
+        return True
+    return have is not None and objects.duration_seconds(have) == objects.duration_seconds(want)
+
+
 def preflight(client, request, params):
     """Checks against the cluster, before anything is written: the location, the namespaces, the VMs."""
     errors = []
     request.existing = objects.read_velero(client, "backups", request.velero_namespace, request.name)
     if request.existing is not None:
-        differences = objects.spec_differences(request.existing.get("spec") or {}, request.spec,
-                                               defaulted=("storageLocation", "ttl"))
+        differences = objects.spec_differences(request.existing.get("spec") or {}, comparable_spec(request.spec),
+                                               defaulted=("storageLocation", "ttl"),
+                                               added={"excludedResources": objects.AUTO_EXCLUDED_RESOURCES})
+        differences = [d for d in differences if not d.startswith("ttl: ") or not same_ttl(request.existing, request.spec)]
         if differences:
             errors.append("%s: exists with another spec (%s); a backup never changes, give a new name"
                           % (request.label, "; ".join(differences)))
@@ -147,12 +181,19 @@ def preflight(client, request, params):
                                        "storage_location")
     if problem:
         errors.append("%s: %s" % (request.label, problem))
-    if not request.vms:
-        for namespace in request.spec["includedNamespaces"]:
-            if "*" in namespace or "?" in namespace:
-                continue
-            if client.get_or_none(object_path("v1", "namespaces", namespace)) is None:
+    for namespace in request.spec["includedNamespaces"]:
+        if "*" in namespace:
+            continue
+        found = client.get_or_none(object_path("v1", "namespaces", namespace))
+        if found is None:
+            if not request.vms:
                 errors.append("%s: included_namespaces: namespace %r does not exist" % (request.label, namespace))
+        elif ((found["metadata"].get("labels") or {}).get(objects.EXCLUDE_LABEL)) == "true":
+            # backup_controller.go prepareBackupRequest appends such namespaces to excludedNamespaces, then the
+            # namespace lists fail validation ("excludes list cannot contain an item in the includes list")
+            errors.append("%s: %s: namespace %r is labelled %s=true, Velero would fail the backup's validation"
+                          % (request.label, "vms" if request.vms else "included_namespaces", namespace,
+                             objects.EXCLUDE_LABEL))
     else:
         vms = run_concurrently(lambda key: client.get_or_none(
             object_path("kubevirt.io/v1", "virtualmachines", key[1], key[0])), request.vms, params["concurrency"])

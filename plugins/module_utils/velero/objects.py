@@ -49,6 +49,14 @@ NON_RESTORABLE = ("nodes", "events", "events.events.k8s.io", "backups.velero.io"
                   "backuprepositories.velero.io")
 
 
+# pkg/controller/backup_controller.go autoExcludeNamespaceScopedResources + autoExcludeClusterScopedResources:
+# prepareBackupRequest appends them to every backup's excludedResources (and drops them from includedResources)
+AUTO_EXCLUDED_RESOURCES = ("volumesnapshots.snapshot.storage.k8s.io", "volumesnapshotcontents.snapshot.storage.k8s.io")
+EXCLUDE_LABEL = "velero.io/exclude-from-backup"
+DEFAULT_LOCATION = "default"  # velero server --default-backup-storage-location
+DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
 def valid_name(name):
     return bool(name) and len(name) <= 253 and NAME.match(name) is not None
 
@@ -60,6 +68,26 @@ def valid_namespace(name):
 def valid_duration(value):
     """Go's time.ParseDuration forms metav1.Duration takes: 720h, 1h30m, 90m, 0.5h."""
     return bool(value) and DURATION.match(value) is not None
+
+
+def duration_seconds(value):
+    """A Go duration in seconds (Velero writes a backup's ttl back in Go's form: 720h becomes 720h0m0s)."""
+    return sum(float(number) * DURATION_UNITS[unit]
+               for number, _fraction, unit in re.findall(r"([0-9]+(\.[0-9]+)?)(ns|us|ms|h|m|s)", value or ""))
+
+
+def includes_excludes_errors(option, includes, excludes, exclude_option):
+    """pkg/util/collections/includes_excludes.go ValidateIncludesExcludes: what makes Velero fail a backup's
+    validation, worded for the module's options."""
+    errors = []
+    includes, excludes = list(includes or []), list(excludes or [])
+    if len(set(includes)) > 1 and "*" in includes:
+        errors.append("%s: '*' must be the only entry (Velero refuses '*' with other entries)" % option)
+    if "*" in excludes:
+        errors.append("%s: '*' cannot be excluded (Velero refuses it)" % exclude_option)
+    for item in sorted(set(excludes) & set(includes)):
+        errors.append("%s: %r is also in %s" % (exclude_option, item, option))
+    return errors
 
 
 def parse_label_selector(text):
@@ -127,11 +155,14 @@ def location_problem(client, velero_namespace, name, option):
     """What keeps a backup from being written to a BackupStorageLocation (backup_controller.go prepareBackupRequest),
     or None; `name` None means the default location."""
     if name is None:
+        # prepareBackupRequest: the location marked default, else the server's default name, "default"
         locations = client.list_all(velero_path("backupstoragelocations", velero_namespace))[0]
         defaults = [loc for loc in locations if (loc.get("spec") or {}).get("default")]
-        if not defaults:
-            return "%s: no default BackupStorageLocation in namespace %s, name one" % (option, velero_namespace)
-        location = defaults[0]
+        named = [loc for loc in locations if loc["metadata"]["name"] == DEFAULT_LOCATION]
+        if not defaults and not named:
+            return ("%s: no BackupStorageLocation in namespace %s is marked default and none is named %r, name one"
+                    % (option, velero_namespace, DEFAULT_LOCATION))
+        location = (defaults or named)[0]
         name = location["metadata"]["name"]
     else:
         location = read_velero(client, "backupstoragelocations", velero_namespace, name)
@@ -231,7 +262,10 @@ def download(client, velero_namespace, requests, timeout, ca_cert=None):
             urllib3.PoolManager(cert_reqs="CERT_REQUIRED")
         for request_name, key in zip(created, requests):
             url = seen[(velero_namespace, request_name)]["status"]["downloadURL"]
-            resp = pool.request("GET", url, timeout=urllib3.Timeout(connect=15, read=120), retries=3)
+            try:
+                resp = pool.request("GET", url, timeout=urllib3.Timeout(connect=15, read=120), retries=3)
+            except urllib3.exceptions.HTTPError as err:
+                raise ModuleFailure(unreachable_message(key, url, err), [str(err)])
             if resp.status != 200:
                 raise ModuleFailure("reading %s %s from object storage: HTTP %s" % (key[0], key[1], resp.status))
             found[key] = json.loads(gzip.decompress(resp.data).decode("utf-8"))
@@ -239,6 +273,16 @@ def download(client, velero_namespace, requests, timeout, ca_cert=None):
     finally:
         for request_name in created:
             client.delete(velero_path("downloadrequests", velero_namespace, request_name))
+
+
+def unreachable_message(key, url, err):
+    """A signed URL that cannot be fetched: Velero signs it for the object store's address as the location gives it
+    (spec.config.s3Url), often a service inside the cluster, unless the location has a spec.config.publicUrl."""
+    host = urllib3.util.parse_url(url).host if HAS_URLLIB3 else url
+    return ("reading %s %s: the download URL Velero signed (host %s) cannot be reached from here: %s. Velero signs it "
+            "for the object store's address in the BackupStorageLocation (s3Url), which may point inside the cluster; "
+            "give the location a publicUrl reachable from the Ansible host (spec.config.publicUrl), or set "
+            "list_items=false" % (key[0], key[1], host, err))
 
 
 def items_of(resource_list):

@@ -64,6 +64,17 @@ def parse_request(params):
     for namespace in params.get("included_namespaces") or []:
         if namespace != "*" and not objects.valid_namespace(namespace.replace("*", "x").replace("?", "x")):
             errors.append("%s: included_namespaces: %r is not a valid namespace name" % (label, namespace))
+    # restore_controller.go validateAndComplete: non-restorable resources, then ValidateIncludesExcludes of the
+    # resource lists (the non-restorable ones appended to the excludes) and of the namespace lists
+    included = params.get("included_resources") or []
+    for resource in included:
+        if resource in objects.NON_RESTORABLE:
+            errors.append("%s: included_resources: %s are non-restorable resources" % (label, resource))
+    errors += ["%s: %s" % (label, e) for e in objects.includes_excludes_errors(
+        "included_resources", [r for r in included if r not in objects.NON_RESTORABLE],
+        params.get("excluded_resources"), "excluded_resources")]
+    errors += ["%s: %s" % (label, e) for e in objects.includes_excludes_errors(
+        "included_namespaces", params.get("included_namespaces"), [], "excluded_namespaces")]
     if errors:
         raise ModuleFailure(INVALID_INPUT + joined_errors(errors), errors, changed=False)
     request.spec = {

@@ -5,13 +5,14 @@ import gzip
 import io
 import json
 import tarfile
+import time
 import urllib.request
 import uuid
 
 import pytest
 
 from tests.lab.kube import object_path
-from tests.lab.velero.server import ANN_POPULATED_FOR, ANN_PRE_POPULATED
+from tests.lab.velero.server import ANN_POPULATED_FOR, ANN_PRE_POPULATED, parse_time
 
 from .helpers import vm_manifest, vm_path
 
@@ -231,3 +232,101 @@ def test_backups_are_synced_from_the_store_and_orphans_removed(admin, wait, lab)
         wait.gone(velero_path("backups", backup_name), timeout=30)
     finally:
         admin.delete(velero_path("backupstoragelocations", name))
+
+
+def test_velero_writes_back_the_spec_it_prepared(admin, wait, vms):
+    """backup_controller.go prepareBackupRequest: the VolumeSnapshot resources excluded, the ttl in Go's form, a zero
+    ttl replaced by the server's default (720h), namespaces labelled exclude-from-backup appended to the excludes."""
+    labelled = f"{vms[:40]}-nobackup"
+    admin.create(object_path("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": labelled, "labels": {"velero.io/exclude-from-backup": "true"}}})
+    try:
+        backup = create_backup(admin, wait, {"includedNamespaces": [vms], "ttl": "0s",
+                                             "includedResources": ["configmaps", "volumesnapshots.snapshot.storage.k8s.io"]})
+        assert backup["status"]["phase"] == "Completed", backup["status"]
+        spec = backup["spec"]
+        assert spec["excludedResources"] == ["volumesnapshots.snapshot.storage.k8s.io",
+                                             "volumesnapshotcontents.snapshot.storage.k8s.io"]
+        assert spec["includedResources"] == ["configmaps"]
+        assert spec["ttl"] == "720h0m0s" and labelled in spec["excludedNamespaces"]
+        left = parse_time(backup["status"]["expiration"]) - time.time()
+        assert 719 * 3600 < left <= 720 * 3600  # not expired at once
+        assert create_backup(admin, wait, {"includedNamespaces": [vms], "ttl": "90m",
+                                           "includedResources": ["configmaps"]})["spec"]["ttl"] == "1h30m0s"
+        refused = create_backup(admin, wait, {"includedNamespaces": [vms, labelled]})
+        assert refused["status"]["phase"] == "FailedValidation"
+        assert refused["status"]["validationErrors"] == [
+            f"Invalid included/excluded namespace lists: excludes list cannot contain an item in the includes list: "
+            f"{labelled}"]
+    finally:
+        admin.delete(object_path("v1", "namespaces", labelled))
+
+
+@pytest.mark.parametrize("spec,errors", [
+    ({"includedNamespaces": ["web-?"]}, ['Invalid included/excluded namespace lists: invalid namespace "web-?": a '
+                                         "lowercase RFC 1123 label must consist of lower case alphanumeric characters"]),
+    ({"includedNamespaces": ["*", "default"]}, ["Invalid included/excluded namespace lists: includes list must either "
+                                                "contain '*' only, or a non-empty list of items"]),
+    ({"includedNamespaces": ["default"], "excludedResources": ["*"]},
+     ["Invalid included/excluded resource lists: excludes list cannot contain '*'"]),
+    ({"includedNamespaces": ["default"], "includedResources": ["pods"], "excludedResources": ["pods"]},
+     ["Invalid included/excluded resource lists: excludes list cannot contain an item in the includes list: pods"]),
+], ids=["question-mark", "star-with-others", "exclude-star", "resource-in-both"])
+def test_include_exclude_lists_are_validated_as_velero_does(admin, wait, spec, errors):
+    """pkg/util/collections/includes_excludes.go ValidateIncludesExcludes, ValidateNamespaceIncludesExcludes."""
+    backup = create_backup(admin, wait, spec)
+    assert backup["status"]["phase"] == "FailedValidation"
+    for got, want in zip(backup["status"]["validationErrors"], errors):
+        assert got.startswith(want), got
+    assert len(backup["status"]["validationErrors"]) == len(errors)
+
+
+def test_a_missing_included_namespace_is_an_error_of_the_backup(admin, wait, vms):
+    """item_collector.go collectNamespaces (when namespaces are among the resources): a namespace named in
+    includedNamespaces that does not exist."""
+    backup = create_backup(admin, wait, {"includedNamespaces": [vms, "ghost-namespace"],
+                                         "includedResources": ["configmaps", "namespaces"]})
+    assert backup["status"]["phase"] == "PartiallyFailed" and backup["status"]["errors"] == 1
+    results = json.loads(gzip.decompress(download(admin, wait, "BackupResults", backup["metadata"]["name"])))
+    assert results["errors"]["velero"] == [
+        "fail to get the namespace ghost-namespace specified in backup.Spec.IncludedNamespaces"]
+
+
+def test_additional_items_pass_the_backups_filters(admin, wait, vms):
+    """item_backupper.go itemInclusionChecks: a claim's volume (PVCAction's additional item) is left out when
+    includeClusterResources is false, backed up when it is unset (GlobalIncludesExcludes.ShouldExclude)."""
+    left_out = create_backup(admin, wait, {"includedNamespaces": [vms], "includeClusterResources": False})
+    listing = json.loads(gzip.decompress(download(admin, wait, "BackupResourceList", left_out["metadata"]["name"])))
+    assert "v1/PersistentVolume" not in listing
+    assert listing["v1/PersistentVolumeClaim"] == [f"{vms}/db-root", f"{vms}/web-root"]
+    kept = create_backup(admin, wait, {"includedNamespaces": [vms]})
+    listing = json.loads(gzip.decompress(download(admin, wait, "BackupResourceList", kept["metadata"]["name"])))
+    assert len(listing["v1/PersistentVolume"]) == 2
+    no_dvs = create_backup(admin, wait, {"includedNamespaces": [vms], "excludedResources": ["datavolumes"]})
+    listing = json.loads(gzip.decompress(download(admin, wait, "BackupResourceList", no_dvs["metadata"]["name"])))
+    assert "cdi.kubevirt.io/v1beta1/DataVolume" not in listing  # the VM's additional DataVolumes left out
+
+
+def test_a_vm_whose_claim_is_labelled_excluded_fails_and_is_still_listed(admin, wait, namespace):
+    """kubevirt-velero-plugin util.go RestorePossible (IsPVCExcludedByLabel): the VM action fails; item_backupper.go
+    records the VM before its actions run, so it is in the resource list but not in the tarball."""
+    admin.create(object_path("v1", "persistentvolumeclaims", namespace=namespace), {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "labels": {"velero.io/exclude-from-backup": "true"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    vm = vm_manifest("app", namespace, "Halted")
+    vm["spec"]["template"]["spec"]["domain"]["devices"]["disks"] = [{"name": "data", "disk": {"bus": "virtio"}}]
+    vm["spec"]["template"]["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+    admin.create(vm_path(namespace), vm)
+    backup = create_backup(admin, wait, {"includedNamespaces": [namespace]})
+    assert backup["status"]["phase"] == "PartiallyFailed"
+    name = backup["metadata"]["name"]
+    results = json.loads(gzip.decompress(download(admin, wait, "BackupResults", name)))
+    assert results["errors"]["namespaces"][namespace] == [
+        f"error executing custom action (groupResource=virtualmachines.kubevirt.io, namespace={namespace}, "
+        f"name=app): VM would not be restored correctly"]
+    listing = json.loads(gzip.decompress(download(admin, wait, "BackupResourceList", name)))
+    assert listing["kubevirt.io/v1/VirtualMachine"] == [f"{namespace}/app"]
+    assert "v1/PersistentVolumeClaim" not in listing  # the labelled claim is left out
+    with tarfile.open(fileobj=io.BytesIO(download(admin, wait, "BackupContents", name)), mode="r:gz") as tar:
+        assert not [n for n in tar.getnames() if n.startswith("resources/virtualmachines.kubevirt.io/")]

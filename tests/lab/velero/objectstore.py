@@ -8,6 +8,7 @@ this module plays that store: keys are paths below the bucket's folder. The buck
 stand-in starts, as the `minio-setup` job of Velero's examples/minio/00-minio-deployment.yaml runs `mc mb`.
 """
 
+import calendar
 import hashlib
 import hmac
 import secrets
@@ -88,10 +89,14 @@ class ObjectStore:
         return hmac.new(self.key, f"{bucket}/{key}/{expires}".encode(), hashlib.sha256).hexdigest()
 
     def create_signed_url(self, bucket: str, key: str, ttl: float) -> str:
-        """A presigned GET URL, as the aws plugin's CreateSignedURL returns one (X-Amz-Expires, X-Amz-Signature)."""
-        expires = int(time.time() + ttl)
-        return (f"{self.url}/{quote(bucket)}/{quote(key)}?X-Amz-Expires={expires}"
-                f"&X-Amz-Signature={self._signature(bucket, key, expires)}")
+        """A presigned GET URL in SigV4's query form, as the aws plugin's CreateSignedURL returns one: X-Amz-Date
+        (signing time), X-Amz-Expires (a lifetime in seconds) and X-Amz-Signature (here an HMAC of the lab's key;
+        no X-Amz-Credential or X-Amz-SignedHeaders, the lab store has no credentials)."""
+        signed = int(time.time())
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(signed))
+        lifetime = int(ttl)
+        return (f"{self.url}/{quote(bucket)}/{quote(key)}?X-Amz-Date={stamp}&X-Amz-Expires={lifetime}"
+                f"&X-Amz-Signature={self._signature(bucket, key, signed + lifetime)}")
 
     def serve(self) -> None:
         store = self
@@ -105,7 +110,8 @@ class ObjectStore:
                 bucket, _, key = unquote(parts.path).lstrip("/").partition("/")
                 query = parse_qs(parts.query)
                 try:
-                    expires = int(query.get("X-Amz-Expires", ["0"])[0])
+                    signed = calendar.timegm(time.strptime(query.get("X-Amz-Date", [""])[0], "%Y%m%dT%H%M%SZ"))
+                    expires = signed + int(query.get("X-Amz-Expires", ["0"])[0])
                     signature = query.get("X-Amz-Signature", [""])[0]
                 except ValueError:
                     expires, signature = 0, ""

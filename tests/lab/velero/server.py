@@ -9,7 +9,8 @@ What runs here, each piece after the Velero function it mirrors:
   PartiallyFailed when an item action logged an error, or Failed. Items are collected as pkg/backup/item_collector.go
   does (every listable resource of the preferred versions, namespace and label filters; cluster-scoped resources
   only when the namespaces are all or includeClusterResources says so), backed up with the item actions and
-  their additional items (pkg/backup/item_backupper.go backupItemInternal; additional items are mustInclude), and
+  their additional items (pkg/backup/item_backupper.go backupItemInternal; additional items pass the same
+  itemInclusionChecks, mustInclude only when an action asks for it, which the kubevirt actions never do), and
   written in Velero's layout (pkg/persistence/object_store_layout.go, pkg/archive/filesystem.go): the tarball
   `backups/<name>/<name>.tar.gz` with `metadata/version` and `resources/<group-resource>/[<version>-preferredversion/]
   namespaces/<ns>/<name>.json`, `velero-backup.json`, `<name>-resource-list.json.gz` (request.go
@@ -115,6 +116,22 @@ def parse_duration(value: str) -> float:
     return sum(float(n) * units[u] for n, u in parts)
 
 
+def go_duration(seconds: float) -> str:
+    """Go's time.Duration.String() (what metav1.Duration serialises to): 720h0m0s, 1h30m0s, 1m30s, 1.5s, 0s."""
+    if seconds == 0:
+        return "0s"
+    if seconds < 1:
+        for unit, scale in (("ms", 1e3), ("µs", 1e6), ("ns", 1e9)):
+            if seconds * scale >= 1 or unit == "ns":
+                return f"{seconds * scale:.9f}".rstrip("0").rstrip(".") + unit
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs:.9f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{int(hours)}h{int(minutes)}m{text}"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
 def gzip_json(value) -> bytes:
     return gzip.compress(json.dumps(value, sort_keys=True).encode())
 
@@ -136,7 +153,7 @@ class Resource:
 
 
 def discover(kube: Kube) -> Dict[str, Resource]:
-    """pkg/discovery/helper.go Refresh: the preferred version of every group, resources that can be listed."""
+    """pkg/discovery/helper.go Refresh: the preferred version of every group, resources Velero can back up."""
     found: Dict[str, Resource] = {}
     versions = [("", "v1")]
     for group in kube.get("/apis").get("groups", []):
@@ -148,7 +165,8 @@ def discover(kube: Kube) -> Dict[str, Resource]:
         except KubeError:
             continue  # an aggregated API that is not answering: Velero logs it and goes on
         for res in listing.get("resources", []):
-            if "/" in res["name"] or "list" not in res.get("verbs", []) or "create" not in res.get("verbs", []):
+            # helper.go filterByVerbs: list, create, get and delete; skipSubresource
+            if "/" in res["name"] or not {"list", "create", "get", "delete"} <= set(res.get("verbs", [])):
                 continue
             resource = Resource(group, version, res["name"], res["kind"], res["namespaced"])
             found[resource.group_resource] = resource
@@ -193,6 +211,53 @@ def resource_included(resource: Resource, includes: List[str], excludes: List[st
     if any(matches(e) for e in excludes or []):
         return False
     return not includes or any(matches(e) for e in includes)
+
+
+# backup_controller.go autoExcludeNamespaceScopedResources + autoExcludeClusterScopedResources
+AUTO_EXCLUDED_RESOURCES = ("volumesnapshots.snapshot.storage.k8s.io", "volumesnapshotcontents.snapshot.storage.k8s.io")
+# k8s.io/apimachinery pkg/util/validation/validation.go IsDNS1123Label with RegexError
+DNS1123_LABEL_ERROR = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+                       "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+                       "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
+
+
+def validate_includes_excludes(includes: Optional[List[str]], excludes: Optional[List[str]]) -> List[str]:
+    """pkg/util/collections/includes_excludes.go ValidateIncludesExcludes (sets, so excludes in sorted order)."""
+    includes_set, excludes_set = set(includes or []), set(excludes or [])
+    errors = []
+    if len(includes_set) > 1 and "*" in includes_set:
+        errors.append("includes list must either contain '*' only, or a non-empty list of items")
+    if "*" in excludes_set:
+        errors.append("excludes list cannot contain '*'")
+    errors += [f"excludes list cannot contain an item in the includes list: {item}"
+               for item in sorted(excludes_set) if item in includes_set]
+    return errors
+
+
+def validate_namespace_includes_excludes(includes: Optional[List[str]], excludes: Optional[List[str]]) -> List[str]:
+    """includes_excludes.go ValidateNamespaceIncludesExcludes with validateNamespaceName: '*' is replaced by a letter,
+    then the name must be an RFC 1123 label (so '?' is refused)."""
+    errors = validate_includes_excludes(includes, excludes)
+    for item in sorted(set(includes or [])) + sorted(set(excludes or [])):
+        if not item:
+            continue
+        name = item.replace("*", "x")
+        if len(name) > 63:
+            errors.append(f"invalid namespace {json.dumps(item)}: must be no more than 63 characters")
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name):
+            message = "must not contain dots" if re.fullmatch(
+                r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", name) else DNS1123_LABEL_ERROR
+            errors.append(f"invalid namespace {json.dumps(item)}: {message}")
+    return errors
+
+
+def modify_resource_include_exclude(include: Optional[List[str]], exclude: Optional[List[str]],
+                                    added: Tuple[str, ...]) -> Tuple[Optional[List[str]], List[str]]:
+    """backup_controller.go modifyResourceIncludeExclude: `added` appended to the excludes, removed from the
+    includes."""
+    modified_exclude = list(exclude or []) + [e for e in added if e not in (exclude or [])]
+    modified_include = [i for i in include or [] if i not in modified_exclude] if include is not None else None
+    return modified_include, modified_exclude
 
 
 def in_backup(name: str, spec: JSON) -> bool:
@@ -256,8 +321,6 @@ class BackupRun:
         excludes = list(self.spec.get("excludedNamespaces") or [])
         names = []
         for ns in self.kube.get(object_path("v1", "namespaces")).get("items", []):
-            if (ns["metadata"].get("labels") or {}).get(EXCLUDE_LABEL) == "true":
-                continue  # backup_controller.go: namespaces labelled exclude-from-backup are excluded
             if included(ns["metadata"]["name"], includes, excludes):
                 names.append(ns["metadata"]["name"])
         return sorted(names)
@@ -278,6 +341,14 @@ class BackupRun:
                 continue
             if not resource.namespaced:
                 if resource.plural == "namespaces" and resource.group == "":
+                    # item_collector.go collectNamespaces (:761-775): an included entry other than "*" that is not
+                    # the name of a namespace (a glob too) is logged as an error
+                    existing = {ns["metadata"]["name"]
+                                for ns in self.kube.get(object_path("v1", "namespaces")).get("items", [])}
+                    for entry in self.spec.get("includedNamespaces") or []:
+                        if entry != "*" and entry not in existing:
+                            self._log("error", f"fail to get the namespace {entry} specified in "
+                                      f"backup.Spec.IncludedNamespaces")
                     # item_collector.go: the included namespaces themselves go into the backup
                     for ns in namespaces:
                         obj = self.kube.get_or_none(object_path("v1", "namespaces", ns))
@@ -309,38 +380,58 @@ class BackupRun:
 
     # -- pkg/backup/item_backupper.go backupItemInternal -------------------------------------------------
 
+    def _inclusion_checks(self, item: Item, must_include: bool) -> bool:
+        """item_backupper.go itemInclusionChecks: the label, namespace and resource filters, again for every item
+        (an action's additional items too); a cluster-scoped item only when GlobalIncludesExcludes.ShouldExclude
+        (includes_excludes.go:214-240) does not drop it. mustInclude skips the checks: it is set only by an action
+        annotating `velero.io/must-include-additional-items` (item_backupper.go:413), which the kubevirt
+        actions never do."""
+        if not must_include:
+            if (item.obj["metadata"].get("labels") or {}).get(EXCLUDE_LABEL) == "true":
+                self._log("info", f"Excluding item because it has label {EXCLUDE_LABEL}=true", item.namespace)
+                return False
+            if item.namespace and item.namespace not in self.namespaces_cache:
+                return False
+            includes = self.spec.get("includedResources") or []
+            excludes = self.spec.get("excludedResources") or []
+            if not item.namespace and not (item.resource.plural == "namespaces" and not item.resource.group):
+                if not resource_included(item.resource, [], excludes):
+                    return False
+                include_cluster = self.spec.get("includeClusterResources")
+                if include_cluster is False or \
+                        (include_cluster is None and not resource_included(item.resource, includes, excludes)):
+                    return False
+            if item.namespace and not resource_included(item.resource, includes, excludes):
+                return False
+        return not item.obj["metadata"].get("deletionTimestamp")
+
     def back_up(self, item: Item, must_include: bool = False) -> None:
+        """item_backupper.go backupItemInternal: the item is recorded as backed up (BackedUpItems.AddItem, :184)
+        before its actions run and stays recorded if they fail, so it is in the resource list but not in the
+        tarball; an error of an action, or of an additional item, is raised to the caller (executeActions returns
+        it, :492-495), so a parent whose additional item failed is not written either."""
         key = (item.resource.group_resource, item.namespace, item.name)
+        if not self._inclusion_checks(item, must_include):
+            return
         if key in self.backed_up:
             return
-        labels = item.obj["metadata"].get("labels") or {}
-        if labels.get(EXCLUDE_LABEL) == "true":
-            self._log("info", f"Excluding item because it has label {EXCLUDE_LABEL}=true", item.namespace)
-            return
-        if not must_include and item.namespace and item.namespace not in self.namespaces_cache:
-            return
-        self.backed_up[key] = item  # backedUpItems is set before the actions run (no cycles)
+        self.backed_up[key] = item
         obj = json.loads(json.dumps(item.obj))
         additional: List[Tuple[str, str, str]] = []
-        try:
-            for action in self.server.backup_actions(item.resource):
+        for action in self.server.backup_actions(item.resource):
+            try:
                 obj, extra = action(self, obj)
-                additional += extra
-        except ActionError as err:
-            del self.backed_up[key]
-            # item_backupper.go executeActions (:396); the backup logs it as an error of the item's namespace
-            self._log("error", f"error executing custom action (groupResource={item.resource.group_resource}, "
-                      f"namespace={item.namespace}, name={item.name}): {err}", item.namespace)
-            return
+            except ActionError as err:
+                raise BackupItemError(f"error executing custom action (groupResource={item.resource.group_resource},"
+                                      f" namespace={item.namespace}, name={item.name}): {err}", item.namespace)
+            additional += extra
         for group_resource, namespace, name in additional:
-            if (group_resource, namespace, name) in self.backed_up:
-                continue
             extra_item = self._get(group_resource, namespace, name)
             if extra_item is None:
                 self._log("warning", f"Additional item was not found in Kubernetes API, can't back it up: "
                           f"{group_resource} {namespace}/{name}", namespace)
                 continue
-            self.back_up(extra_item, must_include=True)
+            self.back_up(extra_item, must_include=False)
         item.obj = obj
         self.order.append(key)
 
@@ -349,7 +440,10 @@ class BackupRun:
         collected = self.collect()
         self.total = len(collected)
         for item in collected:
-            self.back_up(item)
+            try:
+                self.back_up(item)
+            except BackupItemError as err:  # backup.go backupItem: "Error backing up item", one per error
+                self._log("error", str(err), err.namespace)
         return self.tarball(), self.resource_list()
 
     def tarball(self) -> bytes:
@@ -373,10 +467,10 @@ class BackupRun:
         return buffer.getvalue()
 
     def resource_list(self) -> JSON:
-        """backed_up_items_map.go ResourceMap: "apiVersion/Kind" -> sorted "namespace/name" (or "name")."""
+        """backed_up_items_map.go ResourceMap: "apiVersion/Kind" -> sorted "namespace/name" (or "name"), of every
+        item recorded as backed up, one whose action failed too."""
         listing: Dict[str, List[str]] = {}
-        for key in self.order:
-            item = self.backed_up[key]
+        for item in self.backed_up.values():
             entry = f"{item.namespace}/{item.name}" if item.namespace else item.name
             listing.setdefault(f"{item.resource.api_version}/{item.resource.kind}", []).append(entry)
         return {k: sorted(v) for k, v in listing.items()}
@@ -384,6 +478,12 @@ class BackupRun:
 
 class ActionError(Exception):
     pass
+
+
+class BackupItemError(Exception):
+    def __init__(self, message: str, namespace: str):
+        super().__init__(message)
+        self.namespace = namespace
 
 
 # -- the kubevirt-velero-plugin's backup item actions ---------------------------------------------------------
@@ -430,13 +530,56 @@ def _launcher_pod(run: BackupRun, namespace: str, vmi_name: str) -> List[Tuple[s
     return []
 
 
+def _backend_pvcs(run: BackupRun, spec: JSON, vm_name: str, namespace: str) -> List[Tuple[str, str, str]]:
+    """kvgraph/util.go addVolumeGraph's tail: for a persistent TPM or EFI (IsBackendStorageNeededForVMI),
+    addBackendPVC adds the claims labelled persistent-state-for=<vm>, or else the one named
+    persistent-state-for-<vm>."""
+    domain = spec.get("domain") or {}
+    tpm = ((domain.get("devices") or {}).get("tpm") or {}).get("persistent") is True
+    efi = (((domain.get("firmware") or {}).get("bootloader") or {}).get("efi") or {}).get("persistent") is True
+    if not (tpm or efi):
+        return []
+    pvcs = run.server.get(object_path("v1", "persistentvolumeclaims", namespace=namespace),
+                          labelSelector=f"persistent-state-for={vm_name}").get("items", [])
+    if not pvcs:
+        return [("persistentvolumeclaims", namespace, f"persistent-state-for-{vm_name}")]
+    return [("persistentvolumeclaims", namespace, pvc["metadata"]["name"]) for pvc in pvcs]
+
+
+def _excluded_by_label(run: BackupRun, api_version: str, plural: str, namespace: str, name: str) -> bool:
+    """pkg/util/util.go IsDVExcludedByLabel / IsPVCExcludedByLabel: a Get (a missing object is the Get's error),
+    then the exclude-from-backup label."""
+    obj = run.kube.get_or_none(object_path(api_version, plural, name, namespace))
+    if obj is None:
+        raise NotFound(f'{plural}{"." + api_version.split("/")[0] if "/" in api_version else ""} "{name}" not found')
+    return (obj["metadata"].get("labels") or {}).get(EXCLUDE_LABEL) == "true"
+
+
+class NotFound(ActionError):
+    pass
+
+
 def _restore_possible(run: BackupRun, volumes: List[JSON], namespace: str, skip) -> bool:
-    """pkg/util/util.go RestorePossible: every DV/PVC volume (outside the VM's templates) is in the backup."""
+    """pkg/util/util.go RestorePossible: every DV/PVC volume (outside the VM's templates) is in the backup and its
+    DataVolume or claim not labelled exclude-from-backup (checkRestoreDataVolumePossible, checkRestorePVCPossible);
+    a DataVolume that does not exist falls back to its claim, a claim that does not exist is the Get's error."""
+
+    def pvc_possible(claim: str) -> bool:
+        if not in_backup("persistentvolumeclaims", run.spec):
+            return False
+        return not _excluded_by_label(run, "v1", "persistentvolumeclaims", namespace, claim)
+
     for volume in volumes:
         if volume.get("dataVolume") and not skip(volume):
-            if not in_backup("datavolume", run.spec):
+            dv_name = volume["dataVolume"]["name"]
+            try:
+                possible = not _excluded_by_label(run, "cdi.kubevirt.io/v1beta1", "datavolumes", namespace, dv_name) \
+                    and in_backup("datavolume", run.spec)
+            except NotFound:
+                possible = pvc_possible(dv_name)
+            if not possible:
                 return False
-        if volume.get("persistentVolumeClaim") and not in_backup("persistentvolumeclaims", run.spec):
+        if volume.get("persistentVolumeClaim") and not pvc_possible(volume["persistentVolumeClaim"]["claimName"]):
             return False
     return True
 
@@ -448,8 +591,11 @@ def vm_backup_action(run: BackupRun, vm: JSON) -> Tuple[JSON, List[Tuple[str, st
     if status.get("printableStatus") in ("Starting", "Running"):  # canBeSafelyBackedUp
         if not in_backup("virtualmachineinstances", run.spec):
             raise ActionError("VM cannot be safely backed up")
+        # isVMIExcludedByLabel: a Get of the VMI; a Starting VM without one yet is the Get's error
         vmi = run.kube.get_or_none(object_path("kubevirt.io/v1", "virtualmachineinstances", name, namespace))
-        if vmi and ((vmi["metadata"].get("labels") or {}).get(EXCLUDE_LABEL) == "true"):
+        if vmi is None:
+            raise ActionError(f'virtualmachineinstances.kubevirt.io "{name}" not found')
+        if (vmi["metadata"].get("labels") or {}).get(EXCLUDE_LABEL) == "true":
             raise ActionError("VM cannot be safely backed up")
         if not in_backup("pods", run.spec) and in_backup("persistentvolumeclaims", run.spec):
             raise ActionError("VM cannot be safely backed up")
@@ -460,35 +606,53 @@ def vm_backup_action(run: BackupRun, vm: JSON) -> Tuple[JSON, List[Tuple[str, st
                                  lambda v: v["dataVolume"]["name"] in templates):
             raise ActionError("VM would not be restored correctly")
     extra = []
-    for ref, plural in (("instancetype", "virtualmachineinstancetypes"), ("preference", "virtualmachinepreferences")):
-        if spec.get(ref):  # kvgraph addInstanceType / addPreference
-            cluster = spec[ref].get("kind", "").lower().startswith("virtualmachinecluster")
-            group_resource = (f"virtualmachinecluster{plural[len('virtualmachine'):]}" if cluster else plural)
-            extra.append((f"{group_resource}.instancetype.kubevirt.io", "" if cluster else namespace, spec[ref]["name"]))
-            revision = (status.get(f"{ref}Ref") or {}).get("controllerRevisionRef") or {}
-            if revision.get("name"):
-                spec[ref]["revisionName"] = revision["name"]
-                extra.append(("controllerrevisions.apps", namespace, revision["name"]))
+    for ref in ("instancetype", "preference"):
+        if spec.get(ref):
+            # kvgraph/util.go addInstanceTypeMatcherResource: only the ControllerRevision (from the status, else
+            # the spec's revisionName); the instancetype or preference object itself is not an additional item
+            status_ref = status.get(f"{ref}Ref")
+            revision = ((status_ref or {}).get("controllerRevisionRef") or {}).get("name")
+            if status_ref is None:
+                revision = spec[ref].get("revisionName")
+            if revision:
+                extra.append(("controllerrevisions.apps", namespace, revision))
+            # Execute: the status' revision copied into the spec, since Velero drops the status on restore
+            status_revision = ((status_ref or {}).get("controllerRevisionRef") or {}).get("name")
+            if status_revision:
+                spec[ref]["revisionName"] = status_revision
     if status.get("created"):
         extra.append(("virtualmachineinstances.kubevirt.io", namespace, name))
         extra += _launcher_pod(run, namespace, name)
-    extra += _volume_graph(template, namespace)
+    extra += _volume_graph(template, namespace) + _backend_pvcs(run, template, name, namespace)
     return vm, extra
 
 
 def vmi_backup_action(run: BackupRun, vmi: JSON) -> Tuple[JSON, List[Tuple[str, str, str]]]:
-    """pkg/plugin/vmi_backup_item_action.go Execute: an owned VMI is annotated so its restore is skipped."""
+    """pkg/plugin/vmi_backup_item_action.go Execute: a VMI owned by anything (isVMIOwned: any ownerReference) is
+    left out when virtualmachines are not in the backup or its VM is labelled exclude-from-backup, else annotated
+    so its restore is skipped; a VMI owned by nothing must pass RestorePossible. Not mirrored: the launcher pod
+    lookup of isPodExcludedByLabel ("pod for running VMI not found"), since the lab runs no virt-launcher pods."""
     meta = vmi["metadata"]
-    owned = any(ref.get("kind") == "VirtualMachine" for ref in meta.get("ownerReferences") or [])
-    if owned and not in_backup("virtualmachines", run.spec):
-        return vmi, []
-    if (vmi.get("status") or {}).get("phase") == "Running" and not _paused(vmi):
+    owned = bool(meta.get("ownerReferences"))
+    if owned:
+        if not in_backup("virtualmachines", run.spec):
+            return vmi, []
+        vm = run.kube.get_or_none(object_path("kubevirt.io/v1", "virtualmachines", meta["name"], meta["namespace"]))
+        if vm is None:
+            raise ActionError(f'virtualmachines.kubevirt.io "{meta["name"]}" not found')
+        if (vm["metadata"].get("labels") or {}).get(EXCLUDE_LABEL) == "true":
+            return vmi, []
+    if not _paused(vmi):
         if not in_backup("pods", run.spec) and in_backup("persistentvolumeclaims", run.spec):
             raise ActionError("VM is running but launcher pod is not included in the backup")
     if owned:
         meta.setdefault("annotations", {})[ANN_IS_OWNED] = "true"
+    elif METADATA_BACKUP_LABEL not in (run.backup["metadata"].get("labels") or {}):
+        if not _restore_possible(run, (vmi.get("spec") or {}).get("volumes") or [], meta["namespace"], lambda v: False):
+            raise ActionError("VM has DataVolume or PVC volumes and DataVolumes/PVCs is not included in the backup")
     extra = _launcher_pod(run, meta["namespace"], meta["name"])
-    return vmi, extra + _volume_graph(vmi.get("spec") or {}, meta["namespace"])
+    return vmi, extra + _volume_graph(vmi.get("spec") or {}, meta["namespace"]) + \
+        _backend_pvcs(run, vmi.get("spec") or {}, meta["name"], meta["namespace"])
 
 
 def _paused(vmi: JSON) -> bool:
@@ -674,7 +838,9 @@ class RestoreRun:
                 if volume in self.pvs_to_provision or \
                         (pv and (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") == "Delete"):
                     spec.pop("volumeName", None)  # "Resetting PersistentVolumeClaim for dynamic provisioning"
-        # resetMetadataAndStatus, then the namespace mapping and addRestoreLabels
+        # resetMetadataAndStatus (restore.go resetMetadata :2102), then the namespace mapping and addRestoreLabels;
+        # not mirrored: Velero keeps managedFields and patches them back after the create (:1699), the stand-in
+        # drops them
         meta = obj["metadata"]
         for field in ("generateName", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
                       "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences", "managedFields"):
@@ -863,14 +1029,16 @@ class VeleroServer:
         bucket, prefix = storage.get("bucket", ""), storage.get("prefix", "")
         if spec.get("provider") not in ("aws", "velero.io/aws"):
             return f'unable to locate ObjectStore plugin named velero.io/{spec.get("provider")}'
-        prefix = prefix + "/" if prefix and not prefix.endswith("/") else prefix
+        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""  # object_store.go:137 strings.Trim
         try:
             dirs = self.store.list_common_prefixes(bucket, prefix)
         except NoSuchBucket as err:
             return f"rpc error: code = Unknown desc = {err}"
         invalid = [d[len(prefix):].rstrip("/") for d in dirs if d[len(prefix):].rstrip("/") not in SUBDIRS]
+        if len(invalid) > 3:  # Go's %v of a []string: [a b c ...]
+            return f"Backup store contains {len(invalid)} invalid top-level directories: [{' '.join(invalid[:3])} ...]"
         if invalid:
-            return f"Backup store contains invalid top-level directories: {invalid}"
+            return f"Backup store contains invalid top-level directories: [{' '.join(invalid)}]"
         return None
 
     def reconcile_location(self, namespace: str, name: str) -> Optional[float]:
@@ -961,8 +1129,8 @@ class VeleroServer:
     @staticmethod
     def _bucket_prefix(location: JSON) -> Tuple[str, str]:
         storage = (location.get("spec") or {}).get("objectStorage") or {}
-        prefix = storage.get("prefix", "")
-        return storage.get("bucket", ""), (prefix.rstrip("/") + "/" if prefix else "")
+        prefix = storage.get("prefix", "").strip("/")  # object_store.go:136-137: trimmed of "/" at both ends
+        return storage.get("bucket", "").strip("/"), (prefix + "/" if prefix else "")
 
     # -- Backup ------------------------------------------------------------------------------------------
 
@@ -1000,15 +1168,23 @@ class VeleroServer:
         return None
 
     def _start_backup(self, backup: JSON) -> Optional[float]:
-        """backup_controller.go prepareBackupRequest + the patch to InProgress or FailedValidation."""
-        spec = dict(backup.get("spec") or {})
+        """backup_controller.go prepareBackupRequest + the patch to InProgress or FailedValidation: a zero ttl takes
+        the server's --default-backup-ttl (:365), namespaces labelled exclude-from-backup are appended to
+        spec.excludedNamespaces (:480-488), the resource lists are validated and the CSI VolumeSnapshot resources
+        appended to spec.excludedResources (:500-512, modifyResourceIncludeExclude), the namespace lists validated
+        (:548); the changed spec is written back with the status (kubeutil.PatchResource)."""
+        spec = json.loads(json.dumps(backup.get("spec") or {}))
         errors: List[str] = []
         ttl = spec.get("ttl")
         try:
-            ttl_seconds = parse_duration(ttl) if ttl else DEFAULT_TTL
-        except ValueError as err:
-            errors.append(str(err))
+            ttl_seconds = parse_duration(ttl) if ttl else 0.0
+        except ValueError:
+            # a ttl Go cannot parse fails to decode in Velero's informer: the backup is never processed
+            log.warning("backup %s: ttl %r is not a duration", backup["metadata"]["name"], ttl)
+            return None
+        if ttl_seconds == 0:
             ttl_seconds = DEFAULT_TTL
+        spec["ttl"] = go_duration(ttl_seconds)  # the patch writes the Duration back in Go's form
         location_name = spec.get("storageLocation") or ""
         server_specified = not location_name
         if server_specified:
@@ -1017,6 +1193,7 @@ class VeleroServer:
                 if (location.get("spec") or {}).get("default"):
                     location_name = location["metadata"]["name"]
                     break
+        spec["storageLocation"] = location_name
         location = self._location(location_name)
         if location is None:
             if server_specified:
@@ -1034,10 +1211,16 @@ class VeleroServer:
             if (location.get("status") or {}).get("phase") != "Available":
                 errors.append(f"backup can't be created because BackupStorageLocation {location_name} is in "
                               f"Unavailable status.")
-        both = set(spec.get("includedNamespaces") or []) & set(spec.get("excludedNamespaces") or [])
-        if both:
-            errors.append(f"Invalid included/excluded namespace lists: excludes list cannot contain an item in the "
-                          f"includes list: {sorted(both)[0]}")
+        labelled = self.kube.get(object_path("v1", "namespaces"), labelSelector=f"{EXCLUDE_LABEL}=true")
+        for ns in labelled.get("items", []):
+            spec["excludedNamespaces"] = (spec.get("excludedNamespaces") or []) + [ns["metadata"]["name"]]
+        resource_errors = validate_includes_excludes(spec.get("includedResources"), spec.get("excludedResources"))
+        errors += [f"Invalid included/excluded resource lists: {e}" for e in resource_errors]
+        if not resource_errors:
+            spec["includedResources"], spec["excludedResources"] = modify_resource_include_exclude(
+                spec.get("includedResources"), spec.get("excludedResources"), AUTO_EXCLUDED_RESOURCES)
+        errors += [f"Invalid included/excluded namespace lists: {e}" for e in
+                   validate_namespace_includes_excludes(spec.get("includedNamespaces"), spec.get("excludedNamespaces"))]
         if spec.get("labelSelector") and spec.get("orLabelSelectors"):
             errors.append("encountered labelSelector as well as orLabelSelectors in backup spec, only one can be "
                           "specified")
@@ -1049,8 +1232,7 @@ class VeleroServer:
             status.update(phase="InProgress", startTimestamp=now())
         labels = {STORAGE_LOCATION_LABEL: location_name}
         patch: JSON = {"metadata": {"resourceVersion": backup["metadata"]["resourceVersion"], "labels": labels},
-                       "spec": {"storageLocation": location_name,
-                                "ttl": spec.get("ttl") or "720h0m0s"}, "status": status}
+                       "spec": spec, "status": status}
         self.kube.merge_patch(self._path("backups", backup["metadata"]["name"]), patch)
         return None
 
@@ -1075,7 +1257,8 @@ class VeleroServer:
         error_count = sum(len(v) for v in run.errors.get("namespaces", {}).values()) + len(run.errors.get("velero", []))
         warning_count = sum(len(v) for v in run.warnings.get("namespaces", {}).values()) + \
             len(run.warnings.get("velero", []))
-        status.update(progress={"totalItems": max(run.total, len(run.order)), "itemsBackedUp": len(run.order)},
+        # backup.go:617: at the end both counts are BackedUpItems.Len()
+        status.update(progress={"totalItems": len(run.backed_up), "itemsBackedUp": len(run.backed_up)},
                       warnings=warning_count, errors=error_count,
                       phase="FinalizingPartiallyFailed" if error_count else "Finalizing")
         stored = json.loads(json.dumps(backup))
@@ -1136,10 +1319,11 @@ class VeleroServer:
         for resource in spec.get("includedResources") or []:
             if resource in NON_RESTORABLE:
                 errors.append(f"{resource} are non-restorable resources")
-        both = set(spec.get("includedNamespaces") or []) & set(spec.get("excludedNamespaces") or [])
-        if both:
-            errors.append(f"Invalid included/excluded namespace lists: excludes list cannot contain an item in the "
-                          f"includes list: {sorted(both)[0]}")
+        # restore_controller.go:324-331 ValidateIncludesExcludes, after the non-restorable resources were appended
+        errors += [f"Invalid included/excluded resource lists: {e}"
+                   for e in validate_includes_excludes(spec.get("includedResources"), excluded)]
+        errors += [f"Invalid included/excluded namespace lists: {e}"
+                   for e in validate_includes_excludes(spec.get("includedNamespaces"), spec.get("excludedNamespaces"))]
         if spec.get("labelSelector") and spec.get("orLabelSelectors"):
             errors.append("encountered labelSelector as well as orLabelSelectors in restore spec, only one can be "
                           "specified")
@@ -1208,24 +1392,35 @@ class VeleroServer:
         if request is None:
             return None
         status = request.get("status") or {}
+        expiration = status.get("expiration")
+        if expiration and parse_time(expiration) <= time.time():
+            self.kube.delete(self._path("downloadrequests", name))  # expired, whatever the phase
+            return None
         if status.get("phase") == "Processed":
-            expiration = status.get("expiration")
-            if expiration and parse_time(expiration) <= time.time():
-                self.kube.delete(self._path("downloadrequests", name))
-                return None
             return max(1.0, parse_time(expiration) - time.time()) if expiration else None
         target = (request.get("spec") or {}).get("target") or {}
         kind, target_name = target.get("kind", ""), target.get("name", "")
+
+        def not_found() -> Optional[float]:
+            # download_request_controller.go: the restore, backup or location NotFound is logged and not retried;
+            # the deferred patch has set status.expiration, and the request is deleted once that passes
+            if not expiration:
+                self._patch_status("downloadrequests", request, {"expiration": after(DOWNLOAD_URL_TTL)})
+                return DOWNLOAD_URL_TTL + 1.0
+            return max(1.0, parse_time(expiration) - time.time() + 1.0)
+
         backup_name = target_name
         if kind.startswith("Restore"):
             restore = self.restores.get(NAMESPACE, target_name)
             if restore is None:
-                return 5.0  # "fail to get restore for DownloadRequest, retry later"
+                return not_found()  # "fail to get restore for DownloadRequest"
             backup_name = restore["spec"].get("backupName", "")
         backup = self.backups.get(NAMESPACE, backup_name)
-        location = self._location(backup["spec"].get("storageLocation", "")) if backup else None
+        if backup is None:
+            return not_found()  # "fail to get backup for DownloadRequest"
+        location = self._location(backup["spec"].get("storageLocation", ""))
         if location is None:
-            return 5.0
+            return not_found()  # "BSL for DownloadRequest cannot be found"
         bucket, prefix = self._bucket_prefix(location)
         keys = {  # object_store.go GetDownloadURL with object_store_layout.go
             "BackupContents": f"backups/{target_name}/{target_name}.tar.gz",
@@ -1238,7 +1433,8 @@ class VeleroServer:
             "RestoreResourceList": f"restores/{target_name}/restore-{target_name}-resource-list.json.gz",
         }
         if kind not in keys:
-            return None  # "unsupported download target kind": the request stays unprocessed
+            # GetDownloadURL's "unsupported download target kind" is returned: retried with backoff, unprocessed
+            return 5.0
         new = {"phase": "Processed", "downloadURL": self.store.create_signed_url(bucket, prefix + keys[kind],
                                                                                  DOWNLOAD_URL_TTL),
                "expiration": after(DOWNLOAD_URL_TTL)}

@@ -127,3 +127,91 @@ def test_the_wait_timeout_names_the_backup_its_phase_and_progress():
         objects.wait_final(cluster, "backups", "velero", ["nightly"], 0.2, "the backup")
     assert "velero/nightly (waiting for the backup to finish (Completed, PartiallyFailed, Failed); last seen: " \
         "phase InProgress, 12 of 40 items)" in str(err.value)
+
+
+class ListingClient(object):
+    """list_all and get of BackupStorageLocations, for the default location's choice."""
+
+    def __init__(self, locations):
+        self.locations = locations
+
+    def list_all(self, path):
+        return [self.locations, None]
+
+    def get(self, path):
+        for location in self.locations:
+            if path.endswith("/" + location["metadata"]["name"]):
+                return location
+        raise AssertionError(path)
+
+
+def test_without_a_location_marked_default_the_one_named_default_is_used():
+    available = {"phase": "Available"}
+    marked = {"metadata": {"name": "minio"}, "spec": {"default": True}, "status": {"phase": "Unavailable"}}
+    named = {"metadata": {"name": "default"}, "spec": {}, "status": available}
+    assert objects.location_problem(ListingClient([named]), "velero", None, "storage_location") is None
+    assert "'minio' is Unavailable" in objects.location_problem(ListingClient([named, marked]), "velero", None, "x")
+    problem = objects.location_problem(ListingClient([{"metadata": {"name": "other"}, "spec": {}, "status": available}]),
+                                       "velero", None, "storage_location")
+    assert problem == "storage_location: no BackupStorageLocation in namespace velero is marked default and none is " \
+        "named 'default', name one"
+
+
+def test_a_rerun_compares_the_spec_as_velero_rewrote_it():
+    request = backup_runner.parse_request(dict(BACKUP, included_namespaces=["vms"], ttl="24h",
+                                               included_resources=["virtualmachines",
+                                                                   "volumesnapshots.snapshot.storage.k8s.io"]))
+    existing = {"spec": {"includedNamespaces": ["vms"], "ttl": "24h0m0s", "storageLocation": "default",
+                         "includedResources": ["virtualmachines"],
+                         "excludedResources": list(objects.AUTO_EXCLUDED_RESOURCES)}}
+    spec = backup_runner.comparable_spec(request.spec)
+    differences = objects.spec_differences(existing["spec"], spec, defaulted=("storageLocation", "ttl"),
+                                           added={"excludedResources": objects.AUTO_EXCLUDED_RESOURCES})
+    assert [d for d in differences if not d.startswith("ttl: ")] == []
+    assert backup_runner.same_ttl(existing, request.spec)
+    assert not backup_runner.same_ttl(existing, dict(request.spec, ttl="25h"))
+    zero = backup_runner.comparable_spec(dict(request.spec, ttl="0s"))
+    assert zero["ttl"] is None  # Velero replaces a zero ttl by its default
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"included_namespaces": ["vm?"]}, "included_namespaces: 'vm?' is not a valid namespace name"),
+    ({"included_namespaces": ["vm-*"]}, "included_namespaces: 'vm-*' is a pattern"),
+    ({"included_namespaces": ["*", "vms"]}, "included_namespaces: '*' must be the only entry"),
+    ({"included_namespaces": ["vms"], "excluded_resources": ["*"]}, "excluded_resources: '*' cannot be excluded"),
+    ({"included_namespaces": ["vms"], "included_resources": ["pods"], "excluded_resources": ["pods"]},
+     "excluded_resources: 'pods' is also in included_resources"),
+])
+def test_lists_velero_would_fail_to_validate_are_refused(options, message):
+    with pytest.raises(ModuleFailure) as err:
+        backup_runner.parse_request(dict(BACKUP, **options))
+    assert "Backup velero/nightly: " + message in str(err.value)
+
+
+def test_an_unreachable_download_url_names_the_locations_public_url(monkeypatch):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    url = "http://127.0.0.1:%d/velero/backups/b/b-resource-list.json.gz?X-Amz-Expires=600" % port
+
+    class Client(object):
+        deleted = []
+
+        def request(self, method, path, params=None, body=None):
+            return body
+
+        def delete(self, path):
+            self.deleted.append(path)
+
+    monkeypatch.setattr(objects, "wait_for", lambda client, api, plural, targets, timeout: {
+        (t.namespace, t.name): {"status": {"phase": "Processed", "downloadURL": url}} for t in targets})
+    client = Client()
+    with pytest.raises(ModuleFailure) as err:
+        objects.download(client, "velero", [("BackupResourceList", "b")], 5)
+    message = str(err.value)
+    assert message.startswith("reading BackupResourceList b: the download URL Velero signed (host 127.0.0.1) cannot be "
+                              "reached from here")
+    assert "publicUrl" in message and "list_items=false" in message
+    assert len(client.deleted) == 1  # the DownloadRequest is still deleted
