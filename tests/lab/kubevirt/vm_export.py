@@ -467,7 +467,8 @@ class VMExportController:
         return result
 
     def _vm_claims(self, namespace: str, vm: JSON) -> Tuple[List[JSON], bool]:
-        """getPVCsFromVM: the claims of the VM's persistentVolumeClaim and dataVolume volumes."""
+        """getPVCsFromVM: the claims of the VM's persistentVolumeClaim and dataVolume volumes; a missing claim is
+        skipped, and marks the VM not populated only for a dataVolume volume (its claim is still to come)."""
         claims, populated = [], True
         for volume in ((vm.get("spec") or {}).get("template") or {}).get("spec", {}).get("volumes") or []:
             name = (volume.get("persistentVolumeClaim") or {}).get("claimName") or \
@@ -476,7 +477,8 @@ class VMExportController:
                 continue
             pvc = self._get(object_path("v1", "persistentvolumeclaims", name, namespace))
             if pvc is None:
-                populated = False
+                if volume.get("dataVolume"):
+                    populated = False
                 continue
             claims.append(pvc)
             populated = populated and self._populated(pvc)

@@ -377,3 +377,19 @@ def test_an_upload_whose_virtual_size_exceeds_the_claim_is_refused(admin, wait, 
         "Saving stream failed: effective image size is larger than the reported available storage: virtual image "
         f"size {virtual} is larger than the reported available storage {available}. A larger PVC is required"))
     assert ready["status"]["phase"] == "UploadReady"
+
+
+def test_a_vm_export_skips_a_missing_plain_claim(admin, wait, namespace):
+    """vm-source.go getPVCsFromVM: a persistentVolumeClaim volume whose claim does not exist is left out (only a
+    missing DataVolume claim keeps the export waiting)."""
+    imported(admin, wait, namespace)
+    vm = vm_manifest("partial", namespace, run_strategy="Halted")
+    vm["spec"]["template"]["spec"]["volumes"] = [
+        {"name": "root", "dataVolume": {"name": "disk"}},
+        {"name": "gone", "persistentVolumeClaim": {"claimName": "no-such-claim"}}]
+    vm["spec"]["template"]["spec"]["domain"]["devices"]["disks"] = [
+        {"name": "root", "disk": {"bus": "virtio"}}, {"name": "gone", "disk": {"bus": "virtio"}}]
+    admin.create(vm_path(namespace), vm)
+    admin.create(export_path(namespace), export("partial", "VirtualMachine", "partial", "kubevirt.io"))
+    obj = wait.until(export_path(namespace, "partial"), phase_is("Ready"), 30, "export Ready")
+    assert [v["name"] for v in obj["status"]["links"]["internal"]["volumes"]] == ["disk"]
