@@ -148,6 +148,16 @@ class DataVolumes:
             # controller-base.go handlePvcCreation: CDI makes no claim for a prePopulated DataVolume (e.g. one
             # Velero restores before its claim); shouldSetDataVolumePending keeps it Pending until the claim is there
             return self._update_status(dv, None)
+        if pvc is not None and (pvc["metadata"].get("annotations") or {}).get(ANN_POPULATED_FOR) == name and not any(
+                ref.get("controller") and ref.get("uid") == dv["metadata"]["uid"]
+                for ref in pvc["metadata"].get("ownerReferences") or []):
+            # controller-base.go validatePVC: a claim populated for this DataVolume (pvcRequiresWork false, e.g. one
+            # Velero restored without its ownerReferences) is adopted: addOwnerRef, SetControllerReference
+            refs = [r for r in pvc["metadata"].get("ownerReferences") or [] if not r.get("controller")]
+            refs.append({"apiVersion": DV_API, "kind": "DataVolume", "name": name, "uid": dv["metadata"]["uid"],
+                         "controller": True, "blockOwnerDeletion": True})
+            self.kube.merge_patch(object_path("v1", "persistentvolumeclaims", name, namespace),
+                                  {"metadata": {"ownerReferences": refs}})
         if pvc is None:
             source_pvc = None
             if clone:

@@ -120,7 +120,10 @@ def test_restore_into_a_mapped_namespace_brings_vms_back_with_populated_datavolu
             dv = wait.until(object_path("cdi.kubevirt.io/v1beta1", "datavolumes", f"{vm}-root", target),
                             lambda d: d is not None and (d.get("status") or {}).get("phase") == "Succeeded", 60)
             assert dv["metadata"]["labels"]["velero.io/restore-name"] == name
-            pvc = admin.get(object_path("v1", "persistentvolumeclaims", f"{vm}-root", target))
+            # CDI adopts the claim Velero restored without ownerReferences (controller-base.go validatePVC)
+            pvc = wait.until(object_path("v1", "persistentvolumeclaims", f"{vm}-root", target), lambda p: any(
+                r.get("controller") and r["uid"] == dv["metadata"]["uid"] and r["kind"] == "DataVolume"
+                for r in p["metadata"].get("ownerReferences") or []), 30, f"claim {vm}-root owned by its DataVolume")
             assert "velero.kubevirt.io/pvc-uid" not in pvc["metadata"].get("labels", {})
         wait.printable(target, "web", "Running", 60)
         wait.printable(target, "db", "Stopped", 60)
