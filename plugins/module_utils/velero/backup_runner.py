@@ -279,7 +279,8 @@ def deletion_manifest(request):
     meta = request.existing["metadata"]
     return {"apiVersion": objects.API_VERSION, "kind": "DeleteBackupRequest",
             "metadata": {"generateName": request.name + "-", "namespace": request.velero_namespace,
-                         "labels": {"velero.io/backup-name": request.name, "velero.io/backup-uid": meta.get("uid")}},
+                         "labels": {"velero.io/backup-name": objects.valid_label_name(request.name),
+                                    "velero.io/backup-uid": meta.get("uid")}},
             "spec": {"backupName": request.name}}
 
 
@@ -293,7 +294,7 @@ def delete_backup(module, client, request, params):
     phase = objects.phase_of(request.existing)
     location = (request.existing.get("spec") or {}).get("storageLocation")
     problems = []
-    if phase in ("New", "InProgress"):
+    if phase in objects.IN_PROGRESS_PHASES:
         problems.append("%s: state: the backup is still in progress (phase %s), Velero would not delete it"
                         % (request.label, phase))
     problem = objects.location_problem(client, request.velero_namespace, location, "storage_location")

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import base64
 import gzip
+import hashlib
 import json
 import re
 import uuid
@@ -55,6 +56,20 @@ AUTO_EXCLUDED_RESOURCES = ("volumesnapshots.snapshot.storage.k8s.io", "volumesna
 EXCLUDE_LABEL = "velero.io/exclude-from-backup"
 DEFAULT_LOCATION = "default"  # velero server --default-backup-storage-location
 DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+# backup_deletion_controller.go: backupTracker holds a backup from InProgress until it has finished; Velero refuses
+# to delete it meanwhile ("backup is still in progress")
+IN_PROGRESS_PHASES = ("InProgress", "WaitingForPluginOperations", "WaitingForPluginOperationsPartiallyFailed",
+                      "Finalizing", "FinalizingPartiallyFailed")
+
+
+def valid_label_name(name):
+    """pkg/label/label.go GetValidName: a name over 63 characters as a label value (57 characters and 6 of its
+    sha256)."""
+    if len(name) <= 63:
+        return name
+    return name[:57] + hashlib.sha256(name.encode("utf-8")).hexdigest()[:6]
 
 
 def valid_name(name):

@@ -333,3 +333,20 @@ def test_a_vm_whose_claim_is_labelled_excluded_fails_and_is_still_listed(admin, 
     assert "v1/PersistentVolumeClaim" not in listing  # the labelled claim is left out
     with tarfile.open(fileobj=io.BytesIO(download(admin, wait, "BackupContents", name)), mode="r:gz") as tar:
         assert not [n for n in tar.getnames() if n.startswith("resources/virtualmachines.kubevirt.io/")]
+
+
+def test_a_new_deletion_request_removes_the_older_ones_of_its_backup(admin, wait):
+    """backup_deletion_controller.go deleteExistingDeletionRequests: one request per backup at a time (label
+    velero.io/backup-name, label.GetValidName)."""
+    backup = f"ghost-{uuid.uuid4().hex[:6]}"
+    names = [f"{backup}-{n}" for n in ("a", "b")]
+    for request_name in names:
+        admin.create(velero_path("deletebackuprequests"), {
+            "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+            "metadata": {"name": request_name, "namespace": VELERO, "labels": {"velero.io/backup-name": backup}},
+            "spec": {"backupName": backup}})
+        wait.until(velero_path("deletebackuprequests", request_name),
+                   lambda r: r is None or (r.get("status") or {}).get("phase") == "Processed", 30)
+    wait.gone(velero_path("deletebackuprequests", names[0]), timeout=30)
+    assert admin.get(velero_path("deletebackuprequests", names[1]))["status"]["errors"] == ["backup not found"]
+    admin.delete(velero_path("deletebackuprequests", names[1]))

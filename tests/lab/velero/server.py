@@ -36,6 +36,7 @@ provisioned anew; CDI keeps a restored DataVolume as it is (prePopulated) rather
 import datetime
 import fnmatch
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -62,6 +63,8 @@ BACKUP_NAME_LABEL = "velero.io/backup-name"
 RESTORE_NAME_LABEL = "velero.io/restore-name"
 BACKUP_UID_LABEL = "velero.io/backup-uid"
 EXCLUDE_LABEL = "velero.io/exclude-from-backup"
+IN_PROGRESS_PHASES = ("InProgress", "WaitingForPluginOperations", "WaitingForPluginOperationsPartiallyFailed",
+                      "Finalizing", "FinalizingPartiallyFailed")
 SUBDIRS = ("backups", "restores", "restic", "metadata", "plugins", "kopia")  # object_store_layout.go
 
 # kubevirt-velero-plugin pkg/plugin/dv_backup_item_action.go, vmi_backup_item_action.go, pkg/util/util.go
@@ -130,6 +133,13 @@ def go_duration(seconds: float) -> str:
     if hours:
         return f"{int(hours)}h{int(minutes)}m{text}"
     return f"{int(minutes)}m{text}" if minutes else text
+
+
+def valid_label_name(name: str) -> str:
+    """pkg/label/label.go GetValidName: names over 63 characters become their first 57 and 6 of their sha256."""
+    if len(name) <= 63:
+        return name
+    return name[:57] + hashlib.sha256(name.encode()).hexdigest()[:6]
 
 
 def gzip_json(value) -> bytes:
@@ -690,10 +700,20 @@ def pvc_backup_action(_run: BackupRun, pvc: JSON) -> Tuple[JSON, List[Tuple[str,
 
 
 def pv_backup_action(_run: BackupRun, pvc: JSON) -> Tuple[JSON, List[Tuple[str, str, str]]]:
-    """Velero's pkg/backup/actions/backup_pv_action.go PVCAction: a bound claim brings its PV."""
+    """Velero's pkg/backup/actions/backup_pv_action.go PVCAction: a bound claim loses its dataSource and
+    dataSourceRef, its selector unless storageClassName is "" (then only velero.io/ selector labels go), and brings
+    its PV (actionhelpers.RelatedItemsForPVC)."""
     spec, status = pvc.get("spec") or {}, pvc.get("status") or {}
     if status.get("phase") != "Bound" or not spec.get("volumeName"):
         return pvc, []
+    spec.pop("dataSource", None)
+    spec.pop("dataSourceRef", None)
+    if spec.get("storageClassName") != "":
+        spec.pop("selector", None)
+    labels = (spec.get("selector") or {}).get("matchLabels")
+    if labels:
+        for key in [k for k in labels if k.startswith("velero.io/")]:
+            del labels[key]
     return pvc, [("persistentvolumes", "", spec["volumeName"])]
 
 
@@ -770,6 +790,9 @@ class RestoreRun:
         """restore.go ensureNamespaceExistsAndIsReady: the backed-up namespace object, renamed when mapped."""
         if ("namespaces", "", target) in self.restored:
             return
+        # restore.go:1138-1145: the namespace is a restored item ("created") only when it was created; one that
+        # exists already is not listed
+        self.restored[("namespaces", "", target)] = "existed"
         if self.kube.get_or_none(object_path("v1", "namespaces", target)) is None:
             backed = json.loads(json.dumps(self.items.get("namespaces", {}).get(("", source)) or
                                            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target}}))
@@ -780,10 +803,10 @@ class RestoreRun:
             backed.pop("spec", None)
             try:
                 self.kube.create(object_path("v1", "namespaces"), backed)
+                self.restored[("namespaces", "", target)] = "created"
             except KubeError as err:
                 if err.status != 409:
                     raise
-        self.restored[("namespaces", "", target)] = "created"
 
     def restore_item(self, group_resource: str, namespace: str, name: str) -> None:
         target_ns = self.mapping.get(namespace, namespace)
@@ -849,8 +872,8 @@ class RestoreRun:
         if namespace:
             meta["namespace"] = target_ns
         labels = meta.setdefault("labels", {})
-        labels[BACKUP_NAME_LABEL] = self.backup["metadata"]["name"]
-        labels[RESTORE_NAME_LABEL] = self.restore["metadata"]["name"]
+        labels[BACKUP_NAME_LABEL] = valid_label_name(self.backup["metadata"]["name"])
+        labels[RESTORE_NAME_LABEL] = valid_label_name(self.restore["metadata"]["name"])
         path = object_path(resource.api_version, resource.plural, namespace=target_ns)
         try:
             self.kube.create(path, obj)
@@ -942,6 +965,19 @@ def vm_restore_action(run: RestoreRun, vm: JSON):
     return vm, [(gr, namespace, name) for gr, _ns, name in _volume_graph(template, namespace)], False
 
 
+def velero_pvc_restore_action(_run: RestoreRun, pvc: JSON):
+    """Velero's pkg/restore/actions/pvc_action.go PVCAction Execute: without a node mapping (no ConfigMap labelled
+    velero.io/change-pvc-node-selector in the lab) the selected-node annotation is cleared; the bind, provisioner,
+    volume-snapshot and data-upload annotations are removed."""
+    annotations = pvc["metadata"].get("annotations") or {}
+    for key in ("volume.kubernetes.io/selected-node", "pv.kubernetes.io/bind-completed",
+                "pv.kubernetes.io/bound-by-controller", "volume.kubernetes.io/storage-provisioner",
+                "volume.beta.kubernetes.io/storage-provisioner", "velero.io/volume-snapshot-name",
+                "velero.io/data-upload-name"):
+        annotations.pop(key, None)
+    return pvc, [], False
+
+
 def pvc_restore_action(_run: RestoreRun, pvc: JSON):
     """pvc_restore_item_action.go: a claim whose DataVolume was still in progress is skipped; uid labels undone."""
     meta = pvc["metadata"]
@@ -1007,7 +1043,7 @@ class VeleroServer:
     @staticmethod
     def restore_actions(resource: Resource):
         by_kind = {"VirtualMachine": [vm_restore_action], "VirtualMachineInstance": [vmi_restore_action],
-                   "Pod": [pod_restore_action], "PersistentVolumeClaim": [pvc_restore_action]}
+                   "Pod": [pod_restore_action], "PersistentVolumeClaim": [velero_pvc_restore_action, pvc_restore_action]}
         return by_kind.get(resource.kind, [])
 
     def _path(self, plural: str, name: str) -> str:
@@ -1163,7 +1199,8 @@ class VeleroServer:
             self.kube.create(object_path(API, "deletebackuprequests", namespace=NAMESPACE), {
                 "apiVersion": API, "kind": "DeleteBackupRequest",
                 "metadata": {"generateName": f"{meta['name']}-", "namespace": NAMESPACE,
-                             "labels": {BACKUP_NAME_LABEL: meta["name"], BACKUP_UID_LABEL: meta["uid"]}},
+                             "labels": {BACKUP_NAME_LABEL: valid_label_name(meta["name"]),
+                                        BACKUP_UID_LABEL: meta["uid"]}},
                 "spec": {"backupName": meta["name"]}})
         return None
 
@@ -1456,8 +1493,15 @@ class VeleroServer:
         if not backup_name:
             self._processed(request, ["spec.backupName is required"])
             return None
+        # deleteExistingDeletionRequests: other requests for the backup are deleted first, one at a time
+        for other in self.kube.get(object_path(API, "deletebackuprequests", namespace=NAMESPACE),
+                                   labelSelector=f"{BACKUP_NAME_LABEL}={valid_label_name(backup_name)}").get("items", []):
+            if other["metadata"]["name"] != name:
+                self.kube.delete(self._path("deletebackuprequests", other["metadata"]["name"]))
         backup = self.backups.get(NAMESPACE, backup_name)
-        if backup is not None and (backup.get("status") or {}).get("phase", "") in ("", "New", "InProgress"):
+        # backupTracker.Contains: a backup the backup controller has taken on and not finished (InProgress, waiting for
+        # plugin operations, finalizing); a New one is not tracked yet
+        if backup is not None and (backup.get("status") or {}).get("phase", "") in IN_PROGRESS_PHASES:
             self._processed(request, ["backup is still in progress"])
             return None
         if backup is None:
@@ -1476,7 +1520,7 @@ class VeleroServer:
             self._processed(request, [f"cannot delete backup because backup storage location {location_name} is "
                                       f"currently in Unavailable state"])
             return None
-        labels = {BACKUP_NAME_LABEL: backup_name, BACKUP_UID_LABEL: backup["metadata"]["uid"]}
+        labels = {BACKUP_NAME_LABEL: valid_label_name(backup_name), BACKUP_UID_LABEL: backup["metadata"]["uid"]}
         self.kube.merge_patch(self._path("deletebackuprequests", name), {
             "metadata": {"resourceVersion": request["metadata"]["resourceVersion"], "labels": labels},
             "status": {"phase": "InProgress"}})
@@ -1497,15 +1541,16 @@ class VeleroServer:
                     self.kube.delete(self._path("restores", restore_name))
                 except (KubeError, OSError, NoSuchBucket) as err:
                     errors.append(f"error deleting restore {NAMESPACE}/{restore_name}: {err}")
-        try:
-            self.kube.delete(self._path("backups", backup_name))
-        except KubeError as err:
-            errors.append(f"error deleting backup {NAMESPACE}/{backup_name}: {err}")
+        if not errors:  # "Only try to delete the backup object from kube if everything preceding went smoothly"
+            try:
+                self.kube.delete(self._path("backups", backup_name))
+            except KubeError as err:
+                errors.append(f"error deleting backup {NAMESPACE}/{backup_name}: {err}")
         current = self.kube.get_or_none(self._path("deletebackuprequests", name))
         if current is not None:
             self._processed(current, errors)
         if not errors:  # "delete all DeleteBackupRequests for this backup"
-            selector = f"{BACKUP_NAME_LABEL}={backup_name},{BACKUP_UID_LABEL}={backup['metadata']['uid']}"
+            selector = f"{BACKUP_NAME_LABEL}={valid_label_name(backup_name)},{BACKUP_UID_LABEL}={backup['metadata']['uid']}"
             for other in self.kube.get(object_path(API, "deletebackuprequests", namespace=NAMESPACE),
                                        labelSelector=selector).get("items", []):
                 self.kube.delete(self._path("deletebackuprequests", other["metadata"]["name"]))

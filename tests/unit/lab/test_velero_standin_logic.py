@@ -111,3 +111,21 @@ def test_the_vm_graph_holds_only_the_controller_revisions_of_instancetype_and_pr
                      ("controllerrevisions.apps", "vms", "app-fedora-1"),  # no status ref: the spec's revisionName
                      ("persistentvolumeclaims", "vms", "persistent-state-for-app")]  # the persistent TPM's claim
     assert out["spec"]["instancetype"]["revisionName"] == "app-u1.small-2"
+
+
+def test_velero_s_pvc_actions_drop_what_would_tie_a_restored_claim_to_the_old_one():
+    pvc = obj(PVC, "data", "vms", spec={"volumeName": "pv-1", "storageClassName": "lab",
+                                        "dataSource": {"kind": "VolumeSnapshot", "name": "s"},
+                                        "dataSourceRef": {"kind": "VolumeSnapshot", "name": "s"},
+                                        "selector": {"matchLabels": {"a": "b"}}}, status={"phase": "Bound"})
+    out, extra = server.pv_backup_action(None, pvc)  # backup_pv_action.go
+    assert out["spec"] == {"volumeName": "pv-1", "storageClassName": "lab"} and extra == [("persistentvolumes", "", "pv-1")]
+    static = obj(PVC, "data", "vms", spec={"volumeName": "pv-1", "storageClassName": "",
+                                           "selector": {"matchLabels": {"a": "b", "velero.io/x": "y"}}},
+                 status={"phase": "Bound"})
+    assert server.pv_backup_action(None, static)[0]["spec"]["selector"] == {"matchLabels": {"a": "b"}}
+    restored = obj(PVC, "data", "vms")
+    restored["metadata"]["annotations"] = {"volume.kubernetes.io/selected-node": "node-1", "keep": "1",
+                                           "volume.kubernetes.io/storage-provisioner": "csi.lab.palette.vmo"}
+    out, extra, skip = server.velero_pvc_restore_action(None, restored)  # restore/actions/pvc_action.go
+    assert out["metadata"]["annotations"] == {"keep": "1"} and not extra and not skip

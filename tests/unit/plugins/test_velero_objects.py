@@ -215,3 +215,15 @@ def test_an_unreachable_download_url_names_the_locations_public_url(monkeypatch)
                               "reached from here")
     assert "publicUrl" in message and "list_items=false" in message
     assert len(client.deleted) == 1  # the DownloadRequest is still deleted
+
+
+def test_long_backup_names_become_label_values_as_velero_makes_them():
+    from tests.lab.velero.server import valid_label_name
+
+    name = "nightly-" + "x" * 70
+    assert objects.valid_label_name(name) == valid_label_name(name) and len(objects.valid_label_name(name)) == 63
+    assert objects.valid_label_name("short") == "short"
+    request = backup_runner.BackupRequest(dict(BACKUP, name=name))
+    request.existing = {"metadata": {"uid": "u-1"}}
+    assert backup_runner.deletion_manifest(request)["metadata"]["labels"]["velero.io/backup-name"] == name[:57] + \
+        objects.valid_label_name(name)[57:]
