@@ -26,7 +26,13 @@ What runs here, each piece after the Velero function it mirrors:
 - The kubevirt-velero-plugin's (v0.9.0) item actions: pkg/plugin/vm_backup_item_action.go,
   vmi_backup_item_action.go, dv_backup_item_action.go, pvc_backup_item_action.go and the restore actions
   vm_restore_item_action.go, vmi_restore_item_action.go, pod_restore_item_action.go, pvc_restore_item_action.go,
-  with their object graphs (pkg/util/kvgraph/backup_graph.go, restore_graph.go).
+  with their object graphs (pkg/util/kvgraph/backup_graph.go, restore_graph.go). The plugin's README lists no
+  Velero 1.17 among v0.9.0's compatible versions; the stand-in follows v0.9.0's code. Velero's own PVC actions
+  (pkg/backup/actions/backup_pv_action.go, pkg/restore/actions/pvc_action.go) and pod action run too.
+
+Not mirrored: virt-launcher pods (the lab runs none, so the VMI action's "pod for running VMI not found" check is
+left out), CSI snapshots and the WaitingForPluginOperations phases, managedFields written on restore (they are
+kept for the comparison with an existing object), the deletion controller's wait for restore finalizers.
 
 Volume data: the lab registers no VolumeSnapshotLocation and no VolumeSnapshotClass carries Velero's
 `velero.io/csi-volumesnapshot-class` label, so (as Velero does then) no volume is snapshotted and a restored PVC is
@@ -43,6 +49,7 @@ import logging
 import re
 import tarfile
 import time
+import uuid
 from typing import Dict, List, Optional, Set, Tuple
 
 from ..kube import JSON, Kube, KubeError, object_path
@@ -77,6 +84,7 @@ ORIGINAL_PVC_UID_ANN = "velero.kubevirt.io/original-pvc-uid"
 METADATA_BACKUP_LABEL = "velero.kubevirt.io/metadataBackup"
 RESTORE_RUN_STRATEGY = "velero.kubevirt.io/restore-run-strategy"
 CLEAR_MAC_LABEL = "velero.kubevirt.io/clear-mac-address"
+NEW_FIRMWARE_UUID_LABEL = "velero.kubevirt.io/generate-new-firmware-uuid"
 # vmi_restore_item_action.go restrictedVmiLabels (KubeVirt's)
 RESTRICTED_VMI_LABELS = ("kubevirt.io/created-by", "kubevirt.io/migrationJobUID", "kubevirt.io/nodeName",
                          "kubevirt.io/migrationTargetNodeName", "kubevirt.io/schedulable", "kubevirt.io/install-strategy")
@@ -594,6 +602,22 @@ def _restore_possible(run: BackupRun, volumes: List[JSON], namespace: str, skip)
     return True
 
 
+def _instancetype_revisions(vm: JSON) -> List[Tuple[str, str, str]]:
+    """kvgraph/util.go addInstanceType/addPreference with addInstanceTypeMatcherResource: only the ControllerRevision
+    (from status.<ref>Ref, else the spec's revisionName when the status has none); the instancetype or preference
+    object itself is not an additional item."""
+    spec, status, found = vm.get("spec") or {}, vm.get("status") or {}, []
+    for ref in ("instancetype", "preference"):
+        if spec.get(ref):
+            status_ref = status.get(f"{ref}Ref")
+            revision = ((status_ref or {}).get("controllerRevisionRef") or {}).get("name")
+            if status_ref is None:
+                revision = spec[ref].get("revisionName")
+            if revision:
+                found.append(("controllerrevisions.apps", vm["metadata"]["namespace"], revision))
+    return found
+
+
 def vm_backup_action(run: BackupRun, vm: JSON) -> Tuple[JSON, List[Tuple[str, str, str]]]:
     """pkg/plugin/vm_backup_item_action.go Execute, with kvgraph NewVirtualMachineBackupGraph."""
     status, spec = vm.get("status") or {}, vm.get("spec") or {}
@@ -615,21 +639,12 @@ def vm_backup_action(run: BackupRun, vm: JSON) -> Tuple[JSON, List[Tuple[str, st
         if not _restore_possible(run, template.get("volumes") or [], namespace,
                                  lambda v: v["dataVolume"]["name"] in templates):
             raise ActionError("VM would not be restored correctly")
-    extra = []
+    extra = _instancetype_revisions(vm)
     for ref in ("instancetype", "preference"):
-        if spec.get(ref):
-            # kvgraph/util.go addInstanceTypeMatcherResource: only the ControllerRevision (from the status, else
-            # the spec's revisionName); the instancetype or preference object itself is not an additional item
-            status_ref = status.get(f"{ref}Ref")
-            revision = ((status_ref or {}).get("controllerRevisionRef") or {}).get("name")
-            if status_ref is None:
-                revision = spec[ref].get("revisionName")
-            if revision:
-                extra.append(("controllerrevisions.apps", namespace, revision))
-            # Execute: the status' revision copied into the spec, since Velero drops the status on restore
-            status_revision = ((status_ref or {}).get("controllerRevisionRef") or {}).get("name")
-            if status_revision:
-                spec[ref]["revisionName"] = status_revision
+        # Execute: the status' revision copied into the spec, since Velero drops the status on restore
+        status_revision = (((status.get(f"{ref}Ref") or {}).get("controllerRevisionRef")) or {}).get("name")
+        if spec.get(ref) and status_revision:
+            spec[ref]["revisionName"] = status_revision
     if status.get("created"):
         extra.append(("virtualmachineinstances.kubevirt.io", namespace, name))
         extra += _launcher_pod(run, namespace, name)
@@ -862,13 +877,10 @@ class RestoreRun:
                         (pv and (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") == "Delete"):
                     spec.pop("volumeName", None)  # "Resetting PersistentVolumeClaim for dynamic provisioning"
         # resetMetadataAndStatus (restore.go resetMetadata :2102), then the namespace mapping and addRestoreLabels;
-        # not mirrored: Velero keeps managedFields and patches them back after the create (:1699), the stand-in
-        # drops them
+        # managedFields stay (they take part in the comparison with an existing object); not mirrored: Velero creates
+        # with them and patches them back after the create (:1699), the stand-in creates without them
+        obj = _reset_metadata_and_status(obj)
         meta = obj["metadata"]
-        for field in ("generateName", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
-                      "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences", "managedFields"):
-            meta.pop(field, None)
-        obj.pop("status", None)
         if namespace:
             meta["namespace"] = target_ns
         labels = meta.setdefault("labels", {})
@@ -876,7 +888,7 @@ class RestoreRun:
         labels[RESTORE_NAME_LABEL] = valid_label_name(self.restore["metadata"]["name"])
         path = object_path(resource.api_version, resource.plural, namespace=target_ns)
         try:
-            self.kube.create(path, obj)
+            self.kube.create(path, dict(obj, metadata={k: v for k, v in meta.items() if k != "managedFields"}))
             self.restored[key] = "created"
             return
         except KubeError as err:
@@ -890,24 +902,47 @@ class RestoreRun:
     def restore_existing(self, resource: Resource, obj: JSON, key: Tuple[str, str, str]) -> None:
         """restore.go restoreItem for an object that already exists, by existingResourcePolicy."""
         group_resource, namespace, name = key
-        current = self.kube.get(object_path(resource.api_version, resource.plural, name, namespace))
-        if _same_content(current, obj):
+        path = object_path(resource.api_version, resource.plural, name, namespace)
+        # restore.go:1543-1562: the in-cluster object, metadata and status reset and the restore labels copied in,
+        # against the backed-up one (equality.Semantic.DeepEqual of the whole objects, labels, annotations and
+        # managedFields included)
+        current = _reset_metadata_and_status(self.kube.get(path))
+        current_labels = current["metadata"].setdefault("labels", {})
+        for label in (BACKUP_NAME_LABEL, RESTORE_NAME_LABEL):
+            current_labels[label] = obj["metadata"]["labels"][label]
+        if current == obj:
             self.restored[key] = "skipped"
+            return
+        if group_resource == "serviceaccounts":
+            # mergeServiceAccounts: the backed-up secrets and imagePullSecrets added to the in-cluster ones; patched
+            # when that changes anything ("updated"), else nothing to do
+            desired = json.loads(json.dumps(current))
+            for field in ("secrets", "imagePullSecrets"):
+                for entry in obj.get(field) or []:
+                    if entry not in (desired.get(field) or []):
+                        desired.setdefault(field, []).append(entry)
+            if desired == current:
+                self.restored[key] = "skipped"
+                return
+            try:
+                self.kube.merge_patch(path, {f: desired[f] for f in ("secrets", "imagePullSecrets") if f in desired})
+                self.restored[key] = "updated"
+            except KubeError as err:
+                self._add(self.warnings, namespace, str(err))
+                self.restored[key] = "skipped"
             return
         policy = self.spec.get("existingResourcePolicy") or ""
         message = f'could not restore, {obj.get("kind")} "{name}" already exists. Warning: the in-cluster version is ' \
                   f'different than the backed-up version'
         if policy == "update":
             try:
-                self.kube.merge_patch(object_path(resource.api_version, resource.plural, name, namespace),
-                                      {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")})
+                patch = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+                patch["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
+                self.kube.merge_patch(path, patch)
                 self.restored[key] = "updated"
                 return
             except KubeError as err:
                 message = f"could not update {group_resource} {namespace}/{name}: {err}"
-        if group_resource in ("serviceaccounts", "configmaps") and name in ("default", "kube-root-ca.crt"):
-            self.restored[key] = "skipped"  # made by the cluster in every namespace; the merge finds nothing new
-            return
         self._add(self.warnings, namespace, message)
         self.restored[key] = "skipped"
 
@@ -923,12 +958,14 @@ class RestoreRun:
         return {k: sorted(v) for k, v in listing.items()}
 
 
-def _same_content(current: JSON, desired: JSON) -> bool:
-    """restore.go compares the in-cluster object (metadata reset, restore labels aside) with the backed-up one."""
-    for field in ("spec", "data", "stringData"):
-        if field in desired and desired.get(field) != current.get(field):
-            return False
-    return True
+def _reset_metadata_and_status(obj: JSON) -> JSON:
+    """restore.go resetMetadataAndStatus: resetMetadata (:2102, managedFields not among the fields) and resetStatus."""
+    obj = json.loads(json.dumps(obj))
+    for field in ("generateName", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+                  "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences"):
+        obj["metadata"].pop(field, None)
+    obj.pop("status", None)
+    return obj
 
 
 # -- restore item actions -------------------------------------------------------------------------------------
@@ -950,8 +987,10 @@ def vmi_restore_action(_run: RestoreRun, vmi: JSON):
 
 
 def vm_restore_action(run: RestoreRun, vm: JSON):
-    """vm_restore_item_action.go: run strategy from the restore's label, MACs cleared on request, and the VM's
-    DataVolumes and PVCs restored before it (kvgraph NewVirtualMachineRestoreGraph)."""
+    """vm_restore_item_action.go: run strategy from the restore's label, MACs cleared on request, a new firmware
+    UUID on request (velero.kubevirt.io/generate-new-firmware-uuid, util.go GenerateNewFirmwareUUID), and what
+    kvgraph NewVirtualMachineRestoreGraph names restored before it: the instancetype and preference
+    ControllerRevisions, the volumes' DataVolumes, PVCs, secrets..., the persistent TPM/EFI claim."""
     labels = run.restore["metadata"].get("labels") or {}
     spec = vm.setdefault("spec", {})
     if RESTORE_RUN_STRATEGY in labels:
@@ -961,8 +1000,13 @@ def vm_restore_action(run: RestoreRun, vm: JSON):
     if CLEAR_MAC_LABEL in labels:
         for interface in (template.get("domain") or {}).get("devices", {}).get("interfaces") or []:
             interface.pop("macAddress", None)
+    if NEW_FIRMWARE_UUID_LABEL in labels:
+        firmware = template.setdefault("domain", {}).setdefault("firmware", {})
+        firmware["uuid"] = str(uuid.uuid4())
     namespace = vm["metadata"]["namespace"]
-    return vm, [(gr, namespace, name) for gr, _ns, name in _volume_graph(template, namespace)], False
+    graph = _instancetype_revisions(vm) + _volume_graph(template, namespace) + \
+        _backend_pvcs(run, template, vm["metadata"]["name"], namespace)
+    return vm, [(gr, namespace, name) for gr, _ns, name in graph], False
 
 
 def velero_pvc_restore_action(_run: RestoreRun, pvc: JSON):

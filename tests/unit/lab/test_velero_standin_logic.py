@@ -129,3 +129,16 @@ def test_velero_s_pvc_actions_drop_what_would_tie_a_restored_claim_to_the_old_on
                                            "volume.kubernetes.io/storage-provisioner": "csi.lab.palette.vmo"}
     out, extra, skip = server.velero_pvc_restore_action(None, restored)  # restore/actions/pvc_action.go
     assert out["metadata"]["annotations"] == {"keep": "1"} and not extra and not skip
+
+
+def test_the_vm_restore_action_restores_its_revisions_and_a_new_firmware_uuid_on_request():
+    class Run:
+        restore = {"metadata": {"labels": {"velero.kubevirt.io/generate-new-firmware-uuid": "true"}}}
+        server = FakeServer({}, {})
+
+    vm = obj(VM, "app", "vms", spec={"preference": {"name": "fedora", "revisionName": "app-fedora-1"}, "template": {
+        "spec": {"domain": {"firmware": {"uuid": "old"}}, "volumes": [{"name": "root", "dataVolume": {"name": "r"}}]}}})
+    out, extra, skip = server.vm_restore_action(Run(), vm)
+    assert out["spec"]["template"]["spec"]["domain"]["firmware"]["uuid"] not in ("old", "")
+    assert extra == [("controllerrevisions.apps", "vms", "app-fedora-1"), ("datavolumes.cdi.kubevirt.io", "vms", "r"),
+                     ("persistentvolumeclaims", "vms", "r")] and not skip
