@@ -22,7 +22,9 @@ description:
     another spec is refused.
   - B(Preflight.) Before anything is written the backup must exist and be C(Completed) (or C(PartiallyFailed)).
     Every O(namespace_mapping) source must be a namespace the backup holds and every target a valid name, and no
-    two sources may map to one target. Then the Restore is dry-run on the apiserver.
+    two sources may map to one target. Lists Velero would fail to validate are refused (a non-restorable resource
+    such as V(nodes) included, V(*) with other entries or excluded, a resource both included and excluded). Then the
+    Restore is dry-run on the apiserver.
 author:
   - palette.vmo contributors (!UNKNOWN)
 extends_documentation_fragment:
