@@ -134,7 +134,10 @@ Reconcile = Callable[[str, str], Optional[float]]  # returns seconds until it wa
 class Manager:
     """Runs informers and reconcile functions; each kind has one reconcile function."""
 
-    def __init__(self, kube: Kube, workers: int = 4):
+    # virt-controller runs each controller with threads of its own (pkg/virt-controller/watch/application.go:
+    # 3 by default, 10 for VMIs, 6 for snapshots), the external-snapshotter and CDI theirs; one shared pool of 16
+    # keeps a batch of snapshots or migrations from queueing behind a handful of workers.
+    def __init__(self, kube: Kube, workers: int = 16):
         self.kube = kube
         self.queue = WorkQueue()
         self.reconcilers: Dict[str, Reconcile] = {}

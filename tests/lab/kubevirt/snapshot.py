@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from ..kube import JSON, Kube, KubeError, object_path
+from . import volume_data
 from .runtime import Informer, Manager
 from .storage import PROVISIONER, binary_si, record_event, storage_bytes
 
@@ -403,6 +404,7 @@ class VolumeSnapshots:
             status = content.get("status") or {}
             if spec.get("deletionPolicy") == "Delete" and status.get("snapshotHandle"):
                 # deleteCSISnapshotOperation: the driver's DeleteSnapshot, then clearVolumeContentStatus
+                volume_data.remove(status["snapshotHandle"])
                 cleared = {k: v for k, v in status.items()
                            if k not in ("snapshotHandle", "readyToUse", "creationTime", "restoreSize")}
                 self.kube.json_patch(path + "/status", [{"op": "add", "path": "/status", "value": cleared}])
@@ -453,8 +455,21 @@ class VolumeSnapshots:
         created = time.time_ns()
         status = {"snapshotHandle": f"lab-snap-{spec['volumeSnapshotRef']['uid']}", "readyToUse": False,
                   "creationTime": created, "restoreSize": size}
+        # The driver's CreateSnapshot keeps the volume's blocks as they are now (volume_data.py).
+        if volume_data.exists(handle):
+            volume_data.copy(handle, status["snapshotHandle"])
         self.kube.json_patch(path + "/status", [{"op": "add", "path": "/status", "value": status}])
         return self.step
+
+
+def snapshot_handle(kube: Kube, pvc: JSON) -> Optional[str]:
+    """The driver's handle of the snapshot a claim is provisioned from (getSnapshotSource's
+    content.Status.SnapshotHandle, passed to the driver's CreateVolume as its content source)."""
+    name = ((pvc.get("spec") or {}).get("dataSource") or {}).get("name", "")
+    snap = kube.get_or_none(object_path(API, "volumesnapshots", name, pvc["metadata"]["namespace"]))
+    bound = ((snap or {}).get("status") or {}).get("boundVolumeSnapshotContentName")
+    content = kube.get_or_none(object_path(API, "volumesnapshotcontents", bound)) if bound else None
+    return ((content or {}).get("status") or {}).get("snapshotHandle")
 
 
 def snapshot_source_error(kube: Kube, pvc: JSON, sc: JSON) -> Optional[str]:

@@ -326,6 +326,13 @@ class Storage:
                                     "resourceVersion": meta["resourceVersion"]}}}
         if sc.get("mountOptions"):
             pv["spec"]["mountOptions"] = sc["mountOptions"]
+        if source.get("kind") == "VolumeSnapshot" and source.get("apiGroup") == "snapshot.storage.k8s.io":
+            # The driver's CreateVolume with a snapshot content source: the new volume holds the snapshot's blocks.
+            from . import volume_data
+            from .snapshot import snapshot_handle
+            handle = snapshot_handle(self.kube, pvc)
+            if handle and volume_data.exists(handle):
+                volume_data.copy(handle, csi["volumeHandle"])
         try:
             self.kube.create(object_path("v1", "persistentvolumes"), pv)
         except KubeError as err:

@@ -15,6 +15,10 @@ Who writes them, each as the product component it stands for:
   pkg/controller/clone-controller.go) copies the source volume's bytes.
 * CDI's upload server (pkg/uploadserver/uploadserver.go, behind the upload proxy, cdi_upload.py) writes the
   uploaded stream.
+* The lab driver's CreateSnapshot (snapshot.py, for the external-snapshotter's csi-snapshotter) keeps a copy
+  under the snapshot's handle (`lab-snap-<VolumeSnapshot uid>`), DeleteSnapshot removes it, and CreateVolume
+  with that snapshot as content source (storage.py, a claim whose dataSource is the VolumeSnapshot) starts the
+  new volume from it: what a claim restored from a snapshot (KubeVirt's restore, clone, snapshot export) holds.
 * KubeVirt's export server (virt-exportserver, vm_export.py) reads them and serves them as disk.img.
 
 The sizes are the content's, not the claim's: a 10Gi claim with a 1 MiB image is a 1 MiB file (sparse, as

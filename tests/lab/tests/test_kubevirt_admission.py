@@ -64,7 +64,8 @@ def test_the_webhook_is_registered_like_virt_operator_does(admin, lab):
                           "migration-create-validator.kubevirt.io", "migration-update-validator.kubevirt.io",
                           "virtualmachineinstances-update-validator.kubevirt.io",
                           "virtualmachinesnapshot-validator.snapshot.kubevirt.io",
-                          "virtualmachineexport-validator.export.kubevirt.io"}
+                          "virtualmachineexport-validator.export.kubevirt.io",
+                          "virtualmachinerestore-validator.snapshot.kubevirt.io", "vm-clone-validator.kubevirt.io"}
     vm_hook = hooks[VM_WEBHOOK]
     assert vm_hook["failurePolicy"] == "Fail" and vm_hook["sideEffects"] == "None"
     assert vm_hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]

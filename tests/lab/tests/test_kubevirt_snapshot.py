@@ -5,7 +5,7 @@ admitter (content with the VM's spec and volume backups, phases, indications, so
 import pytest
 
 from tests.lab.kube import KubeError, object_path
-from tests.lab.kubevirt import handler, snapshot, vm_snapshot
+from tests.lab.kubevirt import handler, snapshot, vm_snapshot, volume_data
 
 from .helpers import vm_manifest, vm_path, vmi_path
 
@@ -98,14 +98,23 @@ def test_a_volume_snapshot_gets_the_default_class_a_content_and_becomes_ready(ad
                what="pvc-as-source-protection removed")
 
 
+def handle_of(admin, namespace, name):
+    pvc = admin.get(pvc_path(namespace, name))
+    return volume_data.volume_handle(admin.get(object_path("v1", "persistentvolumes", pvc["spec"]["volumeName"])))
+
+
 def test_a_claim_is_provisioned_from_a_snapshot_and_a_smaller_one_is_refused(admin, wait, namespace):
     admin.create(pvc_path(namespace), claim("data", "2Gi"))
     bound(wait, namespace, "data")
+    volume_data.write(handle_of(admin, namespace, "data"), b"before the snapshot")
     admin.create(vs_path(namespace), volume_snapshot("snap", "data"))
     wait.until(vs_path(namespace, "snap"), ready, what="VolumeSnapshot ready")
+    volume_data.write(handle_of(admin, namespace, "data"), b"after the snapshot")
     admin.create(pvc_path(namespace), claim("restored", "2Gi", data_source="snap"))
     restored = bound(wait, namespace, "restored")
     assert restored["spec"]["dataSource"]["name"] == "snap"
+    # The new volume holds the blocks the snapshot kept, not the source volume's later ones.
+    assert b"".join(volume_data.read_stream(handle_of(admin, namespace, "restored"))) == b"before the snapshot"
     admin.create(pvc_path(namespace), claim("small", "1Gi", data_source="snap"))
     path = object_path("v1", "events", namespace=namespace)
     found = wait.until(path, lambda listing: any(e["involvedObject"]["name"] == "small"
