@@ -768,13 +768,13 @@ def make_handler(kube: Kube, controller: VMExportController) -> type:
             token = base64.b64decode(((secret or {}).get("data") or {}).get(TOKEN_KEY, "")).decode()
             offered = [self.headers.get(AUTH_HEADER, "")]
             for part in query.split("&"):
-                key, _, value = part.partition("=")
+                key, _equals, value = part.partition("=")
                 if key == AUTH_HEADER:
                     offered.append(unquote(value))
             return bool(token) and any(secrets.compare_digest(t, token) for t in offered if t)
 
         def _serve(self) -> None:
-            path, _, query = self.path.partition("?")
+            path, _mark, query = self.path.partition("?")
             match = EXTERNAL_PATH.match(path)
             if not match:
                 return self._empty(400)  # proxyHandler: not an export path
@@ -808,7 +808,7 @@ def make_handler(kube: Kube, controller: VMExportController) -> type:
             rng = self.headers.get("Range", "")
             code = 200
             if rng.startswith("bytes=") and "," not in rng:
-                first, _, last = rng[6:].partition("-")
+                first, _dash, last = rng[6:].partition("-")
                 try:
                     if first:
                         start, end = int(first), (int(last) if last else total - 1)

@@ -107,7 +107,7 @@ class ObjectStore:
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 parts = urlsplit(self.path)
-                bucket, _, key = unquote(parts.path).lstrip("/").partition("/")
+                bucket, _slash, key = unquote(parts.path).lstrip("/").partition("/")
                 query = parse_qs(parts.query)
                 try:
                     signed = calendar.timegm(time.strptime(query.get("X-Amz-Date", [""])[0], "%Y%m%dT%H%M%SZ"))
