@@ -194,18 +194,17 @@ def preflight(client, request, params):
             errors.append("%s: %s: namespace %r is labelled %s=true, Velero would fail the backup's validation"
                           % (request.label, "vms" if request.vms else "included_namespaces", namespace,
                              objects.EXCLUDE_LABEL))
-    else:
-        vms = run_concurrently(lambda key: client.get_or_none(
-            object_path("kubevirt.io/v1", "virtualmachines", key[1], key[0])), request.vms, params["concurrency"])
-        for (namespace, name), vm in zip(request.vms, vms):
-            if isinstance(vm, KubeApiError) and vm.status == 404:
-                vm = None
-            if isinstance(vm, Exception):
-                raise vm
-            if vm is None:
-                errors.append("VM %s/%s: name: no such VirtualMachine in namespace %s" % (namespace, name, namespace))
-            elif ((vm["metadata"].get("labels") or {}).get(VM_LABEL)) != request.name:
-                request.vm_patches.append((namespace, name))
+    vms = run_concurrently(lambda key: client.get_or_none(
+        object_path("kubevirt.io/v1", "virtualmachines", key[1], key[0])), request.vms, params["concurrency"])
+    for (namespace, name), vm in zip(request.vms, vms):
+        if isinstance(vm, KubeApiError) and vm.status == 404:
+            vm = None
+        if isinstance(vm, Exception):
+            raise vm
+        if vm is None:
+            errors.append("VM %s/%s: name: no such VirtualMachine in namespace %s" % (namespace, name, namespace))
+        elif ((vm["metadata"].get("labels") or {}).get(VM_LABEL)) != request.name:
+            request.vm_patches.append((namespace, name))
     if errors:
         raise ModuleFailure(REFUSED + joined_errors(errors), errors, changed=False)
 
