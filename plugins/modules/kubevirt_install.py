@@ -194,16 +194,12 @@ cdi:
 """
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.cluster_module import cluster_argument_spec, cluster_module
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.install_runner import run
-from ansible_collections.palette.vmo.plugins.module_utils.palette.cluster_access import (
-    PALETTE_CLUSTER_ARG_SPEC, PaletteClusterSource)
 
 
 def argument_spec():
-    spec = dict(AUTH_ARG_SPEC)
-    spec.update(PALETTE_CLUSTER_ARG_SPEC)
-    spec.update(
+    return cluster_argument_spec(dict(
         kubevirt_operator_manifest=dict(type="str", required=True),
         cdi_operator_manifest=dict(type="str", required=True),
         manifest_validate_certs=dict(type="bool", default=True),
@@ -221,13 +217,11 @@ def argument_spec():
         force=dict(type="bool", default=True),
         field_manager=dict(type="str", default="palette.vmo"),
         concurrency=dict(type="int", default=8),
-    )
-    return spec
+    ))
 
 
 def main():
-    run_module(KubeModule(argument_spec=argument_spec(), supports_check_mode=True,
-                          kubeconfig_source=PaletteClusterSource()), run)
+    run_module(cluster_module(argument_spec(), supports_check_mode=True), run)
 
 
 if __name__ == "__main__":

@@ -151,29 +151,23 @@ errors:
 """
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.cluster_module import cluster_argument_spec, cluster_module
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.migration_policy import POLICY_OPTIONS, run
-from ansible_collections.palette.vmo.plugins.module_utils.palette.cluster_access import (
-    PALETTE_CLUSTER_ARG_SPEC, PaletteClusterSource)
 
 
 def argument_spec():
-    spec = dict(AUTH_ARG_SPEC)
-    spec.update(PALETTE_CLUSTER_ARG_SPEC)
-    spec.update(POLICY_OPTIONS)
-    spec.update(
+    return cluster_argument_spec(POLICY_OPTIONS, dict(
         policies=dict(type="list", elements="dict"),
         api_version=dict(type="str"),
         field_manager=dict(type="str", default="palette.vmo"),
         force_conflicts=dict(type="bool", default=True),
         concurrency=dict(type="int", default=16),
-    )
-    return spec
+    ))
 
 
 def main():
-    module = KubeModule(argument_spec=argument_spec(), supports_check_mode=True,
-                        mutually_exclusive=[("name", "policies")], kubeconfig_source=PaletteClusterSource())
+    module = cluster_module(argument_spec(), supports_check_mode=True,
+                            mutually_exclusive=[("name", "policies")])
     run_module(module, run)
 
 

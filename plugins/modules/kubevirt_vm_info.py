@@ -302,15 +302,13 @@ vms:
 
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt import power as kubevirt_power
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure, run_module
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.cluster_module import cluster_argument_spec, cluster_module
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeClient
 from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import preferred_version
 from ansible_collections.palette.vmo.plugins.module_utils.kube.wait import WaitTarget, wait_for
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.facts import agent_connected, day2_facts, vm_facts
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.query import find_vms
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.palette.cluster_access import (
-    PALETTE_CLUSTER_ARG_SPEC, PaletteClusterSource)
 
 
 def describe_agent(vmi):
@@ -358,9 +356,7 @@ def run(module):
 
 
 def main():
-    spec = dict(AUTH_ARG_SPEC)
-    spec.update(PALETTE_CLUSTER_ARG_SPEC)
-    spec.update(
+    spec = cluster_argument_spec(dict(
         name=dict(type="str"),
         namespace=dict(type="str"),
         label_selectors=dict(type="list", elements="str", default=[]),
@@ -369,8 +365,8 @@ def main():
         wait_for=dict(type="str", choices=["ready", "stopped", "paused", "agent_connected"], default="ready"),
         wait_timeout=dict(type="int", default=120),
         api_version=dict(type="str"),
-    )
-    run_module(KubeModule(argument_spec=spec, supports_check_mode=True, kubeconfig_source=PaletteClusterSource()), run)
+    ))
+    run_module(cluster_module(spec, supports_check_mode=True), run)
 
 
 if __name__ == "__main__":

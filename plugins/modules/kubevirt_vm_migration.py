@@ -239,16 +239,12 @@ errors:
 """
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.cluster_module import cluster_argument_spec, cluster_module
 from ansible_collections.palette.vmo.plugins.module_utils.kubevirt.migration_runner import run
-from ansible_collections.palette.vmo.plugins.module_utils.palette.cluster_access import (
-    PALETTE_CLUSTER_ARG_SPEC, PaletteClusterSource)
 
 
 def argument_spec():
-    spec = dict(AUTH_ARG_SPEC)
-    spec.update(PALETTE_CLUSTER_ARG_SPEC)
-    spec.update(
+    return cluster_argument_spec(dict(
         name=dict(type="str"),
         namespace=dict(type="str"),
         vms=dict(type="list", elements="raw"),
@@ -261,14 +257,12 @@ def argument_spec():
         wait_timeout=dict(type="int", default=600),
         concurrency=dict(type="int", default=16),
         api_version=dict(type="str"),
-    )
-    return spec
+    ))
 
 
 def main():
-    module = KubeModule(argument_spec=argument_spec(), supports_check_mode=True,
-                        mutually_exclusive=[("name", "vms", "label_selector")],
-                        kubeconfig_source=PaletteClusterSource())
+    module = cluster_module(argument_spec(), supports_check_mode=True,
+                            mutually_exclusive=[("name", "vms", "label_selector")])
     run_module(module, run)
 
 

@@ -255,16 +255,12 @@ errors:
 """
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
-from ansible_collections.palette.vmo.plugins.module_utils.palette.cluster_access import (
-    PALETTE_CLUSTER_ARG_SPEC, PaletteClusterSource)
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.cluster_module import cluster_argument_spec, cluster_module
 from ansible_collections.palette.vmo.plugins.module_utils.velero.backup_runner import run
 
 
 def argument_spec():
-    spec = dict(AUTH_ARG_SPEC)
-    spec.update(PALETTE_CLUSTER_ARG_SPEC)
-    spec.update(
+    return cluster_argument_spec(dict(
         name=dict(type="str", required=True),
         velero_namespace=dict(type="str", default="velero"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -282,14 +278,12 @@ def argument_spec():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=600),
         concurrency=dict(type="int", default=16),
-    )
-    return spec
+    ))
 
 
 def main():
-    module = KubeModule(argument_spec=argument_spec(), supports_check_mode=True,
-                        mutually_exclusive=[("included_namespaces", "vms"), ("vms", "label_selector")],
-                        kubeconfig_source=PaletteClusterSource())
+    module = cluster_module(argument_spec(), supports_check_mode=True,
+                            mutually_exclusive=[("included_namespaces", "vms"), ("vms", "label_selector")])
     run_module(module, run)
 
 

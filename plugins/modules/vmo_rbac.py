@@ -360,17 +360,12 @@ errors:
 """
 
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import run_module
-from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import AUTH_ARG_SPEC, KubeModule
-from ansible_collections.palette.vmo.plugins.module_utils.palette.cluster_access import (
-    PALETTE_CLUSTER_ARG_SPEC, PaletteClusterSource)
+from ansible_collections.palette.vmo.plugins.module_utils.vmo.cluster_module import cluster_argument_spec, cluster_module
 from ansible_collections.palette.vmo.plugins.module_utils.vmo.rbac_runner import run
 
 
 def argument_spec():
-    spec = dict(AUTH_ARG_SPEC)
-    # Each backend keeps its own TLS options: validate_certs is the Kubernetes one, palette_validate_certs Palette's.
-    spec.update(PALETTE_CLUSTER_ARG_SPEC)
-    spec.update(
+    return cluster_argument_spec(dict(
         # Each item is validated against BINDING_OPTIONS by the runner, so that its errors name the item.
         bindings=dict(type="list", elements="dict", default=[]),
         exclusive=dict(type="bool", default=False),
@@ -382,13 +377,11 @@ def argument_spec():
         rbac_api=dict(type="str", choices=["palette", "kubernetes"], default="palette"),
         field_manager=dict(type="str", default="palette.vmo"),
         concurrency=dict(type="int", default=8),
-    )
-    return spec
+    ))
 
 
 def main():
-    run_module(KubeModule(argument_spec=argument_spec(), supports_check_mode=True,
-                          kubeconfig_source=PaletteClusterSource()), run)
+    run_module(cluster_module(argument_spec(), supports_check_mode=True), run)
 
 
 if __name__ == "__main__":
