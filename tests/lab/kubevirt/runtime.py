@@ -32,6 +32,15 @@ class Informer(threading.Thread):
         self.lock = threading.Lock()
         self.synced = threading.Event()
 
+    def add_handler(self, handler: Callable[[JSON], None]) -> None:
+        """Another controller's event handler on the same informer (client-go's AddEventHandler)."""
+        first = self.on_change
+
+        def on_change(obj: JSON) -> None:
+            first(obj)
+            handler(obj)
+        self.on_change = on_change
+
     def get(self, namespace: str, name: str) -> Optional[JSON]:
         with self.lock:
             return self.cache.get((namespace, name))
@@ -142,7 +151,21 @@ class Manager:
         self.queue = WorkQueue()
         self.reconcilers: Dict[str, Reconcile] = {}
         self.informers: Dict[str, Informer] = {}
+        self.by_path: Dict[str, Informer] = {}
         self.workers = workers
+
+    def watch(self, name: str, path: str, on_change: Optional[Callable[[JSON], None]] = None) -> Informer:
+        """The one informer of `path`, with `on_change` among its handlers, also known as `name`. Like
+        virt-controller's KubeInformerFactory (pkg/controller/virtinformers.go), every controller of the process
+        shares one watch per resource."""
+        informer = self.by_path.get(path)
+        if informer is None:
+            informer = Informer(self.kube, path, on_change or (lambda _obj: None), name)
+            self.by_path[path] = informer
+        elif on_change is not None:
+            informer.add_handler(on_change)
+        self.informers[name] = informer
+        return informer
 
     def informer(self, name: str, path: str, enqueue_kinds: Tuple[str, ...] = ()) -> Informer:
         """Watches `path`; every change enqueues the same namespace/name for each of enqueue_kinds."""
@@ -152,9 +175,7 @@ class Manager:
             for kind in enqueue_kinds:
                 self.queue.add((kind, namespace, obj_name))
 
-        informer = Informer(self.kube, path, on_change, name)
-        self.informers[name] = informer
-        return informer
+        return self.watch(name, path, on_change if enqueue_kinds else None)
 
     def reconciler(self, kind: str, func: Reconcile) -> None:
         self.reconcilers[kind] = func
@@ -180,7 +201,7 @@ class Manager:
                 self.queue.add(key, after=again)
 
     def start(self) -> None:
-        for informer in self.informers.values():
+        for informer in self.by_path.values():
             informer.start()
         for i in range(self.workers):
             threading.Thread(target=self._work, daemon=True, name=f"worker-{i}").start()

@@ -123,9 +123,7 @@ class VolumeSnapshots:
 
     @staticmethod
     def _informer(manager: Manager, name: str, path: str, on_change) -> Informer:
-        informer = Informer(manager.kube, path, on_change, name)
-        manager.informers[name] = informer
-        return informer
+        return manager.watch(name, path, on_change)
 
     def _snapshot_changed(self, obj: JSON) -> None:
         self.queue.add(("VolumeSnapshot", obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))

@@ -198,9 +198,7 @@ class Storage:
 
     @staticmethod
     def _informer(manager: Manager, name: str, path: str, on_change) -> Informer:
-        informer = Informer(manager.kube, path, on_change, name)
-        manager.informers[name] = informer
-        return informer
+        return manager.watch(name, path, on_change)
 
     def _class_changed(self, obj: JSON) -> None:
         self.queue.add(("StorageProfile", "", obj["metadata"]["name"]))

@@ -284,14 +284,13 @@ class VMExportController:
         self.pods: Dict[Tuple[str, str], Exporter] = {}
         self.lock = threading.Lock()
         # virtinformers.go Ingress(): ingresses of KubeVirt's namespace (filtered in _external_host)
-        self.ingresses = manager.informer("vmexport-ingresses", object_path("networking.k8s.io/v1", "ingresses"))
-        self.ingresses.on_change = self._requeue_all(manager)
+        self.ingresses = manager.watch("vmexport-ingresses", object_path("networking.k8s.io/v1", "ingresses"),
+                                       self._requeue_all(manager))
         for name, path in (("vmexport-vms", object_path("kubevirt.io/v1", "virtualmachines")),
                            ("vmexport-vmis", object_path("kubevirt.io/v1", "virtualmachineinstances")),
                            ("vmexport-pvcs", object_path("v1", "persistentvolumeclaims")),
                            ("vmexport-dvs", object_path("cdi.kubevirt.io/v1beta1", "datavolumes"))):
-            informer = manager.informer(name, path)
-            informer.on_change = self._source_changed(manager)
+            manager.watch(name, path, self._source_changed(manager))
         manager.reconciler("VMExport", self.reconcile)
         self.manager = manager
 

@@ -341,9 +341,7 @@ class VMSnapshots:
 
     @staticmethod
     def _informer(manager: Manager, name: str, path: str, on_change) -> Informer:
-        informer = Informer(manager.kube, path, on_change, name)
-        manager.informers[name] = informer
-        return informer
+        return manager.watch(name, path, on_change)
 
     @staticmethod
     def _chain(informer: Informer, handler) -> None:
