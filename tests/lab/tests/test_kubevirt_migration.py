@@ -32,10 +32,17 @@ def phases(mig):
     return [p["phase"] for p in mig["status"].get("phaseTransitionTimestamps") or []]
 
 
-def events(admin, namespace, name):
-    listing = admin.get(object_path("v1", "events", namespace=namespace),
-                        fieldSelector=f"involvedObject.name={name}")
-    return [(e["type"], e["reason"], e["message"]) for e in listing["items"]]
+def events(admin, namespace, name, *expected, until=None, timeout=30.0):
+    """The object's events as (type, reason, message), once every `expected` one is among them: events are posted
+    after the state they report, as client-go's recorder posts them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listing = admin.get(object_path("v1", "events", namespace=namespace),
+                            fieldSelector=f"involvedObject.name={name}")
+        seen = [(e["type"], e["reason"], e["message"]) for e in listing["items"]]
+        if (all(event in seen for event in expected) and (until is None or until(seen))) or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.1)
 
 
 def running_vm(admin, wait, namespace, name, mutate=None, memory="128Mi"):
@@ -127,10 +134,11 @@ def test_a_migration_walks_kubevirts_phases_and_moves_the_vmi(admin, namespace, 
     assert vmi["status"]["nodeName"] == state["targetNode"]
     assert vmi["metadata"]["labels"]["kubevirt.io/nodeName"] == state["targetNode"]
     # virt-handler's events on the VMI (source: migrating; target: prepared, migrated).
-    vmi_events = events(admin, namespace, "web")
-    assert ("Normal", "Migrating", "VirtualMachineInstance is migrating.") in vmi_events
-    assert ("Normal", "PreparingTarget", "VirtualMachineInstance Migration Target Prepared.") in vmi_events
-    assert ("Normal", "Migrated", f"The VirtualMachineInstance migrated to node {state['targetNode']}.") in vmi_events
+    expected = [("Normal", "Migrating", "VirtualMachineInstance is migrating."),
+                ("Normal", "PreparingTarget", "VirtualMachineInstance Migration Target Prepared."),
+                ("Normal", "Migrated", f"The VirtualMachineInstance migrated to node {state['targetNode']}.")]
+    vmi_events = events(admin, namespace, "web", *expected)
+    assert [event for event in expected if event not in vmi_events] == []
     # setupVMIRuntimeUser (no Root feature gate: non-root) and ackMigrationCompletion's transport.
     assert vmi["status"]["runtimeUser"] == 107
     assert vmi["metadata"]["annotations"]["kubevirt.io/nonroot"] == "true"
@@ -335,11 +343,14 @@ def test_a_migration_without_a_possible_target_fails_after_the_unschedulable_tim
     done = migrated(wait, namespace, "stuck")
     assert done["status"]["phase"] == "Failed"
     assert phases(done) == ["Pending", "Scheduling", "Failed"]
-    seen = events(admin, namespace, "stuck")
-    assert ("Warning", "migrationTargetPodUnschedulable",
-            f"Migration target pod for VMI [{namespace}/pinned] is currently unschedulable.") in seen
-    assert any(reason == "SuccessfulDelete" and "unschedulable pod" in message and "timeout period exceeded" in message
-               for _kind, reason, message in seen)
+    unschedulable = ("Warning", "migrationTargetPodUnschedulable",
+                     f"Migration target pod for VMI [{namespace}/pinned] is currently unschedulable.")
+
+    def deleted(seen):
+        return any(reason == "SuccessfulDelete" and "unschedulable pod" in message and "timeout period exceeded" in message
+                   for _kind, reason, message in seen)
+    seen = events(admin, namespace, "stuck", unschedulable, until=deleted)
+    assert unschedulable in seen and deleted(seen)
     assert ("Warning", "FailedMigration", "Migration target pod was removed during active migration.") in seen
     vmi = admin.get(vmi_path(namespace, "pinned"))
     assert vmi["status"]["nodeName"] == source and "migrationState" not in vmi["status"]
@@ -387,7 +398,8 @@ def test_cancelling_before_the_handoff_fails_the_migration_and_removes_it(admin,
 
     admin.delete(vmim_path(namespace, "held-mig"))
     wait.gone(vmim_path(namespace, "held-mig"))
-    assert ("Warning", "FailedMigration", "Migration failed due to being canceled") in events(admin, namespace, "held-mig")
+    canceled = ("Warning", "FailedMigration", "Migration failed due to being canceled")
+    assert canceled in events(admin, namespace, "held-mig", canceled)
     vmi = admin.get(vmi_path(namespace, "held"))
     assert "migrationState" not in vmi["status"]
 
@@ -448,7 +460,8 @@ def _assert_aborted_on_source(admin, wait, namespace, name, mig_name, source):
     assert vmi["status"]["nodeName"] == source
     # migration-target.go finalCleanup: the target label goes once the migration ended.
     assert "kubevirt.io/migrationTargetNodeName" not in vmi["metadata"]["labels"]
-    assert ("Warning", "FailedMigration", "source node reported migration failed") in events(admin, namespace, mig_name)
+    failed = ("Warning", "FailedMigration", "source node reported migration failed")
+    assert failed in events(admin, namespace, mig_name, failed)
     # The VMI can migrate again: nothing is left in flight.
     admin.create(vmim_path(namespace), vmim(mig_name + "-again", name))
     assert migrated(wait, namespace, mig_name + "-again")["status"]["phase"] == "Succeeded"

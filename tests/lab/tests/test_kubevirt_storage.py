@@ -37,9 +37,17 @@ def conditions(obj):
     return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
 
 
-def events(admin, namespace, name):
-    items = admin.get(object_path("v1", "events", namespace=namespace))["items"]
-    return [e for e in items if e["involvedObject"]["name"] == name]
+def wait_reasons(wait, namespace, name, reasons, kind=None):
+    """Waits until the object's events include every reason (events are posted after the state they report, as
+    client-go's recorder posts them); returns the object's events."""
+    path = object_path("v1", "events", namespace=namespace)
+
+    def mine(listing):
+        return [e for e in listing["items"] if e["involvedObject"]["name"] == name
+                and (kind is None or e["involvedObject"]["kind"] == kind)]
+    found = wait.until(path, lambda listing: set(reasons) <= {e["reason"] for e in mine(listing)},
+                       what=f"events {sorted(reasons)} on {namespace}/{name}")
+    return mine(found)
 
 
 def wait_event(wait, admin, namespace, name, reason):
@@ -126,8 +134,7 @@ def test_a_claim_without_class_gets_the_default_and_is_bound_to_a_provisioned_vo
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
     assert pv["spec"]["claimRef"]["uid"] == claim["metadata"]["uid"]
     assert pv["status"]["phase"] == "Bound"
-    reasons = {e["reason"] for e in events(admin, namespace, "data")}
-    assert {"ExternalProvisioning", "Provisioning", "ProvisioningSucceeded"} <= reasons
+    wait_reasons(wait, namespace, "data", {"ExternalProvisioning", "Provisioning", "ProvisioningSucceeded"})
 
 
 def test_read_write_many_is_provisioned_on_lab_rwx(admin, namespace, wait):
@@ -193,8 +200,7 @@ def test_expanding_an_unused_filesystem_claim_waits_for_the_node(admin, namespac
         "Waiting for user to (re-)start a pod to finish file system resize of volume on node."
     pv = admin.get(object_path("v1", "persistentvolumes", claim["spec"]["volumeName"]))
     assert pv["spec"]["capacity"] == {"storage": "2Gi"}
-    reasons = {e["reason"] for e in events(admin, namespace, "grow")}
-    assert {"ExternalExpanding", "Resizing", "FileSystemResizeRequired"} <= reasons
+    wait_reasons(wait, namespace, "grow", {"ExternalExpanding", "Resizing", "FileSystemResizeRequired"})
 
     # A VM that mounts the claim: the kubelet expands the filesystem online and the resize is over.
     vm = vm_manifest("user", namespace)
@@ -224,7 +230,7 @@ def test_expanding_a_block_claim_needs_no_node_step(admin, namespace, wait):
                        lambda p: p["status"].get("capacity") == {"storage": "5Gi"}, what="capacity 5Gi")
     assert claim["metadata"]["annotations"][storage.ANN_NODE_EXPANSION_NOT_REQUIRED] == "true"
     assert not claim["status"].get("allocatedResourceStatuses") and not conditions(claim)
-    assert {"Resizing", "VolumeResizeSuccessful"} <= {e["reason"] for e in events(admin, namespace, "raw")}
+    wait_reasons(wait, namespace, "raw", {"Resizing", "VolumeResizeSuccessful"})
 
 
 # -- CDI DataVolumes ------------------------------------------------------------------------------------
@@ -264,10 +270,9 @@ def test_a_blank_datavolume_imports_into_a_claim_sized_and_shaped_by_the_storage
     assert annotations["cdi.kubevirt.io/storage.import.source"] == "none"
     assert annotations["cdi.kubevirt.io/storage.pod.phase"] == "Succeeded"
     assert dv["metadata"]["annotations"]["cdi.kubevirt.io/storage.usePopulator"] == "false"
-    reasons = [e["reason"] for e in events(admin, namespace, "blank") if e["involvedObject"]["kind"] == "DataVolume"]
     # ImportScheduled has no event here: the phase is already ImportScheduled (importer pod named) when the
     # pod's Pending phase arrives, and CDI emits phase events only on a phase change (emitEvent).
-    assert {"ImportInProgress", "ImportSucceeded", "Bound"} <= set(reasons)
+    wait_reasons(wait, namespace, "blank", {"ImportInProgress", "ImportSucceeded", "Bound"}, kind="DataVolume")
 
 
 def cdi_config_path():
@@ -430,8 +435,7 @@ def test_a_pvc_datavolume_clones_host_assisted(admin, namespace, wait):
     assert claim["metadata"]["annotations"]["k8s.io/CloneOf"] == "true"
     # No size given: the source's capacity.
     assert claim["spec"]["resources"]["requests"]["storage"] == source["status"]["capacity"]["storage"]
-    reasons = {e["reason"] for e in events(admin, namespace, "copy") if e["involvedObject"]["kind"] == "DataVolume"}
-    assert {"CloneInProgress", "CloneSucceeded"} <= reasons
+    wait_reasons(wait, namespace, "copy", {"CloneInProgress", "CloneSucceeded"}, kind="DataVolume")
 
 
 def test_a_clone_without_its_source_says_so_and_creates_nothing(admin, namespace, wait):
@@ -485,7 +489,8 @@ def test_a_vm_creates_its_templated_datavolume_and_starts_once_it_is_populated(a
     assert meta["ownerReferences"] == [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": "tmpl",
                                         "uid": vm["metadata"]["uid"], "controller": True,
                                         "blockOwnerDeletion": True}]
-    created = [e for e in events(admin, namespace, "tmpl") if e["reason"] == "SuccessfulDataVolumeCreate"]
+    created = [e for e in wait_reasons(wait, namespace, "tmpl", {"SuccessfulDataVolumeCreate"})
+               if e["reason"] == "SuccessfulDataVolumeCreate"]
     assert [e["message"] for e in created] == ["Created DataVolume tmpl-root"]
     assert created[0]["source"]["component"] == "virtualmachine-controller"
     assert admin.get(pvc_path(namespace, "tmpl-root"))["status"]["phase"] == "Bound"
