@@ -88,6 +88,17 @@ def describe_api_error(err):
     return err.message or str(err)
 
 
+def create_or_adopt(client, collection_path, body):
+    """POSTs `body` into the collection; returns (object, created). A 409 means a parallel run of the same task
+    made the object between our read and our create: that one is read back and followed instead."""
+    try:
+        return client.request("POST", collection_path, body=body), True
+    except KubeApiError as err:
+        if err.status != 409:
+            raise
+    return client.get(collection_path + "/" + body["metadata"]["name"]), False
+
+
 class PlannedObject(object):
     """One object of a batch: what is live, what the dry run says it would become, and what to do."""
 

@@ -20,7 +20,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency imp
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.items import joined_errors
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import describe_api_error
+from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import create_or_adopt, describe_api_error
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import module_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import preferred_version
@@ -94,16 +94,11 @@ def create(client, requests, clone_version, concurrency):
     creating = [r for r in requests if r.action == "created"]
 
     def one(request):
-        try:
-            made = client.request("POST", object_path(clone_version, PLURAL, namespace=request.namespace),
-                                  body=request.clone)
-            request.written = True
-            return made
-        except KubeApiError as err:
-            if err.status != 409:
-                raise
+        made, request.written = create_or_adopt(
+            client, object_path(clone_version, PLURAL, namespace=request.namespace), request.clone)
+        if not request.written:
             request.action = "adopted"
-            return client.get(object_path(clone_version, PLURAL, request.name, request.namespace))
+        return made
 
     outcomes = run_concurrently(one, creating, concurrency)
     errors = []

@@ -20,7 +20,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency imp
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.items import joined_errors
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import describe_api_error
+from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import create_or_adopt, describe_api_error
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import module_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import preferred_version
@@ -128,16 +128,10 @@ def dry_run_creates(client, requests, api_version, concurrency):
 # -- writing -------------------------------------------------------------------------------------------
 
 def _create(client, request, api_version):
-    try:
-        created = client.request("POST", _collection(request, api_version), body=request.migration)
-        request.written = True
-        return created
-    except KubeApiError as err:
-        if err.status != 409:
-            raise
-        # The same task in a parallel run made it between our read and our create: follow that one.
-        request.action = "adopted"
-        return client.get(object_path(api_version, PLURAL, request.migration["metadata"]["name"], request.namespace))
+    created, request.written = create_or_adopt(client, _collection(request, api_version), request.migration)
+    if not request.written:
+        request.action = "adopted"  # the same task in a parallel run made it: follow that one
+    return created
 
 
 def create_migrations(client, requests, api_version, concurrency):

@@ -17,7 +17,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency imp
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.items import joined_errors
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import describe_api_error
+from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import create_or_adopt, describe_api_error
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import module_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import preferred_version
@@ -87,16 +87,11 @@ def create(client, requests, snapshot_version, concurrency):
     creating = [r for r in requests if r.action == "created"]
 
     def one(request):
-        try:
-            made = client.request("POST", object_path(snapshot_version, PLURAL, namespace=request.namespace),
-                                  body=request.restore)
-            request.written = True
-            return made
-        except KubeApiError as err:
-            if err.status != 409:
-                raise
-            request.action = "adopted"  # a parallel run of the same task made it between our read and create
-            return client.get(object_path(snapshot_version, PLURAL, request.name, request.namespace))
+        made, request.written = create_or_adopt(
+            client, object_path(snapshot_version, PLURAL, namespace=request.namespace), request.restore)
+        if not request.written:
+            request.action = "adopted"
+        return made
 
     outcomes = run_concurrently(one, creating, concurrency)
     errors = []

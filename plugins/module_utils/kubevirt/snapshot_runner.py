@@ -20,7 +20,7 @@ from ansible_collections.palette.vmo.plugins.module_utils.common.concurrency imp
 from ansible_collections.palette.vmo.plugins.module_utils.common.errors import ModuleFailure
 from ansible_collections.palette.vmo.plugins.module_utils.common.items import joined_errors
 from ansible_collections.palette.vmo.plugins.module_utils.common.option_bounds import bound_errors
-from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import describe_api_error
+from ansible_collections.palette.vmo.plugins.module_utils.kube.apply import create_or_adopt, describe_api_error
 from ansible_collections.palette.vmo.plugins.module_utils.kube.auth import module_connection
 from ansible_collections.palette.vmo.plugins.module_utils.kube.client import KubeApiError, KubeClient, object_path
 from ansible_collections.palette.vmo.plugins.module_utils.kube.discovery import preferred_version
@@ -141,16 +141,10 @@ def dry_run(client, requests, params):
 
 
 def _create(client, request, params):
-    try:
-        created = client.request("POST", _collection(request, params), body=request.body)
-        request.written = True
-        return created
-    except KubeApiError as err:
-        if err.status != 409:
-            raise
-        # A parallel run of the same task made it between our read and our create: follow that one.
-        request.action = "unchanged"
-        return client.get(_path(request, params, request.snapshot_name))
+    created, request.written = create_or_adopt(client, _collection(request, params), request.body)
+    if not request.written:
+        request.action = "unchanged"  # a parallel run of the same task made it: follow that one
+    return created
 
 
 def create_snapshots(client, requests, params):
