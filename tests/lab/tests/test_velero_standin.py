@@ -200,8 +200,10 @@ def test_an_expired_backup_is_deleted_with_its_files_and_restores(admin, wait, l
     wait.gone(velero_path("restores", restore), timeout=10)
     store = lab.dir / "velero-objects" / "velero"
     assert not list((store / "backups" / name).glob("*")) and not list((store / "restores" / restore).glob("*"))
-    left = admin.get(velero_path("deletebackuprequests"), labelSelector=f"velero.io/backup-name={name}")
-    assert left["items"] == []  # all of the backup's requests deleted after a clean deletion
+    # after a clean deletion the request is marked Processed and then every request for the backup is deleted
+    # (backup_deletion_controller.go Reconcile, DeleteAllOf), both after the backup object itself is gone
+    requests = f"{velero_path('deletebackuprequests')}?labelSelector=velero.io/backup-name={name}"
+    wait.until(requests, lambda listed: listed["items"] == [], 10, f"the DeleteBackupRequests of {name} to be deleted")
 
 
 def test_a_deletion_request_for_a_missing_backup_is_processed_with_the_error(admin, wait):
