@@ -17,7 +17,7 @@ from . import live_update
 from . import netstat
 from . import vm_datavolumes
 from .operator import Operators
-from .runtime import Manager
+from .runtime import Manager, without_nulls
 
 log = logging.getLogger("standin.controller")
 
@@ -88,6 +88,17 @@ def start_expected(vm: JSON, vmi: Optional[JSON]) -> bool:
         "RerunOnFailure": vmi is None or phase(vmi) != "Succeeded",
         "Once": vmi is None,
     }.get(strategy, False)
+
+
+def vm_status_patch(current: JSON, wanted: JSON) -> Optional[JSON]:
+    """The merge patch that brings the stored status to `wanted`, or None when they already agree. created/ready
+    are omitted by KubeVirt when false (omitempty); merge-patch null removes them. A null is what the stored status
+    does not hold at all (a zero lastProbeTime is pruned too): vm.go updateStatus compares the typed statuses, where
+    absent and zero are the same, and writes nothing when they are equal."""
+    patch = {k: (v if v is not False else None) for k, v in wanted.items()}
+    if all(without_nulls(current.get(k)) == without_nulls(v) for k, v in patch.items()):
+        return None
+    return patch
 
 
 def printable_status(vm: JSON, vmi: Optional[JSON]) -> str:
@@ -322,11 +333,9 @@ class VirtController:
             "observedGeneration": observed,
             "desiredGeneration": desired,
         }
-        current = vm.get("status", {})
-        if all(current.get(k) == v for k, v in wanted.items()):
+        patch = vm_status_patch(vm.get("status") or {}, wanted)
+        if patch is None:
             return
-        # created/ready are omitted by KubeVirt when false; merge-patch null removes them.
-        patch = {k: (v if v is not False else None) for k, v in wanted.items()}
         self.kube.merge_patch(self._vm_path(vm) + "/status", {"status": patch})
 
     # -- VirtualMachineInstance (scheduler + virt-handler) ---------------------------------------

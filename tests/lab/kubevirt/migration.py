@@ -29,7 +29,7 @@ from ..kube import JSON, Kube, KubeError, object_path
 from . import admission, handler, netstat
 from .controller import VirtController, condition, now, phase
 from .operator import Operators
-from .runtime import Manager
+from .runtime import Manager, without_nulls
 
 log = logging.getLogger("standin.migration")
 
@@ -300,15 +300,6 @@ def make_create_admitter(kube: Kube, controller_users: Tuple[str, ...]):
     return admit
 
 
-def _without_nulls(value):
-    """What equality.Semantic.DeepEqual compares after json.Unmarshal: null and absent fields alike."""
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
-
 def _not_supported(message: str) -> JSON:
     # util/webhooks/webhooks.go ToAdmissionResponse of one metav1.CauseTypeFieldValueNotSupported cause
     return {"allowed": False, "status": {"message": message, "reason": "Invalid", "code": 422,
@@ -323,7 +314,7 @@ def admit_migration_update(request: JSON, _config: JSON) -> JSON:
     new = request.get("object") or {}
     old = request.get("oldObject") or {}
     # Reject Migration update if spec changed
-    if _without_nulls(new.get("spec") or {}) != _without_nulls(old.get("spec") or {}):
+    if without_nulls(new.get("spec") or {}) != without_nulls(old.get("spec") or {}):
         return _not_supported("update of Migration object's spec is restricted")
     # ensureSelectorLabelSafe: the selector label stays while the migration is in flight.
     old_labels = (old.get("metadata") or {}).get("labels")

@@ -22,6 +22,25 @@ def object_key(obj: JSON) -> Tuple[str, str]:
     return meta.get("namespace", ""), meta["name"]
 
 
+def without_nulls(value):
+    """What equality.Semantic.DeepEqual compares after json.Unmarshal: null and absent fields alike."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
+def _newer(obj: JSON, cached: Optional[JSON]) -> bool:
+    """Whether obj is a later version than cached. The lab's resourceVersions are etcd revisions, which grow."""
+    if cached is None:
+        return True
+    try:
+        return int(obj["metadata"]["resourceVersion"]) >= int(cached["metadata"]["resourceVersion"])
+    except (KeyError, ValueError):
+        return True
+
+
 class Informer(threading.Thread):
     """Keeps an up-to-date cache of one resource across all namespaces and reports changes."""
 
@@ -31,6 +50,42 @@ class Informer(threading.Thread):
         self.cache: Dict[Tuple[str, str], JSON] = {}
         self.lock = threading.Lock()
         self.synced = threading.Event()
+        # client-go Indexers: index name -> function giving an object's index values; the index itself maps
+        # (namespace, value) to the keys of the objects that have it
+        self.indexers: Dict[str, Callable[[JSON], List[str]]] = {}
+        self.indices: Dict[str, Dict[Tuple[str, str], set]] = {}
+
+    def add_index(self, name: str, values: Callable[[JSON], List[str]]) -> None:
+        """A namespaced index (cache.AddIndexers): by_index(name, namespace, value) lists the objects of that
+        namespace whose values(obj) include value. Added before the informer starts."""
+        self.indexers[name] = values
+        self.indices[name] = {}
+
+    def by_index(self, name: str, namespace: str, value: str) -> List[JSON]:
+        with self.lock:
+            keys = self.indices[name].get((namespace, value), ())
+            return [self.cache[key] for key in keys if key in self.cache]
+
+    def _store(self, obj: JSON) -> None:
+        """Puts obj in the cache and its indexes; called with the lock held."""
+        key = object_key(obj)
+        self._drop(key)
+        self.cache[key] = obj
+        for name, values in self.indexers.items():
+            for value in values(obj):
+                self.indices[name].setdefault((key[0], value), set()).add(key)
+
+    def _drop(self, key: Tuple[str, str]) -> None:
+        old = self.cache.pop(key, None)
+        if old is None:
+            return
+        for name, values in self.indexers.items():
+            for value in values(old):
+                keys = self.indices[name].get((key[0], value))
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self.indices[name][(key[0], value)]
 
     def add_handler(self, handler: Callable[[JSON], None]) -> None:
         """Another controller's event handler on the same informer (client-go's AddEventHandler)."""
@@ -49,12 +104,23 @@ class Informer(threading.Thread):
         with self.lock:
             return list(self.cache.values())
 
+    def remember(self, obj: JSON) -> None:
+        """A controller's own write, put in the cache before its watch event arrives (the external-snapshotter's
+        storeObjectUpdate, pkg/utils/util.go): the next reconcile sees what was just written instead of acting on
+        it again. Only a newer version replaces what the cache holds."""
+        with self.lock:
+            if _newer(obj, self.cache.get(object_key(obj))):
+                self._store(obj)
+
     def _relist(self) -> str:
         listing = self.kube.get(self.path)
         items = {object_key(item): item for item in listing.get("items", [])}
         with self.lock:
             gone = [obj for key, obj in self.cache.items() if key not in items]
-            self.cache = items
+            self.cache = {}
+            self.indices = {name: {} for name in self.indexers}
+            for item in items.values():
+                self._store(item)
         for obj in list(items.values()) + gone:
             self.on_change(obj)
         self.synced.set()
@@ -84,11 +150,14 @@ class Informer(threading.Thread):
             return version
         with self.lock:
             if kind == "DELETED":
-                self.cache.pop(object_key(obj), None)
-            else:
-                self.cache[object_key(obj)] = obj
+                self._drop(object_key(obj))
+            elif _newer(obj, self.cache.get(object_key(obj))):
+                self._store(obj)
         self.on_change(obj)
         return version
+
+
+MAX_RETRY_DELAY = 5.0
 
 
 class WorkQueue:
@@ -153,6 +222,8 @@ class Manager:
         self.informers: Dict[str, Informer] = {}
         self.by_path: Dict[str, Informer] = {}
         self.workers = workers
+        self.failures: Dict[Key, int] = {}
+        self.failures_lock = threading.Lock()
 
     def watch(self, name: str, path: str, on_change: Optional[Callable[[JSON], None]] = None) -> Informer:
         """The one informer of `path`, with `on_change` among its handlers, also known as `name`. Like
@@ -180,6 +251,20 @@ class Manager:
     def reconciler(self, kind: str, func: Reconcile) -> None:
         self.reconcilers[kind] = func
 
+    def _retry_after(self, key: Key) -> float:
+        """A failed reconcile goes back to the queue rate limited, as every KubeVirt controller does
+        (queue.AddRateLimited with client-go's DefaultTypedControllerRateLimiter, util/workqueue/default_rate_limiters.go:
+        5 ms doubled on each failure of the same key, forgotten after a success). client-go caps it at 1000 s; the lab
+        caps it at MAX_RETRY_DELAY so that an object waiting on another is never left longer than a test waits."""
+        with self.failures_lock:
+            failures = self.failures.get(key, 0)
+            self.failures[key] = failures + 1
+        return min(0.005 * 2 ** min(failures, 20), MAX_RETRY_DELAY)
+
+    def _forget(self, key: Key) -> None:
+        with self.failures_lock:
+            self.failures.pop(key, None)
+
     def _work(self) -> None:
         while True:
             key = self.queue.get()
@@ -187,14 +272,15 @@ class Manager:
             again: Optional[float] = None
             try:
                 again = self.reconcilers[kind](namespace, name)
+                self._forget(key)
             except KubeError as err:
                 # 409: our cached copy was stale; the watch brings the new one and we retry.
                 if err.status != 409:
                     log.warning("reconcile %s %s/%s: %s", kind, namespace, name, err)
-                again = 0.2
+                again = self._retry_after(key)
             except Exception:  # noqa: BLE001 - one bad object must not stop the controller
                 log.exception("reconcile %s %s/%s", kind, namespace, name)
-                again = 1.0
+                again = self._retry_after(key)
             finally:
                 self.queue.done(key)
             if again is not None:

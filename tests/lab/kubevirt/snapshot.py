@@ -283,8 +283,9 @@ class VolumeSnapshots:
                             "sourceVolumeMode": pv["spec"].get("volumeMode") or "Filesystem"}}
         try:
             content = self.kube.create(object_path(API, "volumesnapshotcontents"), content)
+            self.contents.remember(content)  # createSnapshotContent's storeContentUpdate
         except KubeError as err:
-            if err.status != 409:
+            if err.status != 409:  # AlreadyExists is reused, and the event recorded all the same
                 raise
         emit_event(self.kube, snapshot, "VolumeSnapshot", API, "Normal", "CreatingSnapshot",
                    f"Waiting for a snapshot {meta['namespace']}/{meta['name']} to be created by the CSI driver.",
@@ -387,10 +388,9 @@ class VolumeSnapshots:
         # common syncContent: NeedToAddContentFinalizer
         if (spec.get("volumeSnapshotRef") or {}).get("uid") and not meta.get("deletionTimestamp") \
                 and CONTENT_FINALIZER not in finalizers:
-            self.kube.json_patch(path, [{"op": "replace", "path": "/metadata/resourceVersion",
-                                         "value": meta["resourceVersion"]},
-                                        {"op": "add", "path": "/metadata/finalizers",
-                                         "value": finalizers + [CONTENT_FINALIZER]}])
+            self.contents.remember(self.kube.json_patch(path, [
+                {"op": "replace", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+                {"op": "add", "path": "/metadata/finalizers", "value": finalizers + [CONTENT_FINALIZER]}]))
             return None
         if spec.get("driver") != PROVISIONER:
             return None  # another driver's sidecar
@@ -418,23 +418,25 @@ class VolumeSnapshots:
             return self._create_csi_snapshot(content, path)
         if _ready(content):
             if ANN_BEING_CREATED in annotations:
-                self.kube.json_patch(path, [{"op": "remove",
-                                             "path": "/metadata/annotations/" + ANN_BEING_CREATED.replace("/", "~1")}])
+                self.contents.remember(self.kube.json_patch(path, [
+                    {"op": "remove", "path": "/metadata/annotations/" + ANN_BEING_CREATED.replace("/", "~1")}]))
             return None
         # checkandUpdateContentStatusOperation: the driver reports the snapshot ready one step after it was cut
         created = int((status or {}).get("creationTime") or 0)
         wait = created / 1e9 + self.step - time.time()
         if wait > 0:
             return wait
-        self.kube.json_patch(path + "/status", [{"op": "add", "path": "/status",
-                                                 "value": {**(status or {}), "readyToUse": True}}])
+        self.contents.remember(self.kube.json_patch(path + "/status", [
+            {"op": "add", "path": "/status", "value": {**(status or {}), "readyToUse": True}}]))
         return None
 
     def _create_csi_snapshot(self, content: JSON, path: str) -> Optional[float]:
         """createSnapshotWrapper with the lab driver's CreateSnapshot."""
         meta, spec = content["metadata"], content["spec"]
         if ANN_BEING_CREATED not in (meta.get("annotations") or {}):
+            # the sidecar keeps what it wrote (storeContentUpdate): its next round must not cut the snapshot again
             content = self.kube.merge_patch(path, {"metadata": {"annotations": {ANN_BEING_CREATED: "yes"}}})
+            self.contents.remember(content)
         handle = spec["source"]["volumeHandle"]
         pv = next((p for p in self.storage.pvs.list()
                    if ((p.get("spec") or {}).get("csi") or {}).get("volumeHandle") == handle), None)
@@ -456,7 +458,8 @@ class VolumeSnapshots:
         # The driver's CreateSnapshot keeps the volume's blocks as they are now (volume_data.py).
         if volume_data.exists(handle):
             volume_data.copy(handle, status["snapshotHandle"])
-        self.kube.json_patch(path + "/status", [{"op": "add", "path": "/status", "value": status}])
+        self.contents.remember(self.kube.json_patch(path + "/status", [{"op": "add", "path": "/status",
+                                                                        "value": status}]))
         return self.step
 
 

@@ -178,6 +178,14 @@ def vm_claims(vm: JSON) -> Dict[str, str]:
     return claims
 
 
+def snapshot_source_vm(snap: JSON) -> List[str]:
+    """The "vm" index value: the source VM's name when the source is a kubevirt.io VirtualMachine."""
+    source = (snap.get("spec") or {}).get("source") or {}
+    if source.get("apiGroup") == "kubevirt.io" and source.get("kind") == "VirtualMachine":
+        return [source.get("name", "")]
+    return []
+
+
 def _has_condition(vmi: Optional[JSON], kind: str, status: Optional[str] = None) -> bool:
     for cond in _status(vmi).get("conditions") or []:
         if cond.get("type") == kind and (status is None or cond.get("status") == status):
@@ -330,6 +338,12 @@ class VMSnapshots:
                                   self._vm_changed)
         self.vmis = self._informer(manager, "vmis-snapshot", object_path("kubevirt.io/v1", "virtualmachineinstances"),
                                    self._vmi_changed)
+        # virtinformers.go GetVirtualMachineSnapshotInformerIndexers / ...ContentInformerIndexers
+        self.snapshots.add_index("vm", snapshot_source_vm)
+        self.contents.add_index("volumeSnapshot", lambda content: [
+            b["volumeSnapshotName"] for b in (content.get("spec") or {}).get("volumeBackups") or []
+            if b.get("volumeSnapshotName")])
+        self.vms.add_index("claim", lambda vm: list(vm_claims(vm).values()))
         self._chain(self.volume_snapshots, self._volume_snapshot_changed)
         self._chain(self.snapshot_classes, lambda obj: [self.queue.add(("VMSnapshotStatus",) + k)
                                                         for k in self._vm_keys()])
@@ -357,8 +371,7 @@ class VMSnapshots:
 
     def _snapshots_of(self, namespace: str, vm_name: str) -> List[JSON]:
         """The "vm" index of the VMSnapshot informer."""
-        return [s for s in self.snapshots.list() if s["metadata"].get("namespace") == namespace
-                and ((s.get("spec") or {}).get("source") or {}).get("name") == vm_name]
+        return self.snapshots.by_index("vm", namespace, vm_name)
 
     def _snapshot_changed(self, obj: JSON) -> None:
         self.queue.add(("VMSnapshot", obj["metadata"]["namespace"], obj["metadata"]["name"]))
@@ -384,17 +397,14 @@ class VMSnapshots:
     def _volume_snapshot_changed(self, obj: JSON) -> None:
         """handleVolumeSnapshot: the contents whose volume backups name it (the "volumeSnapshot" index)."""
         namespace, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
-        for content in self.contents.list():
-            if content["metadata"].get("namespace") == namespace and any(
-                    b.get("volumeSnapshotName") == name for b in (content.get("spec") or {}).get("volumeBackups") or []):
-                self.queue.add(("VMSnapshotContent", namespace, content["metadata"]["name"]))
+        for content in self.contents.by_index("volumeSnapshot", namespace, name):
+            self.queue.add(("VMSnapshotContent", namespace, content["metadata"]["name"]))
 
     def _claim_changed(self, obj: JSON) -> None:
         """handleDV / handlePVC: VMs using the claim (the "dv" and "pvc" indexes) get their volume statuses."""
         namespace, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
-        for vm in self.vms.list():
-            if vm["metadata"]["namespace"] == namespace and name in vm_claims(vm).values():
-                self.queue.add(("VMSnapshotStatus", namespace, vm["metadata"]["name"]))
+        for vm in self.vms.by_index("claim", namespace, name):
+            self.queue.add(("VMSnapshotStatus", namespace, vm["metadata"]["name"]))
 
     # -- helpers ----------------------------------------------------------------------------------------
 
@@ -736,12 +746,9 @@ class VMSnapshots:
                                                   "controller": True, "blockOwnerDeletion": True}]},
                 "spec": {"source": {"persistentVolumeClaimName": claim["metadata"]["name"]},
                          "volumeSnapshotClassName": vs_class}}
-        try:
-            created = self.kube.create(object_path(VS_API, "volumesnapshots", namespace=namespace), body)
-        except KubeError as err:
-            if err.status != 409:
-                raise
-            created = self.kube.get(object_path(VS_API, "volumesnapshots", body["metadata"]["name"], namespace))
+        # A 409 (our cache had not seen the one made by the previous round yet) is returned as the error it is: the
+        # reconcile is retried, by then from a cache that has it, and no second event is recorded
+        created = self.kube.create(object_path(VS_API, "volumesnapshots", namespace=namespace), body)
         emit_event(self.kube, content, "VirtualMachineSnapshotContent", API, "Normal", VOLUME_SNAPSHOT_CREATE_EVENT,
                    f"Successfully created VolumeSnapshot {body['metadata']['name']}", COMPONENT)
         return created

@@ -1,4 +1,4 @@
-"""Pure logic of the KubeVirt stand-in: run strategies, printable status, the work queue."""
+"""Pure logic of the KubeVirt stand-in: run strategies, printable and VM status, the work queue, informer indexes."""
 
 import threading
 import time
@@ -6,7 +6,7 @@ import time
 import pytest
 
 from tests.lab.kubevirt import controller
-from tests.lab.kubevirt.runtime import WorkQueue
+from tests.lab.kubevirt.runtime import MAX_RETRY_DELAY, Informer, Manager, WorkQueue
 
 
 def vm(strategy=None, running=None, requests=None, deleting=False):
@@ -97,3 +97,56 @@ def test_work_queue_never_hands_one_key_to_two_workers():
     queue.done(key)
     worker.join(2)
     assert got == [key]
+
+
+def test_a_stopped_vms_status_as_stored_needs_no_patch():
+    # as the apiserver stores it: false created/ready and a zero lastProbeTime are absent
+    stored = {"printableStatus": "Stopped", "runStrategy": "Halted",
+              "conditions": [{"type": "Ready", "status": "False", "reason": "VMINotExists",
+                              "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    wanted = {"printableStatus": "Stopped", "ready": False, "created": False, "runStrategy": "Halted",
+              "conditions": [{"type": "Ready", "status": "False", "reason": "VMINotExists", "lastProbeTime": None,
+                              "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+              "observedGeneration": None, "desiredGeneration": None}
+    assert controller.vm_status_patch(stored, wanted) is None
+    starting = dict(wanted, printableStatus="Starting", created=True)
+    assert controller.vm_status_patch(stored, starting)["created"] is True
+    assert controller.vm_status_patch(dict(stored, ready=True), wanted)["ready"] is None  # removed
+
+
+def test_informer_indexes_follow_changes_and_deletions():
+    informer = Informer(None, "/x", lambda obj: None, "x")
+    informer.add_index("vm", lambda obj: [obj["spec"]["vm"]] if obj["spec"].get("vm") else [])
+    snap = {"metadata": {"namespace": "ns", "name": "s1", "resourceVersion": "5"}, "spec": {"vm": "a"}}
+    informer._apply({"type": "ADDED", "object": snap})
+    assert [o["metadata"]["name"] for o in informer.by_index("vm", "ns", "a")] == ["s1"]
+    assert informer.by_index("vm", "other", "a") == []
+    moved = {"metadata": {"namespace": "ns", "name": "s1", "resourceVersion": "6"}, "spec": {"vm": "b"}}
+    informer._apply({"type": "MODIFIED", "object": moved})
+    assert informer.by_index("vm", "ns", "a") == [] and len(informer.by_index("vm", "ns", "b")) == 1
+    informer._apply({"type": "DELETED", "object": moved})
+    assert informer.by_index("vm", "ns", "b") == [] and informer.get("ns", "s1") is None
+
+
+def test_an_own_write_is_kept_until_a_newer_version_arrives():
+    informer = Informer(None, "/x", lambda obj: None, "x")
+    old = {"metadata": {"namespace": "", "name": "c", "resourceVersion": "10"}, "status": None}
+    written = {"metadata": {"namespace": "", "name": "c", "resourceVersion": "11"}, "status": {"cut": True}}
+    informer._apply({"type": "ADDED", "object": old})
+    informer.remember(written)
+    informer._apply({"type": "MODIFIED", "object": old})  # a late event of the version before the write
+    assert informer.get("", "c")["status"] == {"cut": True}
+    newer = {"metadata": {"namespace": "", "name": "c", "resourceVersion": "12"}, "status": {"cut": True, "ready": True}}
+    informer._apply({"type": "MODIFIED", "object": newer})
+    assert informer.get("", "c")["status"]["ready"] is True
+
+
+def test_failed_reconciles_back_off_per_key_and_a_success_forgets():
+    manager = Manager(None)
+    key, other = ("VM", "ns", "a"), ("VM", "ns", "b")
+    delays = [manager._retry_after(key) for attempt in range(5)]
+    assert delays == [0.005, 0.01, 0.02, 0.04, 0.08]  # client-go's per-item exponential backoff
+    assert manager._retry_after(other) == 0.005
+    assert max(manager._retry_after(key) for attempt in range(30)) == MAX_RETRY_DELAY
+    manager._forget(key)
+    assert manager._retry_after(key) == 0.005
