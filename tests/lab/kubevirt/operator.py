@@ -15,7 +15,7 @@ Deleting the CR removes what it registered, as the real operators do.
 import base64
 import logging
 from datetime import datetime, timezone
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Set
 
 from .. import versions
 from ..kube import JSON, Kube, object_path
@@ -68,6 +68,10 @@ WEBHOOK_API_VERSIONS = ["v1alpha3", "v1"]
 OPERATOR_DEPLOYMENTS = {"virt-operator": "KubeVirt", "cdi-operator": "CDI"}
 
 
+def crd_groups(definitions: List[JSON]) -> Set[str]:
+    return {crd["spec"]["group"] for crd in definitions}
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -118,6 +122,7 @@ def _conditions(deployed: bool, message: str) -> List[JSON]:
 class Operators:
     def __init__(self, manager: Manager, kube: Kube, virt_api_port: int, ca_bundle: bytes):
         self.kube = kube
+        self.manager = manager
         self.queue = manager.queue
         self.virt_api_port = virt_api_port
         self.ca_bundle = base64.b64encode(ca_bundle).decode()
@@ -308,7 +313,11 @@ class Operators:
             return None
         if self._ensure_finalizer(path, kv, KUBEVIRT_FINALIZER):
             return None
-        ready = self._apply_crds(crds.kubevirt_crds(), crds.KUBEVIRT_OPERATOR_CRD)
+        # Deployed once virt-controller and virt-api would be Ready: their informers of KubeVirt's resources have
+        # synced (cache.WaitForCacheSync before the controllers start, pkg/virt-controller/watch/application.go;
+        # virt-operator waits for the deployments' readiness before it reports Deployed)
+        ready = self._apply_crds(crds.kubevirt_crds(), crds.KUBEVIRT_OPERATOR_CRD) \
+            and self.manager.caches_synced(crd_groups(crds.kubevirt_crds()))
         self._register_virt_api(namespace)
         status = kv.get("status", {})
         phase = "Deployed" if ready else "Deploying"
@@ -339,7 +348,8 @@ class Operators:
             return None
         if self._ensure_finalizer(path, cdi, CDI_FINALIZER):
             return None
-        ready = self._apply_crds(crds.cdi_crds(), crds.CDI_OPERATOR_CRD)
+        ready = self._apply_crds(crds.cdi_crds(), crds.CDI_OPERATOR_CRD) \
+            and self.manager.caches_synced(crd_groups(crds.cdi_crds()))
         if ready:
             # cluster/apiserver.go createDataVolumeValidatingWebhook, served by the stand-in (cdi_webhook.py)
             self.kube.apply(webhook, cdi_webhook.webhook_configuration(self.virt_api_port, self.ca_bundle),

@@ -8,7 +8,7 @@ import heapq
 import logging
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from ..kube import JSON, Kube, KubeError
 
@@ -20,6 +20,12 @@ Key = Tuple[str, str, str]  # (kind, namespace, name)
 def object_key(obj: JSON) -> Tuple[str, str]:
     meta = obj.get("metadata", {})
     return meta.get("namespace", ""), meta["name"]
+
+
+def api_group(path: str) -> str:
+    """The API group of a REST path: "" for /api/v1/..., <group> for /apis/<group>/<version>/..."""
+    parts = path.split("/")
+    return parts[2] if len(parts) > 2 and parts[1] == "apis" else ""
 
 
 def without_nulls(value):
@@ -247,6 +253,10 @@ class Manager:
                 self.queue.add((kind, namespace, obj_name))
 
         return self.watch(name, path, on_change if enqueue_kinds else None)
+
+    def caches_synced(self, groups: Set[str]) -> bool:
+        """Whether every informer of these API groups has listed its resource once (informer HasSynced)."""
+        return all(informer.synced.is_set() for path, informer in self.by_path.items() if api_group(path) in groups)
 
     def reconciler(self, kind: str, func: Reconcile) -> None:
         self.reconcilers[kind] = func

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from tests.lab.kubevirt import controller
-from tests.lab.kubevirt.runtime import MAX_RETRY_DELAY, Informer, Manager, WorkQueue
+from tests.lab.kubevirt.runtime import MAX_RETRY_DELAY, Informer, Manager, WorkQueue, api_group
 
 
 def vm(strategy=None, running=None, requests=None, deleting=False):
@@ -150,3 +150,16 @@ def test_failed_reconciles_back_off_per_key_and_a_success_forgets():
     assert max(manager._retry_after(key) for attempt in range(30)) == MAX_RETRY_DELAY
     manager._forget(key)
     assert manager._retry_after(key) == 0.005
+
+
+def test_caches_synced_looks_at_the_informers_of_the_groups_asked():
+    manager = Manager(None)
+    vms = manager.watch("vms", "/apis/kubevirt.io/v1/virtualmachines")
+    pvcs = manager.watch("pvcs", "/api/v1/persistentvolumeclaims")
+    assert api_group("/apis/kubevirt.io/v1/virtualmachines") == "kubevirt.io"
+    assert api_group("/api/v1/persistentvolumeclaims") == ""
+    assert not manager.caches_synced({"kubevirt.io"})
+    vms.synced.set()
+    assert manager.caches_synced({"kubevirt.io"}) and not manager.caches_synced({"kubevirt.io", ""})
+    pvcs.synced.set()
+    assert manager.caches_synced({"kubevirt.io", ""})
