@@ -40,7 +40,7 @@ from typing import Optional
 
 from ..kube import JSON, Kube, KubeError, object_path
 from . import volume_data
-from .runtime import Informer, Manager
+from .runtime import Manager
 from .storage import PROVISIONER, binary_si, record_event, storage_bytes
 
 log = logging.getLogger("standin.snapshot")
@@ -101,12 +101,12 @@ class VolumeSnapshots:
 
     def __init__(self, manager: Manager, kube: Kube, storage, step: float = 0.3):
         self.kube, self.storage, self.queue, self.step = kube, storage, manager.queue, step
-        self.snapshots = self._informer(manager, "volumesnapshots", object_path(API, "volumesnapshots"),
-                                        self._snapshot_changed)
-        self.contents = self._informer(manager, "volumesnapshotcontents", object_path(API, "volumesnapshotcontents"),
-                                       self._content_changed)
-        self.classes = self._informer(manager, "volumesnapshotclasses", object_path(API, "volumesnapshotclasses"),
-                                      lambda obj: None)
+        self.snapshots = manager.watch("volumesnapshots", object_path(API, "volumesnapshots"),
+                                       self._snapshot_changed)
+        self.contents = manager.watch("volumesnapshotcontents", object_path(API, "volumesnapshotcontents"),
+                                      self._content_changed)
+        self.classes = manager.watch("volumesnapshotclasses", object_path(API, "volumesnapshotclasses"),
+                                     lambda obj: None)
         # A claim restoring from a snapshot ends its Pending phase: a deleted snapshot waiting for it goes on.
         first = storage.pvcs.on_change
 
@@ -120,10 +120,6 @@ class VolumeSnapshots:
         manager.reconciler("VolumeSnapshotContent", self.reconcile_content)
         manager.reconciler("VolumeSnapshotClass", self.reconcile_class)
         self.queue.add(("VolumeSnapshotClass", "", SNAPSHOT_CLASS))
-
-    @staticmethod
-    def _informer(manager: Manager, name: str, path: str, on_change) -> Informer:
-        return manager.watch(name, path, on_change)
 
     def _snapshot_changed(self, obj: JSON) -> None:
         self.queue.add(("VolumeSnapshot", obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))

@@ -177,28 +177,24 @@ class Storage:
         # slowSet: claim uid -> (when its provisioning failed as infeasible, the StorageClass uid then)
         self.slow: Dict[str, tuple] = {}
         self.lock = threading.Lock()
-        self.classes = self._informer(manager, "storageclasses", object_path("storage.k8s.io/v1", "storageclasses"),
-                                      self._class_changed)
+        self.classes = manager.watch("storageclasses", object_path("storage.k8s.io/v1", "storageclasses"),
+                                     self._class_changed)
         # A claim's change wakes the provisioner/resizer, the DataVolume of the same name and its import.
         self.pvcs = manager.informer("pvcs", object_path("v1", "persistentvolumeclaims"),
                                      ("PVC", "DataVolume", "Import"))
         self._watch_claim_sizes(self.pvcs)
-        self.configs = self._informer(manager, "cdiconfigs", object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs"),
-                                      lambda obj: self.queue.add(("CDIConfig", "", CDI_CONFIG)))
-        self.pvs = self._informer(manager, "pvs", object_path("v1", "persistentvolumes"), self._pv_changed)
-        self.vmis = self._informer(manager, "storage-vmis", object_path("kubevirt.io/v1", "virtualmachineinstances"),
-                                   self._vmi_changed)
-        self.profiles = self._informer(manager, "storageprofiles",
-                                       object_path("cdi.kubevirt.io/v1beta1", "storageprofiles"),
-                                       lambda obj: self.queue.add(("StorageProfile", "", obj["metadata"]["name"])))
+        self.configs = manager.watch("cdiconfigs", object_path("cdi.kubevirt.io/v1beta1", "cdiconfigs"),
+                                     lambda obj: self.queue.add(("CDIConfig", "", CDI_CONFIG)))
+        self.pvs = manager.watch("pvs", object_path("v1", "persistentvolumes"), self._pv_changed)
+        self.vmis = manager.watch("storage-vmis", object_path("kubevirt.io/v1", "virtualmachineinstances"),
+                                  self._vmi_changed)
+        self.profiles = manager.watch("storageprofiles",
+                                      object_path("cdi.kubevirt.io/v1beta1", "storageprofiles"),
+                                      lambda obj: self.queue.add(("StorageProfile", "", obj["metadata"]["name"])))
         manager.reconciler("PVC", self.reconcile_pvc)
         manager.reconciler("PV", self.reconcile_pv)
         manager.reconciler("StorageProfile", self.reconcile_profile)
         manager.reconciler("CDIConfig", self.reconcile_cdi_config)
-
-    @staticmethod
-    def _informer(manager: Manager, name: str, path: str, on_change) -> Informer:
-        return manager.watch(name, path, on_change)
 
     def _class_changed(self, obj: JSON) -> None:
         self.queue.add(("StorageProfile", "", obj["metadata"]["name"]))

@@ -196,20 +196,14 @@ class VMCloneController:
         self.vms = manager.informers["vms"]
         self.pvcs = manager.informers["pvcs"]
         for informer in (self.snapshots, self.restores, self.vms, self.pvcs):
-            self._chain(informer)
+            informer.add_handler(self._requeue_namespace)
         manager.reconciler("VMClone", self.execute)
 
-    def _chain(self, informer) -> None:
-        first = informer.on_change
-
-        def on_change(obj: JSON) -> None:
-            first(obj)
-            namespace = obj["metadata"].get("namespace", "")
-            for clone in self.clones.list():
-                if clone["metadata"].get("namespace") == namespace:
-                    self.manager.queue.add(("VMClone", namespace, clone["metadata"]["name"]))
-
-        informer.on_change = on_change
+    def _requeue_namespace(self, obj: JSON) -> None:
+        namespace = obj["metadata"].get("namespace", "")
+        for clone in self.clones.list():
+            if clone["metadata"].get("namespace") == namespace:
+                self.manager.queue.add(("VMClone", namespace, clone["metadata"]["name"]))
 
     def _record(self, clone: JSON, reason: str, message: str, event_type: str = "Normal") -> None:
         """logAndRecord."""

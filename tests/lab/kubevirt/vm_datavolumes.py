@@ -97,19 +97,9 @@ class VMDataVolumes:
         self.kube = kube
         self.dvs = dv_informer
         self.pvcs = pvc_informer
-        self._chain(dv_informer, self._dv_changed)
-        self._chain(pvc_informer, self._pvc_changed)
+        dv_informer.add_handler(self._dv_changed)
+        pvc_informer.add_handler(self._pvc_changed)
         self.reported: set = set()  # VMI uids whose missing claim was reported
-
-    @staticmethod
-    def _chain(informer, extra) -> None:
-        first = informer.on_change
-
-        def on_change(obj: JSON) -> None:
-            first(obj)
-            extra(obj)
-
-        informer.on_change = on_change
 
     def _vms(self) -> List[JSON]:
         informer = self.manager.informers.get("vms")

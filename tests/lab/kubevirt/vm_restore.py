@@ -373,20 +373,10 @@ class VMRestoreController:
         self.pvcs = manager.informers["pvcs"]
         self.dvs = manager.informers["datavolumes"]
         self.classes = manager.informers.get("storageclasses")
-        self._chain(self.dvs, self._annotated_changed)   # handleDataVolume
-        self._chain(self.pvcs, self._annotated_changed)  # handlePVC
-        self._chain(self.vms, self._vm_changed)          # handleVM (the "vm" index: restores by target)
+        self.dvs.add_handler(self._annotated_changed)   # handleDataVolume
+        self.pvcs.add_handler(self._annotated_changed)  # handlePVC
+        self.vms.add_handler(self._vm_changed)          # handleVM (the "vm" index: restores by target)
         manager.reconciler("VMRestore", self.reconcile)
-
-    @staticmethod
-    def _chain(informer, extra) -> None:
-        first = informer.on_change
-
-        def on_change(obj: JSON) -> None:
-            first(obj)
-            extra(obj)
-
-        informer.on_change = on_change
 
     def _annotated_changed(self, obj: JSON) -> None:
         name = (obj["metadata"].get("annotations") or {}).get(RESTORE_NAME_ANNOTATION)

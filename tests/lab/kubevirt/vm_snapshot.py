@@ -36,7 +36,7 @@ from typing import Dict, List, Optional
 
 from ..kube import JSON, Kube, KubeError, object_path
 from . import admission
-from .runtime import Informer, Manager
+from .runtime import Manager
 from .snapshot import API as VS_API, DEFAULT_CLASS_ANNOTATION, emit_event
 
 log = logging.getLogger("standin.vm_snapshot")
@@ -330,41 +330,28 @@ class VMSnapshots:
         self.pvcs, self.classes, self.profiles = storage.pvcs, storage.classes, storage.profiles
         self.dvs = parts["datavolumes"].dvs
         self.volume_snapshots, self.snapshot_classes = volume_snapshots.snapshots, volume_snapshots.classes
-        self.snapshots = self._informer(manager, "vmsnapshots", object_path(API, "virtualmachinesnapshots"),
-                                        self._snapshot_changed)
-        self.contents = self._informer(manager, "vmsnapshotcontents",
-                                       object_path(API, "virtualmachinesnapshotcontents"), self._content_changed)
-        self.vms = self._informer(manager, "vms-snapshot", object_path("kubevirt.io/v1", "virtualmachines"),
-                                  self._vm_changed)
-        self.vmis = self._informer(manager, "vmis-snapshot", object_path("kubevirt.io/v1", "virtualmachineinstances"),
-                                   self._vmi_changed)
+        self.snapshots = manager.watch("vmsnapshots", object_path(API, "virtualmachinesnapshots"),
+                                       self._snapshot_changed)
+        self.contents = manager.watch("vmsnapshotcontents",
+                                      object_path(API, "virtualmachinesnapshotcontents"), self._content_changed)
+        self.vms = manager.watch("vms-snapshot", object_path("kubevirt.io/v1", "virtualmachines"),
+                                 self._vm_changed)
+        self.vmis = manager.watch("vmis-snapshot", object_path("kubevirt.io/v1", "virtualmachineinstances"),
+                                  self._vmi_changed)
         # virtinformers.go GetVirtualMachineSnapshotInformerIndexers / ...ContentInformerIndexers
         self.snapshots.add_index("vm", snapshot_source_vm)
         self.contents.add_index("volumeSnapshot", lambda content: [
             b["volumeSnapshotName"] for b in (content.get("spec") or {}).get("volumeBackups") or []
             if b.get("volumeSnapshotName")])
         self.vms.add_index("claim", lambda vm: list(vm_claims(vm).values()))
-        self._chain(self.volume_snapshots, self._volume_snapshot_changed)
-        self._chain(self.snapshot_classes, lambda obj: [self.queue.add(("VMSnapshotStatus",) + k)
-                                                        for k in self._vm_keys()])
-        self._chain(self.pvcs, self._claim_changed)
-        self._chain(self.dvs, self._claim_changed)
+        self.volume_snapshots.add_handler(self._volume_snapshot_changed)
+        self.snapshot_classes.add_handler(lambda obj: [self.queue.add(("VMSnapshotStatus",) + k)
+                                                       for k in self._vm_keys()])
+        self.pvcs.add_handler(self._claim_changed)
+        self.dvs.add_handler(self._claim_changed)
         manager.reconciler("VMSnapshot", self.reconcile_snapshot)
         manager.reconciler("VMSnapshotContent", self.reconcile_content)
         manager.reconciler("VMSnapshotStatus", self.reconcile_vm_status)
-
-    @staticmethod
-    def _informer(manager: Manager, name: str, path: str, on_change) -> Informer:
-        return manager.watch(name, path, on_change)
-
-    @staticmethod
-    def _chain(informer: Informer, handler) -> None:
-        first = informer.on_change
-
-        def on_change(obj: JSON) -> None:
-            first(obj)
-            handler(obj)
-        informer.on_change = on_change
 
     def _vm_keys(self):
         return [(vm["metadata"]["namespace"], vm["metadata"]["name"]) for vm in self.vms.list()]
